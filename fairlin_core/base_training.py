@@ -1,0 +1,125 @@
+"""Train a base (all-ReLU) model on a dataset's train split, selecting nothing on test.
+
+Recipes: image models use SGD (momentum 0.9, weight decay 5e-4) with a cosine schedule and light
+augmentation (random shifts, plus horizontal flips for natural images); the MLP uses Adam with a
+cosine schedule, full batch by default (the paper's 2D toy setting).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import DatasetBundle
+from .errors import FairLinError
+from .metrics import evaluate_split
+from .models import ModelSpec, build_model, resolve_spec
+from .runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
+
+FLIP_DATASETS = {"cifar10", "utkface"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """epochs; lr; batch_size (0 = full batch); optimizer 'sgd' or 'adam'; weight_decay;
+    augment 'none', 'shift' (random translation by up to ``shift`` pixels) or 'shift_flip'."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    optimizer: str
+    weight_decay: float
+    augment: str
+    shift: int = 0
+
+
+def default_train_config(bundle: DatasetBundle, spec: ModelSpec, epochs: int | None = None) -> TrainConfig:
+    """The documented recipe for ``spec`` on ``bundle`` (epochs overridable)."""
+    if len(bundle.input_shape) == 3:
+        height = bundle.input_shape[1]
+        augment = "shift_flip" if bundle.name in FLIP_DATASETS else "shift"
+        return TrainConfig(epochs=epochs or 30, lr=0.05, batch_size=64, optimizer="sgd", weight_decay=5e-4,
+                           augment=augment, shift=max(1, height // 8))
+    return TrainConfig(epochs=epochs or 2000, lr=1e-2, batch_size=0, optimizer="adam", weight_decay=0.0,
+                       augment="none")
+
+
+def _augment(x: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """Random translation with zero padding (and flips) of a (N, C, H, W) batch."""
+    if config.augment == "none" or x.dim() != 4:
+        return x
+    n, _, height, width = x.shape
+    pad = config.shift
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    out = torch.stack([padded[i, :, dy:dy + height, dx:dx + width] for i, (dy, dx) in enumerate(offsets.tolist())])
+    if config.augment == "shift_flip":
+        flip = torch.rand(n, generator=generator) < 0.5
+        out[flip] = out[flip].flip(-1)
+    return out
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise FairLinError(f"unknown optimizer {config.optimizer!r}; expected sgd or adam")
+
+
+def train_base(bundle: DatasetBundle, model_name: str, *, model_options: dict[str, Any] | None = None,
+               config: TrainConfig | None = None, epochs: int | None = None, seed: int = 0,
+               device: torch.device | None = None, progress: ProgressFn | None = None,
+               cancel: CancelFlag | None = None) -> tuple[nn.Module, ModelSpec, TrainConfig, pd.DataFrame]:
+    """Train a fresh model; returns (model in eval mode on CPU, spec, recipe used, per-epoch history).
+
+    history columns: epoch, train_loss, val_accuracy, val_worst_group_accuracy, lr.
+    """
+    if epochs is not None and epochs < 1:
+        raise FairLinError(f"epochs must be a positive integer, got {epochs}")
+    spec = resolve_spec(model_name, bundle.num_classes, bundle.input_shape, **(model_options or {}))
+    config = config or default_train_config(bundle, spec, epochs)
+    device = device or default_device()
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(spec).to(device)
+    optimizer = _optimizer(model, config)
+    train = bundle.splits["train"]
+    batch_size = config.batch_size or len(train)
+    steps_per_epoch = len(list(batch_indices(len(train), batch_size)))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+    history = []
+    record_every = max(1, config.epochs // 200)  # keep at most ~200 history rows (full-batch runs are long)
+    for epoch in range(config.epochs):
+        model.train()
+        total_loss, seen = 0.0, 0
+        for index in batch_indices(len(train), batch_size, generator):
+            check_cancel(cancel)
+            x = _augment(train.x[index], config, generator).to(device)
+            loss = F.cross_entropy(model(x), train.y[index].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(index)
+            seen += len(index)
+        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "lr": scheduler.get_last_lr()[0]}
+        if (epoch + 1) % record_every == 0 or epoch + 1 == config.epochs:
+            val_acc, val_groups = evaluate_split(model, bundle.splits["val"], bundle.group_names, device)
+            row.update(val_accuracy=val_acc, val_worst_group_accuracy=float(val_groups["accuracy"].min()))
+            history.append(row)
+        report(progress, (epoch + 1) / config.epochs, "train", f"epoch {epoch + 1}/{config.epochs}",
+               **{k: v for k, v in row.items() if isinstance(v, float) and not math.isnan(v)})
+    model.eval().cpu()
+    return model, spec, config, pd.DataFrame(history)
+
+
+def train_config_dict(config: TrainConfig) -> dict[str, Any]:
+    return asdict(config)

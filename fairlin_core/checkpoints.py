@@ -1,0 +1,167 @@
+"""Safe checkpoints: safetensors weights plus a JSON sidecar; nothing is ever unpickled.
+
+A checkpoint ``NAME.safetensors`` has its sidecar ``NAME.json`` beside it. The sidecar holds the
+model spec (enough to rebuild the architecture), the dataset and its options, the seed, the ReLU
+count, per-group accuracy and package versions. Loading refuses corrupt files, pickles and
+``torch.save`` archives, and weights whose names or shapes disagree with the sidecar's architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import struct
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import __version__
+from .errors import CheckpointError, FairLinError
+from .models import ModelSpec, build_model
+
+SIDECAR_FORMAT = "fairlin-checkpoint"
+SIDECAR_VERSION = 1
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (eval mode, on CPU), its spec and the whole sidecar dict."""
+
+    model: nn.Module
+    spec: ModelSpec
+    sidecar: dict[str, Any]
+    path: Path
+
+
+def sidecar_path(weights_path: Path) -> Path:
+    return weights_path.with_suffix(".json")
+
+
+def package_versions() -> dict[str, str]:
+    import numpy
+    import safetensors
+    return {"fairlin": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "safetensors": safetensors.__version__, "python": platform.python_version()}
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, metadata: dict[str, Any]) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar atomically; returns the weights path.
+
+    metadata: dataset, seed, metrics, ... (merged into the sidecar next to the model spec).
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    sidecar = {"format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION, "model": spec.to_dict(),
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "versions": package_versions(), **metadata}
+    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": SIDECAR_FORMAT}))
+    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2) + "\n"))
+    return path
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """The weights file for ``path``: a .safetensors file, its .json sidecar, or a folder holding one."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.safetensors"))
+        if len(found) != 1:
+            raise CheckpointError(f"folder {path} holds {len(found)} .safetensors files; expected exactly one "
+                                  f"(or pass the file itself)")
+        return found[0]
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; expected a .safetensors file with a .json sidecar "
+                              f"beside it")
+    return path
+
+
+def _check_safetensors_bytes(path: Path) -> None:
+    """Refuse pickles, torch.save archives and truncated files before the parser sees them."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    size = path.stat().st_size
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        kind = "a torch.save zip archive" if head[:2] == b"PK" else "a Python pickle"
+        raise CheckpointError(f"{path} is {kind}, not safetensors; FairLin never unpickles checkpoints. "
+                              f"Expected a safetensors file (convert with safetensors.torch.save_file)")
+    if len(head) < 9:
+        raise CheckpointError(f"{path} is corrupt: {size} bytes is too short for a safetensors file")
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if header_len > _MAX_HEADER or 8 + header_len > size or head[8:9] != b"{":
+        raise CheckpointError(f"{path} is corrupt or not a safetensors file (bad header); expected a safetensors "
+                              f"file written by FairLin")
+
+
+def read_sidecar(weights_path: Path) -> dict[str, Any]:
+    side = sidecar_path(weights_path)
+    if not side.exists():
+        raise CheckpointError(f"sidecar {side} not found; every checkpoint needs NAME.json beside NAME.safetensors")
+    try:
+        sidecar = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"sidecar {side} is not valid JSON ({error}); expected the JSON written with "
+                              f"the checkpoint") from error
+    if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT or "model" not in sidecar:
+        raise CheckpointError(f"sidecar {side} is not a FairLin checkpoint sidecar; expected a JSON object with "
+                              f"\"format\": \"{SIDECAR_FORMAT}\" and a \"model\" spec")
+    return sidecar
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and validate a checkpoint; the model is returned in eval mode on CPU."""
+    weights_path = resolve_checkpoint_path(path)
+    sidecar = read_sidecar(weights_path)
+    _check_safetensors_bytes(weights_path)
+    try:
+        state = load_file(weights_path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path} is corrupt ({error}); expected a complete safetensors file") from error
+    try:
+        spec = ModelSpec.from_dict(sidecar["model"])
+        model = build_model(spec)
+    except FairLinError as error:
+        raise CheckpointError(f"sidecar of {weights_path} describes no buildable model: {error}") from error
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in state.items()}
+    if expected != found:
+        missing = sorted(set(expected) - set(found))
+        unexpected = sorted(set(found) - set(expected))
+        wrong = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
+        details = []
+        if missing:
+            details.append(f"missing {len(missing)} tensor(s) e.g. {missing[:3]}")
+        if unexpected:
+            details.append(f"unexpected {len(unexpected)} tensor(s) e.g. {unexpected[:3]}")
+        if wrong:
+            details.append("wrong shape: " + ", ".join(f"{n} {found[n]} != {expected[n]}" for n in wrong[:3]))
+        raise CheckpointError(f"{weights_path} does not match the architecture in its sidecar "
+                              f"({spec.name}, options {spec.options}): " + "; ".join(details))
+    model.load_state_dict(state)
+    model.eval()
+    return Checkpoint(model=model, spec=spec, sidecar=sidecar, path=weights_path)

@@ -1,0 +1,11 @@
+"""Datasets: a registry of loaders (embedded and local files) with the seeded imbalance protocol.
+
+``load_dataset(name, ...)`` returns a :class:`DatasetBundle` of :class:`Split` s (train, val,
+test, and balanced where the protocol subsamples); ``list_datasets()`` says which are available
+under the data root (:func:`resolve_data_root`); ``DATASETS`` describes each loader.
+"""
+
+from fairlin_core.data.bundle import DatasetBundle, Split
+from fairlin_core.data.registry import DATASETS, list_datasets, load_dataset, resolve_data_root
+
+__all__ = ["DATASETS", "DatasetBundle", "Split", "list_datasets", "load_dataset", "resolve_data_root"]

@@ -1,0 +1,145 @@
+"""The dataset registry: names -> loaders, the data root, ``load_dataset`` and ``list_datasets``.
+
+Every loader module (``digits``, ``toy2d``, ``cifar10``, ``svhn``, ``utkface``, ``folder``) exposes
+``ATTRIBUTES`` (None when read from the files), ``DEFAULT_TARGET``, ``DEFAULT_GROUP``, ``DEFAULTS``
+(every option it accepts with its default) and ``load(data_root, seed, target, group, options)``;
+file-backed ones also ``LAYOUT`` and ``missing(data_root, options) -> str`` (a cheap check).
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Any
+
+from fairlin_core.data import cifar10, digits, folder, svhn, toy2d, utkface
+from fairlin_core.data.bundle import DatasetBundle
+from fairlin_core.errors import DatasetError
+
+DATA_ROOT_ENV = "FAIRLIN_DATA_ROOT"
+DEFAULT_DATA_ROOT = "data"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to load one dataset.
+
+    attributes: the attribute names usable as target or group (None: the CSV's columns).
+    defaults: every option the loader accepts (besides seed, target, group) with its default.
+    embedded: needs no files (bundled with a package, or synthetic).
+    reported: keys the loader adds to ``bundle.options`` as information (e.g. ``dropped_age``);
+    ``load_dataset`` accepts and ignores them so that ``load_dataset(name, **bundle.options)``
+    reproduces a bundle.
+    layout: the expected files, for messages ("" for embedded datasets).
+    load: ``load(data_root, seed, target, group, options) -> DatasetBundle``.
+    missing: ``missing(data_root, options) -> str``, what is missing on disk ("" when present).
+    """
+
+    name: str
+    description: str
+    attributes: tuple[str, ...] | None
+    default_target: str
+    default_group: str
+    embedded: bool
+    defaults: Mapping[str, Any]
+    reported: tuple[str, ...]
+    layout: str
+    load: Callable[..., DatasetBundle] = field(repr=False)
+    missing: Callable[[Path, Mapping[str, Any]], str] = field(repr=False)
+
+
+def _nothing_missing(data_root: Path, options: Mapping[str, Any]) -> str:
+    return ""
+
+
+def _spec(name: str, description: str, module: ModuleType, *, embedded: bool) -> DatasetSpec:
+    return DatasetSpec(name=name, description=description, attributes=module.ATTRIBUTES,
+                       default_target=module.DEFAULT_TARGET, default_group=module.DEFAULT_GROUP,
+                       embedded=embedded, defaults=MappingProxyType(dict(module.DEFAULTS)),
+                       reported=getattr(module, "REPORTED", ()), layout=getattr(module, "LAYOUT", ""),
+                       load=module.load, missing=_nothing_missing if embedded else module.missing)
+
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
+    _spec("digits", "scikit-learn 8x8 digits, 90% of 0-4 / 20% of 5-9 kept", digits, embedded=True),
+    _spec("toy2d", "synthetic 2D majority/minority shapes (the paper's crescent by default)", toy2d,
+          embedded=True),
+    _spec("cifar10", "CIFAR-10, 90% of classes 0-4 / 10% of 5-9 kept (paper protocol)", cifar10, embedded=False),
+    _spec("svhn", "SVHN cropped digits (naturally imbalanced)", svhn, embedded=False),
+    _spec("utkface", "UTKFace faces; age, race and gender attributes", utkface, embedded=False),
+    _spec("folder", "your images + labels.csv (path,label,group,...)", folder, embedded=False),
+)}
+
+
+def resolve_data_root(data_root: str | os.PathLike[str] | None = None) -> Path:
+    """The data root as an absolute path: ``data_root`` if given, else ``$FAIRLIN_DATA_ROOT`` if set
+    and non-empty, else ``./data`` (relative to the current directory). The folder need not exist."""
+    chosen = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT
+    return Path(chosen).expanduser().absolute()
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The registry entry for ``name``; DatasetError listing the valid names otherwise."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _check_attribute(spec: DatasetSpec, role: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise DatasetError(f"{role} must be an attribute name (a string), got {value!r}")
+    if spec.attributes is not None and value not in spec.attributes:
+        raise DatasetError(f"{role} {value!r} is not an attribute of {spec.name}; valid: {', '.join(spec.attributes)}")
+
+
+def load_dataset(name: str, *, data_root: str | os.PathLike[str] | None = None, seed: int = 0,
+                 target: str | None = None, group: str | None = None, **options: Any) -> DatasetBundle:
+    """Load dataset ``name`` with its protocol applied (seeded splits train/val/test[/balanced]).
+
+    data_root: see :func:`resolve_data_root`. target/group: attribute names (defaults per dataset).
+    options: dataset options (``DATASETS[name].defaults`` lists them with their defaults); an unknown
+    option is a DatasetError listing the valid ones. ``bundle.options`` holds every resolved option,
+    seed, target and group, so ``load_dataset(name, data_root=..., **bundle.options)`` reloads the
+    same splits.
+    """
+    spec = get_spec(name)
+    valid = dict(spec.defaults)
+    unknown = sorted(set(options) - set(valid) - set(spec.reported))
+    if unknown:
+        raise DatasetError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; valid options: "
+                           f"{', '.join(['seed', 'target', 'group', *valid])}")
+    target = spec.default_target if target is None else target
+    group = spec.default_group if group is None else group
+    _check_attribute(spec, "target", target)
+    _check_attribute(spec, "group", group)
+    resolved = {**valid, **{k: v for k, v in options.items() if k in valid}}
+    return spec.load(resolve_data_root(data_root), _check_seed(seed), target, group, resolved)
+
+
+def list_datasets(data_root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Every registered dataset as ``{"name", "available", "reason"}``, in registry order.
+
+    A cheap check (files present, nothing read): embedded datasets are always available; for the
+    others ``reason`` names what is missing and the expected layout, or is "" when present.
+    """
+    root = resolve_data_root(data_root)
+    rows = []
+    for spec in DATASETS.values():
+        if spec.embedded:
+            rows.append({"name": spec.name, "available": True, "reason": "embedded (no files needed)"})
+            continue
+        missing = spec.missing(root, spec.defaults)
+        reason = f"{missing}; expected {spec.layout}" if missing else ""
+        rows.append({"name": spec.name, "available": not missing, "reason": reason})
+    return rows

@@ -1,0 +1,8 @@
+"""Model zoo with linearizable activation sites and exact ReLU accounting."""
+
+from .activation import (RELU_THRESHOLD, LinearizableReLU, activation_sites, get_masks, relu_count, set_masks,
+                         site_table, total_sites)
+from .registry import MODELS, ModelSpec, build_model, resolve_spec
+
+__all__ = ["RELU_THRESHOLD", "LinearizableReLU", "activation_sites", "get_masks", "relu_count", "set_masks",
+           "site_table", "total_sites", "MODELS", "ModelSpec", "build_model", "resolve_spec"]
