@@ -106,16 +106,16 @@ def _check_safetensors_bytes(path: Path) -> None:
     with open(path, "rb") as handle:
         head = handle.read(9)
     size = path.stat().st_size
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+    if len(head) == 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if header_len <= _MAX_HEADER and 8 + header_len <= size and head[8:9] == b"{":
+            return
+    if head[:2] == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
         kind = "a torch.save zip archive" if head[:2] == b"PK" else "a Python pickle"
         raise CheckpointError(f"{path} is {kind}, not safetensors; FairLin never unpickles checkpoints. "
                               f"Expected a safetensors file (convert with safetensors.torch.save_file)")
-    if len(head) < 9:
-        raise CheckpointError(f"{path} is corrupt: {size} bytes is too short for a safetensors file")
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if header_len > _MAX_HEADER or 8 + header_len > size or head[8:9] != b"{":
-        raise CheckpointError(f"{path} is corrupt or not a safetensors file (bad header); expected a safetensors "
-                              f"file written by FairLin")
+    raise CheckpointError(f"{path} is corrupt or not a safetensors file ({size} bytes, bad header); expected a "
+                          f"complete safetensors file written by FairLin")
 
 
 def read_sidecar(weights_path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .audit import add_audit_command
 from .errors import FairLinError
 from .runtime import Progress
 
@@ -41,7 +42,7 @@ def _parse_option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-class _TqdmProgress:
+class TqdmProgress:
     """A progress callback drawing one tqdm bar on stderr."""
 
     def __init__(self, description: str) -> None:
@@ -133,7 +134,7 @@ def cmd_train_base(args: argparse.Namespace) -> None:
                           group=args.group, **options)
     model_options = {"width": args.width, "depth": args.depth, "stem_stride": args.stem_stride}
     resolve_spec(args.model, bundle.num_classes, bundle.input_shape, **model_options)  # fail before training
-    bar = _TqdmProgress(f"train {args.model} on {args.dataset}")
+    bar = TqdmProgress(f"train {args.model} on {args.dataset}")
     start = time.perf_counter()
     try:
         model, spec, config, history = train_base(bundle, args.model, model_options=model_options,
@@ -161,6 +162,64 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
           f"overall {result['overall_accuracy']:.4f}, ReLUs {result['relu_count']}")
     for row in result["groups"]:
         print(f"  {row['group']:>10s}  n={row['n']:<6d} accuracy={row['accuracy']:.4f}")
+
+
+def _linearize_options(args: argparse.Namespace):
+    from .finetune import FinetuneConfig
+    from .linearize import DeepReduceConfig, LinearizeOptions, SNLConfig
+    snl = SNLConfig(**{k: v for k, v in {"epochs": args.snl_epochs, "mask_lr": args.mask_lr, "lam": args.lam, "lam_min_progress": args.lam_min_progress}.items()
+                       if v is not None})
+    tune = FinetuneConfig(**{k: v for k, v in {"epochs": args.finetune_epochs, "lr": args.finetune_lr,
+                                               "temperature": args.temperature, "kd_weight": args.kd_weight,
+                                               "ce_weight": args.ce_weight}.items() if v is not None})
+    deepreduce = None
+    if args.cull is not None or args.thin or args.stem_stride is not None:
+        if args.method != "deepreduce":
+            raise FairLinError("--cull, --thin and --stem-stride configure deepreduce; expected --method deepreduce")
+        deepreduce = DeepReduceConfig(tuple(_int_list(args.cull or "", "--cull")), args.thin, args.stem_stride or 1)
+    return LinearizeOptions(snl=snl, finetune=tune, exact=not args.reference_budget, deepreduce=deepreduce)
+
+
+def _checkpoint_and_data(args: argparse.Namespace):
+    """The base checkpoint and its dataset (or the one named by --dataset, checked for compatibility)."""
+    from .checkpoints import load_checkpoint
+    from .data import load_dataset
+    from .evaluation import load_dataset_for
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.dataset:
+        options = dict(_parse_option(o) for o in args.dataset_option)
+        bundle = load_dataset(args.dataset, data_root=args.data_root, seed=args.data_seed, target=args.target,
+                              group=args.group, **options)
+    else:
+        bundle = load_dataset_for(checkpoint.sidecar, args.data_root)
+    spec = checkpoint.spec
+    if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
+        raise FairLinError(f"checkpoint {checkpoint.path} expects input {tuple(spec.input_shape)} with "
+                           f"{spec.num_classes} classes, but dataset {bundle.name} has input {bundle.input_shape} "
+                           f"with {bundle.num_classes} classes; expected the dataset the checkpoint was trained on")
+    return checkpoint, bundle
+
+
+def cmd_linearize(args: argparse.Namespace) -> None:
+    from .linearize import linearize
+    from .linearize.output import result_summary, save_linearized
+    options = _linearize_options(args)
+    checkpoint, bundle = _checkpoint_and_data(args)
+    bar = TqdmProgress(f"{args.method} to {args.budget}")
+    try:
+        result = linearize(checkpoint.model, checkpoint.spec, bundle, args.method, args.budget, options=options,
+                           seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+    path = save_linearized(result, args.out, bundle, base_checkpoint=checkpoint.path)
+    summary = {**result_summary(result), "checkpoint": str(path)}
+    if args.json:
+        _print_json(summary)
+        return
+    print(f"wrote {path}: {summary['relu_count']} of {summary['base_relu_count']} ReLUs, test accuracy "
+          f"{summary['overall_accuracy']:.4f} (base {summary['base_overall_accuracy']:.4f})")
+    for row in summary["groups"]:
+        print(f"  {row['group']:>10s}  n={row['n']:<6d} accuracy={row['accuracy']:.4f}  base={row['base_accuracy']:.4f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +262,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_train_base)
+
+    p = sub.add_parser("linearize", help="linearize a base checkpoint to a ReLU budget (snl, deepreduce, random)")
+    p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
+    p.add_argument("--method", required=True, choices=["snl", "deepreduce", "random"], help="linearizer")
+    p.add_argument("--budget", required=True,
+                   help="ReLUs to keep: a count (500), a fraction of the base count (0.1) or a percentage (10%%)")
+    p.add_argument("--out", required=True, help="output folder (model.safetensors + model.json are written)")
+    p.add_argument("--seed", type=int, default=0, help="seed of SNL, random placement and finetuning (default 0)")
+    p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")
+    p.add_argument("--mask-lr", type=float, help="Adam learning rate of the SNL masks (default 2e-2; reference 1e-3)")
+    p.add_argument("--lam", type=float, help="initial SNL L1 weight lambda (default 3e-3; reference 1e-5)")
+    p.add_argument("--lam-min-progress", type=float,
+                   help="SNL grows lambda when an epoch cuts the ReLU count by less than this fraction "
+                        "(default 0.1; reference 0: only when it stalls)")
+    p.add_argument("--reference-budget", action="store_true",
+                   help="SNL: binarise with alpha > 1e-2 like the reference (may undershoot) instead of exact top-k")
+    p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")
+    p.add_argument("--finetune-lr", type=float, help="finetune SGD learning rate (default 1e-3)")
+    p.add_argument("--temperature", type=float, help="KD temperature (default 4)")
+    p.add_argument("--kd-weight", type=float, help="weight of the KD term (default 1)")
+    p.add_argument("--ce-weight", type=float, help="weight of the cross-entropy term (default 1)")
+    p.add_argument("--cull", help="deepreduce: stages to cull, e.g. 1,2 (default: nearest configuration to the budget)")
+    p.add_argument("--thin", action="store_true", help="deepreduce: thin the kept stages")
+    p.add_argument("--stem-stride", type=int, choices=[1, 2], help="deepreduce: stem stride of the student")
+    p.add_argument("--dataset", help="use this dataset instead of the checkpoint's (must match its classes and input)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the --dataset splits (default 0)")
+    _add_data_args(p, with_seed=False)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_linearize)
+
+    add_audit_command(sub)
 
     p = sub.add_parser("evaluate", help="per-group accuracy of a checkpoint (base or linearized)")
     p.add_argument("--checkpoint", required=True, help="a .safetensors file, its .json sidecar, or a folder with one")

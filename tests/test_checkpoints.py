@@ -95,3 +95,10 @@ def test_refuses_missing_or_broken_sidecar(saved):
 def test_missing_file_names_the_expected_layout(tmp_path):
     with pytest.raises(CheckpointError, match="not found; expected a .safetensors file"):
         load_checkpoint(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.parametrize("width", [8, 12, 16, 20, 24, 32])
+def test_headers_starting_with_0x80_are_not_mistaken_for_pickles(tmp_path, width):
+    spec = resolve_spec("mlp", 10, (1, 8, 8), depth=2, width=width)
+    path = save_checkpoint(tmp_path / f"mlp{width}.safetensors", build_model(spec), spec, {})
+    assert load_checkpoint(path).spec == spec

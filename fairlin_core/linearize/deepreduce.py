@@ -2,38 +2,57 @@
 
 Culling a stage linearizes every activation of its blocks; thinning linearizes the post-add
 activation (role ``output``) of every block in the stages that keep their ReLUs; a stride-2 stem
-(rho = 0.5) is an architecture option (``stem_stride=2``) that shrinks every map 4x.
+(rho = 0.5) is an architecture change (``stem_stride=2``): the same weights on 4x smaller maps.
+A requested budget maps to the configuration whose ReLU count is nearest (ties: the base stem,
+then fewer stages culled, then no thinning); culling every stage (a linear network) is never chosen.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..errors import FairLinError
-from ..models import activation_sites
+from ..models import ModelSpec, activation_sites, build_model, resolve_spec
 from ..models.resnet import ResNet
+
+RESNETS = ("resnet18", "resnet34")
 
 
 @dataclass(frozen=True)
 class DeepReduceConfig:
-    """cull: 1-based stage indices whose ReLUs are all removed; thin: drop post-add ReLUs elsewhere."""
+    """cull: 1-based stages whose ReLUs are all removed; thin: drop post-add ReLUs of kept stages;
+    stem_stride: 1, or 2 for DeepReDuce's rho = 0.5 variant."""
 
     cull: tuple[int, ...] = ()
     thin: bool = False
+    stem_stride: int = 1
 
     def describe(self) -> str:
-        culled = "stages " + ",".join(map(str, self.cull)) + " culled" if self.cull else "no stage culled"
-        return culled + (" + thinned" if self.thin else "")
+        text = "stages " + ",".join(map(str, self.cull)) + " culled" if self.cull else "no stage culled"
+        text += " + thinned" if self.thin else ""
+        return text + (" + stride-2 stem" if self.stem_stride == 2 else "")
+
+    def to_dict(self) -> dict:
+        return {"cull": list(self.cull), "thin": self.thin, "stem_stride": self.stem_stride,
+                "description": self.describe()}
+
+
+def _check_resnet(model: nn.Module) -> None:
+    if not isinstance(model, ResNet):
+        raise FairLinError(f"DeepReDuce works on ResNets ({', '.join(RESNETS)}) only, got {type(model).__name__}; "
+                           f"use snl or random for other architectures")
 
 
 def apply_deepreduce(model: nn.Module, config: DeepReduceConfig) -> None:
-    """Set the masks of a ResNet in place: 0 for culled/thinned sites, 1 elsewhere."""
-    if not isinstance(model, ResNet):
-        raise FairLinError(f"DeepReDuce works on ResNets (resnet18, resnet34) only, got {type(model).__name__}; "
-                           f"use snl or random for other architectures")
+    """Set the masks of a ResNet in place: 0 for culled/thinned sites, 1 elsewhere.
+
+    The stem stride is part of the architecture: build the model with ``stem_stride`` first.
+    """
+    _check_resnet(model)
     stages = sorted({site.stage for _, site in activation_sites(model)})
     bad = [s for s in config.cull if s not in stages]
     if bad:
@@ -43,3 +62,36 @@ def apply_deepreduce(model: nn.Module, config: DeepReduceConfig) -> None:
             culled = site.stage in config.cull
             thinned = config.thin and site.role == "output"
             site.alpha.fill_(0.0 if culled or thinned else 1.0)
+
+
+def student_spec(base: ModelSpec, config: DeepReduceConfig) -> ModelSpec:
+    """The base architecture with the configuration's stem stride."""
+    if base.name not in RESNETS:
+        raise FairLinError(f"DeepReDuce works on ResNets ({', '.join(RESNETS)}) only, got {base.name}; "
+                           f"use snl or random for other architectures")
+    return resolve_spec(base.name, base.num_classes, base.input_shape, **{**base.options,
+                                                                          "stem_stride": config.stem_stride})
+
+
+def configuration_counts(base: ModelSpec, stem_strides: tuple[int, ...] = (1, 2)) -> list[tuple[DeepReduceConfig, int]]:
+    """Every configuration (all proper subsets of stages culled x thin x stem stride) with its ReLU count."""
+    results = []
+    for stride in stem_strides:
+        model = build_model(student_spec(base, DeepReduceConfig(stem_stride=stride)))
+        sites = [site for _, site in activation_sites(model)]
+        stages = sorted({site.stage for site in sites})
+        for size in range(len(stages)):
+            for cull in itertools.combinations(stages, size):
+                for thin in (False, True):
+                    count = sum(site.alpha.numel() for site in sites
+                                if site.stage not in cull and not (thin and site.role == "output"))
+                    results.append((DeepReduceConfig(tuple(cull), thin, stride), count))
+    return results
+
+
+def nearest_configuration(base: ModelSpec, budget: int, stem_strides: tuple[int, ...] = (1, 2)) -> tuple[DeepReduceConfig, int]:
+    """The configuration whose ReLU count is nearest to ``budget`` (see module docstring for ties)."""
+    base_stride = base.options.get("stem_stride", 1)
+    candidates = configuration_counts(base, stem_strides)
+    return min(candidates, key=lambda item: (abs(item[1] - budget), item[0].stem_stride != base_stride,
+                                             len(item[0].cull), item[0].thin))

@@ -1,0 +1,7 @@
+"""Finetuning of linearized students: plain KD finetune (and the fairness-constrained variant)."""
+
+from .kd import distillation_loss_per_sample, kd_per_sample, teacher_logits
+from .loop import BatchObjective, FinetuneConfig, FinetuneResult, MeanObjective, finetune
+
+__all__ = ["distillation_loss_per_sample", "kd_per_sample", "teacher_logits", "BatchObjective", "FinetuneConfig",
+           "FinetuneResult", "MeanObjective", "finetune"]

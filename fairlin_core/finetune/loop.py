@@ -1,0 +1,147 @@
+"""Masks-frozen finetuning of a linearized student by knowledge distillation from the base teacher.
+
+SGD (lr 1e-3, momentum 0.9, weight decay 5e-4) with a cosine schedule on ``ce_weight * CE +
+kd_weight * KD_T`` (T = 4), as in SNL's reference finetune. The epoch kept is the one with the best
+validation accuracy (epoch 0 = the starting point is a candidate), never selected on test. The batch
+objective is pluggable: the default is the mean per-sample loss; the fairness-constrained finetune
+supplies its own (see :mod:`fairlin_core.finetune.fair`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..data import DatasetBundle
+from ..errors import FairLinError
+from ..metrics import evaluate_split
+from ..models import activation_sites
+from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
+from .kd import distillation_loss_per_sample, teacher_logits
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """epochs (0 = no finetune); SGD lr, momentum, weight_decay; batch_size; KD temperature and weights."""
+
+    epochs: int = 20
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    temperature: float = 4.0
+    ce_weight: float = 1.0
+    kd_weight: float = 1.0
+
+    def validate(self) -> None:
+        if self.epochs < 0:
+            raise FairLinError(f"finetune epochs must be >= 0, got {self.epochs}")
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise FairLinError(f"finetune {name} must be > 0, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise FairLinError(f"finetune batch_size must be >= 2, got {self.batch_size}")
+        if self.ce_weight < 0 or self.kd_weight < 0 or self.ce_weight + self.kd_weight == 0:
+            raise FairLinError(f"ce_weight and kd_weight must be >= 0 and not both 0, got "
+                               f"{self.ce_weight} and {self.kd_weight}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BatchObjective(Protocol):
+    """Turns per-sample losses of a batch into the scalar to minimise; may keep per-epoch state."""
+
+    def __call__(self, per_sample_loss: torch.Tensor, groups: torch.Tensor) -> torch.Tensor: ...
+
+    def end_epoch(self) -> dict[str, Any]: ...
+
+
+class MeanObjective:
+    """Plain finetuning: the population mean of the per-sample loss."""
+
+    def __call__(self, per_sample_loss: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        return per_sample_loss.mean()
+
+    def end_epoch(self) -> dict[str, Any]:
+        return {}
+
+
+def validation_row(model: nn.Module, bundle: DatasetBundle, device: torch.device) -> dict[str, Any]:
+    """val_accuracy, val_worst_group_accuracy and one ``val_acc:<group>`` column per group."""
+    overall, table = evaluate_split(model, bundle.splits["val"], bundle.group_names, device)
+    present = table[table["n"] > 0]
+    row: dict[str, Any] = {"val_accuracy": overall, "val_worst_group_accuracy": float(present["accuracy"].min())}
+    row.update({f"val_acc:{r.group}": float(r.accuracy) for r in table.itertuples()})
+    return row
+
+
+@dataclass
+class FinetuneResult:
+    """The best-on-validation model (eval mode, on CPU), its epoch, and the per-epoch history."""
+
+    model: nn.Module
+    best_epoch: int
+    history: pd.DataFrame
+
+
+def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, config: FinetuneConfig, *,
+             seed: int = 0, objective: BatchObjective | None = None, device: torch.device | None = None,
+             progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
+             stage: str = "finetune") -> FinetuneResult:
+    """Finetune ``student`` (masks frozen) towards ``teacher``; ``student`` itself is not modified.
+
+    history columns: stage, epoch, loss, lr, val_accuracy, val_worst_group_accuracy, val_acc:<group>,
+    plus whatever ``objective.end_epoch()`` reports (e.g. lambda:<group>).
+    """
+    config.validate()
+    device = device or default_device()
+    objective = objective or MeanObjective()
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = copy.deepcopy(student).to(device)
+    for _, site in activation_sites(model):
+        site.alpha.requires_grad_(False)
+    train = bundle.splits["train"]
+    targets = teacher_logits(teacher, train.x, device)
+    x_all, y_all, g_all = train.x.to(device), train.y.to(device), train.group.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    steps = max(1, config.epochs * len(list(batch_indices(len(train), config.batch_size))))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+
+    best_row = {"stage": stage, "epoch": 0, **validation_row(model, bundle, device)}
+    history = [best_row]
+    best_state = copy.deepcopy(model.state_dict())
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, seen = 0.0, 0
+        for index in batch_indices(len(train), config.batch_size, generator):
+            check_cancel(cancel)
+            index = index.to(device)
+            logits = model(x_all[index])
+            per_sample = distillation_loss_per_sample(logits, targets[index], y_all[index], config.temperature,
+                                                      config.ce_weight, config.kd_weight)
+            loss = objective(per_sample, g_all[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += per_sample.detach().sum().item()
+            seen += len(index)
+        row = {"stage": stage, "epoch": epoch, "loss": total / seen, "lr": scheduler.get_last_lr()[0],
+               **objective.end_epoch(), **validation_row(model, bundle, device)}
+        history.append(row)
+        if row["val_accuracy"] > best_row["val_accuracy"]:
+            best_row, best_state = row, copy.deepcopy(model.state_dict())
+        report(progress, epoch / config.epochs, stage, f"epoch {epoch}/{config.epochs}",
+               loss=row["loss"], val_accuracy=row["val_accuracy"])
+    model.load_state_dict(best_state)
+    model.eval().cpu()
+    return FinetuneResult(model=model, best_epoch=int(best_row["epoch"]), history=pd.DataFrame(history))
+

@@ -1,0 +1,214 @@
+"""One interface for every linearizer: base model + data + method + ReLU budget -> linearized model.
+
+``linearize`` runs one budget, ``linearize_sweep`` several (SNL shares one trajectory between them).
+Every method ends with the same masks-frozen KD finetune from the base model as teacher, selected on
+the validation split; test (and balanced) accuracy is only reported.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..data import DatasetBundle
+from ..errors import FairLinError
+from ..evaluation import evaluate_model
+from ..finetune import BatchObjective, FinetuneConfig, finetune
+from ..models import ModelSpec, build_model, get_masks, relu_count, total_sites
+from ..runtime import CancelFlag, Progress, ProgressFn, default_device
+from .deepreduce import DeepReduceConfig, apply_deepreduce, nearest_configuration, student_spec
+from .random_masks import apply_random_masks
+from .snl import SNLConfig, binarize_masks, snl_trajectory
+
+METHODS = ("snl", "deepreduce", "random")
+REPORT_SPLITS = ("test", "balanced")
+
+
+@dataclass(frozen=True)
+class LinearizeOptions:
+    """snl: SNL schedule; finetune: the finetune after every method; exact: SNL keeps exactly the budget
+    (top-k masks) instead of the reference threshold rule; deepreduce: an explicit configuration
+    (None = the nearest to the budget); stem_strides: stem strides DeepReDuce may pick from."""
+
+    snl: SNLConfig = field(default_factory=SNLConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    exact: bool = True
+    deepreduce: DeepReduceConfig | None = None
+    stem_strides: tuple[int, ...] = (1, 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["deepreduce"] = self.deepreduce.to_dict() if self.deepreduce else None
+        return data
+
+
+@dataclass
+class LinearizationResult:
+    """A linearized, finetuned model with its binary masks, counts, configuration and history.
+
+    budget_requested: as asked (count, fraction or text); budget: the ReLU count aimed at.
+    evaluations: {"base" | "linearized" | "finetuned": {split: evaluate_model(...) dict}} on the
+    reporting splits ("linearized" = masks applied, before finetuning).
+    history: per-epoch rows of every stage (SNL then finetune).
+    """
+
+    method: str
+    budget_requested: Any
+    budget: int
+    relu_count: int
+    base_relu_count: int
+    model: nn.Module
+    spec: ModelSpec
+    masks: dict[str, torch.Tensor]
+    configuration: dict[str, Any]
+    history: pd.DataFrame
+    evaluations: dict[str, dict[str, Any]]
+    seed: int
+    options: LinearizeOptions
+
+    def group_table(self, split: str = "test") -> pd.DataFrame:
+        """Tidy per-group accuracy after finetuning next to the base model: group, n, accuracy, base_accuracy."""
+        after = pd.DataFrame(self.evaluations["finetuned"][split]["groups"])
+        base = pd.DataFrame(self.evaluations["base"][split]["groups"])
+        return after.assign(base_accuracy=base["accuracy"].to_numpy(),
+                            linearized_accuracy=pd.DataFrame(self.evaluations["linearized"][split]["groups"])
+                            ["accuracy"].to_numpy())
+
+
+def resolve_budget(budget: Any, base_count: int) -> int:
+    """ReLU count for a budget given as an int count, a float fraction in (0, 1], or text ("500", "0.1", "10%")."""
+    value = budget
+    if isinstance(budget, str):
+        text = budget.strip()
+        try:
+            if text.endswith("%"):
+                value = float(text[:-1]) / 100.0
+            elif re.fullmatch(r"[+-]?\d+", text):
+                value = int(text)
+            else:
+                value = float(text)
+        except ValueError:
+            raise FairLinError(f"budget {budget!r} is not a number; expected a ReLU count (e.g. 500), a fraction "
+                               f"of the base count (e.g. 0.1) or a percentage (e.g. 10%)") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FairLinError(f"budget {budget!r} is not a number; expected a ReLU count or a fraction")
+    if isinstance(value, float):
+        if value != value or not 0.0 < value <= 1.0:
+            raise FairLinError(f"budget fraction {budget!r} must be in (0, 1] of the base ReLU count {base_count}")
+        count = max(1, round(value * base_count))
+    else:
+        count = value
+    if count <= 0:
+        raise FairLinError(f"budget must be positive, got {budget!r}; expected 1..{base_count} ReLUs")
+    if count > base_count:
+        raise FairLinError(f"budget {budget!r} is above the base model's {base_count} ReLUs; expected at most that")
+    return int(count)
+
+
+def _scaled(progress: ProgressFn | None, start: float, span: float, prefix: str = "") -> ProgressFn | None:
+    if progress is None:
+        return None
+
+    def forward(update: Progress) -> None:
+        progress(Progress(start + span * update.fraction, update.stage, prefix + update.message, update.metrics))
+    return forward
+
+
+def _evaluate_all(model: nn.Module, bundle: DatasetBundle) -> dict[str, Any]:
+    return {split: evaluate_model(model, bundle, split) for split in REPORT_SPLITS if split in bundle.splits}
+
+
+def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budgets: list[Any], *,
+                    options: LinearizeOptions | None = None, seed: int = 0, device: torch.device | None = None,
+                    progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
+                    objective_factory: Callable[[], BatchObjective] | None = None) -> list[LinearizationResult]:
+    """Linearize ``base`` at every budget (in the order given); ``base`` itself is left unchanged.
+
+    objective_factory: builds the finetune's batch objective per budget (None = plain KD finetune);
+    the fairness-constrained finetune plugs in here.
+    """
+    if method not in METHODS:
+        raise FairLinError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if not budgets:
+        raise FairLinError("no budget given; expected at least one")
+    options = options or LinearizeOptions()
+    options.finetune.validate()
+    device = device or default_device()
+    base = copy.deepcopy(base).eval()
+    base_count = relu_count(base)
+    if base_count != total_sites(base):
+        raise FairLinError(f"the base model already has linearized ReLUs ({base_count} of {total_sites(base)} on); "
+                           f"expected a base checkpoint with every ReLU on")
+    targets = [resolve_budget(b, base_count) for b in budgets]
+    if method == "deepreduce":
+        student_spec(base_spec, DeepReduceConfig())  # refuses non-ResNets before any work
+    base_eval = _evaluate_all(base, bundle)
+
+    students: list[tuple[nn.Module, ModelSpec, dict[str, Any]]] = []
+    history_before: list[pd.DataFrame] = [pd.DataFrame() for _ in targets]
+    finetune_start = 0.0
+    if method == "snl":
+        options.snl.validate()
+        finetune_start = 0.5
+        snapshots, snl_history = snl_trajectory(base, bundle, targets, options.snl, seed=seed, device=device,
+                                                progress=_scaled(progress, 0.0, finetune_start), cancel=cancel)
+        by_budget = {s.budget: s for s in snapshots}
+        for i, target in enumerate(targets):
+            snapshot = by_budget[target]
+            student = copy.deepcopy(base)
+            student.load_state_dict(snapshot.state)
+            achieved = binarize_masks(student, target, exact=options.exact, threshold=options.snl.threshold)
+            history_before[i] = snl_history[snl_history["epoch"] <= snapshot.epoch]
+            students.append((student, base_spec, {"snl_epoch": snapshot.epoch, "snl_relu_count": snapshot.relu_count,
+                                                  "budget_reached": snapshot.reached, "exact": options.exact,
+                                                  "relu_count": achieved}))
+    elif method == "random":
+        for target in targets:
+            student = copy.deepcopy(base)
+            apply_random_masks(student, target, torch.Generator().manual_seed(seed))
+            students.append((student, base_spec, {"placement": "uniform random"}))
+    else:
+        for target in targets:
+            config = options.deepreduce
+            if config is None:
+                config, _ = nearest_configuration(base_spec, target, options.stem_strides)
+            spec = student_spec(base_spec, config)
+            student = build_model(spec)
+            weights = {k: v for k, v in base.state_dict().items() if not k.endswith(".alpha")}
+            student.load_state_dict(weights, strict=False)
+            apply_deepreduce(student, config)
+            students.append((student.eval(), spec, config.to_dict()))
+
+    results = []
+    span = (1.0 - finetune_start) / len(students)
+    for i, ((student, spec, configuration), target) in enumerate(zip(students, targets)):
+        linearized_eval = _evaluate_all(student, bundle)
+        tuned = finetune(student, base, bundle, options.finetune, seed=seed, device=device,
+                         objective=objective_factory() if objective_factory else None,
+                         progress=_scaled(progress, finetune_start + i * span, span,
+                                          f"budget {budgets[i]}: " if len(targets) > 1 else ""),
+                         cancel=cancel)
+        model = tuned.model
+        history = pd.concat([history_before[i], tuned.history], ignore_index=True)
+        configuration = {**configuration, "finetune_best_epoch": tuned.best_epoch}
+        results.append(LinearizationResult(
+            method=method, budget_requested=budgets[i], budget=target, relu_count=relu_count(model),
+            base_relu_count=base_count, model=model, spec=spec, masks=get_masks(model), configuration=configuration,
+            history=history, evaluations={"base": base_eval, "linearized": linearized_eval,
+                                          "finetuned": _evaluate_all(model, bundle)},
+            seed=seed, options=options))
+    return results
+
+
+def linearize(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budget: Any,
+              **kwargs: Any) -> LinearizationResult:
+    """Linearize at one budget; see :func:`linearize_sweep` for the arguments."""
+    return linearize_sweep(base, base_spec, bundle, method, [budget], **kwargs)[0]
+

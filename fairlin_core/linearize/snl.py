@@ -1,0 +1,181 @@
+"""Selective Network Linearization (Cho et al. 2022): learn which ReLUs to keep under a budget.
+
+The student starts as a copy of the trained base model with every mask alpha = 1 and trainable.
+Per batch it minimises ``CE(s, y) + KD_T(s, t) + lam * sum|alpha|`` with Adam (lr 1e-3 on the
+weights; masks get their own ``mask_lr``, see below) and clamps the masks to [0, 1]. After each epoch
+the ReLU count (alpha > 1e-2) is taken; when it did not fall below ``(1 - lam_min_progress)`` times the
+best count so far and epoch >= 5, lam grows by 1.1. A budget is reached when the count drops to it;
+the masks are then binarised and frozen.
+
+One trajectory serves a whole budget sweep: the student's state is snapshotted the first time the
+count falls to each requested budget (checked after every batch), so k budgets cost one SNL pass.
+
+Defaults are tuned for small data; the reference values are ``mask_lr=1e-3, lam=1e-5,
+lam_min_progress=0`` (lam grows only when the count stalls). The reference runs hundreds of Adam
+steps per epoch on CIFAR; with ~10 batches per epoch (the embedded digits) those values move the
+masks so slowly that 60 epochs remove only 10% of the ReLUs (measured), so here the masks learn at
+2e-2, lam starts at 3e-3 and also grows while the count falls by less than 10% per epoch. The step
+size stays near the 1e-2 threshold so masks resting at 0 do not bounce back over it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..data import DatasetBundle
+from ..errors import FairLinError
+from ..finetune import distillation_loss_per_sample, teacher_logits
+from ..models import RELU_THRESHOLD, activation_sites, relu_count
+from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
+
+
+@dataclass(frozen=True)
+class SNLConfig:
+    """epochs: at most this many SNL epochs; lr (weights) and mask_lr (masks) for Adam; lam and its
+    growth; temperature of KD; batch_size; threshold that counts a ReLU as on."""
+
+    epochs: int = 100
+    lr: float = 1e-3
+    mask_lr: float = 2e-2
+    lam: float = 3e-3
+    lam_growth: float = 1.1
+    lam_patience_epochs: int = 5
+    lam_min_progress: float = 0.1
+    temperature: float = 4.0
+    batch_size: int = 64
+    threshold: float = RELU_THRESHOLD
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise FairLinError(f"SNL epochs must be >= 1, got {self.epochs}")
+        for name in ("lr", "mask_lr", "lam", "temperature"):
+            if not getattr(self, name) > 0:
+                raise FairLinError(f"SNL {name} must be > 0, got {getattr(self, name)}")
+        if self.lam_growth < 1:
+            raise FairLinError(f"SNL lam_growth must be >= 1, got {self.lam_growth}")
+        if not 0 <= self.lam_min_progress < 1:
+            raise FairLinError(f"SNL lam_min_progress must be in [0, 1), got {self.lam_min_progress}")
+        if self.batch_size < 2:
+            raise FairLinError(f"SNL batch_size must be >= 2, got {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SNLSnapshot:
+    """The student's full state (weights and continuous masks) when the count first reached ``budget``."""
+
+    budget: int
+    state: dict[str, torch.Tensor]
+    epoch: int
+    relu_count: int
+    reached: bool
+
+
+def _mask_l1(model: nn.Module) -> torch.Tensor:
+    return sum(site.alpha.abs().sum() for _, site in activation_sites(model))
+
+
+def snl_trajectory(base: nn.Module, bundle: DatasetBundle, budgets: list[int], config: SNLConfig, *,
+                   seed: int = 0, device: torch.device | None = None, progress: ProgressFn | None = None,
+                   cancel: CancelFlag | None = None) -> tuple[list[SNLSnapshot], pd.DataFrame]:
+    """Run SNL from ``base`` until every budget is reached (or ``config.epochs`` run out).
+
+    Returns one snapshot per budget (``reached`` False when the run ended above it: the final state
+    is used) and the per-epoch history (stage, epoch, loss, relu_count, lambda, val columns).
+    """
+    from ..finetune.loop import validation_row
+
+    config.validate()
+    device = device or default_device()
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    student = copy.deepcopy(base).to(device)
+    masks = [site.alpha for _, site in activation_sites(student)]
+    for alpha in masks:
+        alpha.requires_grad_(True)
+    mask_ids = {id(a) for a in masks}
+    weights = [p for p in student.parameters() if id(p) not in mask_ids and p.requires_grad]
+    optimizer = torch.optim.Adam([{"params": weights, "lr": config.lr}, {"params": masks, "lr": config.mask_lr}])
+    train = bundle.splits["train"]
+    targets = teacher_logits(base, train.x, device)
+    x_all, y_all = train.x.to(device), train.y.to(device)
+
+    pending = sorted(set(budgets), reverse=True)
+    snapshots: dict[int, SNLSnapshot] = {}
+    lam, best_count = config.lam, relu_count(student, config.threshold)
+    history: list[dict[str, Any]] = []
+    start_count = best_count
+    for epoch in range(1, config.epochs + 1):
+        student.train()
+        total, seen = 0.0, 0
+        for index in batch_indices(len(train), config.batch_size, generator):
+            check_cancel(cancel)
+            index = index.to(device)
+            logits = student(x_all[index])
+            task = distillation_loss_per_sample(logits, targets[index], y_all[index], config.temperature).mean()
+            loss = task + lam * _mask_l1(student)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for alpha in masks:
+                    alpha.clamp_(0.0, 1.0)
+            total += task.item() * len(index)
+            seen += len(index)
+            count = relu_count(student, config.threshold)
+            while pending and count <= pending[0]:
+                budget = pending.pop(0)
+                snapshots[budget] = SNLSnapshot(budget, _cpu_state(student), epoch, count, True)
+        count = relu_count(student, config.threshold)
+        history.append({"stage": "snl", "epoch": epoch, "loss": total / seen, "relu_count": count, "lambda": lam,
+                        **validation_row(student, bundle, device)})
+        if count >= (1.0 - config.lam_min_progress) * best_count and epoch >= config.lam_patience_epochs:
+            lam *= config.lam_growth
+        best_count = min(best_count, count)
+        target = pending[0] if pending else count
+        done = 1.0 if not pending else min(1.0, (start_count - count) / max(1, start_count - target))
+        report(progress, max(epoch / config.epochs, done), "snl", f"epoch {epoch}: {count} ReLUs",
+               relu_count=count, loss=total / seen, lam=lam)
+        if not pending:
+            break
+    final = _cpu_state(student)
+    for budget in pending:
+        snapshots[budget] = SNLSnapshot(budget, final, config.epochs, relu_count(student, config.threshold), False)
+    return [snapshots[b] for b in sorted(set(budgets), reverse=True)], pd.DataFrame(history)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+
+
+def binarize_masks(model: nn.Module, budget: int, *, exact: bool = True, threshold: float = RELU_THRESHOLD) -> int:
+    """Freeze the masks of ``model`` to {0, 1} in place; returns the resulting ReLU count.
+
+    exact: keep exactly ``budget`` entries, the largest alphas (ties by position);
+    otherwise the reference rule alpha > threshold (may undershoot or exceed the budget).
+    """
+    sites = [site for _, site in activation_sites(model)]
+    with torch.no_grad():
+        if exact:
+            flat = torch.cat([site.alpha.detach().flatten().cpu() for site in sites])
+            keep = torch.zeros_like(flat)
+            keep[torch.argsort(flat, descending=True, stable=True)[:budget]] = 1.0
+            offset = 0
+            for site in sites:
+                size = site.alpha.numel()
+                site.alpha.copy_(keep[offset:offset + size].view_as(site.alpha))
+                offset += size
+        else:
+            for site in sites:
+                site.alpha.copy_((site.alpha > threshold).to(site.alpha.dtype))
+        for site in sites:
+            site.alpha.requires_grad_(False)
+    return relu_count(model, threshold)
