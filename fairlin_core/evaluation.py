@@ -23,14 +23,19 @@ def dataset_reference(bundle: DatasetBundle) -> dict[str, Any]:
             "class_names": list(bundle.class_names)}
 
 
-def load_dataset_for(sidecar: dict[str, Any], data_root: str | Path | None = None) -> DatasetBundle:
-    """Reload the dataset a checkpoint was trained on, with the same options and seed."""
+def load_dataset_for(sidecar: dict[str, Any], data_root: str | Path | None = None,
+                     group: str | None = None) -> DatasetBundle:
+    """Reload the dataset a checkpoint was trained on, with the same options and seed.
+
+    group: protect another group attribute of the same data (the target and splits stay the same).
+    """
     reference = sidecar.get("dataset")
     if not isinstance(reference, dict) or "name" not in reference:
         raise CheckpointError("checkpoint sidecar names no dataset; expected a \"dataset\" entry with a name")
     options = dict(reference.get("options", {}))
     target = options.pop("target", reference.get("target"))
-    group = options.pop("group", reference.get("group"))
+    group = group or options.pop("group", reference.get("group"))
+    options.pop("group", None)
     seed = options.pop("seed", 0)
     bundle = load_dataset(reference["name"], data_root=data_root, seed=seed, target=target, group=group, **options)
     if "class_names" in reference and list(bundle.class_names) != list(reference["class_names"]):

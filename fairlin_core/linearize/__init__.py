@@ -1,10 +1,12 @@
 """Linearizers: turn a base model into a ReLU-reduced model under a ReLU budget."""
 
-from .api import METHODS, LinearizationResult, LinearizeOptions, linearize, linearize_sweep, resolve_budget
+from .api import (METHODS, LinearizationResult, LinearizeOptions, Prepared, Student, finish, linearize,
+                  linearize_sweep, prepare_students, resolve_budget)
 from .deepreduce import DeepReduceConfig, apply_deepreduce, configuration_counts, nearest_configuration
 from .random_masks import apply_random_masks
 from .snl import SNLConfig, binarize_masks, snl_trajectory
 
-__all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "linearize", "linearize_sweep", "resolve_budget",
+__all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "Student", "finish", "linearize",
+           "linearize_sweep", "prepare_students", "resolve_budget",
            "DeepReduceConfig", "apply_deepreduce", "configuration_counts", "nearest_configuration",
            "apply_random_masks", "SNLConfig", "binarize_masks", "snl_trajectory"]

@@ -125,15 +125,37 @@ def _evaluate_all(model: nn.Module, bundle: DatasetBundle) -> dict[str, Any]:
     return {split: evaluate_model(model, bundle, split) for split in REPORT_SPLITS if split in bundle.splits}
 
 
-def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budgets: list[Any], *,
-                    options: LinearizeOptions | None = None, seed: int = 0, device: torch.device | None = None,
-                    progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
-                    objective_factory: Callable[[], BatchObjective] | None = None) -> list[LinearizationResult]:
-    """Linearize ``base`` at every budget (in the order given); ``base`` itself is left unchanged.
+@dataclass
+class Student:
+    """A linearized (masks frozen), not yet finetuned model for one budget, with what produced it."""
 
-    objective_factory: builds the finetune's batch objective per budget (None = plain KD finetune);
-    the fairness-constrained finetune plugs in here.
-    """
+    budget_requested: Any
+    budget: int
+    model: nn.Module
+    spec: ModelSpec
+    configuration: dict[str, Any]
+    history: pd.DataFrame
+    evaluations: dict[str, Any]
+
+
+@dataclass
+class Prepared:
+    """The output of the linearization stage for a sweep: the base model, its evaluation and one student
+    per budget. ``finish`` may be called on the same students several times (plain and mitigated)."""
+
+    method: str
+    base: nn.Module
+    base_count: int
+    base_evaluations: dict[str, Any]
+    students: list[Student]
+    seed: int
+    options: LinearizeOptions
+
+
+def prepare_students(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budgets: list[Any], *,
+                     options: LinearizeOptions | None = None, seed: int = 0, device: torch.device | None = None,
+                     progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Prepared:
+    """Place the masks for every budget (SNL: one shared trajectory); nothing is finetuned yet."""
     if method not in METHODS:
         raise FairLinError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if not budgets:
@@ -149,31 +171,26 @@ def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle
     targets = [resolve_budget(b, base_count) for b in budgets]
     if method == "deepreduce":
         student_spec(base_spec, DeepReduceConfig())  # refuses non-ResNets before any work
-    base_eval = _evaluate_all(base, bundle)
-
-    students: list[tuple[nn.Module, ModelSpec, dict[str, Any]]] = []
-    history_before: list[pd.DataFrame] = [pd.DataFrame() for _ in targets]
-    finetune_start = 0.0
+    placed: list[tuple[nn.Module, ModelSpec, dict[str, Any], pd.DataFrame]] = []
     if method == "snl":
         options.snl.validate()
-        finetune_start = 0.5
         snapshots, snl_history = snl_trajectory(base, bundle, targets, options.snl, seed=seed, device=device,
-                                                progress=_scaled(progress, 0.0, finetune_start), cancel=cancel)
+                                                progress=progress, cancel=cancel)
         by_budget = {s.budget: s for s in snapshots}
-        for i, target in enumerate(targets):
+        for target in targets:
             snapshot = by_budget[target]
             student = copy.deepcopy(base)
             student.load_state_dict(snapshot.state)
             achieved = binarize_masks(student, target, exact=options.exact, threshold=options.snl.threshold)
-            history_before[i] = snl_history[snl_history["epoch"] <= snapshot.epoch]
-            students.append((student, base_spec, {"snl_epoch": snapshot.epoch, "snl_relu_count": snapshot.relu_count,
-                                                  "budget_reached": snapshot.reached, "exact": options.exact,
-                                                  "relu_count": achieved}))
+            placed.append((student, base_spec, {"snl_epoch": snapshot.epoch, "snl_relu_count": snapshot.relu_count,
+                                                "budget_reached": snapshot.reached, "exact": options.exact,
+                                                "relu_count": achieved},
+                           snl_history[snl_history["epoch"] <= snapshot.epoch]))
     elif method == "random":
         for target in targets:
             student = copy.deepcopy(base)
             apply_random_masks(student, target, torch.Generator().manual_seed(seed))
-            students.append((student, base_spec, {"placement": "uniform random"}))
+            placed.append((student, base_spec, {"placement": "uniform random"}, pd.DataFrame()))
     else:
         for target in targets:
             config = options.deepreduce
@@ -184,27 +201,53 @@ def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle
             weights = {k: v for k, v in base.state_dict().items() if not k.endswith(".alpha")}
             student.load_state_dict(weights, strict=False)
             apply_deepreduce(student, config)
-            students.append((student.eval(), spec, config.to_dict()))
+            placed.append((student.eval(), spec, config.to_dict(), pd.DataFrame()))
+    students = [Student(budget_requested=b, budget=t, model=m, spec=sp, configuration=c, history=h,
+                        evaluations=_evaluate_all(m, bundle))
+                for b, t, (m, sp, c, h) in zip(budgets, targets, placed)]
+    return Prepared(method=method, base=base, base_count=base_count, base_evaluations=_evaluate_all(base, bundle),
+                    students=students, seed=seed, options=options)
 
-    results = []
-    span = (1.0 - finetune_start) / len(students)
-    for i, ((student, spec, configuration), target) in enumerate(zip(students, targets)):
-        linearized_eval = _evaluate_all(student, bundle)
-        tuned = finetune(student, base, bundle, options.finetune, seed=seed, device=device,
-                         objective=objective_factory() if objective_factory else None,
-                         progress=_scaled(progress, finetune_start + i * span, span,
-                                          f"budget {budgets[i]}: " if len(targets) > 1 else ""),
-                         cancel=cancel)
-        model = tuned.model
-        history = pd.concat([history_before[i], tuned.history], ignore_index=True)
-        configuration = {**configuration, "finetune_best_epoch": tuned.best_epoch}
-        results.append(LinearizationResult(
-            method=method, budget_requested=budgets[i], budget=target, relu_count=relu_count(model),
-            base_relu_count=base_count, model=model, spec=spec, masks=get_masks(model), configuration=configuration,
-            history=history, evaluations={"base": base_eval, "linearized": linearized_eval,
-                                          "finetuned": _evaluate_all(model, bundle)},
-            seed=seed, options=options))
-    return results
+
+def finish(prepared: Prepared, student: Student, bundle: DatasetBundle, *, device: torch.device | None = None,
+           progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
+           objective_factory: Callable[[], BatchObjective] | None = None,
+           finetune_config: FinetuneConfig | None = None) -> LinearizationResult:
+    """Finetune one student from the base teacher (masks frozen) and package the result.
+
+    objective_factory: the finetune's batch objective (None = plain KD finetune; the fairness-constrained
+    finetune and its baselines plug in here); finetune_config overrides ``prepared.options.finetune``.
+    """
+    tuned = finetune(student.model, prepared.base, bundle, finetune_config or prepared.options.finetune,
+                     seed=prepared.seed, device=device or default_device(),
+                     objective=objective_factory() if objective_factory else None, progress=progress, cancel=cancel)
+    model = tuned.model
+    return LinearizationResult(
+        method=prepared.method, budget_requested=student.budget_requested, budget=student.budget,
+        relu_count=relu_count(model), base_relu_count=prepared.base_count, model=model, spec=student.spec,
+        masks=get_masks(model), configuration={**student.configuration, "finetune_best_epoch": tuned.best_epoch},
+        history=pd.concat([student.history, tuned.history], ignore_index=True),
+        evaluations={"base": prepared.base_evaluations, "linearized": student.evaluations,
+                     "finetuned": _evaluate_all(model, bundle)},
+        seed=prepared.seed, options=prepared.options)
+
+
+def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budgets: list[Any], *,
+                    options: LinearizeOptions | None = None, seed: int = 0, device: torch.device | None = None,
+                    progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
+                    objective_factory: Callable[[], BatchObjective] | None = None) -> list[LinearizationResult]:
+    """Linearize ``base`` at every budget (in the order given); ``base`` itself is left unchanged.
+
+    objective_factory: builds the finetune's batch objective per budget (None = plain KD finetune).
+    """
+    placing = 0.5 if method == "snl" else 0.0
+    prepared = prepare_students(base, base_spec, bundle, method, budgets, options=options, seed=seed, device=device,
+                                progress=_scaled(progress, 0.0, placing), cancel=cancel)
+    span = (1.0 - placing) / len(prepared.students)
+    return [finish(prepared, student, bundle, device=device, cancel=cancel, objective_factory=objective_factory,
+                   progress=_scaled(progress, placing + i * span, span,
+                                    f"budget {student.budget_requested}: " if len(budgets) > 1 else ""))
+            for i, student in enumerate(prepared.students)]
 
 
 def linearize(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budget: Any,
