@@ -16,6 +16,7 @@ def group_sizes_figure(sizes: pd.DataFrame, title: str = "Group sizes per split"
                  category_orders={"split": splits, "group": list(dict.fromkeys(sizes["group"]))},
                  labels={"n": "examples", "group": "group"}, title=title)
     fig.update_traces(textposition="outside", cliponaxis=False)
+    fig.update_xaxes(type="category")
     fig.update_layout(legend_title_text="split", margin={"t": 60, "b": 40})
     return fig
 
@@ -28,6 +29,7 @@ def group_accuracy_figure(table: pd.DataFrame, title: str = "Accuracy per group"
     fig = px.bar(data, x="group", y="accuracy_pct", color="checkpoint", barmode="group", text="label",
                  hover_data={"n": True, "group_label": False, "accuracy_pct": ":.2f"},
                  labels={"accuracy_pct": "accuracy (%)", "group": "group"}, title=title)
+    fig.update_xaxes(type="category")
     fig.update_yaxes(range=[0, 105])
     fig.update_traces(textposition="outside", cliponaxis=False)
     fig.update_layout(margin={"t": 60, "b": 40})
