@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .audit import add_audit_command
 from .errors import FairLinError
+from .jobs.commands import add_jobs_commands
 from .runtime import Progress
 
 
@@ -356,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     add_audit_command(sub)
+    add_jobs_commands(sub)
 
     p = sub.add_parser("evaluate", help="per-group accuracy of a checkpoint (base or linearized)")
     p.add_argument("--checkpoint", required=True, help="a .safetensors file, its .json sidecar, or a folder with one")

@@ -9,7 +9,7 @@ import torch
 from fairlin_core.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.cli import main
-from fairlin_core.compare import comparison_json, run_comparison
+from fairlin_core.compare import comparison_json
 from fairlin_core.errors import FairLinError
 from fairlin_core.evaluation import evaluate_model, load_dataset_for
 from fairlin_core.finetune import (FinetuneConfig, LagrangianFairObjective, MitigationConfig, distillation_loss_per_sample,

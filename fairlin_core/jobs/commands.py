@@ -1,0 +1,187 @@
+"""CLI commands of the job system: ``sweep`` (queue and run a grid of runs) and ``runs`` (read the store).
+
+``add_jobs_commands(sub)`` registers both on the CLI's subparsers. ``--json`` shapes:
+
+- ``sweep --json``: ``{"store", "counts": {status: n}, "runs": [run rows + "error"]}``
+- ``runs --json``: ``[{"id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
+  "worst_group_accuracy"}]``
+- ``runs show ID --json``: that row plus started, error, traceback, path, summary and
+  ``tables`` ({"groups": rows, "history": rows, "audit:<name>": rows}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+
+from ..errors import FairLinError
+from ..finetune import DEFAULT_MU
+from ..runtime import Progress
+from .config import JobConfig
+from .manager import JobManager
+from .store import ACTIVE, LIST_COLUMNS, STATUSES, RunStore
+
+MITIGATION_CHOICES = ("none", "on", "both")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, allow_nan=False))
+
+
+def _items(text: str, flag: str) -> list[str]:
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if not items:
+        raise FairLinError(f"{flag} is empty; expected a comma-separated list")
+    return items
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _items(text, "--seeds")]
+    except ValueError:
+        raise FairLinError(f"--seeds expects comma-separated integers (e.g. 0,1,2), got {text!r}") from None
+
+
+def sweep_configs(args: argparse.Namespace) -> list[JobConfig]:
+    """Every combination of method x budget x seed x mitigation, in that nesting order, validated."""
+    mitigations: list[dict[str, float] | None] = []
+    if args.mitigation in ("none", "both"):
+        mitigations.append(None)
+    if args.mitigation in ("on", "both"):
+        mitigations.append({"mu": args.mu, "tolerance": args.tolerance})
+    snl = {"epochs": args.snl_epochs} if args.snl_epochs is not None else {}
+    tune = {"epochs": args.finetune_epochs} if args.finetune_epochs is not None else {}
+    diagnostics = _items(args.diagnostics, "--diagnostics") if args.diagnostics else []
+    grid = itertools.product(_items(args.methods, "--methods"), _items(args.budgets, "--budgets"),
+                             _seeds(args.seeds), mitigations)
+    return [JobConfig(checkpoint=args.checkpoint, method=method, budget=budget, seed=seed, snl=snl, finetune=tune,
+                      mitigation=mitigation, diagnostics=diagnostics, data_root=args.data_root).validate()
+            for method, budget, seed, mitigation in grid]
+
+
+def _record(store: RunStore, run_id: str) -> dict[str, Any]:
+    row = store.row(run_id)
+    return {**{name: row[name] for name in LIST_COLUMNS}, "error": row["error"]}
+
+
+def _follow(manager: JobManager, ids: list[str]) -> None:
+    """Draw one tqdm bar over the sweep until every run is finished."""
+    from ..cli import TqdmProgress
+    bar = TqdmProgress(f"sweep of {len(ids)} runs")
+    try:
+        while True:
+            states = [manager.status(run_id) for run_id in ids]
+            running = [s for s in states if s.status in ACTIVE]
+            finished = len(states) - len(running)
+            current = next((s for s in running if s.status == "running"), None)
+            message = f"{finished}/{len(ids)} finished"
+            if current is not None:
+                message += f"; {current.id} {current.config['method']} {current.config['budget']}: {current.message}"
+            bar(Progress((finished + sum(s.fraction for s in running)) / len(ids), "sweep", message))
+            if not running:
+                return
+            manager.wait(ids, timeout=0.5)
+    finally:
+        bar.close()
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Queue every combination, follow them, print one line (or JSON) per run; Ctrl-C leaves them resumable."""
+    configs = sweep_configs(args)
+    store = RunStore(args.store)
+    manager = JobManager(store, workers=args.workers)
+    try:
+        ids = list(dict.fromkeys(manager.submit(config) for config in configs))
+        _follow(manager, ids)
+    finally:
+        manager.shutdown()
+    records = [_record(store, run_id) for run_id in ids]
+    counts = dict(Counter(r["status"] for r in records))
+    if args.json:
+        _print_json({"store": str(store.root), "counts": counts, "runs": records})
+    else:
+        for r in records:
+            c = r["config"]
+            print(f"{r['id']}  {r['status']:11s} {c['method']:10s} budget={c['budget']!s:6s} seed={c['seed']} "
+                  f"mitigation={'off' if c['mitigation'] is None else c['mitigation']['mu']} "
+                  f"relus={r['relu_count']} acc={r['overall_accuracy']} worst={r['worst_group_accuracy']}")
+    failed = [r for r in records if r["status"] != "done"]
+    if failed:
+        first = failed[0]
+        raise FairLinError(f"{len(failed)} of {len(records)} runs did not finish (first: {first['id']} "
+                           f"{first['status']}: {first['error']}); see `runs show ID` in store {store.root}")
+
+
+def _table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts (NaN -> None)."""
+    return json.loads(table.to_json(orient="records", double_precision=15))
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    """List the store's runs, or show one with its tables."""
+    store = RunStore(args.store)
+    if args.action == "show":
+        if not args.run_id:
+            raise FairLinError("runs show needs a run id; expected `runs show ID` (ids from `runs`)")
+        run = store.get_run(args.run_id)
+        if args.json:
+            _print_json({**run.record(), "started": run.started, "error": run.error, "traceback": run.traceback,
+                         "path": str(run.path), "summary": run.summary,
+                         "tables": {name: _table_rows(table) for name, table in run.tables.items()}})
+            return
+        print(f"{run.id} {run.status} ({run.config['method']}, budget {run.config['budget']}, seed "
+              f"{run.config['seed']}): {run.error or ''}")
+        if "groups" in run.tables:
+            print(run.tables["groups"].to_string(index=False))
+        return
+    if args.verify:
+        for record in store.list_runs("done"):
+            store.verify(record["id"])
+    if args.json:
+        _print_json(store.list_runs(args.status))
+        return
+    table = store.runs_table(args.status)
+    print(table.to_string(index=False) if len(table) else f"no runs in store {store.root}")
+
+
+def _add_store_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help="run store folder (default: $FAIRLIN_STORE, else ./fairlin_runs)")
+
+
+def add_jobs_commands(sub: Any) -> None:
+    """Register ``sweep`` and ``runs`` on the CLI's subparsers."""
+    p = sub.add_parser("sweep", help="queue and run every method x budget x seed x mitigation combination; "
+                                     "re-running skips what is done and resumes what was interrupted")
+    p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
+    p.add_argument("--methods", default="snl", help="comma-separated, from snl, deepreduce, random (default snl)")
+    p.add_argument("--budgets", required=True,
+                   help="comma-separated ReLU budgets: counts (500), fractions (0.1) or percentages (10%%)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--mitigation", choices=MITIGATION_CHOICES, default="none",
+                   help="none: plain KD finetune; on: fairness-constrained finetune; both: one run of each")
+    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"mitigation multiplier step (default {DEFAULT_MU})")
+    p.add_argument("--tolerance", type=float, default=0.0, help="mitigation: violations up to this are free (0)")
+    p.add_argument("--diagnostics", help="audit diagnostics per run, comma-separated (accuracy, grad, hessian, "
+                                         "boundary, bound, attr, density; default none)")
+    p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")
+    p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")
+    p.add_argument("--workers", type=int, help="runs at a time (default: one per CUDA GPU, else 1)")
+    p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
+    _add_store_arg(p)
+    p.add_argument("--json", action="store_true", help="print a JSON summary of every run of the sweep")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("runs", help="list the runs in the store, or `runs show ID` for one run with its tables")
+    p.add_argument("action", nargs="?", choices=["show"], help="show: one run with its tables")
+    p.add_argument("run_id", nargs="?", help="run id (or a unique prefix of 4+ characters)")
+    _add_store_arg(p)
+    p.add_argument("--status", help=f"only these statuses, comma-separated ({', '.join(STATUSES)})")
+    p.add_argument("--verify", action="store_true",
+                   help="check every done run against its manifest first (damaged ones are marked)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_runs)

@@ -1,0 +1,488 @@
+"""The run store: a SQLite index of runs keyed by config hash, plus one artifact folder per run.
+
+Configs are stored sparse: the snl/finetune/mitigation options that equal their defaults are left
+out of a row, and the defaults themselves are stored once in a ``defaults`` table the row points to,
+so listing thousands of runs parses little JSON yet reads back exactly the options each run had.
+
+Layout under the root (default ``./fairlin_runs``, else ``$FAIRLIN_STORE``, else the ``root`` given)::
+
+    runs.sqlite                 the index (WAL mode; safe across threads and processes)
+    runs/<id>/                  a finished run: model.safetensors + model.json, groups.csv,
+                                history.csv, summary.json, audit/*.csv, manifest.json
+    staging/<id>-<pid>-<rand>/  a run being written; renamed to runs/<id>/ when complete
+
+A run id is the first 16 hex digits of its config hash, so a config always maps to the same id.
+A run is marked ``done`` only after its folder is complete: files are written to staging, then
+``manifest.json`` (every file with its size and sha256) is written last, then the folder is renamed
+into place, then the row is updated. Reading a run checks it against its manifest; a missing or
+corrupt file marks only that run ``damaged``. Runs left queued or running by a process that no
+longer exists are marked ``interrupted`` when a store is opened (and when such a row is read).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import FairLinError
+from .config import option_defaults
+
+STORE_ENV = "FAIRLIN_STORE"
+DEFAULT_STORE = "fairlin_runs"
+STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted", "damaged")
+ACTIVE = ("queued", "running")
+MANIFEST = "manifest.json"
+ID_LENGTH = 16
+LIST_COLUMNS = ("id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
+                "worst_group_accuracy")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    config_hash TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created TEXT NOT NULL,
+    started TEXT,
+    finished TEXT,
+    relu_count INTEGER,
+    overall_accuracy REAL,
+    worst_group_accuracy REAL,
+    error TEXT,
+    traceback TEXT,
+    owner_pid INTEGER,
+    owner TEXT,
+    defaults TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS defaults (
+    digest TEXT PRIMARY KEY,
+    options TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_status_created ON runs (status, created);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created, id);
+"""
+
+
+def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """``root`` if given, else ``$FAIRLIN_STORE`` if set and non-empty, else ``./fairlin_runs`` (absolute)."""
+    chosen = root if root is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
+    return Path(chosen).expanduser().absolute()
+
+
+def now() -> str:
+    """UTC time as ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _start_time(pid: int) -> str:
+    """The kernel's start time of process ``pid`` (Linux, clock ticks since boot); "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_owner(pid: int | None = None) -> str:
+    """``host:pid:start`` naming a live process uniquely (a reused pid has another start time)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process named by :func:`process_owner` still runs (other hosts count as alive)."""
+    if not owner:
+        return False
+    host, pid_text, start = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return _start_time(pid) == start
+
+
+def file_digest(path: Path) -> str:
+    """sha256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class Run:
+    """One run as read back: its index row, summary and tables (empty unless done and intact).
+
+    tables: ``groups`` (split, group, n, base_accuracy, linearized_accuracy, accuracy), ``history``
+    (one row per epoch of every stage) and ``audit:<name>`` for every diagnostics table.
+    """
+
+    id: str
+    status: str
+    config: dict[str, Any]
+    created: str
+    started: str | None
+    finished: str | None
+    relu_count: int | None
+    overall_accuracy: float | None
+    worst_group_accuracy: float | None
+    error: str | None
+    traceback: str | None
+    path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The ``runs --json`` row: id, status, config, created, finished, relu_count, overall and worst-group
+        accuracy."""
+        return {name: getattr(self, name) for name in LIST_COLUMNS}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :meth:`RunStore.claim` decided: ``run`` = True when the caller now owns a queued run to execute."""
+
+    id: str
+    run: bool
+
+
+class RunStore:
+    """The index and artifact folders under ``root`` (see the module docstring); thread- and process-safe."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = resolve_store_root(root)
+        self.runs_dir = self.root / "runs"
+        self.staging_root = self.root / "staging"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.staging_root.mkdir(exist_ok=True)
+        self.path = self.root / "runs.sqlite"
+        self.owner = process_owner()
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+        self.recover()
+
+    # -- connections ---------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit; transactions are explicit)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db())
+
+    # -- recovery ------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Mark runs left queued/running by dead processes ``interrupted``; delete their staging folders.
+
+        Returns the ids marked.
+        """
+        rows = self._db().execute("SELECT id, owner FROM runs WHERE status IN ('queued', 'running')").fetchall()
+        dead = [r["id"] for r in rows if r["owner"] != self.owner and not owner_alive(r["owner"])]
+        for run_id in dead:
+            self._set(run_id, "interrupted", only_from=ACTIVE, finished=now(),
+                      error="the process running it stopped before it finished; requeue it to finish it")
+        for staging in self.staging_root.iterdir():
+            pid = (staging.name.split("-") + [""])[1]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                shutil.rmtree(staging, ignore_errors=True)
+        return dead
+
+    # -- writing -------------------------------------------------------------------------------
+    def claim(self, config_hash: str, config: dict[str, Any]) -> Claim:
+        """Atomically decide what a submit of this config means.
+
+        done, or queued/running by a live process -> that run (``run`` False); absent, or failed,
+        cancelled, interrupted, damaged -> queued for this process to execute (``run`` True).
+        """
+        run_id = config_hash[:ID_LENGTH]
+        with self._transaction() as db:
+            row = db.execute("SELECT id, config_hash, status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None and row["config_hash"] != config_hash:
+                raise FairLinError(f"run id {run_id} is taken by another config (hash prefix collision); "
+                                   f"expected distinct ids")
+            if row is not None and (row["status"] == "done" or
+                                    (row["status"] in ACTIVE and (row["owner"] == self.owner
+                                                                  or owner_alive(row["owner"])))):
+                return Claim(run_id, False)
+            sparse, defaults = _pack(config)
+            digest = hashlib.sha256(defaults.encode()).hexdigest()[:ID_LENGTH]
+            db.execute("INSERT OR IGNORE INTO defaults (digest, options) VALUES (?, ?)", (digest, defaults))
+            values = dict(status="queued", config=sparse, created=now(), started=None, finished=None,
+                          relu_count=None, overall_accuracy=None, worst_group_accuracy=None, error=None,
+                          traceback=None, owner_pid=os.getpid(), owner=self.owner, defaults=digest)
+            if row is None:
+                db.execute(f"INSERT INTO runs (id, config_hash, {', '.join(values)}) VALUES "
+                           f"(?, ?, {', '.join('?' * len(values))})", (run_id, config_hash, *values.values()))
+            else:
+                db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+                           (*values.values(), run_id))
+        return Claim(run_id, True)
+
+    def _set(self, run_id: str, status: str, *, only_from: tuple[str, ...], **values: Any) -> bool:
+        """Set the status (and other columns) if the run's status is in ``only_from``; True if it was."""
+        values = {"status": status, **values}
+        marks = ", ".join("?" * len(only_from))
+        cursor = self._db().execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} "
+                                    f"WHERE id = ? AND status IN ({marks})", (*values.values(), run_id, *only_from))
+        return cursor.rowcount == 1
+
+    def mark_running(self, run_id: str) -> bool:
+        """queued (by this process) -> running; False if it is no longer queued."""
+        return self._set(run_id, "running", only_from=("queued",), started=now(), owner_pid=os.getpid(),
+                         owner=self.owner)
+
+    def mark_failed(self, run_id: str, message: str, traceback: str) -> None:
+        """queued/running -> failed, keeping the readable message and the traceback."""
+        self._set(run_id, "failed", only_from=ACTIVE, finished=now(), error=message, traceback=traceback)
+
+    def mark_stopped(self, run_id: str, status: str, message: str) -> bool:
+        """queued/running -> ``cancelled`` or ``interrupted`` with a message; False if it was not active."""
+        return self._set(run_id, status, only_from=ACTIVE, finished=now(), error=message)
+
+    def staging_dir(self, run_id: str) -> Path:
+        """A fresh, empty folder to write a run's artifacts into (see :meth:`publish`)."""
+        path = self.staging_root / f"{run_id}-{os.getpid()}-{secrets.token_hex(4)}"
+        path.mkdir()
+        return path
+
+    def publish(self, run_id: str, staging: Path, summary: dict[str, Any]) -> None:
+        """Seal ``staging`` with a manifest, move it to ``runs/<id>/`` and mark the run done.
+
+        summary: must hold relu_count, overall_accuracy and worst_group_accuracy (copied to the index).
+        """
+        files = {}
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+            files[path.relative_to(staging).as_posix()] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+        manifest = staging / MANIFEST
+        with open(manifest, "w") as handle:
+            json.dump({"run_id": run_id, "files": files}, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = self.runs_dir / run_id
+        if final.exists():
+            old = self.staging_root / f"{run_id}-{os.getpid()}-old{secrets.token_hex(4)}"
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging, final)
+        self._set(run_id, "done", only_from=("running",), finished=now(), relu_count=int(summary["relu_count"]),
+                  overall_accuracy=_number(summary["overall_accuracy"]),
+                  worst_group_accuracy=_number(summary["worst_group_accuracy"]), error=None, traceback=None)
+
+    def discard(self, staging: Path) -> None:
+        """Delete a staging folder (a cancelled or failed run leaves nothing behind)."""
+        shutil.rmtree(staging, ignore_errors=True)
+
+    # -- reading -------------------------------------------------------------------------------
+    def resolve_id(self, run_id: str) -> str:
+        """The full id of ``run_id`` or of the single run whose id starts with it (4+ characters)."""
+        db = self._db()
+        if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            return run_id
+        matches = [] if len(run_id) < 4 else [r[0] for r in db.execute(
+            "SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "\uffff"))]
+        if len(matches) != 1:
+            what = "is ambiguous" if matches else "does not exist"
+            raise FairLinError(f"run {run_id!r} {what} in store {self.root}; expected an id (or a unique prefix of "
+                               f"4+ characters) from the runs command")
+        return matches[0]
+
+    def row(self, run_id: str) -> dict[str, Any]:
+        """The index row of a run (config parsed), after marking it interrupted if its process died."""
+        run_id = self.resolve_id(run_id)
+        row = dict(self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+        if row["status"] in ACTIVE and row["owner"] != self.owner and not owner_alive(row["owner"]):
+            self.recover()
+            row = dict(self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+        row["config"] = _unpack(row["config"], self._defaults()[row.pop("defaults")])
+        return row
+
+    def _defaults(self) -> dict[str, dict[str, Any]]:
+        """Every stored defaults record by digest, parsed."""
+        return {r[0]: json.loads(r[1]) for r in self._db().execute("SELECT digest, options FROM defaults")}
+
+    def list_runs(self, status: str | list[str] | None = None) -> list[dict[str, Any]]:
+        """Runs, oldest first, as ``{"id", "status", "config", "created", "finished", "relu_count",
+        "overall_accuracy", "worst_group_accuracy"}``; ``status`` filters (one or several)."""
+        query = f"SELECT {', '.join(LIST_COLUMNS)}, defaults FROM runs"
+        wanted = _statuses(status)
+        if wanted:
+            query += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+        defaults = self._defaults()
+        cursor = self._db().cursor()
+        cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row here
+        rows = cursor.execute(query + " ORDER BY created, id", wanted).fetchall()
+        with _collector_paused():
+            return [{"id": r[0], "status": r[1], "config": _unpack(r[2], defaults[r[8]]), "created": r[3],
+                     "finished": r[4], "relu_count": r[5], "overall_accuracy": r[6], "worst_group_accuracy": r[7]}
+                    for r in rows]
+
+    def runs_table(self, status: str | list[str] | None = None) -> pd.DataFrame:
+        """One row per run: id, status, method, budget, seed, mitigation_mu (NaN = none), checkpoint, created,
+        finished, relu_count, overall_accuracy, worst_group_accuracy (tidy, for tables and plots)."""
+        rows = [{"id": r["id"], "status": r["status"], "method": r["config"]["method"],
+                 "budget": str(r["config"]["budget"]), "seed": r["config"]["seed"],
+                 "mitigation_mu": (r["config"]["mitigation"] or {}).get("mu", float("nan")),
+                 "checkpoint": r["config"]["checkpoint"], "created": r["created"], "finished": r["finished"],
+                 "relu_count": r["relu_count"], "overall_accuracy": r["overall_accuracy"],
+                 "worst_group_accuracy": r["worst_group_accuracy"]} for r in self.list_runs(status)]
+        return pd.DataFrame(rows, columns=["id", "status", "method", "budget", "seed", "mitigation_mu", "checkpoint",
+                                           "created", "finished", "relu_count", "overall_accuracy",
+                                           "worst_group_accuracy"])
+
+    def verify(self, run_id: str) -> str:
+        """"" when the done run's folder matches its manifest; else what is wrong, and the run is marked
+        ``damaged`` with that message."""
+        run_id = self.resolve_id(run_id)
+        problem = _check_folder(self.runs_dir / run_id, run_id)
+        if problem:
+            self._set(run_id, "damaged", only_from=("done",), error=f"artifacts damaged: {problem}; "
+                      f"resubmit (or requeue) the run to recompute it")
+        return problem
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with its summary and tables (verified against the manifest first when it is done)."""
+        run_id = self.resolve_id(run_id)
+        if self.row(run_id)["status"] == "done":
+            self.verify(run_id)
+        row = self.row(run_id)
+        folder = self.runs_dir / run_id
+        run = Run(id=row["id"], status=row["status"], config=row["config"], created=row["created"],
+                  started=row["started"], finished=row["finished"], relu_count=row["relu_count"],
+                  overall_accuracy=row["overall_accuracy"], worst_group_accuracy=row["worst_group_accuracy"],
+                  error=row["error"], traceback=row["traceback"], path=folder)
+        if run.status == "done":
+            run.summary = json.loads((folder / "summary.json").read_text())
+            run.tables = {"groups": pd.read_csv(folder / "groups.csv"), "history": pd.read_csv(folder / "history.csv")}
+            for table in sorted((folder / "audit").glob("*.csv")):
+                run.tables[f"audit:{table.stem}"] = pd.read_csv(table)
+        return run
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (ROLLBACK on error): one writer at a time across processes."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        self.db.execute("ROLLBACK" if kind else "COMMIT")
+
+
+_SECTIONS = ("snl", "finetune", "mitigation")
+
+
+def _pack(config: dict[str, Any]) -> tuple[str, str]:
+    """(config JSON without the options equal to their defaults, the defaults JSON)."""
+    defaults = option_defaults()
+    sparse = dict(config)
+    for section in _SECTIONS:
+        if sparse[section] is not None:
+            sparse[section] = {k: v for k, v in sparse[section].items()
+                               if k not in defaults[section] or defaults[section][k] != v}
+    return json.dumps(sparse, sort_keys=True), json.dumps(defaults, sort_keys=True)
+
+
+def _unpack(sparse: str, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The full config from :func:`_pack`'s output (fresh dicts, nothing shared between runs)."""
+    config = json.loads(sparse)
+    for section in _SECTIONS:
+        if config[section] is not None:
+            config[section] = {**defaults[section], **config[section]}
+    return config
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: building ~10^5 dicts would otherwise trigger collections
+    that traverse the whole heap (torch's objects included) several times."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _number(value: Any) -> float | None:
+    """NaN/None -> None (SQLite NULL), else float."""
+    return None if value is None or value != value else float(value)
+
+
+def _statuses(status: str | list[str] | None) -> list[str]:
+    if status is None:
+        return []
+    wanted = [s.strip() for s in status.split(",")] if isinstance(status, str) else list(status)
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown:
+        raise FairLinError(f"unknown status(es) {', '.join(map(repr, unknown))}; expected some of "
+                           f"{', '.join(STATUSES)}")
+    return wanted
+
+
+def _check_folder(folder: Path, run_id: str) -> str:
+    """What is wrong with a published run folder compared with its manifest ("" when nothing)."""
+    if not folder.is_dir():
+        return f"folder {folder} is missing"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        return f"{folder / MANIFEST} is missing"
+    except (ValueError, KeyError, TypeError):
+        return f"{folder / MANIFEST} is corrupt"
+    if manifest.get("run_id") != run_id:
+        return f"{folder / MANIFEST} belongs to run {manifest.get('run_id')!r}, not {run_id}"
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        size = path.stat().st_size
+        if size != expected["size"]:
+            return f"{path} has {size} bytes, expected {expected['size']} (truncated or overwritten)"
+        if file_digest(path) != expected["sha256"]:
+            return f"{path} does not match its sha256 in the manifest (corrupt)"
+    return ""

@@ -1,0 +1,88 @@
+"""Job configs: canonical hashing (defaults, budget spellings, data root, checkpoint identity) and
+refusal of invalid configs with a message saying what was expected."""
+
+import shutil
+
+import pytest
+
+from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.errors import FairLinError
+from fairlin_core.jobs import JobConfig
+
+TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
+DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")
+
+
+def config(**changes):
+    return JobConfig(**{"checkpoint": TOY, "method": "snl", "budget": 0.5, **changes})
+
+
+def test_equal_configs_hash_equally_whatever_is_spelled_out():
+    plain = config().canonical_hash()
+    assert config(budget="50%").canonical_hash() == plain
+    assert config(budget="0.5").canonical_hash() == plain
+    assert config(snl={"epochs": 100}, finetune={"lr": 1e-3, "epochs": 20}).canonical_hash() == plain
+    assert config(finetune={"ce_weight": 1}).canonical_hash() == plain  # int and float spellings
+    assert config(data_root="/somewhere/else").canonical_hash() == plain
+    assert config(checkpoint=str(SHIPPED_CHECKPOINTS / "toy2d_mlp.json")).canonical_hash() == plain
+    assert JobConfig.from_dict(config().to_dict()).canonical_hash() == plain
+    assert config(mitigation={"mu": 0.01}).canonical_hash() == config(mitigation={"mu": 0.01, "tolerance": 0}
+                                                                      ).canonical_hash()
+    different = [config(seed=1), config(budget=16), config(method="random"), config(snl={"epochs": 2}),
+                 config(mitigation={"mu": 0.01}), config(diagnostics=["accuracy"])]
+    hashes = {plain, *(c.canonical_hash() for c in different)}
+    assert len(hashes) == len(different) + 1
+
+
+def test_validated_config_is_plain_json_with_defaults_filled():
+    validated = config(budget="10%", diagnostics="grad,accuracy").validate()
+    data = validated.to_dict()
+    assert data["checkpoint"] == str(SHIPPED_CHECKPOINTS.resolve() / "toy2d_mlp.safetensors")
+    assert data["budget"] == "10%" and data["diagnostics"] == ["accuracy", "grad"]
+    assert data["snl"]["epochs"] == 100 and data["finetune"]["epochs"] == 20 and data["mitigation"] is None
+    assert JobConfig.from_dict(data).validate() == validated
+
+
+def test_a_replaced_checkpoint_is_a_different_run(tmp_path):
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(SHIPPED_CHECKPOINTS / f"toy2d_mlp{suffix}", tmp_path / f"model{suffix}")
+    copy = config(checkpoint=str(tmp_path / "model.safetensors"))
+    before = copy.canonical_hash()
+    assert before != config().canonical_hash()  # same content, another path
+    weights = tmp_path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert copy.canonical_hash() != before
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"method": "magic"}, "unknown method 'magic'"),
+    ({"budget": [0.5]}, "wrong type"),
+    ({"budget": True}, "wrong type"),
+    ({"budget": "ten"}, "not a number"),
+    ({"budget": 1000}, "above the base model's 32 ReLUs"),
+    ({"budget": 0}, "budget must be positive"),
+    ({"checkpoint": "/no/such/model.safetensors"}, "not found"),
+    ({"diagnostics": ["accuracy", "vibes"]}, "unknown diagnostic(s) 'vibes'"),
+    ({"method": "deepreduce"}, "ResNets"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"snl": {"epochs": 0}}, "SNL epochs must be >= 1"),
+    ({"snl": {"speed": 2}}, "unknown snl option(s) speed"),
+    ({"finetune": {"epochs": 1.5}}, "finetune option epochs must be an integer"),
+    ({"mitigation": {"mu": -1}}, "mitigation mu must be > 0"),
+    ({"dataset": {"name": "mnist"}}, "unknown dataset 'mnist'"),
+    ({"dataset": {"name": "toy2d", "options": {"shape": "paper", "size": 3}}}, "unknown option(s) size"),
+    ({"dataset": {"name": "toy2d"}, "diagnostics": ["accuracy"]}, "no dataset override"),
+])
+def test_invalid_configs_are_refused_with_a_clear_message(changes, message):
+    with pytest.raises(FairLinError) as error:
+        config(**changes).validate()
+    assert message in str(error.value)
+
+
+def test_from_dict_refuses_unknown_and_missing_keys():
+    with pytest.raises(FairLinError, match="unknown job config key"):
+        JobConfig.from_dict({"checkpoint": TOY, "method": "snl", "budget": 0.5, "epochs": 3})
+    with pytest.raises(FairLinError, match="lacks budget"):
+        JobConfig.from_dict({"checkpoint": TOY, "method": "snl"})
