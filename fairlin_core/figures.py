@@ -34,3 +34,31 @@ def group_accuracy_figure(table: pd.DataFrame, title: str = "Accuracy per group"
     fig.update_traces(textposition="outside", cliponaxis=False)
     fig.update_layout(margin={"t": 60, "b": 40})
     return fig
+
+
+def job_curve_figure(curve: pd.DataFrame, title: str = "Training curve") -> go.Figure:
+    """Loss (left axis) and ReLU count (right axis) per reported step of a job.
+
+    curve: rows in report order with ``loss`` and/or ``relu_count`` and optionally ``stage`` (a live
+    progress series or a finished run's history.csv).
+    """
+    from plotly.subplots import make_subplots
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    data = curve.reset_index(drop=True)
+    step = data["step"] if "step" in data else pd.Series(range(1, len(data) + 1))
+    stages = data["stage"] if "stage" in data else pd.Series(["run"] * len(data))
+    if "loss" in data:
+        for stage in dict.fromkeys(stages):
+            part = data[stages == stage]
+            fig.add_trace(go.Scatter(x=step[part.index], y=part["loss"], mode="lines+markers",
+                                     name=f"loss ({stage})"), secondary_y=False)
+    if "relu_count" in data and data["relu_count"].notna().any():
+        part = data[data["relu_count"].notna()]
+        fig.add_trace(go.Scatter(x=step[part.index], y=part["relu_count"], mode="lines+markers", name="ReLU count",
+                                 line={"dash": "dot"}), secondary_y=True)
+    fig.update_xaxes(title_text="epoch (all stages in order)")
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_yaxes(title_text="ReLUs", secondary_y=True)
+    fig.update_layout(title=title, height=280, margin={"t": 40, "b": 30, "l": 40, "r": 40},
+                      legend={"orientation": "h", "y": -0.3})
+    return fig

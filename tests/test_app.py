@@ -11,6 +11,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 @pytest.fixture
 def app(monkeypatch, tmp_path):
     monkeypatch.setenv("FAIRLIN_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("FAIRLIN_STORE", str(tmp_path / "store"))  # the sidebar jobs panel opens the run store
     return AppTest.from_file(APP, default_timeout=60)
 
 

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -27,7 +28,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = _free_port()
-    env = {**os.environ, "FAIRLIN_DATA_ROOT": str(tmp_path_factory.mktemp("data"))}
+    env = {**os.environ, "FAIRLIN_DATA_ROOT": str(tmp_path_factory.mktemp("data")),
+           "FAIRLIN_STORE": str(tmp_path_factory.mktemp("store")), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                 "--server.port", str(port), "--server.address", "127.0.0.1",
                                 "--browser.gatherUsageStats", "false"],
@@ -66,3 +68,75 @@ def test_home_page_renders_datasets_charts_and_checkpoints(server, page):
     body = page.inner_text("body")
     assert "digits_resnet18" in body and "toy2d_mlp" in body
     assert "Traceback" not in body
+
+
+def _open(page, url: str, heading: str) -> None:
+    page.goto(url, timeout=60_000)
+    page.wait_for_selector(f"h1:has-text('{heading}')", timeout=60_000)
+    page.wait_for_timeout(1500)  # let charts and fragments draw
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.inner_text("body")
+
+
+def test_every_page_slider_job_and_upload_in_the_browser(server, page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for path, heading, shot in (("", "FairLin", "home"), ("models_data", "Models & data", "models_data"),
+                                ("toy_lab", "Toy lab", "toy_lab"), ("linearize", "Linearize", "linearize")):
+        _open(page, f"{server}/{path}", heading)
+        _no_exception(page)
+        assert page.locator('[data-testid="stSidebar"]').get_by_text("Jobs").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+
+    # Linearize: move the budget slider (click near its left end); the exact count and the text follow
+    count = page.get_by_label("Exact ReLU count (of 7,680)")
+    assert count.input_value() == "768"
+    thumb = page.get_by_role("slider").first.bounding_box()
+    track = page.locator('[data-testid="stSlider"]').first.bounding_box()
+    page.mouse.click(track["x"] + 0.05 * track["width"], thumb["y"] + thumb["height"] / 2)
+    page.wait_for_function("() => document.querySelector('input[aria-label^=\"Exact ReLU count\"]').value !== '768'",
+                           timeout=30_000)
+    budget = int(count.input_value())
+    assert 1 <= budget < 768
+    page.wait_for_selector(f"text=SNL learns masks down to {budget:,} of 7,680", timeout=30_000)
+    page.get_by_text("DeepReDuce: cull/thin whole stages").click()
+    page.wait_for_selector("text=DeepReDuce configuration:", timeout=30_000)
+    page.get_by_text("SNL: learned per-pixel masks").click()
+    page.wait_for_selector(f"text=SNL learns masks down to {budget:,}", timeout=30_000)
+
+    # a tiny job: one SNL epoch, no finetune
+    for label, value in (("SNL epochs (max)", "1"), ("Finetune epochs", "0")):
+        field = page.get_by_role("spinbutton", name=label)
+        field.fill(value)
+        field.press("Enter")
+        page.wait_for_timeout(700)
+    page.get_by_role("button", name="Submit 1 job").click()
+    page.wait_for_selector("text=Submitted 1 job(s)", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "linearize_running.png"), full_page=True)
+    done = page.locator("p", has_text=f"snl · {budget} ReLUs · seed 0").filter(has_text="· done")
+    done.first.wait_for(timeout=120_000)
+    page.wait_for_timeout(2500)  # the panel's next poll
+    assert page.get_by_role("button", name="Cancel").count() == 0  # nothing left to cancel, no stale button
+    _no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "linearize_done.png"), full_page=True)
+
+    # a reload keeps the finished job in both panels (state lives in the job manager and run store)
+    _open(page, f"{server}/linearize", "Linearize")
+    done.first.wait_for(timeout=30_000)
+
+    # Models & data: a pickle posing as a checkpoint is refused with a readable reason
+    _open(page, f"{server}/models_data", "Models & data")
+    inputs = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    inputs.nth(0).set_input_files({"name": "evil.safetensors", "mimeType": "application/octet-stream",
+                                   "buffer": b"\x80\x04\x95 pickled payload"})
+    inputs.nth(1).set_input_files({"name": "evil.json", "mimeType": "application/json",
+                                   "buffer": (ROOT / "checkpoints" / "toy2d_mlp.json").read_bytes()})
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Validate and add").click()
+    error = page.locator('[data-testid="stAlertContentError"]')
+    error.first.wait_for(timeout=30_000)
+    assert "never unpickles" in error.first.inner_text()
+    _no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "models_data_refused_upload.png"), full_page=True)

@@ -1,0 +1,101 @@
+"""``python -m fairlin_core toy ...``: the 2D teaching experiment from the command line.
+
+``--json`` prints the test accuracies (fractions in [0, 1]) per seed and their mean over seeds::
+
+    {"runs": [{"seed": 0, "relu": {"overall", "majority", "minority"}, "linearized": {...}}, ...],
+     "mean": {"relu": {"overall", "majority", "minority"}, "linearized": {...}}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from .data.toy2d import SHAPES
+from .errors import FairLinError
+from .toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy
+
+
+def _fraction(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def toy_json(result: ToyResult) -> dict[str, Any]:
+    """The ``--json`` document of a toy run: test accuracy per seed and model, and the mean over seeds."""
+    test = result.accuracy[result.accuracy["split"] == "test"]
+    runs = []
+    for seed in result.seeds:
+        rows = test[test["seed"] == seed]
+        runs.append({"seed": seed, **{kind: {r.group: _fraction(r.accuracy) for r in rows[rows["model"] == kind]
+                                             .itertuples()} for kind in MODEL_KINDS}})
+    summary = result.summary("test")
+    mean = {kind: {r.group: _fraction(r.mean) for r in summary[summary["model"] == kind].itertuples()}
+            for kind in MODEL_KINDS}
+    return {"runs": runs, "mean": mean}
+
+
+def _print_text(result: ToyResult) -> None:
+    summary = result.summary("test")
+    table = summary.assign(accuracy=[f"{100 * m:5.1f}% ± {100 * s:4.1f}" if s == s else f"{100 * m:5.1f}%"
+                                     for m, s in zip(summary["mean"], summary["sd"])])
+    wide = table.pivot(index="group", columns="model", values="accuracy")
+    print(wide.reindex(index=list(dict.fromkeys(table["group"])), columns=list(MODEL_KINDS)).to_string())
+    geometry = result.geometry_summary()[["relu_count", "regions_along_line", "patterns_on_grid"]]
+    print()
+    print(geometry.round(1).to_string())
+    print(f"\ntest accuracy, mean ± sd over {len(result.seeds)} seed(s); "
+          f"{result.seconds_per_model():.2f} s per model")
+
+
+def cmd_toy(args: argparse.Namespace) -> None:
+    from .cli import TqdmProgress
+    if args.seeds < 1:
+        raise FairLinError(f"--seeds is the number of seeds to average over; expected a positive integer, "
+                           f"got {args.seeds}")
+    config = ToyConfig(shape=args.shape, n=args.n, noise=args.noise, minority_ratio=args.minority_ratio,
+                       depth=args.depth, width=args.width, steps=args.steps, lr=args.lr, linearized=args.linearized,
+                       which=args.which, mode=args.mode)
+    config.validate()  # bad input fails before the progress bar is drawn
+    bar = TqdmProgress(f"toy {args.shape}")
+    try:
+        result = run_toy(config, range(args.first_seed, args.first_seed + args.seeds), progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(toy_json(result), indent=2, allow_nan=False))
+    else:
+        _print_text(result)
+
+
+def add_toy_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``toy`` on the CLI's subparsers (``python -m fairlin_core toy ...``)."""
+    defaults = ToyConfig()
+    p = subparsers.add_parser("toy", help="2D toy: ReLU MLP vs the same MLP with a share of its ReLUs linearized, "
+                                          "per-group test accuracy over seeds")
+    p.add_argument("--shape", default=defaults.shape, help=f"{', '.join(SHAPES)} (default {defaults.shape}; "
+                                                           f"disk is the counter-example without an effect)")
+    p.add_argument("--linearized", type=float, default=defaults.linearized,
+                   help=f"share of hidden units made linear, in [0, 1] (default {defaults.linearized})")
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds, each drawing data, initial weights and "
+                                                         "placement (default 5)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+SEEDS-1 (default 0)")
+    p.add_argument("--which", default=defaults.which,
+                   help=f"scratch mode: which units are linearized, {', '.join(WHICH)} (default {defaults.which})")
+    p.add_argument("--mode", default=defaults.mode,
+                   help=f"{' or '.join(MODES)}: train with fixed masks from scratch, or SNL on the trained "
+                        f"ReLU model (default {defaults.mode})")
+    p.add_argument("--depth", type=int, default=defaults.depth, help=f"hidden layers (default {defaults.depth})")
+    p.add_argument("--width", type=int, default=defaults.width, help=f"units per layer (default {defaults.width})")
+    p.add_argument("--steps", type=int, default=defaults.steps,
+                   help=f"full-batch Adam steps with cosine decay (default {defaults.steps})")
+    p.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (default {defaults.lr})")
+    p.add_argument("--n", type=int, default=defaults.n, help=f"points before the 60/20/20 split (default {defaults.n})")
+    p.add_argument("--noise", type=float, help="label-flip share (paper, disk, xor) or coordinate noise sd "
+                                               "(moons, circles, spiral); default per shape")
+    p.add_argument("--minority-ratio", type=float,
+                   help="minority points per majority point (xor, moons, circles, spiral; default 0.1)")
+    p.add_argument("--json", action="store_true", help="print per-seed and mean test accuracies as JSON")
+    p.set_defaults(func=cmd_toy)
+    return p

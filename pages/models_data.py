@@ -1,0 +1,99 @@
+"""Models & data: shipped and user checkpoints, group sizes per split, checkpoint upload, base training."""
+
+import streamlit as st
+
+from fairlin_core.dashboard import (MAX_UPLOAD_BYTES, accept_upload, checkpoint_groups_overview, checkpoints_overview,
+                                    get_base_trainer, user_checkpoint_dir)
+from fairlin_core.data import load_dataset
+from fairlin_core.errors import FairLinError
+from fairlin_core.figures import group_accuracy_figure, group_sizes_figure
+from fairlin_core.models import MODELS
+from ui.state import current
+
+
+@st.cache_data(show_spinner="Loading dataset…")
+def dataset_sizes(name: str, group: str, data_root: str | None):
+    return load_dataset(name, data_root=data_root, group=group).group_sizes()
+
+
+st.title("Models & data")
+choice = current()
+data_root, dataset, group = choice["data_root"], choice["dataset"], choice["group"]
+user_dir = user_checkpoint_dir()
+
+st.header("Checkpoints")
+table = checkpoints_overview(user_dir)
+st.dataframe(table.drop(columns=["path"]), hide_index=True, width="stretch",
+             column_config={"overall_accuracy": st.column_config.NumberColumn(format="%.3f"),
+                            "worst_group_accuracy": st.column_config.NumberColumn(format="%.3f")})
+st.caption(f"User checkpoints live in `{user_dir}`.")
+groups = checkpoint_groups_overview(user_dir)
+shown = groups[(groups["split"] == "test") & (groups["dataset"] == dataset)]
+if shown.empty:
+    st.info(f"No checkpoint with recorded per-group accuracy on {dataset}.")
+else:
+    st.plotly_chart(group_accuracy_figure(shown, f"{dataset}: test accuracy per group and checkpoint"),
+                    width="stretch", key="models_group_accuracy")
+
+st.header(f"Group sizes: {dataset} by {group}")
+try:
+    sizes = dataset_sizes(dataset, group, data_root)
+except FairLinError as error:
+    st.error(str(error))
+else:
+    st.plotly_chart(group_sizes_figure(sizes, f"{dataset}: examples per {group} and split"), width="stretch",
+                    key="models_group_sizes")
+
+st.header("Upload a checkpoint")
+st.caption(f"A safetensors weights file and its FairLin JSON sidecar (at most {MAX_UPLOAD_BYTES // 2**20} MiB). "
+           "Both are validated before anything is stored; pickles and torch.save files are refused.")
+with st.form("upload", clear_on_submit=True):
+    weights = st.file_uploader("Weights (.safetensors)", key="upload_weights")
+    sidecar = st.file_uploader("Sidecar (.json)", type=["json"], key="upload_sidecar")
+    if st.form_submit_button("Validate and add", icon=":material/upload:"):
+        if weights is None or sidecar is None:
+            st.error("Choose both files: NAME.safetensors and its JSON sidecar.")
+        else:
+            try:
+                path = accept_upload(weights.name, weights.getvalue(), sidecar.getvalue(), user_dir)
+            except FairLinError as error:
+                st.error(str(error))
+            else:
+                st.success(f"Added {path.stem}; it is now selectable as base checkpoint.")
+
+st.header("Train a base model")
+with st.form("train_base"):
+    left, middle, right = st.columns(3)
+    model = left.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet18"), key="train_model")
+    width = middle.number_input("Width", 2, 64, 16, key="train_width", help="Channel width of the first stage.")
+    epochs = right.number_input("Epochs", 1, 500, 5, key="train_epochs")
+    seed = left.number_input("Seed", 0, 10_000, 0, key="train_seed")
+    name = middle.text_input("Checkpoint name", "", key="train_name", placeholder=f"{dataset}_<model>_w<width>_s<seed>")
+    if st.form_submit_button(f"Train on {dataset}", icon=":material/play_arrow:"):
+        try:
+            get_base_trainer(user_dir).submit(dataset, model, width=int(width), epochs=int(epochs), seed=int(seed),
+                                              name=name.strip() or None, data_root=data_root)
+        except FairLinError as error:
+            st.error(str(error))
+        else:
+            st.success("Training queued; progress below.")
+
+
+@st.fragment(run_every=1.0)
+def training_jobs() -> None:
+    trainer = get_base_trainer(user_dir)
+    for job in reversed(trainer.jobs()):
+        with st.container(border=True):
+            head, button = st.columns([5, 1])
+            head.markdown(f"**{job.name}** · {job.model} w{job.width} on {job.dataset} · {job.status}")
+            if job.status in ("queued", "running"):
+                st.progress(job.progress.fraction, text=job.progress.message or job.progress.stage)
+                if button.button("Cancel", key=f"cancel_train_{job.id}"):
+                    trainer.cancel(job.id)
+            elif job.status == "failed":
+                st.error(f"Failed: {job.error}")
+            elif job.status == "done":
+                st.success(f"Saved {job.path}")
+
+
+training_jobs()

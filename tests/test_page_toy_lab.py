@@ -1,0 +1,83 @@
+"""Toy lab page through Streamlit's AppTest (real script runs, real background training)."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fairlin_core import toy
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "toy_lab.py")
+
+
+@pytest.fixture
+def prewarms(monkeypatch):
+    """Record the page's prewarm calls instead of starting idle worker processes (CPU the suite needs)."""
+    calls = []
+    monkeypatch.setattr(toy, "prewarm", lambda: calls.append(True))
+    return calls
+
+
+@pytest.fixture
+def page(prewarms):
+    app = AppTest.from_file(PAGE, default_timeout=60)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def finish(app):
+    """Wait for the background job, then rerun the page as the polling fragment would."""
+    app.session_state["toy_job"].join(60)
+    app.run()
+    assert not app.exception
+
+
+def test_controls_and_the_appendix_b1_panel_render(page, prewarms):
+    assert prewarms  # a worker process is readied before the first Train click
+    assert page.selectbox(key="toy_shape").value == "paper"
+    assert page.slider(key="toy_linearized").value == 0.5
+    assert page.radio(key="toy_mode").value == "scratch" and page.radio(key="toy_which").value == "random"
+    assert {b.key for b in page.button} >= {"toy_train", "toy_disk"}
+    assert len(page.get("plotly_chart")) == 2  # the B.1 pictures; no boundaries before training
+    page.radio(key="toy_b1_unit").set_value("both").run()
+    assert not page.exception and len(page.get("plotly_chart")) == 2
+
+
+def test_small_train_shows_boundaries_accuracy_and_region_counts(page):
+    page.slider(key="toy_n").set_value(300)
+    page.slider(key="toy_steps").set_value(100)
+    page.slider(key="toy_seeds").set_value(2)
+    page.button(key="toy_train").click().run()
+    assert not page.exception and not page.error
+    finish(page)
+    assert not page.error
+    assert len(page.get("plotly_chart")) == 2 + 4  # B.1 + two boundaries, accuracy bars, loss curve
+    labels = [m.label for m in page.metric]
+    assert "linear regions crossed on the diagonal" in labels and "activation patterns on a 200x200 grid" in labels
+    page.selectbox(key="toy_view_seed").set_value(1).run()
+    page.radio(key="toy_split").set_value("train").run()
+    assert not page.exception and len(page.get("plotly_chart")) == 6
+
+
+def test_training_is_live_and_can_be_stopped(page):
+    page.slider(key="toy_seeds").set_value(10)
+    page.button(key="toy_train").click().run()
+    assert not page.exception
+    assert len(page.get("progress")) == 1  # the polling fragment is drawing progress
+    page.button(key="toy_stop").click().run()
+    finish(page)
+    assert "stopped" in page.warning[0].value
+
+
+def test_bad_input_is_a_readable_message(page):
+    page.radio(key="toy_mode").set_value("snl")
+    page.slider(key="toy_linearized").set_value(1.0)
+    page.button(key="toy_train").click().run()
+    assert not page.exception
+    assert "at least one ReLU" in page.error[0].value
+
+
+def test_disk_counter_example_button_switches_the_shape(page):
+    page.button(key="toy_disk").click().run()
+    assert not page.exception and page.selectbox(key="toy_shape").value == "disk"

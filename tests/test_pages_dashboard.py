@@ -1,0 +1,207 @@
+"""Dashboard pages Models & data and Linearize, the sidebar and the jobs panel, through AppTest and
+their view models in fairlin_core.dashboard (real engine calls, tiny jobs)."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from streamlit.testing.v1 import AppTest
+
+from fairlin_core import dashboard
+from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.errors import FairLinError
+from fairlin_core.jobs import get_manager
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+DIGITS = SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors"
+TOY = SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors"
+
+
+@pytest.fixture
+def store(monkeypatch, tmp_path):
+    monkeypatch.setenv("FAIRLIN_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("FAIRLIN_STORE", str(tmp_path / "store"))
+    yield tmp_path / "store"
+    get_manager(tmp_path / "store").shutdown()
+
+
+@pytest.fixture
+def app(store):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "info", "success", "error", "caption", "title") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page,title", [("pages/models_data.py", "Models & data"), ("pages/linearize.py", "Linearize"),
+                                        ("pages/home.py", "FairLin")])
+def test_every_page_renders_on_the_embedded_defaults(app, page, title):
+    app.switch_page(page).run()
+    assert not app.exception
+    assert not app.error
+    assert app.title[0].value == title
+
+
+def test_models_page_shows_checkpoints_group_sizes_and_forms(app):
+    app.switch_page("pages/models_data.py").run()
+    table = app.dataframe[0].value
+    assert {"digits_resnet18", "toy2d_mlp"} <= set(table["checkpoint"])
+    assert {"source", "model", "dataset", "relu_count"} <= set(table.columns)
+    assert len(app.get("plotly_chart")) == 2  # per-group accuracy + group sizes
+    assert "Group sizes: digits by digit" in [h.value for h in app.header]
+
+
+def test_method_and_budget_change_what_is_shown(app):
+    app.switch_page("pages/linearize.py").run()
+    assert "SNL learns masks down to 768 of 7,680" in app.info[0].value
+    app.radio(key="method").set_value("deepreduce").run()
+    assert "DeepReDuce configuration: stages 1,2 culled + thinned" in app.info[0].value
+    app.slider(key="budget_pct").set_value(40.0).run()
+    assert app.number_input(key="budget_count").value == 3072
+    assert "stages 1,4 culled" in app.info[0].value
+    app.number_input(key="budget_count").set_value(7680).run()
+    assert app.slider(key="budget_pct").value == 100.0
+    assert "no stage culled" in app.info[0].value
+    assert not app.exception
+
+
+def test_sidebar_offers_global_choices_that_pages_follow(app, store):
+    assert app.selectbox(key="dataset").value == "digits"
+    assert app.selectbox(key="group_attribute").value == "digit"
+    assert app.selectbox(key="base_checkpoint").value == "digits_resnet18"
+    # AppTest re-runs only the page script after the first run under st.navigation, so a sidebar choice
+    # is simulated by a fresh app whose session already holds it
+    toy = AppTest.from_file(APP, default_timeout=60)
+    toy.session_state["dataset"] = "toy2d"
+    toy.run()
+    assert toy.selectbox(key="base_checkpoint").value == "toy2d_mlp"
+    assert toy.selectbox(key="group_attribute").value == "class"
+    toy.switch_page("pages/linearize.py").run()
+    assert "of 32 ReLUs" in toy.info[0].value  # the toy MLP is the base now
+    toy.switch_page("pages/models_data.py").run()
+    assert "Group sizes: toy2d by class" in [h.value for h in toy.header]
+    toy.switch_page("pages/linearize.py").run()
+    assert "of 32 ReLUs" in toy.info[0].value  # still the toy choice after two page changes
+
+
+def test_submitted_tiny_job_appears_in_the_jobs_panel_and_finishes(app, store):
+    app.switch_page("pages/linearize.py").run()
+    app.slider(key="budget_pct").set_value(20.0).run()
+    app.number_input(key="snl_epochs").set_value(1).run()
+    app.number_input(key="finetune_epochs").set_value(0).run()
+    app.button(key="submit").click().run()
+    assert not app.exception
+    assert "Submitted 1 job(s)" in app.success[0].value
+    manager = get_manager(store)
+    ids = [job.id for job in manager.jobs()]
+    assert len(ids) == 1
+    assert manager.wait(ids, timeout=120)
+    app.run()
+    text = _texts(app)
+    assert f"`{ids[0]}` · done" in text
+    assert "digits_resnet18 · snl · 1536 ReLUs · seed 0" in text
+    assert not app.exception
+    # a fresh session (a browser reload) still lists it: the state lives in the manager and the store
+    fresh = AppTest.from_file(APP, default_timeout=60)
+    fresh.run()
+    fresh.switch_page("pages/linearize.py").run()
+    assert f"`{ids[0]}` · done" in _texts(fresh)
+
+
+def test_jobs_overview_lists_runs_of_the_store_with_readable_failures(store):
+    manager = get_manager(store)
+    configs = dashboard.job_configs(DIGITS, "random", 0.5, [0, 1], snl_epochs=1, finetune_epochs=0, mitigation="both")
+    assert len(configs) == 4
+    assert sum(c.mitigation is not None for c in configs) == 2
+    run_id = manager.submit(configs[0])
+    manager.cancel(run_id)
+    assert manager.wait([run_id], timeout=120)
+    rows = dashboard.jobs_overview(manager)
+    assert rows[0]["id"] == run_id and rows[0]["status"] in ("cancelled", "done")
+    assert dashboard.readable_error("Traceback (most recent call last):\n  File x\nValueError: bad") == "ValueError: bad"
+
+
+def test_job_configs_with_another_group_attribute_override_the_dataset():
+    config, = dashboard.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="class")
+    assert config.dataset is None
+    with pytest.raises(FairLinError, match="not an attribute"):
+        dashboard.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="age")
+
+
+def _toy_files(tmp_path):
+    weights = TOY.read_bytes()
+    sidecar = TOY.with_suffix(".json").read_bytes()
+    return weights, sidecar
+
+
+def test_valid_upload_is_stored_and_listed(tmp_path):
+    weights, sidecar = _toy_files(tmp_path)
+    dest = tmp_path / "user"
+    path = dashboard.accept_upload("mine.safetensors", weights, sidecar, dest)
+    assert path == dest / "mine.safetensors" and path.with_suffix(".json").exists()
+    table = dashboard.checkpoints_overview(dest)
+    assert ("user", "mine") in set(zip(table["source"], table["checkpoint"]))
+    assert "mine (user)" in dashboard.checkpoint_choices(dest, "toy2d")
+    with pytest.raises(FairLinError, match="already exists"):
+        dashboard.accept_upload("mine.safetensors", weights, sidecar, dest)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("pickle", "never unpickles"), ("shapes", "does not match the architecture"), ("sidecar", "not valid JSON"),
+    ("name", "not a .safetensors file"), ("size", "upload limit"), ("traversal", "not a .safetensors")])
+def test_invalid_uploads_are_refused_and_nothing_is_written(tmp_path, case, match):
+    weights, sidecar = _toy_files(tmp_path)
+    name = "bad.safetensors"
+    if case == "pickle":
+        weights = pickle.dumps({"weight": [1.0, 2.0]})
+    elif case == "shapes":
+        save_file({"layers.0.weight": torch.zeros(3, 3)}, str(tmp_path / "w.safetensors"))
+        weights = (tmp_path / "w.safetensors").read_bytes()
+    elif case == "sidecar":
+        sidecar = b"{not json"
+    elif case == "name":
+        name = "bad.pt"
+    elif case == "traversal":
+        name = "../../evil.json"
+    dest = tmp_path / "user"
+    with pytest.raises(FairLinError, match=match) as refused:
+        dashboard.accept_upload(name, weights, sidecar, dest, max_bytes=100 if case == "size" else 10**9)
+    assert "/tmp/fairlin-upload" not in str(refused.value)
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_base_trainer_trains_saves_and_lists_a_user_checkpoint(tmp_path):
+    trainer = dashboard.BaseTrainer(tmp_path / "user")
+    job_id = trainer.submit("toy2d", "mlp", epochs=2, seed=0, name="toy_small")
+    assert trainer.wait(job_id, timeout=120) == "done"
+    job, = trainer.jobs()
+    assert job.path and Path(job.path).exists()
+    sidecar = json.loads(Path(job.path).with_suffix(".json").read_text())
+    assert sidecar["kind"] == "base" and sidecar["relu_count"] > 0
+    assert "toy_small (user)" in dashboard.checkpoint_choices(tmp_path / "user", "toy2d")
+    with pytest.raises(FairLinError, match="already exists"):
+        trainer.submit("toy2d", "mlp", epochs=1, name="toy_small")
+    with pytest.raises(FairLinError, match="epochs"):
+        trainer.submit("toy2d", "mlp", epochs=0, name="other")
+
+
+def test_a_failed_run_shows_a_readable_reason_and_no_traceback(app, store):
+    manager = get_manager(store)
+    config = dashboard.job_configs(DIGITS, "random", 100, [3], snl_epochs=1, finetune_epochs=0)[0]
+    claim = manager.store.claim(config.canonical_hash(), config.to_dict())
+    manager.store.mark_running(claim.id)
+    manager.store.mark_failed(claim.id, "the data folder vanished; expected digits",
+                              'Traceback (most recent call last):\n  File "x.py", line 1\nOSError: gone')
+    app.switch_page("pages/linearize.py").run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert errors == ["Failed: the data folder vanished; expected digits"]
+    assert "Traceback" not in _texts(app)

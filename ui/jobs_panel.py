@@ -1,0 +1,81 @@
+"""The jobs panel: live queue, progress, curves, cancel buttons and failures, polled by fragments.
+
+State lives in the process-wide JobManager and its RunStore, so the panel survives page changes and
+browser reloads; the fragments only read it.
+"""
+
+import streamlit as st
+
+from fairlin_core.dashboard import jobs_counts, jobs_overview, recorder_for, run_history
+from fairlin_core.errors import FairLinError
+from fairlin_core.figures import job_curve_figure
+from fairlin_core.jobs import get_manager
+
+POLL_SECONDS = 1.0
+
+
+def manager():
+    """The process-wide manager of the run store ($FAIRLIN_STORE, else ./fairlin_runs)."""
+    return get_manager()
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def compact_jobs_panel(limit: int = 4) -> None:
+    """Sidebar: counts per status and progress bars of the latest jobs."""
+    st.subheader("Jobs", divider="gray")
+    try:
+        rows = jobs_overview(manager(), limit=50)
+    except FairLinError as error:
+        st.error(str(error))
+        return
+    if not rows:
+        st.caption("No jobs yet: submit some on Linearize.")
+        return
+    st.caption(" · ".join(f"{n} {status}" for status, n in sorted(jobs_counts(rows).items())))
+    for row in rows[:limit]:
+        text = f"{row['label']} — {row['status']}"
+        if row["status"] == "failed":
+            st.caption(f":red[{text}]")
+        else:
+            st.progress(min(max(row["fraction"], 0.0), 1.0), text=text)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def jobs_panel(limit: int = 20) -> None:
+    """Full panel: every recent job with progress, live loss / ReLU curve, cancel button, readable failure."""
+    try:
+        mgr = manager()
+        rows = jobs_overview(mgr, limit=limit)
+    except FairLinError as error:
+        st.error(str(error))
+        return
+    if not rows:
+        st.info("No jobs yet. Submit one above; it appears here with its progress.")
+        return
+    counts = jobs_counts(rows)
+    st.caption("Queue: " + " · ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    for row in rows:
+        # one container per job, keyed by its id, with the same shape whatever the status, so a
+        # status change never leaves stale buttons or expanders behind
+        with st.container(border=True, key=f"job_{row['id']}"):
+            head, button = st.columns([5, 1])
+            head.markdown(f"**{row['label']}** · `{row['id']}` · {row['status']}")
+            with button:
+                if row["active"] and st.button("Cancel", key=f"cancel_{row['id']}", icon=":material/cancel:"):
+                    try:
+                        mgr.cancel(row["id"])
+                    except FairLinError as error:
+                        st.error(str(error))
+            curve = None
+            if row["active"]:
+                detail = f"{row['stage']}: {row['message']}" if row["message"] else row["stage"]
+                st.progress(min(max(row["fraction"], 0.0), 1.0), text=detail)
+                curve = recorder_for(mgr).curve(row["id"])
+            elif row["status"] == "failed":
+                st.error(f"Failed: {row['error']}")
+            elif row["status"] == "done":
+                curve = run_history(mgr, row["id"])
+            if curve is not None and not curve.empty and ({"loss", "relu_count"} & set(curve.columns)):
+                with st.expander("Loss / ReLU-count curve"):
+                    st.plotly_chart(job_curve_figure(curve, row["label"]), width="stretch",
+                                    key=f"curve_{row['id']}")
