@@ -1,7 +1,6 @@
 """The 2D toy lab engine: masks, geometry counts, the B.1 example, the multi-seed effect, the CLI."""
 
 import json
-import sys
 import threading
 
 import numpy as np
@@ -171,19 +170,7 @@ def test_linearization_costs_the_paper_minority_but_not_the_disk():
 
 def _cli(capsys, *argv):
     from fairlin_core import cli
-    if "toy" in cli.build_parser()._subparsers._group_actions[0].choices:  # wired into the real CLI
-        code = cli.main(list(argv))
-    else:
-        from fairlin_core.toy_cli import add_toy_command
-        parser = cli._Parser(prog="python -m fairlin_core")
-        add_toy_command(parser.add_subparsers(dest="command", required=True, parser_class=cli._Parser))
-        args = parser.parse_args(list(argv))
-        try:
-            args.func(args)
-            code = 0
-        except FairLinError as error:
-            print(f"error: {error}", file=sys.stderr)
-            code = 2
+    code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
