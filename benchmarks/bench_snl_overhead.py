@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from fairlin_core.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.evaluation import load_dataset_for
-from fairlin_core.finetune import distillation_loss_per_sample, teacher_logits
+from fairlin_core.finetune import teacher_logits
+from fairlin_core.linearize.snl import snl_step
 from fairlin_core.models import activation_sites, relu_count
 from fairlin_core.runtime import batch_indices
 
@@ -38,15 +39,7 @@ def plain_epoch(model, x, y, batches, optimizer):
 def snl_epoch(model, x, y, targets, batches, optimizer, masks, lam=3e-3):
     model.train()
     for index in batches:
-        logits = model(x[index])
-        loss = distillation_loss_per_sample(logits, targets[index], y[index], 4.0).mean()
-        loss = loss + lam * sum(alpha.abs().sum() for alpha in masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            for alpha in masks:
-                alpha.clamp_(0.0, 1.0)
+        snl_step(model, optimizer, masks, x[index], y[index], targets[index], lam, 4.0)
         relu_count(model)
 
 

@@ -79,8 +79,22 @@ class SNLSnapshot:
     reached: bool
 
 
-def _mask_l1(model: nn.Module) -> torch.Tensor:
-    return sum(site.alpha.abs().sum() for _, site in activation_sites(model))
+def snl_step(student: nn.Module, optimizer: torch.optim.Optimizer, masks: list[torch.Tensor], x: torch.Tensor,
+             y: torch.Tensor, targets: torch.Tensor, lam: float, temperature: float) -> float:
+    """One SNL update on a batch: minimise CE + KD_T + lam * sum|alpha|, then clamp the masks to [0, 1].
+
+    x: (B, ...) inputs; y: (B,) labels; targets: (B, classes) teacher logits. Returns the task loss
+    (CE + KD, without the penalty) of the batch.
+    """
+    task = distillation_loss_per_sample(student(x), targets, y, temperature).mean()
+    loss = task + lam * sum(alpha.abs().sum() for alpha in masks)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        for alpha in masks:
+            alpha.clamp_(0.0, 1.0)
+    return task.item()
 
 
 def snl_trajectory(base: nn.Module, bundle: DatasetBundle, budgets: list[int], config: SNLConfig, *,
@@ -119,16 +133,9 @@ def snl_trajectory(base: nn.Module, bundle: DatasetBundle, budgets: list[int], c
         for index in batch_indices(len(train), config.batch_size, generator):
             check_cancel(cancel)
             index = index.to(device)
-            logits = student(x_all[index])
-            task = distillation_loss_per_sample(logits, targets[index], y_all[index], config.temperature).mean()
-            loss = task + lam * _mask_l1(student)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                for alpha in masks:
-                    alpha.clamp_(0.0, 1.0)
-            total += task.item() * len(index)
+            task = snl_step(student, optimizer, masks, x_all[index], y_all[index], targets[index], lam,
+                            config.temperature)
+            total += task * len(index)
             seen += len(index)
             count = relu_count(student, config.threshold)
             while pending and count <= pending[0]:
