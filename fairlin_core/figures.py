@@ -24,10 +24,9 @@ def group_sizes_figure(sizes: pd.DataFrame, title: str = "Group sizes per split"
 def group_accuracy_figure(table: pd.DataFrame, title: str = "Accuracy per group") -> go.Figure:
     """Bars of accuracy (%) per group, one colour per checkpoint (columns checkpoint, group, n, accuracy)."""
     data = table.assign(accuracy_pct=100 * table["accuracy"],
-                        label=[f"{a:.1%}" for a in table["accuracy"]],
-                        group_label=[f"{g} (n={n})" for g, n in zip(table["group"], table["n"])])
+                        label=[f"{a:.1%}" for a in table["accuracy"]])
     fig = px.bar(data, x="group", y="accuracy_pct", color="checkpoint", barmode="group", text="label",
-                 hover_data={"n": True, "group_label": False, "accuracy_pct": ":.2f"},
+                 hover_data={"n": True, "accuracy_pct": ":.2f"},
                  labels={"accuracy_pct": "accuracy (%)", "group": "group"}, title=title)
     fig.update_xaxes(type="category")
     fig.update_yaxes(range=[0, 105])

@@ -146,13 +146,12 @@ class CancelAfter:
 
 
 @pytest.mark.parametrize("method,polls", [("snl", 5), ("random", 3)])
-def test_cancel_stops_within_one_batch_and_writes_nothing(base, tmp_path, method, polls):
+def test_cancel_stops_within_one_batch(base, method, polls):
     checkpoint, bundle = base
     flag = CancelAfter(polls)
     with pytest.raises(Cancelled):
         linearize(checkpoint.model, checkpoint.spec, bundle, method, 0.1, options=QUICK, device=CPU, cancel=flag)
     assert flag.polls == polls + 1  # the first poll that saw the flag raised
-    assert not (tmp_path / "out").exists()
 
 
 def test_cancel_from_another_thread(base):

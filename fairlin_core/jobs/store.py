@@ -112,13 +112,7 @@ def owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname():
         return True
     pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return _start_time(pid) == start
+    return _pid_alive(pid) and _start_time(pid) == start
 
 
 def file_digest(path: Path) -> str:
