@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .audit import add_audit_command
+from .audit_grid import add_default_audit_command
 from .errors import FairLinError
 from .jobs.commands import add_jobs_commands
 from .toy_cli import add_toy_command
@@ -360,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_command(sub)
     add_jobs_commands(sub)
     add_toy_command(sub)
+    add_default_audit_command(sub)
 
     p = sub.add_parser("evaluate", help="per-group accuracy of a checkpoint (base or linearized)")
     p.add_argument("--checkpoint", required=True, help="a .safetensors file, its .json sidecar, or a folder with one")

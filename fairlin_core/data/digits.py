@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from fairlin_core.data import protocol
 from fairlin_core.data.bundle import DatasetBundle
@@ -37,6 +36,7 @@ def load(data_root: Path, seed: int, target: str, group: str, options: dict[str,
     opts["mean"] = protocol.check_channels("mean", opts["mean"], 1)
     opts["std"] = protocol.check_channels("std", opts["std"], 1, positive=True)
 
+    from sklearn.datasets import load_digits  # seconds to import; only when digits are loaded
     raw = load_digits()
     images = raw.images.reshape(-1, 1, 8, 8)
     labels = raw.target.astype(np.int64)

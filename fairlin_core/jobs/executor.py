@@ -10,7 +10,6 @@ would implement the same two methods and run :func:`execute` elsewhere.
 from __future__ import annotations
 
 import json
-import math
 import queue
 import threading
 import time
@@ -29,6 +28,7 @@ from ..data import load_dataset
 from ..errors import FairLinError
 from ..evaluation import load_dataset_for
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
+from ..json_values import json_ready
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
 from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, default_device, report
@@ -39,19 +39,6 @@ def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn
     if progress is None:
         return None
     return lambda p: progress(Progress(start + (end - start) * p.fraction, p.stage, p.message, p.metrics))
-
-
-def _json_ready(value: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python, recursively, so the value is strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def _dataset(config: JobConfig, checkpoint: Any):
@@ -108,7 +95,7 @@ def execute(config: JobConfig, run_dir: Path, progress: ProgressFn | None = None
     summary = {**result_summary(result), "config_hash": config_hash, "config": config.to_dict(),
                "worst_group_accuracy": result.evaluations["finetuned"]["test"]["worst_group_accuracy"],
                "diagnostics": config.diagnostics, "seconds": round(time.perf_counter() - started, 3)}
-    (run_dir / "summary.json").write_text(json.dumps(_json_ready(summary), indent=1, allow_nan=False) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps(json_ready(summary), indent=1, allow_nan=False) + "\n")
     report(progress, 1.0, "done", "artifacts written")
     return summary
 

@@ -112,7 +112,7 @@ def owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname():
         return True
     pid = int(pid_text)
-    return _pid_alive(pid) and _start_time(pid) == start
+    return pid_alive(pid) and _start_time(pid) == start
 
 
 def file_digest(path: Path) -> str:
@@ -204,7 +204,7 @@ class RunStore:
                       error="the process running it stopped before it finished; requeue it to finish it")
         for staging in self.staging_root.iterdir():
             pid = (staging.name.split("-") + [""])[1]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
+            if not pid.isdigit() or not pid_alive(int(pid)):
                 shutil.rmtree(staging, ignore_errors=True)
         return dead
 
@@ -431,7 +431,8 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

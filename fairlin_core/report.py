@@ -1,0 +1,86 @@
+"""A standalone HTML report of an audit: every figure of the audit page, the tables and the run configs,
+in one file that opens offline (plotly.js is inlined once), for people who do not run the app.
+
+    html = audit_report_html(results, split="test", method="snl")
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+
+import pandas as pd
+import plotly.io as pio
+
+from . import audit_figures as figures
+from . import audit_views as views
+from .results import AuditResults
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+h1, h2 { font-weight: 600; } table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; } th { background: #f3f3f3; }
+pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem; max-height: 30rem; }
+.note { color: #555; }
+"""
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–", border=0)
+
+
+def audit_report_html(results: AuditResults, *, split: str = "test", method: str | None = None,
+                      mitigation: str = "off", budget: str | None = None) -> str:
+    """The report as one HTML document (str). ``method``: the method of the per-method sections (None =
+    the first in the results); ``budget``: the budget of the snapshot and method comparison (None = the
+    smallest of that method); the summary covers every method."""
+    names = results.group_names
+    methods = views.methods(results)
+    method = method or (methods[0] if methods else None)
+    meta = results.meta
+    parts = [f"<h1>FairLin audit: {html.escape(str(meta.get('checkpoint', '')))} on "
+             f"{html.escape(str(meta.get('dataset', '')))}</h1>",
+             f"<p class='note'>Protected attribute: {html.escape(str(meta.get('group_attribute', '')))}; split "
+             f"{html.escape(split)}; {len(results.runs)} runs; generated "
+             f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. Accuracies in %, relative drop = "
+             f"(base − linearized) / base × 100; intervals are Student-t 95% across seeds.</p>"]
+    figs = []
+    if method is not None:
+        drop = views.group_drop(results, split, method, mitigation)
+        figs.append(("Relative accuracy drop per group", figures.group_bars(
+            drop, names, x="budget", y="drop_mean", low="drop_ci_low", high="drop_ci_high",
+            title=f"{method}: relative accuracy drop per group (mitigation {mitigation})",
+            y_title="relative drop (%)")))
+        figs.append(("Accuracy vs ReLU count", figures.accuracy_lines(
+            drop, names, f"{method}: per-group accuracy vs ReLU count (mitigation {mitigation})")))
+        if set(results.runs["mitigation"]) >= {"off", "on"}:
+            effect = views.mitigation_effect(results, split, method)
+            figs.append(("Mitigated vs unmitigated", figures.group_bars(
+                effect, names, x="budget", y="drop_difference",
+                title=f"{method}: relative drop without minus with mitigation (positive = mitigation helped)",
+                y_title="drop difference (points)")))
+        completed = views.budgets(results, method)
+        budget = budget if budget in completed else completed[-1]
+        at_budget = drop[drop["budget"] == budget]
+        figs.append((f"At {budget}", figures.budget_snapshot(at_budget, names, f"{method} at {budget}")))
+        compared = views.method_comparison(results, split, mitigation)
+        figs.append((f"Methods compared at {budget}", figures.group_bars(
+            compared[compared["budget"] == budget], names, x="method", y="drop_mean",
+            low="drop_ci_low", high="drop_ci_high", title=f"Methods compared at {budget} (mitigation {mitigation})",
+            y_title="relative drop (%)")))
+    summary = views.fairness_summary(results, split)
+    figs.append(("Worst-group accuracy", figures.summary_lines(summary, "worst_group_accuracy",
+                                                               "Worst-group accuracy vs ReLU count", "accuracy (%)")))
+    figs.append(("Parity gap", figures.summary_lines(summary, "parity_gap", "Parity gap (best − worst group)",
+                                                     "points")))
+    for i, (title, fig) in enumerate(figs):
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=i == 0, default_width="100%"))
+    parts.append("<h2>Summary per method, budget and mitigation</h2>" + _table(summary))
+    if method is not None:
+        parts.append(f"<h2>Per-group table ({html.escape(method)}, mitigation {html.escape(mitigation)})</h2>"
+                     + _table(drop))
+    parts.append("<h2>Run configurations</h2><pre>" + html.escape(json.dumps(results.configs, indent=1)) + "</pre>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>FairLin audit</title>"
+            f"<style>{STYLE}</style></head><body>" + "\n".join(parts) + "</body></html>")

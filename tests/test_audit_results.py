@@ -1,0 +1,219 @@
+"""The audit grid (default-audit), the tidy audit results, their views, figures and the HTML report, on the
+shipped digits checkpoint with tiny settings, and the same tables collected from a real run store."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from fairlin_core import audit_figures, audit_views
+from fairlin_core.audit_grid import AuditGrid, build_audit
+from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.cli import main
+from fairlin_core.errors import FairLinError
+from fairlin_core.jobs import JobConfig, JobManager
+from fairlin_core.report import audit_report_html
+from fairlin_core.results import collect_from_store, load_results
+
+DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")
+TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
+GRID = ["--checkpoint", DIGITS, "--methods", "random,deepreduce", "--budgets", "2%,1%", "--seeds", "0,1",
+        "--finetune-epochs", "2", "--snl-epochs", "2", "--diagnostics", "grad,boundary", "--detail", "attr"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit")
+    assert main(["default-audit", *GRID, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(built):
+    return load_results(built)
+
+
+def test_grid_runs_every_cell_once_and_skips_deepreduce_duplicates(results):
+    runs = results.runs
+    random = runs[runs["method"] == "random"]
+    assert len(random) == 2 * 2 * 2  # budgets x seeds x mitigation
+    assert set(zip(random["budget"], random["seed"], random["mitigation"])) == {
+        (b, s, m) for b in ("2%", "1%") for s in (0, 1) for m in ("off", "on")}
+    # 2% and 1% of 7,680 ReLUs both map to DeepReDuce's smallest configuration (128 ReLUs): run once
+    deepreduce = runs[runs["method"] == "deepreduce"]
+    assert set(deepreduce["budget"]) == {"2%"} and set(deepreduce["relu_count"]) == {128}
+    [skipped] = results.meta["skipped"]
+    assert (skipped["method"], skipped["budget"]) == ("deepreduce", "1%")
+    assert "128 ReLUs" in skipped["reason"] and "budget 2%" in skipped["reason"]
+    assert set(random["relu_count"]) == {154, 77}
+    assert results.group_names == [str(d) for d in range(10)]
+    assert results.meta["input_shape"] == [1, 8, 8]
+
+
+def test_groups_table_is_consistent_with_the_base_model_and_relative_drop(results):
+    groups = results.groups
+    assert set(groups["split"]) == {"test", "balanced"}
+    test = groups[groups["split"] == "test"]
+    assert len(test) == len(results.runs) * 10
+    # every run is measured against the same base model
+    base = test.groupby("group")["base_accuracy"].nunique()
+    assert (base == 1).all()
+    row = test[test["base_accuracy"] > 0].iloc[0]
+    assert row["relative_drop"] == pytest.approx((row["base_accuracy"] - row["accuracy"]) / row["base_accuracy"] * 100,
+                                                 rel=1e-5, abs=1e-5)  # stored with 7 significant digits
+    # test split group sizes: the imbalanced protocol keeps fewer of classes 5-9
+    sizes = results.group_sizes[results.group_sizes["split"] == "train"].set_index("group")["n"]
+    assert sizes["0"] > 3 * sizes["9"]
+
+
+def test_diagnostics_only_on_the_diagnostic_seed_and_detail_only_unmitigated(results):
+    with_diag = set(results.diagnostics["run_id"])
+    seeds = results.runs.set_index("run_id").loc[sorted(with_diag), "seed"]
+    assert set(seeds) == {0}
+    assert len(with_diag) == len(results.runs[results.runs["seed"] == 0])
+    lin = results.diagnostics[results.diagnostics["model"] == "lin"]
+    assert lin["grad_norm"].gt(0).all() and lin["input_margin_mean"].gt(0).all()
+    assert lin["top_eigenvalue"].isna().all() and lin["bound"].isna().all()  # not asked for (slow; see test_metrics_*)
+    attribution_runs = set(results.attributions["run_id"])
+    assert results.density.empty
+    assert set(results.runs.set_index("run_id").loc[sorted(attribution_runs), "mitigation"]) == {"off"}
+    one = results.attributions[results.attributions["run_id"] == sorted(attribution_runs)[0]]
+    assert one.groupby(["group", "model", "method"]).size().eq(64).all()  # an 8x8 map per group, model, method
+    assert results.runs["param_distance"].notna().sum() == len(with_diag)
+
+
+def test_rebuilding_resumes_from_the_chunks_without_recomputing(built, results):
+    before = {p: p.stat().st_mtime_ns for p in (built / "chunks").rglob("*.csv")}
+    assert main(["default-audit", *GRID, "--out", str(built)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (built / "chunks").rglob("*.csv")} == before
+    pd.testing.assert_frame_equal(load_results(built).groups, results.groups)
+
+
+def test_a_different_grid_in_the_same_folder_is_refused(built, capsys):
+    assert main(["default-audit", *GRID[:-4], "--finetune-epochs", "3", "--out", str(built)]) == 2
+    assert "different audit grid" in capsys.readouterr().err
+
+
+def test_cli_rejects_bad_seeds_and_methods(tmp_path, capsys):
+    assert main(["default-audit", "--seeds", "a,b", "--out", str(tmp_path)]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    with pytest.raises(FairLinError, match="unknown method"):
+        AuditGrid(checkpoint=DIGITS, methods=("magic",)).validate()
+
+
+def test_damaged_results_folder_is_a_clear_error(tmp_path, built):
+    with pytest.raises(FairLinError, match="not an audit results folder: runs.csv, groups.csv"):
+        load_results(tmp_path)
+
+
+def test_views_aggregate_across_seeds(results):
+    drop = audit_views.group_drop(results, "test", "random", "off")
+    assert set(drop["budget"]) == {"2%", "1%"} and list(drop["group"].unique()) == [str(d) for d in range(10)]
+    assert (drop["n_seeds"] == 2).all()
+    cell = drop[(drop["budget"] == "1%") & (drop["group"] == "9")].iloc[0]
+    raw = audit_views.group_runs(results, "test")
+    raw = raw.query("method == 'random' and mitigation == 'off' and budget == '1%' and group == '9'")
+    assert cell["drop_mean"] == pytest.approx(raw["relative_drop"].mean())
+    assert cell["accuracy_mean"] == pytest.approx(raw["accuracy"].mean())
+    assert 0 <= cell["accuracy_ci_low"] <= cell["accuracy_mean"] <= cell["accuracy_ci_high"] <= 1
+    assert cell["train_n"] == 21
+
+    summary = audit_views.fairness_summary(results, "test")
+    row = summary.query("method == 'random' and budget == '1%' and mitigation == 'off'").iloc[0]
+    test = audit_views.group_runs(results, "test")
+    test = test[(test["method"] == "random") & (test["budget"] == "1%") & (test["mitigation"] == "off")]
+    assert row["worst_group_accuracy"] == pytest.approx(test.groupby("seed")["accuracy"].min().mean())
+    assert row["parity_gap"] == pytest.approx((test.groupby("seed")["accuracy"].max()
+                                               - test.groupby("seed")["accuracy"].min()).mean())
+
+    effect = audit_views.mitigation_effect(results, "test", "random")
+    on = audit_views.group_drop(results, "test", "random", "on")
+    merged = effect.merge(on[["budget", "group", "drop_mean"]], on=["budget", "group"])
+    assert merged["drop_difference"].to_numpy() == pytest.approx(
+        (merged["drop_mean_off"] - merged["drop_mean"]).to_numpy(), nan_ok=True)
+
+    compared = audit_views.method_comparison(results, "test", "off")
+    compared = compared[compared["budget"] == "2%"]
+    assert audit_views.methods(results) == ["deepreduce", "random"]
+    assert set(compared["method"]) == {"deepreduce", "random"}
+    assert audit_views.budgets(results) == ["2%", "1%"]
+    assert audit_views.missing_runs(results).empty  # the skipped deepreduce budget is not "missing"
+
+
+def test_missing_runs_lists_the_holes_of_the_grid(results):
+    runs = results.runs[~((results.runs["method"] == "random") & (results.runs["seed"] == 1)
+                          & (results.runs["budget"] == "1%"))]
+    partial = type(results)(**{**results.__dict__, "runs": runs})
+    missing = audit_views.missing_runs(partial)
+    assert missing.to_dict("records") == [{"method": "random", "budget": "1%", "seed": 1, "mitigation": m}
+                                          for m in ("off", "on")]
+
+
+def test_diagnostic_views_put_the_base_model_at_100_percent(results):
+    diag = audit_views.diagnostics_by_budget(results, "random", "off")
+    assert list(dict.fromkeys(diag["budget"])) == ["base", "2%", "1%"]
+    base = diag[diag["budget"] == "base"]
+    assert len(base) == 10 and (base["budget_fraction"] == 1.0).all()
+    assert base["grad_norm"].gt(0).all() and diag[diag["budget"] != "base"]["grad_norm"].notna().all()
+    distances = audit_views.parameter_distances(results)
+    assert (distances["param_distance"] > 0).all()
+    run = audit_views.diagnostic_run(results, "random", "1%", "off", "attributions")
+    assert run == "random-1%-seed0-mit-off"
+    assert audit_views.diagnostic_run(results, "random", "1%", "on", "attributions") is None
+    assert audit_views.diagnostic_run(results, "random", "1%", "off", "density") is None
+
+
+def test_figures_use_one_colour_per_group_everywhere(results):
+    names = results.group_names
+    colors = audit_figures.group_colors(names)
+    drop = audit_views.group_drop(results, "test", "random", "off")
+    bars = audit_figures.group_bars(drop, names, x="budget", y="drop_mean", low="drop_ci_low", high="drop_ci_high",
+                                    title="t", y_title="y")
+    lines = audit_figures.accuracy_lines(drop, names, "t")
+    diag = audit_views.diagnostics_by_budget(results, "random", "off")
+    grad = audit_figures.diagnostic_lines(diag, names, "grad_norm", "t", "y", log_y=True)
+    for fig in (bars, lines, grad):
+        named = [t for t in fig.data if t.showlegend is not False]
+        assert len(named) == 10
+        for trace, group in zip(named, names):
+            color = trace.marker.color if trace.type == "bar" else trace.line.color
+            assert color == colors[group] and trace.name.startswith(group)
+    assert bars.data[0].name == "0 (train n=96)"
+    rows = audit_views.run_rows(results, "attributions", "random-1%-seed0-mit-off")
+    attribution = audit_figures.attribution_maps(rows, "9", (1, 8, 8), "t")
+    assert [t.z.shape for t in attribution.data] == [(8, 8)] * 4
+
+
+def test_html_report_is_standalone_with_figures_tables_and_configs(results):
+    page = audit_report_html(results, split="test", method="random")
+    assert page.startswith("<!DOCTYPE html>") and page.count("Plotly.newPlot") >= 4
+    assert "https://cdn" not in page.split("</script>")[0]  # plotly.js inlined, works offline
+    assert "Summary per method, budget and mitigation" in page and "random-1%-seed1-mit-on" in page
+    assert "Run configurations" in page and "&quot;mu&quot;: 0.01" in page
+
+
+def test_collect_from_store_gives_the_same_tables_for_job_runs(tmp_path):
+    manager = JobManager(tmp_path / "store", workers=1)
+    try:
+        ids = [manager.submit(JobConfig(TOY, "random", budget, seed=seed, finetune={"epochs": 1},
+                                        mitigation=mitigation, diagnostics=["grad"] if seed == 0 else []))
+               for budget in (16, 0.25) for seed in (0, 1) for mitigation in (None, {"mu": 0.05})]
+        assert manager.wait(ids, timeout=300)
+        collected = collect_from_store(manager.store, TOY)
+    finally:
+        manager.shutdown()
+    runs = collected.runs
+    assert len(runs) == 8 and set(runs["mitigation"]) == {"off", "on"}
+    # a count (16 of 32 ReLUs) and a fraction (0.25) are both labelled as percentages of the base count
+    assert set(runs["budget"]) == {"50%", "25%"}
+    assert set(runs["base_relu_count"]) == {32}
+    assert runs.loc[runs["mitigation"] == "on", "mu"].eq(0.05).all()
+    assert runs.loc[runs["mitigation"] == "off", "mu"].isna().all()
+    assert collected.group_names == ["majority", "minority"]
+    assert set(collected.groups["split"]) >= {"test"}
+    assert len(collected.diagnostics) == 4 * 2 * 2  # seed-0 runs x groups x models
+    assert math.isfinite(runs.loc[runs["run_id"].isin(collected.diagnostics["run_id"]), "param_distance"].iloc[0])
+    drop = audit_views.group_drop(collected, "test", "random", "off")
+    assert set(drop["n_seeds"]) == {2}
+    assert json.loads(json.dumps(collected.configs[runs["run_id"].iloc[0]]))["method"] == "random"
