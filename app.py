@@ -12,6 +12,7 @@ from fairlin_core.dashboard import checkpoint_choices, user_checkpoint_dir
 from fairlin_core.data import list_datasets
 from fairlin_core.data.registry import get_spec
 from ui.jobs_panel import compact_jobs_panel
+from ui.shell import enter_shell
 from ui.state import current, remember
 
 st.set_page_config(page_title="FairLin", page_icon=":material/balance:", layout="wide")
@@ -51,6 +52,9 @@ navigation = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/models_data.py", title="Models & data", icon=":material/database:"),
     st.Page("pages/linearize.py", title="Linearize", icon=":material/tune:"),
+    st.Page("pages/audit.py", title="Fairness audit", icon=":material/bar_chart:"),
+    st.Page("pages/why.py", title="Why (diagnostics)", icon=":material/troubleshoot:"),
     st.Page("pages/toy_lab.py", title="Toy lab", icon=":material/science:"),
 ])
+enter_shell()
 navigation.run()

@@ -6,6 +6,9 @@ from fairlin_core.catalog import checkpoint_group_table, checkpoint_table
 from fairlin_core.data import list_datasets, load_dataset
 from fairlin_core.errors import FairLinError
 from fairlin_core.figures import group_accuracy_figure, group_sizes_figure
+from ui.shell import require_shell
+
+require_shell()
 
 
 @st.cache_data(show_spinner="Loading dataset…")

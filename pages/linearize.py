@@ -7,7 +7,10 @@ from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import DEFAULT_MU
 from fairlin_core.linearize import METHODS
 from ui.jobs_panel import jobs_panel, manager
+from ui.shell import require_shell
 from ui.state import current
+
+require_shell()
 
 METHOD_NOTES = {"snl": "SNL: learned per-pixel masks", "deepreduce": "DeepReDuce: cull/thin whole stages",
                 "random": "random ReLU placement (baseline)"}

@@ -8,7 +8,10 @@ from fairlin_core.data import load_dataset
 from fairlin_core.errors import FairLinError
 from fairlin_core.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
+from ui.shell import require_shell
 from ui.state import current
+
+require_shell()
 
 
 @st.cache_data(show_spinner="Loading dataset…")

@@ -12,6 +12,9 @@ from fairlin_core.errors import FairLinError
 from fairlin_core.toy import (MODEL_KINDS, ToyConfig, ToyJob, ToyResult, load_toy, one_dimensional_example,
                               points_table, prewarm)
 from fairlin_core.toy_figures import accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure
+from ui.shell import require_shell
+
+require_shell()
 
 JOB_KEY = "toy_job"
 POLL_SECONDS = 1.0

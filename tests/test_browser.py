@@ -140,3 +140,46 @@ def test_every_page_slider_job_and_upload_in_the_browser(server, page):
     assert "never unpickles" in error.first.inner_text()
     _no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "models_data_refused_upload.png"), full_page=True)
+
+
+def _chart_titles(page) -> list[str]:
+    return page.locator(".js-plotly-plot .gtitle").all_text_contents()  # SVG text: no innerText
+
+
+def test_audit_and_why_pages_open_on_the_default_audit_and_scrub(server, page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # a deep link on a fresh server still opens inside the app's shell (navigation + sidebar)
+    _open(page, f"{server}/audit", "Fairness audit")
+    _no_exception(page)
+    assert page.locator('[data-testid="stSidebar"]').get_by_text("Group attribute").count() == 1
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7", timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+                           ".some(t => t.textContent.startsWith('snl at 2% (154 ReLUs)'))", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    slider.press("End")  # the smallest completed budget
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
+                           ".some(t => t.textContent.startsWith('snl at 0.5% (38 ReLUs)'))", timeout=30_000)
+    _no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "audit_scrubbed.png"), full_page=True)
+
+    _open(page, f"{server}/why", "Why (diagnostics)")
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7", timeout=60_000)
+    _no_exception(page)
+    titles = _chart_titles(page)
+    assert "Group gradient norm ||g_a|| (Figure 3)" in titles
+    assert any(t.startswith("Mean |attribution| of group 9") for t in titles)
+    page.screenshot(path=str(ARTIFACTS / "why.png"), full_page=True)
+
+
+def test_toy_lab_trains_once_and_draws_both_boundaries(server, page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _open(page, f"{server}/toy_lab", "Toy lab")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_selector("text=Expressiveness: fewer ReLUs, fewer linear regions", timeout=180_000)
+    page.wait_for_timeout(1500)
+    _no_exception(page)
+    titles = _chart_titles(page)
+    assert any(t.startswith("ReLU") for t in titles) and any(t.startswith("Linearized") for t in titles)
+    page.screenshot(path=str(ARTIFACTS / "toy_lab_trained.png"), full_page=True)

@@ -1,0 +1,115 @@
+"""Where the audit and diagnostics pages read their results: the shipped default audit (for the shipped
+digits checkpoint) and the finished runs of the run store, loaded once and cached.
+
+:func:`choose_results` draws the source picker and returns ``(key, results)``; :func:`view` memoises
+any :mod:`fairlin_core.audit_views` function by that key, so a rerun (a budget scrub) only redraws.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from fairlin_core import audit_figures, audit_views
+from fairlin_core.audit_grid import SHIPPED_AUDIT
+from fairlin_core.errors import FairLinError
+from fairlin_core.jobs import get_manager
+from fairlin_core.results import AuditResults, collect_from_store, load_results, store_signature
+from ui.state import current
+
+SHIPPED_LABEL = "Shipped default audit"
+MITIGATION_LABELS = {"off": "plain finetune", "on": "fairness-constrained finetune"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _registry() -> dict[str, AuditResults]:
+    return {}
+
+
+def _shipped_for(checkpoint: str | None) -> bool:
+    if not checkpoint or not (SHIPPED_AUDIT / "meta.json").is_file():
+        return False
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints"
+    path = Path(checkpoint).resolve()
+    return path.parent == shipped and load_shipped().meta.get("checkpoint") == path.name
+
+
+@st.cache_resource(show_spinner=False)
+def load_shipped() -> AuditResults:
+    return load_results(SHIPPED_AUDIT)
+
+
+@st.cache_resource(show_spinner="Reading the run store…", max_entries=8)
+def _load_store(signature: tuple, checkpoint: str, group: str, data_root: str | None) -> AuditResults:
+    return collect_from_store(get_manager().store, checkpoint, group=group, data_root=data_root)
+
+
+def choose_results() -> tuple[str, AuditResults] | None:
+    """Draw the source picker for the sidebar's checkpoint and group; None (with a message) when there is
+    nothing to show."""
+    choice = current()
+    checkpoint = choice["checkpoint_path"]
+    if not checkpoint:
+        st.info("Choose a base checkpoint in the sidebar (or upload / train one on Models & data).")
+        return None
+    try:
+        signature = store_signature(get_manager().store, checkpoint)
+        sources = [SHIPPED_LABEL] if _shipped_for(checkpoint) and choice["group"] == load_shipped().meta.get(
+            "group_attribute") else []
+        if signature[2]:
+            sources.append(f"Run store ({len(signature[2])} finished runs)")
+        if not sources:
+            st.info(f"No finished runs of {choice['checkpoint']} grouped by {choice['group']} yet. Queue some on "
+                    f"the Linearize page (or below), or run `python -m fairlin_core sweep --checkpoint "
+                    f"{checkpoint} --methods snl,random --budgets 10%,1% --seeds 0,1,2 --mitigation both`.")
+            return None
+        source = st.radio("Results", sources, horizontal=True, key="results_source") if len(sources) > 1 else sources[0]
+        if source == SHIPPED_LABEL:
+            key, results = "shipped", load_shipped()
+        else:
+            key = repr(signature) + choice["group"]
+            results = _load_store(signature, checkpoint, choice["group"], choice["data_root"])
+    except FairLinError as error:
+        st.error(str(error))
+        return None
+    _registry()[key] = results
+    return key, results
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def view(key: str, name: str, *args):
+    """``audit_views.<name>(results, *args)`` for the results registered under ``key`` (memoised)."""
+    return getattr(audit_views, name)(_registry()[key], *args)
+
+
+def source_caption(results: AuditResults) -> str:
+    meta = results.meta
+    runs = results.runs
+    text = (f"{len(runs)} runs of {meta.get('checkpoint')} on {meta.get('dataset')} grouped by "
+            f"{meta.get('group_attribute')}: methods {', '.join(dict.fromkeys(runs['method']))}; "
+            f"seeds {', '.join(str(s) for s in sorted(runs['seed'].unique()))}.")
+    if meta.get("regenerate"):
+        text += f" Regenerate with `{meta['regenerate']}`."
+    return text
+
+
+@st.cache_resource(show_spinner=False, max_entries=512)
+def chart(key: str, figure: str, table: tuple, *args, **kwargs):
+    """``audit_figures.<figure>(rows, *args, **kwargs)`` where rows = ``audit_views.<name>(results, *view_args)``
+    narrowed by ``filters`` (``table = (name, view_args, ((column, value), ...))``); built once per input and
+    shared (figures are not copied: st.plotly_chart only reads them)."""
+    name, view_args, filters = table
+    rows = view(key, name, *view_args)
+    for column, value in filters:
+        rows = rows[rows[column] == value]
+    return getattr(audit_figures, figure)(rows, *args, **kwargs)
+
+
+def open_results(title: str) -> tuple[str, AuditResults]:
+    """The head of a results page: its title, the source picker and a caption; stops the page when there is
+    nothing to show."""
+    st.title(title)
+    chosen = choose_results()
+    if chosen is None:
+        st.stop()
+    st.caption(source_caption(chosen[1]))
+    return chosen

@@ -1,0 +1,25 @@
+"""Every page runs inside app.py's shell (navigation, sidebar, wide layout).
+
+On a fresh server, Streamlit's very first run of a deep link such as ``/audit`` takes its legacy
+route for a ``pages/`` folder: it runs the page file alone, before app.py has ever called
+``st.navigation``. app.py calls :func:`enter_shell` before it runs a page; :func:`require_shell`,
+called first by every page, notices a page run without it and reruns through app.py, whose
+navigation then opens the same page properly.
+"""
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+_entered = False
+
+
+def enter_shell() -> None:
+    """Called by app.py: from now on this server process builds its navigation itself."""
+    global _entered
+    _entered = True
+
+
+def require_shell() -> None:
+    if not _entered and PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False  # what st.navigation itself sets on its first call
+        st.rerun()
