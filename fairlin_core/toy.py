@@ -13,25 +13,30 @@ to the boundary. Two ways to linearize:
 
 Also here: the Appendix B.1 example, a width-2 one-hidden-layer network on 1D input that has at most
 3 linear pieces with both ReLUs and 2 with one linearized (:func:`one_dimensional_example`), and
-:class:`ToyJob`, a thread-safe holder running :func:`run_toy` in the background for a UI.
+:class:`ToyJob`, a thread-safe holder running :func:`run_toy` in a child process for a UI (its messages are
+JSON frames with safetensors for arrays and weights; nothing is unpickled).
 Coordinates are the raw ``toy2d`` units (the plane is about [-1, 1]^2); accuracies are fractions.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import safetensors.numpy
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -574,9 +579,12 @@ class ToyJob:
 
     A process, not a thread, trains: tiny torch ops release and retake the GIL so often that a busy UI
     thread slows an in-process trainer several fold (measured 7x). The child (``python -c``; importing
-    torch and the engine takes 2-6 s, saved by :func:`prewarm`) trains single-threaded and sends pickled messages on its stdout:
-    progress reports with boundary previews, then one outcome (result or error); only this process's
-    own child is unpickled. :meth:`cancel` terminates the child (nothing half-done is kept); a child
+    torch and the engine takes 2-6 s, saved by :func:`prewarm`) trains single-threaded. Both ways the
+    messages are length-prefixed JSON frames (:func:`_write_frame`): the job (config fields, seeds,
+    preview_every) on the child's stdin; progress reports with boundary previews, then one outcome
+    (result or error) on its stdout. Arrays and trained weights travel as base64 safetensors, tables as
+    columns, and the data are reloaded here from the config (checked against the child's digest);
+    nothing is unpickled. :meth:`cancel` terminates the child (nothing half-done is kept); a child
     whose parent is gone stops at its next report. Every method is thread-safe and never blocks on
     training; the UI keeps one in its session state, polls :meth:`snapshot` and calls :meth:`cancel`.
     Nothing here touches a UI framework.
@@ -600,7 +608,8 @@ class ToyJob:
                 self._state.update(running=False, cancelled=True, message="stopped")
                 return self
             self._process = _take_worker()
-            pickle.dump((self.config, self.seeds, self.preview_every), self._process.stdin)
+            _write_frame(self._process.stdin, {"config": asdict(self.config), "seeds": self.seeds,
+                                               "preview_every": self.preview_every})
             self._process.stdin.close()
         self._thread.start()
         return self
@@ -646,13 +655,18 @@ class ToyJob:
         with self._process.stdout as stream:
             while not outcome:
                 try:
-                    kind, payload = pickle.load(stream)
-                except Exception:  # noqa: BLE001 - end of stream or a truncated message: the child is gone
-                    break
-                if kind == "progress":
-                    self._on_progress(payload)
-                else:
-                    outcome[kind] = payload
+                    message = _read_frame(stream)
+                    if message is None:  # end of stream or a truncated frame: the child is gone
+                        break
+                    kind, payload = message
+                    if kind == "progress":
+                        self._on_progress(_decode_progress(payload))
+                    elif kind == "result":
+                        outcome["result"] = _decode_result(payload)
+                    else:
+                        outcome["error"] = str(payload)
+                except Exception as error:  # noqa: BLE001 - a malformed message ends the job with a clear error
+                    outcome = {"error": f"unreadable message from the training process: {error!r}"}
         code = self._process.wait()
         with self._lock:
             if not outcome:
@@ -672,18 +686,17 @@ def _job_child(warm_up: bool = False) -> None:
     torch.set_num_threads(1)  # a tiny full-batch MLP is fastest single-threaded, and the UI keeps a core
     if warm_up:
         run_toy(ToyConfig(n=100, steps=3), [0])
-    try:
-        config, seeds, preview_every = pickle.load(sys.stdin.buffer)
-    except EOFError:  # a prewarmed worker whose parent ended without giving it a job
+    job = _read_frame(sys.stdin.buffer)
+    if job is None:  # a prewarmed worker whose parent ended without giving it a job
         return
 
     def send(kind: str, payload: Any) -> None:
-        pickle.dump((kind, payload), channel)
-        channel.flush()
+        _write_frame(channel, [kind, payload])
     try:
         try:
-            outcome = ("result", run_toy(config, seeds, progress=lambda update: send("progress", update),
-                                         preview_every=preview_every))
+            result = run_toy(ToyConfig(**job["config"]), job["seeds"], preview_every=job["preview_every"],
+                             progress=lambda update: send("progress", _encode_progress(update)))
+            outcome = ("result", _encode_result(result))
         except FairLinError as error:
             outcome = ("error", str(error))
         except BrokenPipeError:
@@ -693,3 +706,102 @@ def _job_child(warm_up: bool = False) -> None:
         send(*outcome)
     except BrokenPipeError:  # the parent is gone: nobody is left to report to
         os._exit(1)
+
+
+# ------------------------------------------------------------------------------- child messages
+# A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON. Arrays (boundary grids)
+# and model weights are base64 safetensors inside the JSON; tables are columns with their dtypes.
+
+def _write_frame(stream: Any, message: Any) -> None:
+    data = json.dumps(message, default=_plain).encode("utf-8")
+    stream.write(len(data).to_bytes(4, "big") + data)
+    stream.flush()
+
+
+def _read_frame(stream: Any) -> Any:
+    """The next message on ``stream``, or None at its end (a truncated frame counts as the end)."""
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    size = int.from_bytes(head, "big")
+    data = stream.read(size)
+    return json.loads(data.decode("utf-8")) if len(data) == size else None
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for numpy scalars (e.g. a metric computed with numpy)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _encode_grid(grid: BoundaryGrid) -> str:
+    # safetensors stores an array's memory as is, so strided views are made contiguous first
+    return _b64(safetensors.numpy.save({name: np.ascontiguousarray(array) for name, array in vars(grid).items()}))
+
+
+def _encode_progress(update: Progress) -> dict[str, Any]:
+    """A report as JSON; the ``boundary`` metric (a :class:`BoundaryGrid`) as safetensors."""
+    metrics = {key: _encode_grid(value) if key == "boundary" else value for key, value in update.metrics.items()}
+    return {"fraction": update.fraction, "stage": update.stage, "message": update.message, "metrics": metrics}
+
+
+def _decode_progress(data: dict[str, Any]) -> Progress:
+    metrics = {key: BoundaryGrid(**safetensors.numpy.load(base64.b64decode(value))) if key == "boundary" else value
+               for key, value in data["metrics"].items()}
+    return Progress(data["fraction"], data["stage"], data["message"], metrics)
+
+
+def _encode_table(table: pd.DataFrame) -> dict[str, Any]:
+    return {"columns": [str(c) for c in table.columns], "dtypes": [str(t) for t in table.dtypes],
+            "data": [table[c].tolist() for c in table.columns]}
+
+
+def _decode_table(data: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series(values, dtype=dtype)
+                         for column, dtype, values in zip(data["columns"], data["dtypes"], data["data"])})
+
+
+def _bundle_digest(bundle: DatasetBundle) -> str:
+    """SHA-256 over every split's x, y and group, to check that data reloaded elsewhere are the same."""
+    digest = hashlib.sha256()
+    for name, split in bundle.splits.items():
+        digest.update(name.encode())
+        for tensor in (split.x, split.y, split.group):
+            digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _encode_result(result: ToyResult) -> dict[str, Any]:
+    """A :class:`ToyResult` as JSON: config, seeds, tables, each model's full state dict (masks
+    included) as safetensors, and a digest of each seed's data (the data themselves are reloaded)."""
+    return {"config": asdict(result.config), "seeds": result.seeds,
+            "tables": {name: _encode_table(getattr(result, name))
+                       for name in ("accuracy", "geometry", "margins", "history")},
+            "models": [[seed, kind, _b64(safetensors.torch.save(model.state_dict()))]
+                       for (seed, kind), model in result.models.items()],
+            "digests": {str(seed): _bundle_digest(bundle) for seed, bundle in result.bundles.items()}}
+
+
+def _decode_result(data: dict[str, Any]) -> ToyResult:
+    """Rebuild :func:`_encode_result`'s message: the data reloaded with :func:`load_toy` (and checked),
+    the models freshly built from the config's spec with the sent weights loaded."""
+    config = ToyConfig(**data["config"])
+    seeds = [int(seed) for seed in data["seeds"]]
+    bundles = {seed: load_toy(config, seed) for seed in seeds}
+    for seed, bundle in bundles.items():
+        if _bundle_digest(bundle) != data["digests"][str(seed)]:
+            raise FairLinError(f"the reloaded data of seed {seed} differ from the training process's")
+    models = {}
+    with torch.random.fork_rng(devices=[]):  # building a model draws initial weights; leave the caller's RNG alone
+        for seed, kind, weights in data["models"]:
+            model = build_model(config.model_spec())
+            model.load_state_dict(safetensors.torch.load(base64.b64decode(weights)))
+            models[(int(seed), kind)] = model.eval()
+    tables = {name: _decode_table(table) for name, table in data["tables"].items()}
+    return ToyResult(config, seeds, tables["accuracy"], tables["geometry"], tables["margins"], tables["history"],
+                     bundles, models)

@@ -1,16 +1,19 @@
 """The 2D toy lab engine: masks, geometry counts, the B.1 example, the multi-seed effect, the CLI."""
 
+import inspect
+import io
 import json
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from fairlin_core import toy
 from fairlin_core.errors import FairLinError
-from fairlin_core.models import build_model, set_masks
-from fairlin_core.runtime import Cancelled
+from fairlin_core.models import build_model, relu_count, set_masks
+from fairlin_core.runtime import Cancelled, Progress
 from fairlin_core.toy import (ToyConfig, ToyJob, count_patterns, data_extent, decision_grid, linearization_masks,
                               load_toy, one_dimensional_example, patterns_on_grid, regions_along_segment, run_toy,
                               train_toy_model)
@@ -151,6 +154,69 @@ def test_toy_job_trains_in_a_prewarmed_child_process_and_can_be_stopped():
     never = ToyJob(ToyConfig(), [0])
     never.cancel()
     assert never.start().snapshot()["cancelled"] and not never.running
+
+
+def _assert_same_result(got, expected, exact=True):
+    assert got.config == expected.config and got.seeds == expected.seeds
+    pd.testing.assert_frame_equal(got.accuracy, expected.accuracy, check_exact=True)
+    for name in ("margins", "history"):
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(expected, name), check_exact=exact)
+    pd.testing.assert_frame_equal(got.geometry.drop(columns="seconds"), expected.geometry.drop(columns="seconds"))
+    assert list(got.models) == list(expected.models) and list(got.bundles) == list(expected.bundles)
+    for (seed, kind), model in expected.models.items():
+        copy = got.models[(seed, kind)]
+        assert not copy.training and relu_count(copy) == relu_count(model)  # the masks came along
+        pd.testing.assert_frame_equal(got.points(seed, kind), expected.points(seed, kind))
+        for name, tensor in model.state_dict().items():
+            torch.testing.assert_close(copy.state_dict()[name], tensor)
+
+
+def test_result_messages_rebuild_the_result_exactly(small_run):
+    message = json.loads(json.dumps(toy._encode_result(small_run)))
+    _assert_same_result(toy._decode_result(message), small_run)
+    assert toy._decode_result(message).geometry.equals(small_run.geometry)
+    message["digests"]["1"] = "0" * 64
+    with pytest.raises(FairLinError, match="seed 1"):
+        toy._decode_result(message)
+
+
+def test_frames_are_json_and_previews_keep_their_dtypes():
+    grid = decision_grid(build_model(SMALL.model_spec()), (-1.0, 1.0, -1.0, 1.0), resolution=7)
+    update = Progress(0.5, "train", "step 5/10", {"seed": 0, "model": "relu", "step": 5, "loss": 0.25,
+                                                       "boundary": grid})
+    stream = io.BytesIO()
+    toy._write_frame(stream, ["progress", toy._encode_progress(update)])
+    data = stream.getvalue()
+    assert int.from_bytes(data[:4], "big") == len(data) - 4 and json.loads(data[4:])[0] == "progress"
+    kind, payload = toy._read_frame(io.BytesIO(data))
+    back = toy._decode_progress(payload)
+    assert (back.fraction, back.stage, back.message) == (0.5, "train", "step 5/10")
+    assert {k: v for k, v in back.metrics.items() if k != "boundary"} == {"seed": 0, "model": "relu", "step": 5,
+                                                                           "loss": 0.25}
+    for name in ("xs", "ys", "proba", "predicted"):
+        sent, received = getattr(grid, name), getattr(back.metrics["boundary"], name)
+        assert received.dtype == sent.dtype and np.array_equal(received, sent)
+    assert toy._read_frame(io.BytesIO(data[:-1])) is None and toy._read_frame(io.BytesIO(b"")) is None
+
+
+def test_toy_job_result_equals_an_in_process_run():
+    config, seeds = ToyConfig(n=200, steps=30), [0, 1]
+    job = ToyJob(config, seeds, preview_every=10).start()
+    job.join(180)
+    state = job.snapshot()
+    assert not state["running"] and state["error"] is None and state["cancelled"] is False
+    # The child trains single-threaded; this process may use more threads, so losses may differ in the last bits.
+    _assert_same_result(state["result"], run_toy(config, seeds), exact=False)
+    assert list(state["loss"].columns) == ["seed", "model", "step", "loss"] and len(state["loss"]) == 2 * 2 * 2
+    for model, (seed, grid) in state["previews"].items():
+        assert seed == 1 and grid.proba.shape == (60, 60) and grid.proba.dtype == np.float32
+        assert grid.predicted.dtype == np.int64 and grid.xs.dtype == np.float64
+
+
+def test_toy_module_never_unpickles():
+    source = inspect.getsource(toy)
+    assert not hasattr(toy, "pickle") and "import pickle" not in source
+    assert "pickle.load" not in source and "pickle.dump" not in source
 
 
 def _minority_drop(result, group):
