@@ -92,16 +92,17 @@ missing = view(key, "missing_runs")
 for skipped in results.meta.get("skipped", []):
     st.caption(f"Not run: {skipped['method']} at {skipped['budget']}: {skipped['reason']}.")
 if len(missing):
-    st.warning(f"{len(missing)} runs of this grid are missing.")
+    plural = len(missing) != 1
+    st.warning(f"{len(missing)} run{'s' if plural else ''} of this grid {'are' if plural else 'is'} missing.")
     st.dataframe(missing, hide_index=True, key="table_missing")
-    if key != "shipped" and st.button(f"Queue the {len(missing)} missing runs", key="queue_missing",
+    if key != "shipped" and st.button(f"Queue the missing run{'s' if plural else ''}", key="queue_missing",
                                       icon=":material/playlist_add:"):
         choice = current()
         try:
             configs = [c for row in missing.itertuples() for c in job_configs(
                 choice["checkpoint_path"], row.method, row.budget, [row.seed], snl_epochs=100, finetune_epochs=20,
                 mitigation=row.mitigation, group=choice["group"], data_root=choice["data_root"])]
-            st.success(f"Queued {len(submit_jobs(manager(), configs))} runs; they appear here when done.")
+            st.success(f"Queued {len(submit_jobs(manager(), configs))} run(s); they appear here when done.")
         except FairLinError as error:
             st.error(str(error))
 run_ids = list(results.runs["run_id"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fairlin_core.jobs import get_manager
+from fairlin_core.jobs import JobConfig, get_manager
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -99,3 +99,21 @@ def test_another_dataset_without_runs_explains_what_to_do(app):
         toy.switch_page(page).run()
         assert not toy.exception
         assert "No finished runs of toy2d_mlp grouped by class yet" in toy.info[0].value
+
+
+def test_run_store_results_offer_to_queue_the_missing_cells(app, tmp_path):
+    toy = str(Path(APP).parent / "checkpoints" / "toy2d_mlp.safetensors")
+    manager = get_manager(tmp_path / "store")
+    ids = [manager.submit(JobConfig(toy, "random", budget, seed=seed, finetune={"epochs": 1}))
+           for budget, seed in ((16, 0), (16, 1), (8, 0))]  # (8, 1) is the hole of this 2 x 2 grid
+    assert manager.wait(ids, timeout=120)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset"] = "toy2d"
+    at.run()
+    at.switch_page("pages/audit.py").run()
+    assert not at.exception and not at.error
+    assert "3 runs of toy2d_mlp.safetensors on toy2d grouped by class" in at.caption[0].value
+    assert at.select_slider(key="audit_budget").options == ["50%", "25%"]
+    assert "1 run of this grid is missing." in at.warning[0].value
+    at.button(key="queue_missing").click().run()
+    assert "Queued 1 run(s)" in at.success[0].value
