@@ -20,9 +20,21 @@ SHIPPED_LABEL = "Shipped default audit"
 MITIGATION_LABELS = {"off": "plain finetune", "on": "fairness-constrained finetune"}
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+REGISTRY_SIZE = 8
+
+
+@st.cache_resource(show_spinner=False)
 def _registry() -> dict[str, AuditResults]:
+    """Results by source key, most recent last (a run store gets a new key whenever a run finishes)."""
     return {}
+
+
+def _register(key: str, results: AuditResults) -> None:
+    registry = _registry()
+    registry.pop(key, None)
+    registry[key] = results
+    while len(registry) > REGISTRY_SIZE:
+        registry.pop(next(iter(registry)))
 
 
 def _shipped_for(checkpoint: str | None) -> bool:
@@ -71,7 +83,7 @@ def choose_results() -> tuple[str, AuditResults] | None:
     except FairLinError as error:
         st.error(str(error))
         return None
-    _registry()[key] = results
+    _register(key, results)
     return key, results
 
 
