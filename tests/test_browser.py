@@ -151,7 +151,7 @@ def test_audit_and_why_pages_open_on_the_default_audit_and_scrub(server, page):
     # a deep link on a fresh server still opens inside the app's shell (navigation + sidebar)
     _open(page, f"{server}/audit", "Fairness audit")
     _no_exception(page)
-    assert page.locator('[data-testid="stSidebar"]').get_by_text("Group attribute").count() == 1
+    page.locator('[data-testid="stSidebar"]').get_by_text("Group attribute").wait_for(timeout=30_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7", timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
                            ".some(t => t.textContent.startsWith('snl at 2% (154 ReLUs)'))", timeout=30_000)
