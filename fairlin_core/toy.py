@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import safetensors.numpy
-import safetensors.torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -782,7 +783,7 @@ def _encode_result(result: ToyResult) -> dict[str, Any]:
     return {"config": asdict(result.config), "seeds": result.seeds,
             "tables": {name: _encode_table(getattr(result, name))
                        for name in ("accuracy", "geometry", "margins", "history")},
-            "models": [[seed, kind, _b64(safetensors.torch.save(model.state_dict()))]
+            "models": [[seed, kind, _b64(save_safetensors_bytes(model.state_dict()))]
                        for (seed, kind), model in result.models.items()],
             "digests": {str(seed): _bundle_digest(bundle) for seed, bundle in result.bundles.items()}}
 
@@ -800,7 +801,7 @@ def _decode_result(data: dict[str, Any]) -> ToyResult:
     with torch.random.fork_rng(devices=[]):  # building a model draws initial weights; leave the caller's RNG alone
         for seed, kind, weights in data["models"]:
             model = build_model(config.model_spec())
-            model.load_state_dict(safetensors.torch.load(base64.b64decode(weights)))
+            model.load_state_dict(load_safetensors_bytes(base64.b64decode(weights)))
             models[(int(seed), kind)] = model.eval()
     tables = {name: _decode_table(table) for name, table in data["tables"].items()}
     return ToyResult(config, seeds, tables["accuracy"], tables["geometry"], tables["margins"], tables["history"],
