@@ -18,7 +18,6 @@ difference between the results. Run from the repository root: ``python -m benchm
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.evaluation import load_dataset_for
 from fairlin_core.metrics.gradients import group_gradient_norms, weight_parameters
+from timing import best_time
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "digits_resnet18.safetensors"
 DEVICE = torch.device("cpu")
@@ -61,16 +61,6 @@ def vmapped_backward(model, split, groups, batch_size):
     return torch.sqrt(sum((s.flatten(1) ** 2).sum(1) for s in sums)) / counts
 
 
-def best_time(fn, repeats):
-    fn()  # warm-up
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="train")
@@ -84,10 +74,12 @@ def main() -> None:
     print(f"model {checkpoint.spec.name} {checkpoint.spec.options}, {weights} weights; digits {args.split}: "
           f"{len(split)} samples, {len(names)} groups; batch {args.batch_size}; {torch.get_num_threads()} threads")
     ours_s, ours = best_time(lambda: torch.tensor(group_gradient_norms(
-        model, split, names, batch_size=args.batch_size, device=DEVICE)["grad_norm"].to_numpy()), args.repeats)
+        model, split, names, batch_size=args.batch_size, device=DEVICE)["grad_norm"].to_numpy()),
+        args.repeats, warm_up=True)
     print(f"ours (group-partitioned)      {ours_s:8.3f} s")
     for label, fn in (("per-group loop (reference)", per_group_loop), ("vmapped backward", vmapped_backward)):
-        seconds, result = best_time(lambda: fn(model, split, len(names), args.batch_size), args.repeats)
+        seconds, result = best_time(lambda: fn(model, split, len(names), args.batch_size), args.repeats,
+                                    warm_up=True)
         difference = float(((result.double() - ours.double()).abs() / ours.double()).max())
         print(f"{label:29s} {seconds:8.3f} s   ratio {seconds / ours_s:5.2f}x ours   max rel. diff {difference:.1e}")
 

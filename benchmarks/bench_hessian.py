@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from torch import nn
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.evaluation import load_dataset_for
 from fairlin_core.metrics.hessian import HessianOperator, top_eigenvalues
+from timing import best_time
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "digits_resnet18.safetensors"
 pyhessian = importlib.import_module("pyhessian.hessian")  # the module (the package re-exports the class)
@@ -59,15 +59,6 @@ def run_pyhessian(model, groups, tol, counter):
         model.zero_grad(set_to_none=True)  # PyHessian leaves create_graph gradients in .grad
         values.append(top[0])
     return np.array(values), counter.count
-
-
-def best_time(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:
