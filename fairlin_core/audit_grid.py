@@ -33,6 +33,7 @@ from .jobs.store import pid_alive
 from .linearize import METHODS, LinearizeOptions, SNLConfig, finish, prepare_students, resolve_budget
 from .linearize.deepreduce import nearest_configuration
 from .linearize.output import save_linearized
+from .models import relu_count
 from .results import AuditResults, audit_rows, budget_fraction, run_groups
 from .runtime import CancelFlag, Progress, ProgressFn, check_cancel
 
@@ -111,7 +112,7 @@ def run_chunk(grid: AuditGrid, method: str, seed: int, *, progress: ProgressFn |
     bundle = load_dataset_for(checkpoint.sidecar, grid.data_root)
     options = LinearizeOptions(snl=SNLConfig(epochs=grid.snl_epochs),
                                finetune=FinetuneConfig(epochs=grid.finetune_epochs))
-    budgets, _ = method_budgets(grid, method, checkpoint.spec, _count(checkpoint))
+    budgets, _ = method_budgets(grid, method, checkpoint.spec, relu_count(checkpoint.model))
     _report(progress, 0.0, f"{method} seed {seed}: placing masks for {len(budgets)} budgets")
     prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, method, budgets, options=options, seed=seed,
                                 cancel=cancel)
@@ -148,11 +149,6 @@ def run_chunk(grid: AuditGrid, method: str, seed: int, *, progress: ProgressFn |
                 tables.setdefault(name, []).append(table)
             configs[run_id] = _run_config(grid, method, str(student.budget_requested), seed, mitigated, diagnostics)
     return {"tables": {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}, "configs": configs}
-
-
-def _count(checkpoint: Any) -> int:
-    from .models import relu_count
-    return relu_count(checkpoint.model)
 
 
 def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:
@@ -244,12 +240,13 @@ def merge_chunks(grid: AuditGrid, out: Path) -> AuditResults:
             for path in sorted(folder.glob("*.csv")):
                 tables.setdefault(path.stem, []).append(pd.read_csv(path, dtype={"group": str, "budget": str}))
             configs.update(json.loads((folder / "configs.json").read_text()))
+    base_count = relu_count(checkpoint.model)
     skipped = []
     for method in grid.methods:
-        skipped += method_budgets(grid, method, checkpoint.spec, _count(checkpoint))[1]
+        skipped += method_budgets(grid, method, checkpoint.spec, base_count)[1]
     meta = {"checkpoint": Path(grid.checkpoint).name, "dataset": bundle.name,
             "group_attribute": bundle.group_attribute,
-            "group_names": list(bundle.group_names), "base_relu_count": _count(checkpoint),
+            "group_names": list(bundle.group_names), "base_relu_count": base_count,
             "input_shape": list(checkpoint.spec.input_shape), "grid": grid.manifest(),
             "skipped": skipped,
             "regenerate": "python -m fairlin_core default-audit"}

@@ -195,13 +195,6 @@ def budget_label(fraction: float) -> str:
     return f"{100 * fraction:.3g}%"
 
 
-def store_signature(store: Any, checkpoint: str | Path) -> tuple:
-    """A cheap key that changes whenever a run of ``checkpoint`` finishes (for caching collected results)."""
-    path = str(Path(checkpoint).resolve())
-    done = [(r["id"], r["finished"]) for r in store.list_runs("done") if r["config"]["checkpoint"] == path]
-    return str(store.root), path, tuple(done)
-
-
 def collect_from_store(store: Any, checkpoint: str | Path, *, group: str | None = None,
                        data_root: str | Path | None = None) -> AuditResults:
     """The done runs of ``store`` (a :class:`~fairlin_core.jobs.RunStore`) linearizing ``checkpoint``, as

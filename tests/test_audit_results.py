@@ -12,7 +12,7 @@ from fairlin_core.audit_grid import AuditGrid, build_audit
 from fairlin_core.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import JobConfig, JobManager
+from fairlin_core.jobs import JobConfig, JobManager, RunStore
 from fairlin_core.report import audit_report_html
 from fairlin_core.results import collect_from_store, load_results
 
@@ -194,12 +194,15 @@ def test_html_report_is_standalone_with_figures_tables_and_configs(results):
 
 
 def test_collect_from_store_gives_the_same_tables_for_job_runs(tmp_path):
+    assert RunStore(tmp_path / "empty").done_signature() == (0, None)
     manager = JobManager(tmp_path / "store", workers=1)
     try:
         ids = [manager.submit(JobConfig(TOY, "random", budget, seed=seed, finetune={"epochs": 1},
                                         mitigation=mitigation, diagnostics=["grad"] if seed == 0 else []))
                for budget in (16, 0.25) for seed in (0, 1) for mitigation in (None, {"mu": 0.05})]
         assert manager.wait(ids, timeout=300)
+        count, latest = manager.store.done_signature()
+        assert count == 8 and latest == max(r["finished"] for r in manager.store.list_runs("done"))
         collected = collect_from_store(manager.store, TOY)
     finally:
         manager.shutdown()

@@ -13,7 +13,7 @@ from fairlin_core import audit_figures, audit_views
 from fairlin_core.audit_grid import SHIPPED_AUDIT
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import get_manager
-from fairlin_core.results import AuditResults, collect_from_store, load_results, store_signature
+from fairlin_core.results import AuditResults, collect_from_store, load_results
 from ui.state import current
 
 SHIPPED_LABEL = "Shipped default audit"
@@ -52,6 +52,8 @@ def load_shipped() -> AuditResults:
 
 @st.cache_resource(show_spinner="Reading the run store…", max_entries=8)
 def _load_store(signature: tuple, checkpoint: str, group: str, data_root: str | None) -> AuditResults:
+    """The store's finished runs of ``checkpoint``, re-read when ``signature`` (the store's done-run count and
+    latest finish time) changes."""
     return collect_from_store(get_manager().store, checkpoint, group=group, data_root=data_root)
 
 
@@ -64,11 +66,13 @@ def choose_results() -> tuple[str, AuditResults] | None:
         st.info("Choose a base checkpoint in the sidebar (or upload / train one on Models & data).")
         return None
     try:
-        signature = store_signature(get_manager().store, checkpoint)
+        store = get_manager().store
+        signature = (str(store.root), *store.done_signature())
+        stored = _load_store(signature, checkpoint, choice["group"], choice["data_root"])
         sources = [SHIPPED_LABEL] if _shipped_for(checkpoint) and choice["group"] == load_shipped().meta.get(
             "group_attribute") else []
-        if signature[2]:
-            sources.append(f"Run store ({len(signature[2])} finished runs)")
+        if len(stored.runs):
+            sources.append(f"Run store ({len(stored.runs)} finished runs)")
         if not sources:
             st.info(f"No finished runs of {choice['checkpoint']} grouped by {choice['group']} yet. Queue some on "
                     f"the Linearize page (or below), or run `python -m fairlin_core sweep --checkpoint "
@@ -78,8 +82,7 @@ def choose_results() -> tuple[str, AuditResults] | None:
         if source == SHIPPED_LABEL:
             key, results = "shipped", load_shipped()
         else:
-            key = repr(signature) + choice["group"]
-            results = _load_store(signature, checkpoint, choice["group"], choice["data_root"])
+            key, results = repr((signature, checkpoint, choice["group"])), stored
     except FairLinError as error:
         st.error(str(error))
         return None

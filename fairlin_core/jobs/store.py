@@ -339,6 +339,12 @@ class RunStore:
                      "finished": r[4], "relu_count": r[5], "overall_accuracy": r[6], "worst_group_accuracy": r[7]}
                     for r in rows]
 
+    def done_signature(self) -> tuple[int, str | None]:
+        """(number of done runs, latest finish time): changes whenever a run finishes; one indexed query, so a
+        dashboard can key its caches on it at every rerun."""
+        count, latest = self._db().execute("SELECT count(*), max(finished) FROM runs WHERE status = 'done'").fetchone()
+        return int(count), latest
+
     def runs_table(self, status: str | list[str] | None = None) -> pd.DataFrame:
         """One row per run: id, status, method, budget, seed, mitigation_mu (NaN = none), checkpoint, created,
         finished, relu_count, overall_accuracy, worst_group_accuracy (tidy, for tables and plots)."""
