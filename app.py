@@ -8,9 +8,9 @@ widget keys ``data_root``, ``dataset``, ``group_attribute``, ``base_checkpoint``
 
 import streamlit as st
 
-from fairlin_core.dashboard import checkpoint_choices, user_checkpoint_dir
 from fairlin_core.data import list_datasets
 from fairlin_core.data.registry import get_spec
+from ui.checkpoint_views import checkpoint_choices, user_checkpoint_dir
 from ui.jobs_panel import compact_jobs_panel
 from ui.shell import enter_shell
 from ui.state import current, remember

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from fairlin_core.checkpoints import load_checkpoint
-from fairlin_core.evaluation import load_dataset_for
+from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.metrics.gradients import group_gradient_norms, weight_parameters
-from timing import best_time
+from benchmarks.timing import best_time
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "digits_resnet18.safetensors"
 DEVICE = torch.device("cpu")

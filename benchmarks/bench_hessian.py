@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from fairlin_core.checkpoints import load_checkpoint
-from fairlin_core.evaluation import load_dataset_for
+from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.metrics.hessian import HessianOperator, top_eigenvalues
-from timing import best_time
+from benchmarks.timing import best_time
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "digits_resnet18.safetensors"
 pyhessian = importlib.import_module("pyhessian.hessian")  # the module (the package re-exports the class)

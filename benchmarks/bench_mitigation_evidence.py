@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
-from fairlin_core.compare import run_comparison
-from fairlin_core.evaluation import load_dataset_for
+from fairlin_core.audit.compare import run_comparison
+from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import FinetuneConfig, MitigationConfig, mitigation_factory
 from fairlin_core.finetune.reweight import reweighting_factory
 from fairlin_core.linearize import LinearizeOptions, SNLConfig

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.jobs import JobConfig, JobManager, LocalThreadExecutor, RunStore
 
 TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")

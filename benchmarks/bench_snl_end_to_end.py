@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from fairlin_core.base_training import train_base
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.train import train_base
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
-from fairlin_core.evaluation import load_dataset_for
+from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.linearize import linearize
 
 TARGET_SECONDS = 180.0

@@ -18,9 +18,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
-from fairlin_core.evaluation import load_dataset_for
+from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import teacher_logits
 from fairlin_core.linearize.snl import snl_step
 from fairlin_core.models import activation_sites, relu_count

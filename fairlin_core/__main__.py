@@ -1,4 +1,4 @@
-"""``python -m fairlin_core``: the command-line interface."""
+"""``python -m fairlin_core`` (and the ``fairlin`` console script): the command-line interface."""
 
 from .cli import main
 

@@ -1,7 +1,10 @@
-"""Shared plumbing for long operations: device choice, progress reports, cooperative cancel, batching."""
+"""Shared plumbing: device choice, progress reports (and their rescaling), cooperative cancel, batching,
+strict-JSON values, comma-separated lists and process liveness."""
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,6 +50,23 @@ def report(progress: ProgressFn | None, fraction: float, stage: str, message: st
         progress(Progress(min(max(fraction, 0.0), 1.0), stage, message, metrics))
 
 
+def scaled_progress(progress: ProgressFn | None, start: float, end: float, prefix: str = "",
+                    **metrics: Any) -> ProgressFn | None:
+    """A callback that maps a sub-task's own [0, 1] onto [start, end] of the caller's progress.
+
+    prefix: put before each message (``{stage}`` in it is replaced by the sub-task's stage);
+    metrics: added to each report's metrics (e.g. the seed and model of a toy run).
+    """
+    if progress is None:
+        return None
+
+    def forward(update: Progress) -> None:
+        label = prefix.replace("{stage}", update.stage)
+        progress(Progress(start + (end - start) * update.fraction, update.stage, label + update.message,
+                          {**metrics, **update.metrics}))
+    return forward
+
+
 def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
     """Index batches over ``range(n)``, shuffled when ``generator`` is given.
 
@@ -60,3 +80,33 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = N
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else n
         yield order[start:end]
+
+
+def json_ready(value: Any) -> Any:
+    """NaN -> None and numpy scalars -> Python, recursively through dicts, lists and tuples (dict keys become
+    strings), so ``json.dumps(..., allow_nan=False)`` accepts the result."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def comma_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the items of a comma-separated option, stripped, empties dropped."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

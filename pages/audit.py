@@ -4,9 +4,9 @@ import json
 
 import streamlit as st
 
-from fairlin_core.dashboard import job_configs, submit_jobs
 from fairlin_core.errors import FairLinError
-from fairlin_core.report import audit_report_html
+from fairlin_core.viz.report import audit_report_html
+from ui.linearize_form import job_configs, submit_jobs
 from ui.jobs_panel import manager
 from ui.results_source import MITIGATION_LABELS, chart, open_results, view
 from ui.shell import require_shell

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from fairlin_core.catalog import checkpoint_group_table, checkpoint_table
+from fairlin_core.checkpoints.catalog import checkpoint_group_table, checkpoint_table
 from fairlin_core.data import list_datasets, load_dataset
 from fairlin_core.errors import FairLinError
-from fairlin_core.figures import group_accuracy_figure, group_sizes_figure
+from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from ui.shell import require_shell
 
 require_shell()

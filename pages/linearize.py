@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from fairlin_core.dashboard import MITIGATION_MODES, budget_preview, job_configs, submit_jobs
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import DEFAULT_MU
 from fairlin_core.linearize import METHODS
+from ui.linearize_form import MITIGATION_MODES, budget_preview, job_configs, submit_jobs
 from ui.jobs_panel import jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current

@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from fairlin_core.dashboard import (MAX_UPLOAD_BYTES, accept_upload, checkpoint_groups_overview, checkpoints_overview,
-                                    get_base_trainer, user_checkpoint_dir)
+from fairlin_core.checkpoints.upload import MAX_UPLOAD_BYTES, accept_upload
 from fairlin_core.data import load_dataset
 from fairlin_core.errors import FairLinError
-from fairlin_core.figures import group_accuracy_figure, group_sizes_figure
+from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
+from ui.checkpoint_views import (checkpoint_groups_overview, checkpoints_overview, get_base_trainer,
+                                  user_checkpoint_dir)
 from ui.shell import require_shell
 from ui.state import current
 

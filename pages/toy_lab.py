@@ -11,7 +11,7 @@ from fairlin_core.data.toy2d import DEFAULT_NOISE, LABEL_NOISE_SHAPES, RATIO_SHA
 from fairlin_core.errors import FairLinError
 from fairlin_core.toy import (MODEL_KINDS, ToyConfig, ToyJob, ToyResult, load_toy, one_dimensional_example,
                               points_table, prewarm)
-from fairlin_core.toy_figures import accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure
+from fairlin_core.viz.toy_figures import accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure
 from ui.shell import require_shell
 
 require_shell()

@@ -7,14 +7,15 @@ import math
 import pandas as pd
 import pytest
 
-from fairlin_core import audit_figures, audit_views
-from fairlin_core.audit_grid import AuditGrid, build_audit
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.audit import views as audit_views
+from fairlin_core.viz import audit_figures
+from fairlin_core.audit.grid import AuditGrid, build_audit
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore
-from fairlin_core.report import audit_report_html
-from fairlin_core.results import collect_from_store, load_results
+from fairlin_core.viz.report import audit_report_html
+from fairlin_core.audit.results import collect_from_store, load_results
 
 DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")
 TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 
 DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")

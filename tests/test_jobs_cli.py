@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.jobs import JobManager, RunStore
 from fairlin_core.jobs.store import LIST_COLUMNS

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, LocalThreadExecutor, RunStore, get_manager
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore, resolve_store_root
 from fairlin_core.jobs.store import LIST_COLUMNS, process_owner

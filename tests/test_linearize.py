@@ -6,10 +6,10 @@ import threading
 import pytest
 import torch
 
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.errors import FairLinError
-from fairlin_core.evaluation import load_dataset_for
+from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import FinetuneConfig
 from fairlin_core.linearize import (LinearizeOptions, SNLConfig, linearize, linearize_sweep, nearest_configuration,
                                     resolve_budget)
@@ -116,7 +116,7 @@ def test_kd_teacher_is_the_base_checkpoint(base, monkeypatch):
         return logits
     monkeypatch.setattr(loop, "teacher_logits", recording)
     result = linearize(checkpoint.model, checkpoint.spec, bundle, "random", 0.5, options=QUICK, device=CPU)
-    from fairlin_core.evaluation import evaluate_model
+    from fairlin_core.metrics import evaluate_model
     teacher_eval = evaluate_model(seen[0], bundle, "test")
     assert teacher_eval["overall_accuracy"] == pytest.approx(checkpoint.sidecar["evaluation"]["overall_accuracy"])
     assert result.evaluations["base"]["test"]["overall_accuracy"] == pytest.approx(teacher_eval["overall_accuracy"])

@@ -14,7 +14,7 @@ from fairlin_core.checkpoints import save_checkpoint
 from fairlin_core.cli import main
 from fairlin_core.data import load_dataset
 from fairlin_core.errors import FairLinError
-from fairlin_core.evaluation import dataset_reference
+from fairlin_core.checkpoints import dataset_reference
 from fairlin_core.models import activation_sites, build_model, resolve_spec
 
 PER_GROUP_KEYS = ["accuracy", "grad_norms", "hessian", "boundary", "bound"]

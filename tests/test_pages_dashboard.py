@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
-from fairlin_core import dashboard
-from fairlin_core.catalog import SHIPPED_CHECKPOINTS
+from ui import checkpoint_views, jobs_view, linearize_form
+from fairlin_core.checkpoints import upload
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import get_manager
 
@@ -118,22 +119,22 @@ def test_submitted_tiny_job_appears_in_the_jobs_panel_and_finishes(app, store):
 
 def test_jobs_overview_lists_runs_of_the_store_with_readable_failures(store):
     manager = get_manager(store)
-    configs = dashboard.job_configs(DIGITS, "random", 0.5, [0, 1], snl_epochs=1, finetune_epochs=0, mitigation="both")
+    configs = linearize_form.job_configs(DIGITS, "random", 0.5, [0, 1], snl_epochs=1, finetune_epochs=0, mitigation="both")
     assert len(configs) == 4
     assert sum(c.mitigation is not None for c in configs) == 2
     run_id = manager.submit(configs[0])
     manager.cancel(run_id)
     assert manager.wait([run_id], timeout=120)
-    rows = dashboard.jobs_overview(manager)
+    rows = jobs_view.jobs_overview(manager)
     assert rows[0]["id"] == run_id and rows[0]["status"] in ("cancelled", "done")
-    assert dashboard.readable_error("Traceback (most recent call last):\n  File x\nValueError: bad") == "ValueError: bad"
+    assert jobs_view.readable_error("Traceback (most recent call last):\n  File x\nValueError: bad") == "ValueError: bad"
 
 
 def test_job_configs_with_another_group_attribute_override_the_dataset():
-    config, = dashboard.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="class")
+    config, = linearize_form.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="class")
     assert config.dataset is None
     with pytest.raises(FairLinError, match="not an attribute"):
-        dashboard.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="age")
+        linearize_form.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="age")
 
 
 def _toy_files(tmp_path):
@@ -145,13 +146,13 @@ def _toy_files(tmp_path):
 def test_valid_upload_is_stored_and_listed(tmp_path):
     weights, sidecar = _toy_files(tmp_path)
     dest = tmp_path / "user"
-    path = dashboard.accept_upload("mine.safetensors", weights, sidecar, dest)
+    path = upload.accept_upload("mine.safetensors", weights, sidecar, dest)
     assert path == dest / "mine.safetensors" and path.with_suffix(".json").exists()
-    table = dashboard.checkpoints_overview(dest)
+    table = checkpoint_views.checkpoints_overview(dest)
     assert ("user", "mine") in set(zip(table["source"], table["checkpoint"]))
-    assert "mine (user)" in dashboard.checkpoint_choices(dest, "toy2d")
+    assert "mine (user)" in checkpoint_views.checkpoint_choices(dest, "toy2d")
     with pytest.raises(FairLinError, match="already exists"):
-        dashboard.accept_upload("mine.safetensors", weights, sidecar, dest)
+        upload.accept_upload("mine.safetensors", weights, sidecar, dest)
 
 
 @pytest.mark.parametrize("case,match", [
@@ -173,20 +174,20 @@ def test_invalid_uploads_are_refused_and_nothing_is_written(tmp_path, case, matc
         name = "../../evil.json"
     dest = tmp_path / "user"
     with pytest.raises(FairLinError, match=match) as refused:
-        dashboard.accept_upload(name, weights, sidecar, dest, max_bytes=100 if case == "size" else 10**9)
+        upload.accept_upload(name, weights, sidecar, dest, max_bytes=100 if case == "size" else 10**9)
     assert "/tmp/fairlin-upload" not in str(refused.value)
     assert not dest.exists() or not any(dest.iterdir())
 
 
 def test_base_trainer_trains_saves_and_lists_a_user_checkpoint(tmp_path):
-    trainer = dashboard.BaseTrainer(tmp_path / "user")
+    trainer = checkpoint_views.BaseTrainer(tmp_path / "user")
     job_id = trainer.submit("toy2d", "mlp", epochs=2, seed=0, name="toy_small")
     assert trainer.wait(job_id, timeout=120) == "done"
     job, = trainer.jobs()
     assert job.path and Path(job.path).exists()
     sidecar = json.loads(Path(job.path).with_suffix(".json").read_text())
     assert sidecar["kind"] == "base" and sidecar["relu_count"] > 0
-    assert "toy_small (user)" in dashboard.checkpoint_choices(tmp_path / "user", "toy2d")
+    assert "toy_small (user)" in checkpoint_views.checkpoint_choices(tmp_path / "user", "toy2d")
     with pytest.raises(FairLinError, match="already exists"):
         trainer.submit("toy2d", "mlp", epochs=1, name="toy_small")
     with pytest.raises(FairLinError, match="epochs"):
@@ -195,7 +196,7 @@ def test_base_trainer_trains_saves_and_lists_a_user_checkpoint(tmp_path):
 
 def test_a_failed_run_shows_a_readable_reason_and_no_traceback(app, store):
     manager = get_manager(store)
-    config = dashboard.job_configs(DIGITS, "random", 100, [3], snl_epochs=1, finetune_epochs=0)[0]
+    config = linearize_form.job_configs(DIGITS, "random", 100, [3], snl_epochs=1, finetune_epochs=0)[0]
     claim = manager.store.claim(config.canonical_hash(), config.to_dict())
     manager.store.mark_running(claim.id)
     manager.store.mark_failed(claim.id, "the data folder vanished; expected digits",

@@ -6,10 +6,10 @@ browser reloads; the fragments only read it.
 
 import streamlit as st
 
-from fairlin_core.dashboard import jobs_counts, jobs_overview, recorder_for, run_history
 from fairlin_core.errors import FairLinError
-from fairlin_core.figures import job_curve_figure
+from fairlin_core.viz.figures import job_curve_figure
 from fairlin_core.jobs import get_manager
+from ui.jobs_view import jobs_counts, jobs_overview, recorder_for, run_history
 
 POLL_SECONDS = 1.0
 

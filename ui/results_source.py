@@ -9,11 +9,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from fairlin_core import audit_figures, audit_views
-from fairlin_core.audit_grid import SHIPPED_AUDIT
+from fairlin_core.audit import views as audit_views
+from fairlin_core.viz import audit_figures
+from fairlin_core.audit.grid import SHIPPED_AUDIT
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import get_manager
-from fairlin_core.results import AuditResults, collect_from_store, load_results
+from fairlin_core.audit.results import AuditResults, collect_from_store, load_results
 from ui.state import current
 
 SHIPPED_LABEL = "Shipped default audit"

@@ -7,8 +7,8 @@ which falls back to the embedded defaults.
 
 import streamlit as st
 
-from fairlin_core.dashboard import checkpoint_choices, user_checkpoint_dir
 from fairlin_core.data.registry import get_spec
+from ui.checkpoint_views import checkpoint_choices, user_checkpoint_dir
 
 
 def current() -> dict:

@@ -23,22 +23,14 @@ import pandas as pd
 import torch
 
 from ..audit import run_audit, write_audit_csvs
-from ..checkpoints import load_checkpoint
+from ..checkpoints import load_checkpoint, load_dataset_for
 from ..data import load_dataset
 from ..errors import FairLinError
-from ..evaluation import load_dataset_for
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
-from ..json_values import json_ready
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
-from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, default_device, report
+from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, default_device, json_ready, report, scaled_progress
 from .config import JobConfig
-
-
-def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
-    if progress is None:
-        return None
-    return lambda p: progress(Progress(start + (end - start) * p.fraction, p.stage, p.message, p.metrics))
 
 
 def _dataset(config: JobConfig, checkpoint: Any):
@@ -74,7 +66,7 @@ def execute(config: JobConfig, run_dir: Path, progress: ProgressFn | None = None
     options = LinearizeOptions(snl=SNLConfig(**config.snl), finetune=FinetuneConfig(**config.finetune))
     split_at = 0.7 if config.diagnostics else 0.95
     result = linearize(checkpoint.model, checkpoint.spec, bundle, config.method, config.budget, options=options,
-                       seed=config.seed, device=device, progress=_scaled(progress, 0.0, split_at), cancel=cancel,
+                       seed=config.seed, device=device, progress=scaled_progress(progress, 0.0, split_at), cancel=cancel,
                        objective_factory=mitigation_factory(list(bundle.group_names), mitigation))
     check_cancel(cancel)
     report(progress, split_at, "save", "writing artifacts")
@@ -89,7 +81,7 @@ def execute(config: JobConfig, run_dir: Path, progress: ProgressFn | None = None
     result.history.to_csv(run_dir / "history.csv", index=False)
     if config.diagnostics:
         audit = run_audit(checkpoint.path, weights, diagnostics=config.diagnostics, seed=config.seed,
-                          data_root=config.data_root, device=device, progress=_scaled(progress, split_at, 0.98),
+                          data_root=config.data_root, device=device, progress=scaled_progress(progress, split_at, 0.98),
                           cancel=cancel)
         write_audit_csvs(audit, run_dir / "audit")
     summary = {**result_summary(result), "config_hash": config_hash, "config": config.to_dict(),

@@ -40,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError
+from ..runtime import pid_alive
 from .config import option_defaults
 
 STORE_ENV = "FAIRLIN_STORE"
@@ -435,17 +436,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine (one we may not signal counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _number(value: Any) -> float | None:

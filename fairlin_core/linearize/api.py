@@ -19,10 +19,10 @@ from torch import nn
 
 from ..data import DatasetBundle
 from ..errors import FairLinError
-from ..evaluation import evaluate_model
+from ..metrics import evaluate_model
 from ..finetune import BatchObjective, FinetuneConfig, finetune
 from ..models import ModelSpec, build_model, get_masks, relu_count, total_sites
-from ..runtime import CancelFlag, Progress, ProgressFn, default_device
+from ..runtime import CancelFlag, Progress, ProgressFn, default_device, scaled_progress
 from .deepreduce import DeepReduceConfig, apply_deepreduce, nearest_configuration, student_spec
 from .random_masks import apply_random_masks
 from .snl import SNLConfig, binarize_masks, snl_trajectory
@@ -110,15 +110,6 @@ def resolve_budget(budget: Any, base_count: int) -> int:
     if count > base_count:
         raise FairLinError(f"budget {budget!r} is above the base model's {base_count} ReLUs; expected at most that")
     return int(count)
-
-
-def _scaled(progress: ProgressFn | None, start: float, span: float, prefix: str = "") -> ProgressFn | None:
-    if progress is None:
-        return None
-
-    def forward(update: Progress) -> None:
-        progress(Progress(start + span * update.fraction, update.stage, prefix + update.message, update.metrics))
-    return forward
 
 
 def _evaluate_all(model: nn.Module, bundle: DatasetBundle) -> dict[str, Any]:
@@ -242,11 +233,11 @@ def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle
     """
     placing = 0.5 if method == "snl" else 0.0
     prepared = prepare_students(base, base_spec, bundle, method, budgets, options=options, seed=seed, device=device,
-                                progress=_scaled(progress, 0.0, placing), cancel=cancel)
+                                progress=scaled_progress(progress, 0.0, placing), cancel=cancel)
     span = (1.0 - placing) / len(prepared.students)
     return [finish(prepared, student, bundle, device=device, cancel=cancel, objective_factory=objective_factory,
-                   progress=_scaled(progress, placing + i * span, span,
-                                    f"budget {student.budget_requested}: " if len(budgets) > 1 else ""))
+                   progress=scaled_progress(progress, placing + i * span, placing + (i + 1) * span,
+                                            f"budget {student.budget_requested}: " if len(budgets) > 1 else ""))
             for i, student in enumerate(prepared.students)]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..checkpoints import save_checkpoint
 from ..data import DatasetBundle
-from ..evaluation import dataset_reference
+from ..checkpoints import dataset_reference
 from .api import LinearizationResult
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
@@ -9,7 +11,8 @@ from fairlearn.metrics import MetricFrame
 from sklearn.metrics import accuracy_score
 from torch import nn
 
-from ..data import Split
+from ..data import DatasetBundle, Split
+from ..errors import DatasetError
 from ..runtime import batch_indices, default_device
 
 
@@ -51,3 +54,15 @@ def evaluate_split(model: nn.Module, split: Split, group_names: list[str],
     y = split.y.numpy()
     overall = float((pred == y).mean()) if len(y) else float("nan")
     return overall, group_accuracy(y, pred, split.group.numpy(), group_names)
+
+
+def evaluate_model(model: nn.Module, bundle: DatasetBundle, split: str = "test") -> dict[str, Any]:
+    """{"split", "overall_accuracy", "worst_group_accuracy", "groups": [{"group", "n", "accuracy"}]}."""
+    if split not in bundle.splits:
+        raise DatasetError(f"dataset {bundle.name} has no split {split!r}; expected one of "
+                           f"{', '.join(bundle.splits)}")
+    overall, table = evaluate_split(model, bundle.splits[split], bundle.group_names)
+    groups = [{"group": r.group, "n": int(r.n), "accuracy": float(r.accuracy)} for r in table.itertuples()]
+    present = table.loc[table["n"] > 0, "accuracy"]
+    return {"split": split, "overall_accuracy": overall,
+            "worst_group_accuracy": float(present.min()) if len(present) else float("nan"), "groups": groups}

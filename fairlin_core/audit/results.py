@@ -32,8 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import FairLinError
-from .json_values import json_ready
+from ..errors import FairLinError
+from ..runtime import json_ready
 
 TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
 COLUMNS = {
@@ -131,7 +131,7 @@ def _shaped(table: pd.DataFrame | None, name: str) -> pd.DataFrame:
 
 def budget_fraction(budget: Any, base_count: int) -> float:
     """A requested budget (count, fraction or "x%") as a fraction of the base ReLU count."""
-    from .linearize import resolve_budget
+    from ..linearize import resolve_budget
     if isinstance(budget, str) and budget.strip().endswith("%"):
         return float(budget.strip()[:-1]) / 100.0
     if isinstance(budget, float) or (isinstance(budget, str) and "." in budget):
@@ -203,8 +203,7 @@ def collect_from_store(store: Any, checkpoint: str | Path, *, group: str | None 
     Budgets are relabelled as percentages of the base ReLU count, so runs asked for as counts and as
     fractions line up; runs whose artifacts are damaged are left out.
     """
-    from .checkpoints import read_sidecar
-    from .evaluation import load_dataset_for
+    from ..checkpoints import load_dataset_for, read_sidecar
     path = Path(checkpoint).resolve()
     sidecar = read_sidecar(path)
     own = sidecar.get("dataset") or {}

@@ -19,9 +19,7 @@ gap, param_distance) and ``param_distance`` (||theta_lin - theta_base|| over the
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,17 +27,16 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .checkpoints import Checkpoint, load_checkpoint
-from .errors import DatasetError, FairLinError
-from .evaluation import load_dataset_for
-from .metrics.accuracy import group_accuracy, predict_logits
-from .metrics.bound import parameter_distance, theorem_bound
-from .metrics.boundary import boundary_distances, boundary_summary
-from .metrics.fairness import bootstrap_accuracy_drop, parity_gap, worst_group_accuracy
-from .metrics.gradients import group_gradient_norms, per_sample_gradient_norms, weight_parameters
-from .metrics.hessian import group_hessian_density, group_hessian_eigenvalues
-from .models import relu_count
-from .runtime import CancelFlag, Progress, ProgressFn, check_cancel, report
+from ..checkpoints import Checkpoint, load_checkpoint, load_dataset_for
+from ..errors import DatasetError, FairLinError
+from ..metrics.accuracy import group_accuracy, predict_logits
+from ..metrics.bound import parameter_distance, theorem_bound
+from ..metrics.boundary import boundary_distances, boundary_summary
+from ..metrics.fairness import bootstrap_accuracy_drop, parity_gap, worst_group_accuracy
+from ..metrics.gradients import group_gradient_norms, per_sample_gradient_norms, weight_parameters
+from ..metrics.hessian import group_hessian_density, group_hessian_eigenvalues
+from ..models import relu_count
+from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, report, scaled_progress
 
 DIAGNOSTICS = ("accuracy", "grad", "hessian", "boundary", "bound", "attr", "density")
 JSON_TABLES = ("accuracy", "grad_norms", "hessian", "boundary", "bound", "attr", "density")
@@ -78,15 +75,6 @@ def _check_pair(base: Checkpoint, linearized: Checkpoint) -> None:
         raise FairLinError(f"{linearized.path} was trained on dataset {data_b.get('name')!r} with options "
                            f"{data_b.get('options')} but {base.path} on {data_a.get('name')!r} with options "
                            f"{data_a.get('options')}; expected both on the same data")
-
-
-def _scaled(progress: ProgressFn | None, start: float, end: float, label: str = "") -> ProgressFn | None:
-    """A progress callback mapping a task's own [0, 1] onto [start, end] of the audit; with a ``label``
-    (the model) messages become ``stage (label): message``."""
-    if progress is None:
-        return None
-    return lambda p: progress(Progress(start + (end - start) * p.fraction, p.stage,
-                                       f"{p.stage} ({label}): {p.message}" if label else p.message, p.metrics))
 
 
 def _side_by_side(tables: dict[str, pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
@@ -131,8 +119,8 @@ def run_audit(base_path: str | Path, linearized_path: str | Path, *, split: str 
         def task(task_progress: ProgressFn | None) -> None:
             kept[key] = {}
             for i, name in enumerate(which):
-                kept[key][name] = compute(models[name], progress=_scaled(task_progress, i / len(which),
-                                                                         (i + 1) / len(which), name))
+                kept[key][name] = compute(models[name], progress=scaled_progress(task_progress, i / len(which), (i + 1) / len(which),
+                                                                                 f"{{stage}} ({name}): "))
         return task
 
     def predictions(_: ProgressFn | None) -> None:
@@ -153,7 +141,7 @@ def run_audit(base_path: str | Path, linearized_path: str | Path, *, split: str 
     def bound(task_progress: ProgressFn | None) -> None:
         result["bound"] = theorem_bound(base.model, linearized.model, data, names, grad_norms=kept["grad"]["base"],
                                         eigenvalues=kept["hessian"]["base"], seed=seed,
-                                        progress=_scaled(task_progress, 0, 1, "base"), **common)
+                                        progress=scaled_progress(task_progress, 0, 1, "{stage} (base): "), **common)
 
     tasks: list[tuple[float, Callable[[ProgressFn | None], None]]] = [(1, predictions)]
     if "grad" in chosen or "bound" in chosen:
@@ -168,7 +156,7 @@ def run_audit(base_path: str | Path, linearized_path: str | Path, *, split: str 
     if "boundary" in chosen:
         tasks.append((1, per_model("boundary", lambda m, **kw: boundary_distances(m, data, names, **common, **kw))))
     if "attr" in chosen:
-        from .metrics.attributions import group_attributions  # captum takes seconds to import; only when asked
+        from ..metrics.attributions import group_attributions  # captum takes seconds to import; only when asked
         tasks.append((4, per_model("attr", lambda m, **kw: group_attributions(m, data, names, **common, **kw))))
     if "density" in chosen:
         tasks.append((16, per_model("density", lambda m, **kw: group_hessian_density(
@@ -179,7 +167,7 @@ def run_audit(base_path: str | Path, linearized_path: str | Path, *, split: str 
     total, done = sum(w for w, _ in tasks), 0.0
     for weight, task in tasks:
         check_cancel(cancel)
-        task(_scaled(progress, done / total, (done + weight) / total))
+        task(scaled_progress(progress, done / total, (done + weight) / total))
         done += weight
     report(progress, 1.0, "audit", "done")
 
@@ -228,54 +216,3 @@ def write_audit_csvs(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
             table.to_csv(path, index=False)
             paths.append(path)
     return paths
-
-
-def _print_text(result: dict[str, Any]) -> None:
-    """The summary, then one line per group with the headline numbers of every table computed."""
-    print(result["summary"].drop(columns=["checkpoint"]).to_string(index=False))
-    merged = None
-    for name in ("accuracy", "grad_norms", "hessian", "boundary", "bound"):
-        if name in result:
-            table = result[name]
-            keep = [c for c in table.columns if c in TEXT_COLUMNS
-                    or (c.endswith(("_base", "_lin")) and c.rsplit("_", 1)[0] in TEXT_COLUMNS)]
-            merged = table[GROUP_KEYS + keep] if merged is None else merged.merge(table[["group_index", *keep]],
-                                                                                  on="group_index")
-    if merged is not None:
-        print()
-        print(merged.drop(columns=["group_index"]).to_string(index=False))
-
-
-def cmd_audit(args: argparse.Namespace) -> None:
-    from .cli import TqdmProgress
-    parse_diagnostics(args.diagnostics)  # refuse bad names before any work starts
-    bar = TqdmProgress("audit")
-    try:
-        result = run_audit(args.base, args.linearized, split=args.split, diagnostics=args.diagnostics, seed=args.seed,
-                           data_root=args.data_root, progress=bar)
-    finally:
-        bar.close()
-    if args.out:
-        paths = write_audit_csvs(result, args.out)
-        print(f"wrote {len(paths)} tables to {args.out}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(audit_to_json(result), indent=2, allow_nan=False))
-    else:
-        _print_text(result)
-
-
-def add_audit_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``audit`` on the CLI's subparsers (``python -m fairlin_core audit ...``)."""
-    p = subparsers.add_parser("audit", help="per-group diagnostics of a linearized model against its base model")
-    p.add_argument("--base", required=True, help="base checkpoint (.safetensors, its .json, or a folder with one)")
-    p.add_argument("--linearized", required=True, help="linearized checkpoint of the same architecture and data")
-    p.add_argument("--split", default="test", help="train, val, test or balanced (default test)")
-    p.add_argument("--diagnostics", default="accuracy",
-                   help=f"comma-separated, from {', '.join(DIAGNOSTICS)} or all (default accuracy; the others "
-                        f"are slower: hessian, attr and density most)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the Lanczos starts (default 0)")
-    p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
-    p.add_argument("--json", action="store_true", help="print the per-group tables as JSON")
-    p.add_argument("--out", help="folder to write every table as CSV (incl. per-sample tables)")
-    p.set_defaults(func=cmd_audit)
-    return p

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from .checkpoints import SIDECAR_FORMAT
+from .io import SIDECAR_FORMAT
 
-SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 MANIFEST_NAME = "MANIFEST.json"
 
 CHECKPOINT_COLUMNS = ["checkpoint", "path", "kind", "model", "width", "dataset", "relu_count", "seed", "split",

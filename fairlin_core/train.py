@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import dataset_reference
 from .data import DatasetBundle
 from .errors import FairLinError
-from .metrics import evaluate_split
-from .models import ModelSpec, build_model, resolve_spec
+from .metrics import evaluate_model, evaluate_split
+from .models import ModelSpec, build_model, relu_count, resolve_spec
 from .runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
 
 FLIP_DATASETS = {"cifar10", "utkface"}
@@ -123,3 +124,14 @@ def train_base(bundle: DatasetBundle, model_name: str, *, model_options: dict[st
 
 def train_config_dict(config: TrainConfig) -> dict[str, Any]:
     return asdict(config)
+
+
+def base_sidecar_metadata(model: nn.Module, bundle: DatasetBundle, *, seed: int, config: TrainConfig,
+                          history: pd.DataFrame, train_seconds: float) -> dict[str, Any]:
+    """Sidecar fields of a freshly trained base model: dataset, seed, recipe, ReLU count, per-group accuracy
+    on test (and on the balanced split where the dataset has one)."""
+    evaluations = {name: evaluate_model(model, bundle, name) for name in ("test", "balanced") if name in bundle.splits}
+    return {"kind": "base", "dataset": dataset_reference(bundle), "seed": seed, "relu_count": relu_count(model),
+            "training": {**train_config_dict(config), "seconds": round(train_seconds, 2),
+                         "history": history.to_dict(orient="records")},
+            "evaluation": evaluations["test"], "evaluations": evaluations}

@@ -24,18 +24,16 @@ from typing import Any
 
 import pandas as pd
 
-from .audit import parse_diagnostics, run_audit
-from .checkpoints import load_checkpoint
-from .errors import FairLinError
-from .evaluation import load_dataset_for
-from .finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory
-from .jobs.store import pid_alive
-from .linearize import METHODS, LinearizeOptions, SNLConfig, finish, prepare_students, resolve_budget
-from .linearize.deepreduce import nearest_configuration
-from .linearize.output import save_linearized
-from .models import relu_count
+from .core import parse_diagnostics, run_audit
+from ..checkpoints import load_checkpoint, load_dataset_for
+from ..errors import FairLinError
+from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory
+from ..linearize import METHODS, LinearizeOptions, SNLConfig, finish, prepare_students, resolve_budget
+from ..linearize.deepreduce import nearest_configuration
+from ..linearize.output import save_linearized
+from ..models import relu_count
 from .results import AuditResults, audit_rows, budget_fraction, run_groups
-from .runtime import CancelFlag, Progress, ProgressFn, check_cancel
+from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, pid_alive
 
 DEFAULT_BUDGETS = ("20%", "10%", "5%", "2%", "1%", "0.5%")
 MITIGATIONS = ("off", "on")
@@ -256,51 +254,5 @@ def merge_chunks(grid: AuditGrid, out: Path) -> AuditResults:
 
 
 SHIPPED_AUDIT = Path(os.environ.get("FAIRLIN_AUDIT_RESULTS")
-                     or Path(__file__).resolve().parent.parent / "results" / "default_audit")
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "digits_resnet18.safetensors"
-
-
-def _items(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def cmd_default_audit(args: Any) -> None:
-    from .cli import TqdmProgress
-    try:
-        seeds = tuple(int(s) for s in _items(args.seeds))
-        diagnostic_seeds = tuple(int(s) for s in _items(args.diagnostic_seeds))
-    except ValueError:
-        raise FairLinError(f"--seeds and --diagnostic-seeds expect comma-separated integers, got {args.seeds!r} "
-                           f"and {args.diagnostic_seeds!r}") from None
-    grid = AuditGrid(checkpoint=str(args.checkpoint), methods=_items(args.methods), budgets=_items(args.budgets),
-                     seeds=seeds, mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
-                     diagnostics=_items(args.diagnostics), detail=_items(args.detail),
-                     diagnostic_seeds=diagnostic_seeds, data_root=args.data_root)
-    bar = TqdmProgress("audit grid")
-    try:
-        results = build_audit(grid, args.out, progress=bar)
-    finally:
-        bar.close()
-    print(f"wrote {len(results.runs)} runs ({len(results.groups)} group rows) to {args.out}")
-
-
-def add_default_audit_command(sub: Any) -> None:
-    """Register ``default-audit`` (build or resume a full audit grid into a results folder)."""
-    p = sub.add_parser("default-audit", help="run the full audit grid (methods x budgets x seeds x mitigation off/on, "
-                                             "diagnostics on the first seed) into a results folder; resumable")
-    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="base checkpoint (default: shipped digits)")
-    p.add_argument("--out", default=str(SHIPPED_AUDIT),
-                   help="results folder (default: the shipped results/default_audit)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default snl,deepreduce,random)")
-    p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="comma-separated (default 20%%..0.5%%)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--diagnostic-seeds", default="0", help="seeds whose runs get the diagnostics (default 0)")
-    p.add_argument("--diagnostics", default=",".join(AuditGrid.diagnostics),
-                   help="diagnostics of those runs (default grad,hessian,boundary,bound)")
-    p.add_argument("--detail", default=",".join(AuditGrid.detail),
-                   help="costlier diagnostics of their unmitigated runs only (default density,attr; '' = none)")
-    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"mitigation multiplier step (default {DEFAULT_MU})")
-    p.add_argument("--snl-epochs", type=int, default=100, help="maximum SNL epochs (default 100)")
-    p.add_argument("--finetune-epochs", type=int, default=20, help="finetune epochs (default 20)")
-    p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
-    p.set_defaults(func=cmd_default_audit)
+                     or Path(__file__).resolve().parents[2] / "results" / "default_audit")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "digits_resnet18.safetensors"

@@ -14,8 +14,8 @@ import pandas as pd
 import plotly.io as pio
 
 from . import audit_figures as figures
-from . import audit_views as views
-from .results import AuditResults
+from ..audit import views
+from ..audit.results import AuditResults
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }

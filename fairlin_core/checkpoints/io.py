@@ -23,9 +23,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import __version__
-from .errors import CheckpointError, FairLinError
-from .models import ModelSpec, build_model
+from ..version import __version__
+from ..errors import CheckpointError, FairLinError
+from ..models import ModelSpec, build_model
 
 SIDECAR_FORMAT = "fairlin-checkpoint"
 SIDECAR_VERSION = 1

@@ -1,6 +1,6 @@
 """CLI commands of the job system: ``sweep`` (queue and run a grid of runs) and ``runs`` (read the store).
 
-``add_jobs_commands(sub)`` registers both on the CLI's subparsers. ``--json`` shapes:
+``--json`` shapes:
 
 - ``sweep --json``: ``{"store", "counts": {status: n}, "runs": [run rows + "error"]}``
 - ``runs --json``: ``[{"id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
@@ -22,9 +22,10 @@ import pandas as pd
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
 from ..runtime import Progress
-from .config import JobConfig
-from .manager import JobManager
-from .store import ACTIVE, LIST_COLUMNS, STATUSES, RunStore
+from .progress import TqdmProgress
+from ..jobs.config import JobConfig
+from ..jobs.manager import JobManager
+from ..jobs.store import ACTIVE, LIST_COLUMNS, STATUSES, RunStore
 
 MITIGATION_CHOICES = ("none", "on", "both")
 
@@ -71,7 +72,6 @@ def _record(store: RunStore, run_id: str) -> dict[str, Any]:
 
 def _follow(manager: JobManager, ids: list[str]) -> None:
     """Draw one tqdm bar over the sweep until every run is finished."""
-    from ..cli import TqdmProgress
     bar = TqdmProgress(f"sweep of {len(ids)} runs")
     try:
         while True:
@@ -153,10 +153,7 @@ def _add_store_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="run store folder (default: $FAIRLIN_STORE, else ./fairlin_runs)")
 
 
-def add_jobs_commands(sub: Any) -> None:
-    """Register ``sweep`` and ``runs`` on the CLI's subparsers."""
-    p = sub.add_parser("sweep", help="queue and run every method x budget x seed x mitigation combination; "
-                                     "re-running skips what is done and resumes what was interrupted")
+def configure_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
     p.add_argument("--methods", default="snl", help="comma-separated, from snl, deepreduce, random (default snl)")
     p.add_argument("--budgets", required=True,
@@ -176,7 +173,8 @@ def add_jobs_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary of every run of the sweep")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("runs", help="list the runs in the store, or `runs show ID` for one run with its tables")
+
+def configure_runs(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=["show"], help="show: one run with its tables")
     p.add_argument("run_id", nargs="?", help="run id (or a unique prefix of 4+ characters)")
     _add_store_arg(p)

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from .toy import BoundaryGrid, Piecewise1D
+from ..toy import BoundaryGrid, Piecewise1D
 
 CLASS_COLORS = {"majority": "#1f77b4", "minority": "#d62728"}
 MODEL_COLORS = {"relu": "#2ca02c", "linearized": "#ff7f0e"}

@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import pandas as pd
 
-from .linearize.api import METHODS
-from .metrics.fairness import seed_summary
+from ..linearize.api import METHODS
+from ..metrics.fairness import seed_summary
 from .results import AuditResults
 
 RUN_KEYS = ["method", "budget", "budget_fraction", "mitigation"]

@@ -14,12 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from .data import DatasetBundle
-from .errors import FairLinError
-from .finetune import BatchObjective, FinetuneConfig
-from .linearize import LinearizeOptions, finish, prepare_students
-from .metrics.fairness import seed_summary
-from .runtime import CancelFlag, Progress, ProgressFn
+from ..data import DatasetBundle
+from ..errors import FairLinError
+from ..finetune import BatchObjective, FinetuneConfig
+from ..linearize import LinearizeOptions, finish, prepare_students
+from ..metrics.fairness import seed_summary
+from ..runtime import CancelFlag, Progress, ProgressFn
 
 Variant = tuple[Callable[[], BatchObjective] | None, FinetuneConfig | None]
 

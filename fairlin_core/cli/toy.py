@@ -13,9 +13,10 @@ import json
 import math
 from typing import Any
 
-from .data.toy2d import SHAPES
-from .errors import FairLinError
-from .toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy
+from ..data.toy2d import SHAPES
+from ..errors import FairLinError
+from .progress import TqdmProgress
+from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy
 
 
 def _fraction(value: float) -> float | None:
@@ -50,7 +51,6 @@ def _print_text(result: ToyResult) -> None:
 
 
 def cmd_toy(args: argparse.Namespace) -> None:
-    from .cli import TqdmProgress
     if args.seeds < 1:
         raise FairLinError(f"--seeds is the number of seeds to average over; expected a positive integer, "
                            f"got {args.seeds}")
@@ -69,11 +69,8 @@ def cmd_toy(args: argparse.Namespace) -> None:
         _print_text(result)
 
 
-def add_toy_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``toy`` on the CLI's subparsers (``python -m fairlin_core toy ...``)."""
+def configure_toy(p: argparse.ArgumentParser) -> None:
     defaults = ToyConfig()
-    p = subparsers.add_parser("toy", help="2D toy: ReLU MLP vs the same MLP with a share of its ReLUs linearized, "
-                                          "per-group test accuracy over seeds")
     p.add_argument("--shape", default=defaults.shape, help=f"{', '.join(SHAPES)} (default {defaults.shape}; "
                                                            f"disk is the counter-example without an effect)")
     p.add_argument("--linearized", type=float, default=defaults.linearized,
@@ -98,4 +95,3 @@ def add_toy_command(subparsers: Any) -> argparse.ArgumentParser:
                    help="minority points per majority point (xor, moons, circles, spiral; default 0.1)")
     p.add_argument("--json", action="store_true", help="print per-seed and mean test accuracies as JSON")
     p.set_defaults(func=cmd_toy)
-    return p

@@ -1,0 +1,81 @@
+"""Command-line interface: ``fairlin COMMAND ...`` (or ``python -m fairlin_core COMMAND ...``), same engine as the dashboard.
+
+Every command takes ``--help``. Bad input exits with code 2 and one line on stderr saying what was
+wrong and what was expected; ``--json`` output shapes are a contract scripts rely on.
+
+One module per command group (:mod:`.data`, :mod:`.linearize`, :mod:`.audit`, :mod:`.jobs`, :mod:`.toy`),
+each with a ``configure_<command>(parser)`` per command. Only the module of the command being run is
+imported, so ``fairlin --help`` and argument errors come back without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import FairLinError
+
+# command -> (module under fairlin_core.cli, one-line help); the order is the order of ``--help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "datasets": ("data", "list the datasets and whether their files are present"),
+    "dataset-info": ("data", "group names and group sizes per split of one dataset"),
+    "relu-count": ("data", "exact ReLU count of a model, optionally with a DeepReDuce configuration"),
+    "train-base": ("data", "train a base model and write safetensors + JSON sidecar"),
+    "linearize": ("linearize", "linearize a base checkpoint to a ReLU budget (snl, deepreduce, random)"),
+    "compare": ("linearize", "mitigated vs unmitigated finetune on the same masks, across budgets and seeds"),
+    "audit": ("audit", "per-group diagnostics of a linearized model against its base model"),
+    "sweep": ("jobs", "queue and run every method x budget x seed x mitigation combination; "
+                      "re-running skips what is done and resumes what was interrupted"),
+    "runs": ("jobs", "list the runs in the store, or `runs show ID` for one run with its tables"),
+    "toy": ("toy", "2D toy: ReLU MLP vs the same MLP with a share of its ReLUs linearized, "
+                   "per-group test accuracy over seeds"),
+    "default-audit": ("audit", "run the full audit grid (methods x budgets x seeds x mitigation off/on, "
+                               "diagnostics on the first seed) into a results folder; resumable"),
+    "evaluate": ("data", "per-group accuracy of a checkpoint (base or linearized)"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line on stderr with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (its first word that is a command), if any."""
+    return next((word for word in argv if word in COMMANDS), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; every command's own arguments when ``command`` is None, else only that command's
+    (the other commands are listed with their help but their modules are not imported)."""
+    parser = _Parser(prog="fairlin",
+                     description="FairLin: audit the fairness cost of ReLU linearization for private inference.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if command is None or name == command:
+            configure = getattr(importlib.import_module(f"{__name__}.{module}"), f"configure_{name.replace('-', '_')}")
+            configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _chosen(argv)
+    parser = build_parser(command) if command else build_parser("")
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except FairLinError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,101 @@
+"""CLI commands that audit: ``audit`` (two checkpoints, per-group diagnostics) and ``default-audit`` (the grid)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..audit.core import DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, run_audit, write_audit_csvs
+from ..audit.grid import DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, SHIPPED_AUDIT, AuditGrid, build_audit
+from ..errors import FairLinError
+from ..finetune import DEFAULT_MU
+from ..linearize import METHODS
+from ..runtime import comma_list
+from .progress import TqdmProgress
+
+
+def _print_text(result: dict[str, Any]) -> None:
+    """The summary, then one line per group with the headline numbers of every table computed."""
+    print(result["summary"].drop(columns=["checkpoint"]).to_string(index=False))
+    merged = None
+    for name in ("accuracy", "grad_norms", "hessian", "boundary", "bound"):
+        if name in result:
+            table = result[name]
+            keep = [c for c in table.columns if c in TEXT_COLUMNS
+                    or (c.endswith(("_base", "_lin")) and c.rsplit("_", 1)[0] in TEXT_COLUMNS)]
+            merged = table[GROUP_KEYS + keep] if merged is None else merged.merge(table[["group_index", *keep]],
+                                                                                  on="group_index")
+    if merged is not None:
+        print()
+        print(merged.drop(columns=["group_index"]).to_string(index=False))
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    parse_diagnostics(args.diagnostics)  # refuse bad names before any work starts
+    bar = TqdmProgress("audit")
+    try:
+        result = run_audit(args.base, args.linearized, split=args.split, diagnostics=args.diagnostics, seed=args.seed,
+                           data_root=args.data_root, progress=bar)
+    finally:
+        bar.close()
+    if args.out:
+        paths = write_audit_csvs(result, args.out)
+        print(f"wrote {len(paths)} tables to {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(audit_to_json(result), indent=2, allow_nan=False))
+    else:
+        _print_text(result)
+
+
+def configure_audit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", required=True, help="base checkpoint (.safetensors, its .json, or a folder with one)")
+    p.add_argument("--linearized", required=True, help="linearized checkpoint of the same architecture and data")
+    p.add_argument("--split", default="test", help="train, val, test or balanced (default test)")
+    p.add_argument("--diagnostics", default="accuracy",
+                   help=f"comma-separated, from {', '.join(DIAGNOSTICS)} or all (default accuracy; the others "
+                        f"are slower: hessian, attr and density most)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the Lanczos starts (default 0)")
+    p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
+    p.add_argument("--json", action="store_true", help="print the per-group tables as JSON")
+    p.add_argument("--out", help="folder to write every table as CSV (incl. per-sample tables)")
+    p.set_defaults(func=cmd_audit)
+
+
+def cmd_default_audit(args: argparse.Namespace) -> None:
+    try:
+        seeds = tuple(int(s) for s in comma_list(args.seeds))
+        diagnostic_seeds = tuple(int(s) for s in comma_list(args.diagnostic_seeds))
+    except ValueError:
+        raise FairLinError(f"--seeds and --diagnostic-seeds expect comma-separated integers, got {args.seeds!r} "
+                           f"and {args.diagnostic_seeds!r}") from None
+    grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)), budgets=tuple(comma_list(args.budgets)),
+                     seeds=seeds, mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
+                     diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
+                     diagnostic_seeds=diagnostic_seeds, data_root=args.data_root)
+    bar = TqdmProgress("audit grid")
+    try:
+        results = build_audit(grid, args.out, progress=bar)
+    finally:
+        bar.close()
+    print(f"wrote {len(results.runs)} runs ({len(results.groups)} group rows) to {args.out}")
+
+
+def configure_default_audit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="base checkpoint (default: shipped digits)")
+    p.add_argument("--out", default=str(SHIPPED_AUDIT),
+                   help="results folder (default: the shipped results/default_audit)")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default snl,deepreduce,random)")
+    p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="comma-separated (default 20%%..0.5%%)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--diagnostic-seeds", default="0", help="seeds whose runs get the diagnostics (default 0)")
+    p.add_argument("--diagnostics", default=",".join(AuditGrid.diagnostics),
+                   help="diagnostics of those runs (default grad,hessian,boundary,bound)")
+    p.add_argument("--detail", default=",".join(AuditGrid.detail),
+                   help="costlier diagnostics of their unmitigated runs only (default density,attr; '' = none)")
+    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"mitigation multiplier step (default {DEFAULT_MU})")
+    p.add_argument("--snl-epochs", type=int, default=100, help="maximum SNL epochs (default 100)")
+    p.add_argument("--finetune-epochs", type=int, default=20, help="finetune epochs (default 20)")
+    p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
+    p.set_defaults(func=cmd_default_audit)

@@ -1,0 +1,156 @@
+"""CLI commands that linearize: ``linearize`` (one budget) and ``compare`` (mitigated vs unmitigated, over seeds)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..audit.compare import comparison_json, run_comparison
+from ..checkpoints import load_checkpoint, load_dataset_for
+from ..data import load_dataset
+from ..errors import FairLinError
+from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
+from ..linearize import DeepReduceConfig, LinearizeOptions, SNLConfig, linearize
+from ..linearize.output import result_summary, save_linearized
+from .common import add_data_args, int_list, parse_option, print_json
+from .progress import TqdmProgress
+
+
+def _linearize_options(args: argparse.Namespace):
+    snl = SNLConfig(**{k: v for k, v in {"epochs": args.snl_epochs, "mask_lr": args.mask_lr, "lam": args.lam, "lam_min_progress": args.lam_min_progress}.items()
+                       if v is not None})
+    tune = FinetuneConfig(**{k: v for k, v in {"epochs": args.finetune_epochs, "lr": args.finetune_lr,
+                                               "temperature": args.temperature, "kd_weight": args.kd_weight,
+                                               "ce_weight": args.ce_weight}.items() if v is not None})
+    deepreduce = None
+    if args.cull is not None or args.thin or args.stem_stride is not None:
+        if args.method != "deepreduce":
+            raise FairLinError("--cull, --thin and --stem-stride configure deepreduce; expected --method deepreduce")
+        deepreduce = DeepReduceConfig(tuple(int_list(args.cull or "", "--cull")), args.thin, args.stem_stride or 1)
+    return LinearizeOptions(snl=snl, finetune=tune, exact=not args.reference_budget, deepreduce=deepreduce)
+
+
+def _checkpoint_and_data(args: argparse.Namespace):
+    """The base checkpoint and its dataset (or the one named by --dataset, checked for compatibility)."""
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.dataset:
+        options = dict(parse_option(o) for o in args.dataset_option)
+        bundle = load_dataset(args.dataset, data_root=args.data_root, seed=args.data_seed, target=args.target,
+                              group=args.group, **options)
+    else:
+        bundle = load_dataset_for(checkpoint.sidecar, args.data_root, group=getattr(args, "protect", None))
+    spec = checkpoint.spec
+    if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
+        raise FairLinError(f"checkpoint {checkpoint.path} expects input {tuple(spec.input_shape)} with "
+                           f"{spec.num_classes} classes, but dataset {bundle.name} has input {bundle.input_shape} "
+                           f"with {bundle.num_classes} classes; expected the dataset the checkpoint was trained on")
+    return checkpoint, bundle
+
+
+def _mitigation(args: argparse.Namespace):
+    config = MitigationConfig(**{k: v for k, v in {"mu": args.mu, "tolerance": args.tolerance}.items()
+                                 if v is not None})
+    config.validate()
+    return config
+
+
+def cmd_linearize(args: argparse.Namespace) -> None:
+    options = _linearize_options(args)
+    if not args.mitigate and (args.mu is not None or args.tolerance is not None):
+        raise FairLinError("--mu and --tolerance configure mitigation; expected --mitigate with them")
+    mitigation = _mitigation(args) if args.mitigate else None
+    checkpoint, bundle = _checkpoint_and_data(args)
+    bar = TqdmProgress(f"{args.method} to {args.budget}")
+    try:
+        result = linearize(checkpoint.model, checkpoint.spec, bundle, args.method, args.budget, options=options,
+                           seed=args.seed, progress=bar,
+                           objective_factory=mitigation_factory(bundle.group_names, mitigation))
+    finally:
+        bar.close()
+    path = save_linearized(result, args.out, bundle, base_checkpoint=checkpoint.path,
+                           extra={"mitigation": mitigation.to_dict() if mitigation else None})
+    summary = {**result_summary(result), "mitigation": mitigation.to_dict() if mitigation else None,
+               "checkpoint": str(path)}
+    if args.json:
+        print_json(summary)
+        return
+    print(f"wrote {path}: {summary['relu_count']} of {summary['base_relu_count']} ReLUs, test accuracy "
+          f"{summary['overall_accuracy']:.4f} (base {summary['base_overall_accuracy']:.4f})")
+    for row in summary["groups"]:
+        print(f"  {row['group']:>10s}  n={row['n']:<6d} accuracy={row['accuracy']:.4f}  base={row['base_accuracy']:.4f}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    options = _linearize_options(args)
+    mitigation = _mitigation(args)
+    checkpoint, bundle = _checkpoint_and_data(args)
+    budgets = [b.strip() for b in args.budgets.split(",") if b.strip()]
+    seeds = int_list(args.seeds, "--seeds")
+    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle.group_names, mitigation), None)}
+    bar = TqdmProgress(f"compare {args.method}")
+    try:
+        comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, args.method, budgets, seeds, variants,
+                                    options=options, splits=(args.split,), progress=bar)
+    finally:
+        bar.close()
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("runs", "rows", "summary"):
+            getattr(comparison, name).to_csv(out / f"{name}.csv", index=False)
+    result = {**comparison_json(comparison, args.split), "mitigation": mitigation.to_dict()}
+    if args.json:
+        print_json(result)
+        return
+    print(comparison.summary.to_string(index=False))
+
+
+def _add_linearize_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by linearize and compare: SNL, finetune, DeepReDuce, mitigation, data."""
+    p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")
+    p.add_argument("--mask-lr", type=float, help="Adam learning rate of the SNL masks (default 2e-2; reference 1e-3)")
+    p.add_argument("--lam", type=float, help="initial SNL L1 weight lambda (default 3e-3; reference 1e-5)")
+    p.add_argument("--lam-min-progress", type=float,
+                   help="SNL grows lambda when an epoch cuts the ReLU count by less than this fraction "
+                        "(default 0.1; reference 0: only when it stalls)")
+    p.add_argument("--reference-budget", action="store_true",
+                   help="SNL: binarise with alpha > 1e-2 like the reference (may undershoot) instead of exact top-k")
+    p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")
+    p.add_argument("--finetune-lr", type=float, help="finetune SGD learning rate (default 1e-3)")
+    p.add_argument("--temperature", type=float, help="KD temperature (default 4)")
+    p.add_argument("--kd-weight", type=float, help="weight of the KD term (default 1)")
+    p.add_argument("--ce-weight", type=float, help="weight of the cross-entropy term (default 1)")
+    p.add_argument("--cull", help="deepreduce: stages to cull, e.g. 1,2 (default: nearest configuration to the budget)")
+    p.add_argument("--thin", action="store_true", help="deepreduce: thin the kept stages")
+    p.add_argument("--stem-stride", type=int, choices=[1, 2], help="deepreduce: stem stride of the student")
+    p.add_argument("--mu", type=float, help="mitigation: Lagrange multiplier step size (default 0.01)")
+    p.add_argument("--tolerance", type=float, help="mitigation: group-loss violations up to this are free (default 0)")
+    p.add_argument("--protect", help="group attribute to protect, if not the checkpoint's (e.g. age on utkface)")
+    p.add_argument("--dataset", help="use this dataset instead of the checkpoint's (must match its classes and input)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the --dataset splits (default 0)")
+    add_data_args(p, with_seed=False)
+
+
+def configure_linearize(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
+    p.add_argument("--method", required=True, choices=["snl", "deepreduce", "random"], help="linearizer")
+    p.add_argument("--budget", required=True,
+                   help="ReLUs to keep: a count (500), a fraction of the base count (0.1) or a percentage (10%%)")
+    p.add_argument("--out", required=True, help="output folder (model.safetensors + model.json are written)")
+    p.add_argument("--seed", type=int, default=0, help="seed of SNL, random placement and finetuning (default 0)")
+    p.add_argument("--mitigate", action="store_true", help="fairness-constrained finetune (the paper's Algorithm 1)")
+    _add_linearize_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_linearize)
+
+
+def configure_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
+    p.add_argument("--method", required=True, choices=["snl", "deepreduce", "random"], help="linearizer")
+    p.add_argument("--budgets", required=True, help="comma-separated budgets, e.g. 0.05,0.02,0.01")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--split", default="test", help="split the accuracies are reported on (default test)")
+    p.add_argument("--out", help="folder for runs.csv, rows.csv and summary.csv")
+    _add_linearize_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_compare)

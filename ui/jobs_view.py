@@ -1,0 +1,114 @@
+"""View model of the jobs panel: rows with live progress and curves, readable errors, counts. No streamlit here."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fairlin_core.errors import FairLinError
+from fairlin_core.jobs import JobManager, JobStatus
+from fairlin_core.jobs.store import ACTIVE
+
+
+def job_label(config: dict[str, Any]) -> str:
+    """Short human label of a run config, e.g. ``digits_resnet18 · snl · 10% · seed 0 · mitigated mu=0.01``."""
+    budget = config.get("budget")
+    if isinstance(budget, float) and 0 < budget <= 1:
+        budget = f"{100 * budget:g}%"
+    mitigation = config.get("mitigation")
+    text = (f"{Path(str(config.get('checkpoint', '?'))).stem} · {config.get('method')} · {budget} ReLUs · "
+            f"seed {config.get('seed')}")
+    return text + (f" · mitigated mu={mitigation['mu']:g}" if mitigation else "")
+
+
+class CurveRecorder:
+    """Per-job series of the metrics seen in progress reports (polled), for live loss / ReLU curves."""
+
+    def __init__(self) -> None:
+        self._series: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, status: JobStatus) -> None:
+        if not status.metrics:
+            return
+        row = {"stage": status.stage, "message": status.message, **{k: v for k, v in status.metrics.items()
+                                                                      if isinstance(v, (int, float))}}
+        with self._lock:
+            series = self._series.setdefault(status.id, [])
+            if not series or series[-1] != row:
+                series.append(row)
+
+    def curve(self, job_id: str) -> pd.DataFrame:
+        with self._lock:
+            rows = list(self._series.get(job_id, []))
+        table = pd.DataFrame(rows)
+        if not table.empty:
+            table.insert(0, "step", range(1, len(table) + 1))
+        return table
+
+
+_recorders: dict[int, CurveRecorder] = {}
+
+
+def recorder_for(manager: Any) -> CurveRecorder:
+    """The process-wide curve recorder of ``manager``."""
+    return _recorders.setdefault(id(manager), CurveRecorder())
+
+
+def run_history(manager: JobManager, run_id: str) -> pd.DataFrame:
+    """history.csv of a finished run (per-epoch loss, ReLU count, accuracy), or an empty table."""
+    try:
+        run = manager.store.get_run(run_id)
+    except (FairLinError, OSError, ValueError):
+        return pd.DataFrame()
+    return run.tables.get("history", pd.DataFrame())
+
+
+def jobs_overview(manager: JobManager, limit: int = 30) -> list[dict[str, Any]]:
+    """Rows of the jobs panel, newest first: id, label, status, fraction, stage, message, error, metrics.
+
+    Jobs queued by this process come with live progress; earlier runs of the store are listed from it.
+    """
+    recorder = recorder_for(manager)
+    seen, rows = set(), []
+    for status in manager.jobs():
+        recorder.observe(status)
+        seen.add(status.id)
+        rows.append(_row(status.id, status.status, status.fraction, status.stage, status.message, status.error,
+                         status.metrics, status.config, status.created))
+    for run in manager.store.list_runs():
+        if run["id"] in seen:
+            continue
+        error = manager.store.row(run["id"])["error"] if run["status"] != "done" else None
+        rows.append(_row(run["id"], run["status"], 1.0 if run["status"] == "done" else 0.0, run["status"],
+                         error or "", error, {}, run["config"], run["created"]))
+    rows.sort(key=lambda r: r["created"] or "", reverse=True)
+    return rows[:limit]
+
+
+def _row(run_id: str, status: str, fraction: float, stage: str, message: str, error: str | None,
+         metrics: dict[str, Any], config: dict[str, Any], created: str | None) -> dict[str, Any]:
+    return {"id": run_id, "label": job_label(config), "status": status, "fraction": float(fraction),
+            "stage": stage, "message": message, "error": readable_error(error) if status == "failed" else None,
+            "metrics": metrics, "config": config, "created": created, "active": status in ACTIVE}
+
+
+def readable_error(error: str | None) -> str:
+    """The first meaningful line of a stored error, never a traceback."""
+    if not error:
+        return "the job failed without a message"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        lines = lines[-1:]
+    return lines[0] if lines else "the job failed without a message"
+
+
+def jobs_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of ``rows`` are in each status."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
