@@ -1,7 +1,75 @@
 """FairLin engine: audit and mitigate the fairness cost of ReLU linearization for private inference.
 
-This package never imports streamlit; the dashboard (``app.py``, ``pages/``) and the CLI
-(``python -m fairlin_core``) are thin layers over it.
+The notebook API, ``import fairlin_core as fl``::
+
+    base = fl.load_checkpoint("checkpoints/digits_resnet18.safetensors")
+    data = base.dataset()
+    lin = fl.linearize(base, "snl", "1%", data=data, finetune_epochs=20, seed=0)
+    audit = fl.audit(base, lin, data=data, split="balanced", diagnostics=["accuracy", "grad", "hessian"])
+    audit.by_group, audit.summary(), audit.save("out/")
+
+Names are imported on first use (PEP 562), so ``import fairlin_core`` itself is instant and the CLI's
+``--help`` never imports torch. This package never imports streamlit; the dashboard (``app.py``,
+``pages/``, ``ui/``) and the CLI (``fairlin`` / ``python -m fairlin_core``) are thin layers over it.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .version import __version__
+
+# public name -> (module, attribute; "" = the module itself)
+_EXPORTS: dict[str, tuple[str, str]] = {
+    # models in memory: checkpoints, linearization, audits
+    "load_checkpoint": ("fairlin_core.checkpoints", "load_checkpoint"),
+    "Checkpoint": ("fairlin_core.checkpoints", "Checkpoint"),
+    "linearize": ("fairlin_core.api", "linearize"),
+    "audit": ("fairlin_core.audit", ""),  # the wing itself, callable as fl.audit(...) (see audit/__init__.py)
+    "compare": ("fairlin_core.api", "compare"),
+    "Audit": ("fairlin_core.audit.core", "Audit"),
+    "Comparison": ("fairlin_core.audit.compare", "Comparison"),
+    "load_results": ("fairlin_core.audit.results", "load_results"),
+    "AuditResults": ("fairlin_core.audit.results", "AuditResults"),
+    # data and models
+    "load_dataset": ("fairlin_core.data", "load_dataset"),
+    "list_datasets": ("fairlin_core.data", "list_datasets"),
+    "DatasetBundle": ("fairlin_core.data", "DatasetBundle"),
+    "build_model": ("fairlin_core.models", "build_model"),
+    "resolve_spec": ("fairlin_core.models", "resolve_spec"),
+    "ModelSpec": ("fairlin_core.models", "ModelSpec"),
+    "relu_count": ("fairlin_core.models", "relu_count"),
+    "site_table": ("fairlin_core.models", "site_table"),
+    "train_base": ("fairlin_core.train", "train_base"),
+    # the 2D teaching experiment
+    "run_toy": ("fairlin_core.toy", "run_toy"),
+    "ToyConfig": ("fairlin_core.toy", "ToyConfig"),
+    # configuration classes
+    "LinearizeOptions": ("fairlin_core.linearize", "LinearizeOptions"),
+    "SNLConfig": ("fairlin_core.linearize", "SNLConfig"),
+    "DeepReduceConfig": ("fairlin_core.linearize", "DeepReduceConfig"),
+    "FinetuneConfig": ("fairlin_core.finetune", "FinetuneConfig"),
+    "MitigationConfig": ("fairlin_core.finetune", "MitigationConfig"),
+    "JobConfig": ("fairlin_core.jobs", "JobConfig"),
+    "JobManager": ("fairlin_core.jobs", "JobManager"),
+    # errors
+    "FairLinError": ("fairlin_core.errors", "FairLinError"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fairlin_core' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = importlib.import_module(module)
+    if attribute:
+        value = getattr(value, attribute)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

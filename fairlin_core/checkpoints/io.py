@@ -24,22 +24,57 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..version import __version__
+from .dataset import load_dataset_for
+from ..data import DatasetBundle
 from ..errors import CheckpointError, FairLinError
-from ..models import ModelSpec, build_model
+from ..models import ModelSpec, build_model, relu_count
 
 SIDECAR_FORMAT = "fairlin-checkpoint"
 SIDECAR_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024
+_WRITTEN_BY_SAVE = ("format", "format_version", "model", "created", "versions")  # save_checkpoint sets these
 
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model (eval mode, on CPU), its spec and the whole sidecar dict."""
+    """A model with its spec and sidecar: loaded from disk (``path`` set) or made in memory (``path`` None,
+    e.g. by :func:`fairlin_core.linearize`). ``model`` is in eval mode on CPU."""
 
     model: nn.Module
     spec: ModelSpec
     sidecar: dict[str, Any]
-    path: Path
+    path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """The file path, or the sidecar's kind (base / linearized) for a model in memory."""
+        return str(self.path) if self.path is not None else f"{self.sidecar.get('kind', 'model')} (in memory)"
+
+    @property
+    def relu_count(self) -> int:
+        """ReLUs switched on in the model now (mask entries above the SNL threshold)."""
+        return relu_count(self.model)
+
+    def dataset(self, data_root: str | Path | None = None, group: str | None = None):
+        """The dataset this checkpoint was trained on, with the same options, seed and splits
+        (:func:`~fairlin_core.checkpoints.load_dataset_for`); ``group`` protects another attribute."""
+        return load_dataset_for(self.sidecar, data_root, group=group)
+
+    def resolve_data(self, data: DatasetBundle | None = None) -> DatasetBundle:
+        """``data`` checked against the model's input shape and classes, or the checkpoint's own dataset."""
+        bundle = data if data is not None else self.dataset()
+        spec = self.spec
+        if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
+            raise FairLinError(f"{self.label} expects input {tuple(spec.input_shape)} with {spec.num_classes} "
+                               f"classes, but dataset {bundle.name} has input {tuple(bundle.input_shape)} with "
+                               f"{bundle.num_classes} classes; expected the dataset the model was trained on")
+        return bundle
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``NAME.safetensors`` + ``NAME.json`` (atomically); returns the weights path, also kept in ``path``."""
+        metadata = {k: v for k, v in self.sidecar.items() if k not in _WRITTEN_BY_SAVE}
+        self.path = save_checkpoint(path, self.model, self.spec, metadata)
+        return self.path
 
 
 def sidecar_path(weights_path: Path) -> Path:

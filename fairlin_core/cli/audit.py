@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ..audit.core import DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, run_audit, write_audit_csvs
+from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
+                          run_audit, write_audit_csvs)
 from ..audit.grid import DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, SHIPPED_AUDIT, AuditGrid, build_audit
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
@@ -19,15 +20,8 @@ from .progress import TqdmProgress
 def _print_text(result: dict[str, Any]) -> None:
     """The summary, then one line per group with the headline numbers of every table computed."""
     print(result["summary"].drop(columns=["checkpoint"]).to_string(index=False))
-    merged = None
-    for name in ("accuracy", "grad_norms", "hessian", "boundary", "bound"):
-        if name in result:
-            table = result[name]
-            keep = [c for c in table.columns if c in TEXT_COLUMNS
-                    or (c.endswith(("_base", "_lin")) and c.rsplit("_", 1)[0] in TEXT_COLUMNS)]
-            merged = table[GROUP_KEYS + keep] if merged is None else merged.merge(table[["group_index", *keep]],
-                                                                                  on="group_index")
-    if merged is not None:
+    merged = per_group_table(result, TEXT_COLUMNS)
+    if len(merged.columns) > len(GROUP_KEYS):
         print()
         print(merged.drop(columns=["group_index"]).to_string(index=False))
 
