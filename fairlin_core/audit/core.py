@@ -38,7 +38,7 @@ from ..metrics.fairness import bootstrap_accuracy_drop, parity_gap, worst_group_
 from ..metrics.gradients import group_gradient_norms, per_sample_gradient_norms, weight_parameters
 from ..metrics.hessian import group_hessian_density, group_hessian_eigenvalues
 from ..models import relu_count
-from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, report, scaled_progress
+from ..runtime import CancelFlag, ProgressFn, check_cancel, comma_list, report, scaled_progress
 
 DIAGNOSTICS = ("accuracy", "grad", "hessian", "boundary", "bound", "attr", "density")
 JSON_TABLES = ("accuracy", "grad_norms", "hessian", "boundary", "bound", "attr", "density")
@@ -51,8 +51,7 @@ TEXT_COLUMNS = {"accuracy", "relative_drop", "grad_norm", "top_eigenvalue", "sof
 
 def parse_diagnostics(diagnostics: str | Sequence[str]) -> tuple[str, ...]:
     """Validate a comma-separated string or a sequence of diagnostic names (``all`` = every one)."""
-    names = [d.strip() for d in (diagnostics.split(",") if isinstance(diagnostics, str) else diagnostics)]
-    names = [d for d in names if d]
+    names = comma_list(diagnostics) if isinstance(diagnostics, str) else [d.strip() for d in diagnostics if d.strip()]
     if names == ["all"]:
         return DIAGNOSTICS
     unknown = [d for d in names if d not in DIAGNOSTICS]

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
-from ..runtime import Progress
+from ..runtime import Progress, comma_list
 from .progress import TqdmProgress
 from ..jobs.config import JobConfig
 from ..jobs.manager import JobManager
@@ -35,7 +35,7 @@ def _print_json(data: Any) -> None:
 
 
 def _items(text: str, flag: str) -> list[str]:
-    items = [part.strip() for part in text.split(",") if part.strip()]
+    items = comma_list(text)
     if not items:
         raise FairLinError(f"{flag} is empty; expected a comma-separated list")
     return items

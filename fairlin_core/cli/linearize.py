@@ -12,6 +12,7 @@ from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import DeepReduceConfig, LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
+from ..runtime import comma_list
 from .common import add_data_args, int_list, parse_option, print_json
 from .progress import TqdmProgress
 
@@ -84,7 +85,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     options = _linearize_options(args)
     mitigation = _mitigation(args)
     checkpoint, bundle = _checkpoint_and_data(args)
-    budgets = [b.strip() for b in args.budgets.split(",") if b.strip()]
+    budgets = comma_list(args.budgets)
     seeds = int_list(args.seeds, "--seeds")
     variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle.group_names, mitigation), None)}
     bar = TqdmProgress(f"compare {args.method}")

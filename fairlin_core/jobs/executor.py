@@ -29,7 +29,7 @@ from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
-from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, default_device, json_ready, report, scaled_progress
+from ..runtime import CancelFlag, ProgressFn, check_cancel, default_device, json_ready, report, scaled_progress
 from .config import JobConfig
 
 

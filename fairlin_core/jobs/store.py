@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError
-from ..runtime import pid_alive
+from ..runtime import comma_list, pid_alive
 from .config import option_defaults
 
 STORE_ENV = "FAIRLIN_STORE"
@@ -446,7 +446,7 @@ def _number(value: Any) -> float | None:
 def _statuses(status: str | list[str] | None) -> list[str]:
     if status is None:
         return []
-    wanted = [s.strip() for s in status.split(",")] if isinstance(status, str) else list(status)
+    wanted = comma_list(status) if isinstance(status, str) else list(status)
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
         raise FairLinError(f"unknown status(es) {', '.join(map(repr, unknown))}; expected some of "

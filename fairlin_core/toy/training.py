@@ -34,7 +34,7 @@ from ..finetune import FinetuneConfig
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..metrics import boundary_distances, boundary_summary, evaluate_split, predict_logits
 from ..models import ModelSpec, activation_sites, build_model, relu_count, resolve_spec, set_masks
-from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, report, scaled_progress
+from ..runtime import CancelFlag, ProgressFn, check_cancel, report, scaled_progress
 from .geometry import BoundaryGrid, data_extent, decision_grid, geometry_row
 
 MODES = ("scratch", "snl")

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -26,7 +27,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from ..data import DatasetBundle
 from ..errors import FairLinError
 from ..models import build_model
-from ..runtime import Progress, report
+from ..runtime import Progress
 from .geometry import BoundaryGrid
 from .training import ToyConfig, ToyResult, load_toy, run_toy
 
