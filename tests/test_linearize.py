@@ -1,8 +1,10 @@
 """Linearizers on the shipped digits model: exact budgets, frozen binary masks, DeepReDuce mapping,
-the real base model as KD teacher, finetune gains, cancel and determinism."""
+the real base model as KD teacher, finetune gains, cancel and determinism; the linearizer registry."""
 
+import copy
 import threading
 
+import pandas as pd
 import pytest
 import torch
 
@@ -11,11 +13,13 @@ from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.errors import FairLinError
 from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import FinetuneConfig
-from fairlin_core.linearize import (LinearizeOptions, SNLConfig, linearize, linearize_sweep, nearest_configuration,
-                                    resolve_budget)
+import fairlin_core.linearize.base as linearize_base
+from fairlin_core.linearize import (LINEARIZERS, METHODS, Linearizer, LinearizeOptions, Placement, SNLConfig,
+                                    get_linearizer, linearize, linearize_sweep, nearest_configuration,
+                                    register_linearizer, resolve_budget)
 from fairlin_core.linearize.output import save_linearized
 from fairlin_core.models import activation_sites, relu_count, resolve_spec
-from fairlin_core.runtime import Cancelled
+from fairlin_core.runtime import Cancelled, report
 
 QUICK = LinearizeOptions(snl=SNLConfig(epochs=3), finetune=FinetuneConfig(epochs=2))
 CPU = torch.device("cpu")
@@ -183,3 +187,58 @@ def test_saved_result_is_a_loadable_checkpoint(base, tmp_path):
     assert loaded.path == path and relu_count(loaded.model) == 100
     assert loaded.sidecar["kind"] == "linearized" and loaded.sidecar["method"] == "random"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.safetensors"]
+
+
+def test_registry_lists_the_three_methods():
+    assert METHODS == tuple(LINEARIZERS) == ("snl", "deepreduce", "random")
+    assert all(get_linearizer(name).name == name for name in METHODS)
+    assert get_linearizer("snl").placing_share == 0.5 and get_linearizer("random").placing_share == 0.0
+
+
+def test_unknown_method_names_the_known_ones():
+    with pytest.raises(FairLinError, match="unknown method 'magic'; expected one of snl, deepreduce, random"):
+        get_linearizer("magic")
+    toy = load_checkpoint(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
+    with pytest.raises(FairLinError, match="expected one of snl, deepreduce, random"):
+        linearize(toy.model, toy.spec, load_dataset_for(toy.sidecar), "magic", 0.5, options=QUICK, device=CPU)
+    with pytest.raises(FairLinError, match="already registered"):
+        register_linearizer(get_linearizer("snl"))
+
+
+class KeepFirst(Linearizer):
+    """Keeps the first ``budget`` mask entries in site order (flattened), on a copy of the base."""
+
+    name = "keep_first"
+    placing_share = 0.25
+
+    def place_masks(self, base, base_spec, bundle, budgets, options, *, seed, device, progress=None, cancel=None):
+        placements = []
+        for budget in budgets:
+            student = copy.deepcopy(base)
+            left = budget
+            with torch.no_grad():
+                for _, site in activation_sites(student):
+                    keep = torch.arange(site.alpha.numel()) < left
+                    site.alpha.copy_(keep.to(site.alpha.dtype).view_as(site.alpha))
+                    site.alpha.requires_grad_(False)
+                    left = max(0, left - site.alpha.numel())
+            placements.append(Placement(student, base_spec, {"placement": "first entries"}, pd.DataFrame()))
+        report(progress, 1.0, "keep_first", "placed")
+        return placements
+
+
+def test_a_registered_linearizer_runs_end_to_end(monkeypatch):
+    monkeypatch.setattr(linearize_base, "LINEARIZERS", dict(LINEARIZERS))
+    register_linearizer(KeepFirst())
+    toy = load_checkpoint(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")  # MLP: 2 sites of 16 ReLUs
+    seen = []
+    result = linearize(toy.model, toy.spec, load_dataset_for(toy.sidecar), "keep_first", 20,
+                       options=LinearizeOptions(finetune=FinetuneConfig(epochs=1)), device=CPU, progress=seen.append)
+    assert result.method == "keep_first" and result.relu_count == 20 == result.budget
+    assert result.configuration["placement"] == "first entries"
+    assert [m.sum().item() for m in result.masks.values()] == [16, 4]
+    assert result.masks["layers.4"][:4].tolist() == [1.0] * 4
+    assert relu_count(toy.model) == 32  # the base model is untouched
+    placing = [u.fraction for u in seen if u.stage == "keep_first"]
+    assert placing == [0.25] and all(u.fraction >= 0.25 for u in seen if u.stage != "keep_first")
+    assert "keep_first" not in LINEARIZERS  # registered only in the test's copy of the registry

@@ -28,8 +28,8 @@ from .core import parse_diagnostics, run_audit
 from ..checkpoints import load_checkpoint, load_dataset_for
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory
-from ..linearize import METHODS, LinearizeOptions, SNLConfig, finish, prepare_students, resolve_budget
-from ..linearize.deepreduce import nearest_configuration
+from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
+                         resolve_budget)
 from ..linearize.output import save_linearized
 from ..models import relu_count
 from .results import AuditResults, audit_rows, budget_fraction, run_groups
@@ -75,18 +75,16 @@ class AuditGrid:
 
 
 def method_budgets(grid: AuditGrid, method: str, spec: Any, base_count: int) -> tuple[list[str], list[dict[str, Any]]]:
-    """The budgets a method runs, and the skipped ones with why: DeepReDuce's coarse configurations map
-    several small budgets onto the same network, which is run once (for the largest such budget)."""
-    if method != "deepreduce":
-        return list(grid.budgets), []
+    """The budgets a method runs, and the skipped ones with why: budgets the linearizer maps onto equal
+    students (its ``student_key``, e.g. DeepReDuce's coarse configurations) are run once (for the largest
+    such budget)."""
+    linearizer = get_linearizer(method)
     kept, skipped, seen = [], [], {}
     for budget in grid.budgets:
-        config, count = nearest_configuration(spec, resolve_budget(budget, base_count))
-        key = config.describe()
-        if key in seen:
+        key = linearizer.student_key(spec, resolve_budget(budget, base_count))
+        if key is not None and key in seen:
             skipped.append({"method": method, "budget": budget,
-                            "reason": f"DeepReDuce's nearest configuration ({key}, {count} ReLUs) is the one "
-                                      f"already run for budget {seen[key]}"})
+                            "reason": f"{key} is the one already run for budget {seen[key]}"})
         else:
             seen[key] = budget
             kept.append(budget)

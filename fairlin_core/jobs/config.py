@@ -25,8 +25,7 @@ from ..checkpoints import read_sidecar, resolve_checkpoint_path, sidecar_path
 from ..data.registry import get_spec
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig
-from ..linearize import METHODS, SNLConfig, resolve_budget
-from ..linearize.deepreduce import DeepReduceConfig, student_spec
+from ..linearize import SNLConfig, get_linearizer, resolve_budget
 from ..models import ModelSpec
 
 HASH_FORMAT = 1
@@ -84,8 +83,7 @@ class JobConfig:
 
     def validate(self) -> JobConfig:
         """The normalised config (absolute checkpoint path, defaults filled in); FairLinError if invalid."""
-        if self.method not in METHODS:
-            raise FairLinError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
+        linearizer = get_linearizer(self.method)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
             raise FairLinError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
@@ -97,8 +95,7 @@ class JobConfig:
         base_count = sidecar.get("relu_count")
         if isinstance(base_count, int):
             resolve_budget(budget, base_count)
-        if self.method == "deepreduce":
-            student_spec(spec, DeepReduceConfig())
+        linearizer.check(spec)
         diagnostics = list(parse_diagnostics(self.diagnostics)) if self.diagnostics else []
         if diagnostics and self.dataset is not None:
             raise FairLinError("diagnostics audit the linearized model on the checkpoint's own dataset; expected "

@@ -2,11 +2,13 @@
 
 from .api import (METHODS, LinearizationResult, LinearizeOptions, Prepared, Student, finish, linearize,
                   linearize_sweep, prepare_students, resolve_budget)
+from .base import LINEARIZERS, Linearizer, Placement, get_linearizer, register_linearizer
 from .deepreduce import DeepReduceConfig, apply_deepreduce, configuration_counts, nearest_configuration
 from .random_masks import apply_random_masks
 from .snl import SNLConfig, binarize_masks, snl_trajectory
 
 __all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "Student", "finish", "linearize",
            "linearize_sweep", "prepare_students", "resolve_budget",
+           "LINEARIZERS", "Linearizer", "Placement", "get_linearizer", "register_linearizer",
            "DeepReduceConfig", "apply_deepreduce", "configuration_counts", "nearest_configuration",
            "apply_random_masks", "SNLConfig", "binarize_masks", "snl_trajectory"]

@@ -1,6 +1,7 @@
 """One interface for every linearizer: base model + data + method + ReLU budget -> linearized model.
 
 ``linearize`` runs one budget, ``linearize_sweep`` several (SNL shares one trajectory between them).
+Methods are looked up by name in the linearizer registry (``base.py``), which places the masks.
 Every method ends with the same masks-frozen KD finetune from the base model as teacher, selected on
 the validation split; test (and balanced) accuracy is only reported.
 """
@@ -21,13 +22,15 @@ from ..data import DatasetBundle
 from ..errors import FairLinError
 from ..metrics import evaluate_model
 from ..finetune import BatchObjective, FinetuneConfig, finetune
-from ..models import ModelSpec, build_model, get_masks, relu_count, total_sites
-from ..runtime import CancelFlag, Progress, ProgressFn, default_device, scaled_progress
-from .deepreduce import DeepReduceConfig, apply_deepreduce, nearest_configuration, student_spec
-from .random_masks import apply_random_masks
-from .snl import SNLConfig, binarize_masks, snl_trajectory
+from ..models import ModelSpec, get_masks, relu_count, total_sites
+from ..runtime import CancelFlag, ProgressFn, default_device, scaled_progress
+from .base import LINEARIZERS, get_linearizer
+# importing a method's module registers its linearizer: this order is the order of METHODS
+from .snl import SNLConfig
+from .deepreduce import DeepReduceConfig
+from . import random_masks  # noqa: F401  (registers "random")
 
-METHODS = ("snl", "deepreduce", "random")
+METHODS = tuple(LINEARIZERS)  # the built-in methods, by name
 REPORT_SPLITS = ("test", "balanced")
 
 
@@ -146,9 +149,9 @@ class Prepared:
 def prepare_students(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budgets: list[Any], *,
                      options: LinearizeOptions | None = None, seed: int = 0, device: torch.device | None = None,
                      progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Prepared:
-    """Place the masks for every budget (SNL: one shared trajectory); nothing is finetuned yet."""
-    if method not in METHODS:
-        raise FairLinError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    """Place the masks for every budget with the method's linearizer (SNL: one shared trajectory) and
+    evaluate the students; nothing is finetuned yet. budgets: counts, fractions or text (see resolve_budget)."""
+    linearizer = get_linearizer(method)
     if not budgets:
         raise FairLinError("no budget given; expected at least one")
     options = options or LinearizeOptions()
@@ -160,42 +163,12 @@ def prepare_students(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundl
         raise FairLinError(f"the base model already has linearized ReLUs ({base_count} of {total_sites(base)} on); "
                            f"expected a base checkpoint with every ReLU on")
     targets = [resolve_budget(b, base_count) for b in budgets]
-    if method == "deepreduce":
-        student_spec(base_spec, DeepReduceConfig())  # refuses non-ResNets before any work
-    placed: list[tuple[nn.Module, ModelSpec, dict[str, Any], pd.DataFrame]] = []
-    if method == "snl":
-        options.snl.validate()
-        snapshots, snl_history = snl_trajectory(base, bundle, targets, options.snl, seed=seed, device=device,
-                                                progress=progress, cancel=cancel)
-        by_budget = {s.budget: s for s in snapshots}
-        for target in targets:
-            snapshot = by_budget[target]
-            student = copy.deepcopy(base)
-            student.load_state_dict(snapshot.state)
-            achieved = binarize_masks(student, target, exact=options.exact, threshold=options.snl.threshold)
-            placed.append((student, base_spec, {"snl_epoch": snapshot.epoch, "snl_relu_count": snapshot.relu_count,
-                                                "budget_reached": snapshot.reached, "exact": options.exact,
-                                                "relu_count": achieved},
-                           snl_history[snl_history["epoch"] <= snapshot.epoch]))
-    elif method == "random":
-        for target in targets:
-            student = copy.deepcopy(base)
-            apply_random_masks(student, target, torch.Generator().manual_seed(seed))
-            placed.append((student, base_spec, {"placement": "uniform random"}, pd.DataFrame()))
-    else:
-        for target in targets:
-            config = options.deepreduce
-            if config is None:
-                config, _ = nearest_configuration(base_spec, target, options.stem_strides)
-            spec = student_spec(base_spec, config)
-            student = build_model(spec)
-            weights = {k: v for k, v in base.state_dict().items() if not k.endswith(".alpha")}
-            student.load_state_dict(weights, strict=False)
-            apply_deepreduce(student, config)
-            placed.append((student.eval(), spec, config.to_dict(), pd.DataFrame()))
-    students = [Student(budget_requested=b, budget=t, model=m, spec=sp, configuration=c, history=h,
-                        evaluations=_evaluate_all(m, bundle))
-                for b, t, (m, sp, c, h) in zip(budgets, targets, placed)]
+    linearizer.check(base_spec)
+    placements = linearizer.place_masks(base, base_spec, bundle, targets, options, seed=seed, device=device,
+                                        progress=progress, cancel=cancel)
+    students = [Student(budget_requested=b, budget=t, model=p.model, spec=p.spec, configuration=p.configuration,
+                        history=p.history, evaluations=_evaluate_all(p.model, bundle))
+                for b, t, p in zip(budgets, targets, placements, strict=True)]
     return Prepared(method=method, base=base, base_count=base_count, base_evaluations=_evaluate_all(base, bundle),
                     students=students, seed=seed, options=options)
 
@@ -231,7 +204,7 @@ def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle
 
     objective_factory: builds the finetune's batch objective per budget (None = plain KD finetune).
     """
-    placing = 0.5 if method == "snl" else 0.0
+    placing = get_linearizer(method).placing_share
     prepared = prepare_students(base, base_spec, bundle, method, budgets, options=options, seed=seed, device=device,
                                 progress=scaled_progress(progress, 0.0, placing), cancel=cancel)
     span = (1.0 - placing) / len(prepared.students)

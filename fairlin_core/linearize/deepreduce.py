@@ -10,14 +10,23 @@ then fewer stages culled, then no thinning); culling every stage (a linear netwo
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
 from torch import nn
 
+from ..data import DatasetBundle
 from ..errors import FairLinError
 from ..models import ModelSpec, activation_sites, build_model, resolve_spec
 from ..models.resnet import ResNet
+from ..runtime import CancelFlag, ProgressFn
+from .base import Linearizer, Placement, register_linearizer
+
+if TYPE_CHECKING:
+    from .api import LinearizeOptions
 
 RESNETS = ("resnet18", "resnet34")
 
@@ -95,3 +104,37 @@ def nearest_configuration(base: ModelSpec, budget: int, stem_strides: tuple[int,
     candidates = configuration_counts(base, stem_strides)
     return min(candidates, key=lambda item: (abs(item[1] - budget), item[0].stem_stride != base_stride,
                                              len(item[0].cull), item[0].thin))
+
+
+class DeepReDuce(Linearizer):
+    """DeepReDuce on ResNets: each budget gets ``options.deepreduce`` or else its nearest configuration
+    over ``options.stem_strides``; the student is rebuilt with that configuration's stem stride and
+    loaded with the base weights."""
+
+    name = "deepreduce"
+
+    def check(self, base_spec: ModelSpec) -> None:
+        student_spec(base_spec, DeepReduceConfig())
+
+    def student_key(self, base_spec: ModelSpec, budget: int) -> str | None:
+        config, count = nearest_configuration(base_spec, budget)
+        return f"DeepReDuce's nearest configuration ({config.describe()}, {count} ReLUs)"
+
+    def place_masks(self, base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, budgets: Sequence[int],
+                    options: LinearizeOptions, *, seed: int, device: torch.device,
+                    progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> list[Placement]:
+        weights = {k: v for k, v in base.state_dict().items() if not k.endswith(".alpha")}
+        placements = []
+        for budget in budgets:
+            config = options.deepreduce
+            if config is None:
+                config, _ = nearest_configuration(base_spec, budget, options.stem_strides)
+            spec = student_spec(base_spec, config)
+            student = build_model(spec)
+            student.load_state_dict(weights, strict=False)
+            apply_deepreduce(student, config)
+            placements.append(Placement(student.eval(), spec, config.to_dict(), pd.DataFrame()))
+        return placements
+
+
+register_linearizer(DeepReDuce())

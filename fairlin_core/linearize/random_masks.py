@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
 import torch
 from torch import nn
 
-from ..models import activation_sites
+from ..data import DatasetBundle
+from ..models import ModelSpec, activation_sites
+from ..runtime import CancelFlag, ProgressFn
+from .base import Linearizer, Placement, register_linearizer
+
+if TYPE_CHECKING:
+    from .api import LinearizeOptions
 
 
 def apply_random_masks(model: nn.Module, budget: int, generator: torch.Generator) -> None:
@@ -21,3 +32,22 @@ def apply_random_masks(model: nn.Module, budget: int, generator: torch.Generator
             site.alpha.copy_(keep[offset:offset + size].view_as(site.alpha))
             site.alpha.requires_grad_(False)
             offset += size
+
+
+class RandomMasks(Linearizer):
+    """Uniform random placement; every budget draws from its own generator seeded with ``seed``."""
+
+    name = "random"
+
+    def place_masks(self, base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, budgets: Sequence[int],
+                    options: LinearizeOptions, *, seed: int, device: torch.device,
+                    progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> list[Placement]:
+        placements = []
+        for budget in budgets:
+            student = copy.deepcopy(base)
+            apply_random_masks(student, budget, torch.Generator().manual_seed(seed))
+            placements.append(Placement(student, base_spec, {"placement": "uniform random"}, pd.DataFrame()))
+        return placements
+
+
+register_linearizer(RandomMasks())

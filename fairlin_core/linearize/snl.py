@@ -21,8 +21,9 @@ size stays near the 1e-2 threshold so masks resting at 0 do not bounce back over
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -31,8 +32,12 @@ from torch import nn
 from ..data import DatasetBundle
 from ..errors import FairLinError
 from ..finetune import distillation_loss_per_sample, teacher_logits
-from ..models import RELU_THRESHOLD, activation_sites, relu_count
+from ..models import RELU_THRESHOLD, ModelSpec, activation_sites, relu_count
 from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
+from .base import Linearizer, Placement, register_linearizer
+
+if TYPE_CHECKING:
+    from .api import LinearizeOptions
 
 
 @dataclass(frozen=True)
@@ -186,3 +191,33 @@ def binarize_masks(model: nn.Module, budget: int, *, exact: bool = True, thresho
         for site in sites:
             site.alpha.requires_grad_(False)
     return relu_count(model, threshold)
+
+
+class SNL(Linearizer):
+    """SNL for a whole sweep: one trajectory, snapshotted at each budget, then binarised per budget
+    (``options.exact``: exactly the budget, else the threshold rule). Placing is half a sweep's progress."""
+
+    name = "snl"
+    placing_share = 0.5
+
+    def place_masks(self, base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, budgets: Sequence[int],
+                    options: LinearizeOptions, *, seed: int, device: torch.device,
+                    progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> list[Placement]:
+        snapshots, history = snl_trajectory(base, bundle, list(budgets), options.snl, seed=seed, device=device,
+                                            progress=progress, cancel=cancel)
+        by_budget = {s.budget: s for s in snapshots}
+        placements = []
+        for budget in budgets:
+            snapshot = by_budget[budget]
+            student = copy.deepcopy(base)
+            student.load_state_dict(snapshot.state)
+            achieved = binarize_masks(student, budget, exact=options.exact, threshold=options.snl.threshold)
+            placements.append(Placement(student, base_spec,
+                                        {"snl_epoch": snapshot.epoch, "snl_relu_count": snapshot.relu_count,
+                                         "budget_reached": snapshot.reached, "exact": options.exact,
+                                         "relu_count": achieved},
+                                        history[history["epoch"] <= snapshot.epoch]))
+        return placements
+
+
+register_linearizer(SNL())
