@@ -93,8 +93,10 @@ def test_seed_summary_t_interval():
     assert single["mean"] == 7.0 and np.isnan(single["ci_low"])
 
 
-def test_group_accuracy_table_is_reused():
-    y_true, y_pred, groups = synthetic()
-    plain = group_accuracy(y_true, y_pred, groups, NAMES)
-    table = bootstrap_group_accuracy(y_true, y_pred, groups, NAMES, n_boot=10)
-    pd.testing.assert_frame_equal(table[plain.columns], plain)
+def test_bootstrap_intervals_bracket_the_accuracy_and_narrow_with_group_size():
+    y_true, y_pred, groups = synthetic(sizes=(2000, 200, 40), accuracies=(0.75, 0.75, 0.75))
+    table = bootstrap_group_accuracy(y_true, y_pred, groups, NAMES, n_boot=400)
+    assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
+    width = (table["ci_high"] - table["ci_low"]).to_numpy()
+    assert width[0] < width[1] < width[2]  # same accuracy, fewer samples: a wider interval
+    assert width[0] > 0

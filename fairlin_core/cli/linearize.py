@@ -10,7 +10,7 @@ from ..checkpoints import load_checkpoint, load_dataset_for
 from ..data import load_dataset
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
-from ..linearize import DeepReduceConfig, LinearizeOptions, SNLConfig, linearize
+from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
 from ..runtime import comma_list
 from .common import add_data_args, int_list, parse_option, print_json
@@ -134,7 +134,7 @@ def _add_linearize_args(p: argparse.ArgumentParser) -> None:
 
 def configure_linearize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
-    p.add_argument("--method", required=True, choices=["snl", "deepreduce", "random"], help="linearizer")
+    p.add_argument("--method", required=True, choices=METHODS, help="linearizer")
     p.add_argument("--budget", required=True,
                    help="ReLUs to keep: a count (500), a fraction of the base count (0.1) or a percentage (10%%)")
     p.add_argument("--out", required=True, help="output folder (model.safetensors + model.json are written)")
@@ -147,7 +147,7 @@ def configure_linearize(p: argparse.ArgumentParser) -> None:
 
 def configure_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
-    p.add_argument("--method", required=True, choices=["snl", "deepreduce", "random"], help="linearizer")
+    p.add_argument("--method", required=True, choices=METHODS, help="linearizer")
     p.add_argument("--budgets", required=True, help="comma-separated budgets, e.g. 0.05,0.02,0.01")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--split", default="test", help="split the accuracies are reported on (default test)")
