@@ -200,6 +200,27 @@ def test_base_training_job_trains_saves_and_lists_a_user_checkpoint(tmp_path):
         manager.shutdown()
 
 
+def test_models_page_queues_base_training_on_the_shared_manager_and_shows_it_done(store):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["dataset"] = "toy2d"
+    at.run()
+    at.switch_page("pages/models_data.py").run()
+    at.selectbox(key="train_model").set_value("mlp")
+    at.number_input(key="train_epochs").set_value(2)
+    at.text_input(key="train_name").set_value("page_toy")
+    next(b for b in at.button if str(b.label).startswith("Train on")).click().run()
+    assert not at.exception and not at.error
+    manager = get_manager(store)
+    job, = manager.jobs()
+    assert job.config["kind"] == "train-base" and job.config["name"] == "page_toy"
+    assert manager.wait([job.id], timeout=120) and manager.status(job.id).status == "done"
+    at.switch_page("pages/models_data.py").run()
+    assert not at.exception
+    assert "train mlp w16 on toy2d · seed 0" in _texts(at)
+    assert any("page_toy.safetensors" in s.value for s in at.success)
+    assert "page_toy" in set(at.dataframe[0].value["checkpoint"])
+
+
 def test_base_training_job_cancels_without_a_checkpoint(tmp_path):
     manager = JobManager(tmp_path / "store", workers=1)
     try:
