@@ -8,7 +8,9 @@ cosine schedule, full batch by default (the paper's 2D toy setting).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import dataset_reference
-from .data import DatasetBundle
+from .checkpoints import dataset_reference, save_checkpoint
+from .data import DatasetBundle, load_dataset
 from .errors import FairLinError
 from .metrics import evaluate_model, evaluate_split
 from .models import ModelSpec, build_model, relu_count, resolve_spec
@@ -135,3 +137,32 @@ def base_sidecar_metadata(model: nn.Module, bundle: DatasetBundle, *, seed: int,
             "training": {**train_config_dict(config), "seconds": round(train_seconds, 2),
                          "history": history.to_dict(orient="records")},
             "evaluation": evaluations["test"], "evaluations": evaluations}
+
+
+def train_base_checkpoint(dataset: str, model: str, *, out: str | Path, model_options: dict[str, Any] | None = None,
+                          epochs: int | None = None, seed: int = 0, data_root: str | Path | None = None,
+                          target: str | None = None, group: str | None = None,
+                          dataset_options: dict[str, Any] | None = None, dataset_seed: int | None = None,
+                          device: torch.device | None = None, progress: ProgressFn | None = None,
+                          cancel: CancelFlag | None = None) -> tuple[Path, dict[str, Any]]:
+    """The one way to train a base checkpoint (CLI ``train-base`` and the dashboard's train-base jobs).
+
+    Loads ``dataset`` (seeded by ``dataset_seed``, None = ``seed``), checks the model spec against it
+    before any training, trains, builds the sidecar metadata and saves ``out`` (.safetensors + .json).
+    Returns (weights path, {"checkpoint", "train_seconds", **test evaluation}). Raises Cancelled when
+    ``cancel`` is set; nothing is written then.
+    """
+    bundle = load_dataset(dataset, data_root=data_root, seed=seed if dataset_seed is None else dataset_seed,
+                          target=target, group=group, **(dataset_options or {}))
+    options = dict(model_options or {})
+    resolve_spec(model, bundle.num_classes, bundle.input_shape, **options)  # fail before training
+    start = time.perf_counter()
+    trained, spec, config, history = train_base(bundle, model, model_options=options, epochs=epochs, seed=seed,
+                                                device=device, progress=progress, cancel=cancel)
+    seconds = time.perf_counter() - start
+    check_cancel(cancel)
+    metadata = base_sidecar_metadata(trained, bundle, seed=seed, config=config, history=history,
+                                     train_seconds=seconds)
+    check_cancel(cancel)
+    path = save_checkpoint(out, trained, spec, metadata)
+    return path, {"checkpoint": str(path), "train_seconds": round(seconds, 2), **metadata["evaluation"]}

@@ -7,8 +7,9 @@ from fairlin_core.data import load_dataset
 from fairlin_core.errors import FairLinError
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
-from ui.checkpoint_views import (checkpoint_groups_overview, checkpoints_overview, get_base_trainer,
+from ui.checkpoint_views import (checkpoint_groups_overview, checkpoints_overview, submit_base_training,
                                   user_checkpoint_dir)
+from ui.jobs_panel import jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
 
@@ -75,29 +76,11 @@ with st.form("train_base"):
     name = middle.text_input("Checkpoint name", "", key="train_name", placeholder=f"{dataset}_<model>_w<width>_s<seed>")
     if st.form_submit_button(f"Train on {dataset}", icon=":material/play_arrow:"):
         try:
-            get_base_trainer(user_dir).submit(dataset, model, width=int(width), epochs=int(epochs), seed=int(seed),
-                                              name=name.strip() or None, data_root=data_root)
+            submit_base_training(manager(), dataset, model, width=int(width), epochs=int(epochs), seed=int(seed),
+                                 name=name.strip() or None, data_root=data_root)
         except FairLinError as error:
             st.error(str(error))
         else:
-            st.success("Training queued; progress below.")
+            st.success("Training queued; progress below (and in the sidebar's jobs panel).")
 
-
-@st.fragment(run_every=1.0)
-def training_jobs() -> None:
-    trainer = get_base_trainer(user_dir)
-    for job in reversed(trainer.jobs()):
-        with st.container(border=True):
-            head, button = st.columns([5, 1])
-            head.markdown(f"**{job.name}** · {job.model} w{job.width} on {job.dataset} · {job.status}")
-            if job.status in ("queued", "running"):
-                st.progress(job.progress.fraction, text=job.progress.message or job.progress.stage)
-                if button.button("Cancel", key=f"cancel_train_{job.id}"):
-                    trainer.cancel(job.id)
-            elif job.status == "failed":
-                st.error(f"Failed: {job.error}")
-            elif job.status == "done":
-                st.success(f"Saved {job.path}")
-
-
-training_jobs()
+jobs_panel(limit=10, kind="train-base")

@@ -3,6 +3,7 @@ their view models in fairlin_core.dashboard (real engine calls, tiny jobs)."""
 
 import json
 import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from ui import checkpoint_views, jobs_view, linearize_form
 from fairlin_core.checkpoints import upload
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import get_manager
+from fairlin_core.jobs import JobManager, get_manager, user_checkpoint_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 DIGITS = SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors"
@@ -179,19 +180,60 @@ def test_invalid_uploads_are_refused_and_nothing_is_written(tmp_path, case, matc
     assert not dest.exists() or not any(dest.iterdir())
 
 
-def test_base_trainer_trains_saves_and_lists_a_user_checkpoint(tmp_path):
-    trainer = checkpoint_views.BaseTrainer(tmp_path / "user")
-    job_id = trainer.submit("toy2d", "mlp", epochs=2, seed=0, name="toy_small")
-    assert trainer.wait(job_id, timeout=120) == "done"
-    job, = trainer.jobs()
-    assert job.path and Path(job.path).exists()
-    sidecar = json.loads(Path(job.path).with_suffix(".json").read_text())
-    assert sidecar["kind"] == "base" and sidecar["relu_count"] > 0
-    assert "toy_small (user)" in checkpoint_views.checkpoint_choices(tmp_path / "user", "toy2d")
-    with pytest.raises(FairLinError, match="already exists"):
-        trainer.submit("toy2d", "mlp", epochs=1, name="toy_small")
-    with pytest.raises(FairLinError, match="epochs"):
-        trainer.submit("toy2d", "mlp", epochs=0, name="other")
+def test_base_training_job_trains_saves_and_lists_a_user_checkpoint(tmp_path):
+    manager = JobManager(tmp_path / "store", workers=1)
+    user = user_checkpoint_dir(tmp_path / "store")
+    try:
+        job_id = checkpoint_views.submit_base_training(manager, "toy2d", "mlp", epochs=2, seed=0, name="toy_small")
+        assert manager.wait([job_id], timeout=120) and manager.status(job_id).status == "done"
+        row, = jobs_view.jobs_overview(manager, kind="train-base")
+        assert row["label"] == "train mlp w16 on toy2d · seed 0" and row["checkpoint"] == str(user / "toy_small.safetensors")
+        assert Path(row["checkpoint"]).exists()
+        sidecar = json.loads(Path(row["checkpoint"]).with_suffix(".json").read_text())
+        assert sidecar["kind"] == "base" and sidecar["relu_count"] > 0
+        assert "toy_small (user)" in checkpoint_views.checkpoint_choices(user, "toy2d")
+        with pytest.raises(FairLinError, match="already exists"):
+            checkpoint_views.submit_base_training(manager, "toy2d", "mlp", epochs=1, name="toy_small")
+        with pytest.raises(FairLinError, match="epochs"):
+            checkpoint_views.submit_base_training(manager, "toy2d", "mlp", epochs=0, name="other")
+    finally:
+        manager.shutdown()
+
+
+def test_models_page_queues_base_training_on_the_shared_manager_and_shows_it_done(store):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["dataset"] = "toy2d"
+    at.run()
+    at.switch_page("pages/models_data.py").run()
+    at.selectbox(key="train_model").set_value("mlp")
+    at.number_input(key="train_epochs").set_value(2)
+    at.text_input(key="train_name").set_value("page_toy")
+    next(b for b in at.button if str(b.label).startswith("Train on")).click().run()
+    assert not at.exception and not at.error
+    manager = get_manager(store)
+    job, = manager.jobs()
+    assert job.config["kind"] == "train-base" and job.config["name"] == "page_toy"
+    assert manager.wait([job.id], timeout=120) and manager.status(job.id).status == "done"
+    at.switch_page("pages/models_data.py").run()
+    assert not at.exception
+    assert "train mlp w16 on toy2d · seed 0" in _texts(at)
+    assert any("page_toy.safetensors" in s.value for s in at.success)
+    assert "page_toy" in set(at.dataframe[0].value["checkpoint"])
+
+
+def test_base_training_job_cancels_without_a_checkpoint(tmp_path):
+    manager = JobManager(tmp_path / "store", workers=1)
+    try:
+        job_id = checkpoint_views.submit_base_training(manager, "toy2d", "mlp", epochs=10**6, name="never")
+        deadline = time.monotonic() + 60
+        while manager.status(job_id).status != "running" or manager.status(job_id).fraction == 0.0:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.01)
+        assert manager.cancel(job_id)
+        assert manager.wait([job_id], timeout=60) and manager.status(job_id).status == "cancelled"
+        assert not (user_checkpoint_dir(tmp_path / "store") / "never.safetensors").exists()
+    finally:
+        manager.shutdown()
 
 
 def test_a_failed_run_shows_a_readable_reason_and_no_traceback(app, store):

@@ -41,11 +41,14 @@ def compact_jobs_panel(limit: int = 4) -> None:
 
 
 @st.fragment(run_every=POLL_SECONDS)
-def jobs_panel(limit: int = 20) -> None:
-    """Full panel: every recent job with progress, live loss / ReLU curve, cancel button, readable failure."""
+def jobs_panel(limit: int = 20, kind: str | None = None) -> None:
+    """Full panel: every recent job with progress, live loss / ReLU curve, cancel button, readable failure.
+
+    kind: only jobs of this kind (``linearize`` or ``train-base``; None = all).
+    """
     try:
         mgr = manager()
-        rows = jobs_overview(mgr, limit=limit)
+        rows = jobs_overview(mgr, limit=limit, kind=kind)
     except FairLinError as error:
         st.error(str(error))
         return
@@ -74,6 +77,8 @@ def jobs_panel(limit: int = 20) -> None:
             elif row["status"] == "failed":
                 st.error(f"Failed: {row['error']}")
             elif row["status"] == "done":
+                if row["checkpoint"]:
+                    st.success(f"Saved {row['checkpoint']}; it is now selectable as base checkpoint.")
                 curve = run_history(mgr, row["id"])
             if curve is not None and not curve.empty and ({"loss", "relu_count"} & set(curve.columns)):
                 with st.expander("Loss / ReLU-count curve"):

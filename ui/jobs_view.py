@@ -10,11 +10,19 @@ import pandas as pd
 
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobManager, JobStatus
+from fairlin_core.jobs.config import TRAIN_BASE
 from fairlin_core.jobs.store import ACTIVE
 
 
 def job_label(config: dict[str, Any]) -> str:
-    """Short human label of a run config, e.g. ``digits_resnet18 · snl · 10% · seed 0 · mitigated mu=0.01``."""
+    """Short human label of a run config, e.g. ``digits_resnet18 · snl · 10% · seed 0 · mitigated mu=0.01``, or
+    for a train-base job ``train resnet18 w16 on digits · seed 0``."""
+    if config.get("kind") == TRAIN_BASE:
+        dataset = config.get("dataset")
+        dataset = dataset.get("name", "?") if isinstance(dataset, dict) else dataset
+        width = (config.get("model_options") or {}).get("width")
+        return (f"train {config.get('model')}{f' w{width}' if width is not None else ''} on {dataset} · "
+                f"seed {config.get('seed')}")
     budget = config.get("budget")
     if isinstance(budget, float) and 0 < budget <= 1:
         budget = f"{100 * budget:g}%"
@@ -36,6 +44,8 @@ class CurveRecorder:
             return
         row = {"stage": status.stage, "message": status.message, **{k: v for k, v in status.metrics.items()
                                                                       if isinstance(v, (int, float))}}
+        if "train_loss" in row:  # base training reports train_loss; the curve plots loss
+            row.setdefault("loss", row["train_loss"])
         with self._lock:
             series = self._series.setdefault(status.id, [])
             if not series or series[-1] != row:
@@ -67,10 +77,17 @@ def run_history(manager: JobManager, run_id: str) -> pd.DataFrame:
     return run.tables.get("history", pd.DataFrame())
 
 
-def jobs_overview(manager: JobManager, limit: int = 30) -> list[dict[str, Any]]:
-    """Rows of the jobs panel, newest first: id, label, status, fraction, stage, message, error, metrics.
+def job_kind(config: dict[str, Any]) -> str:
+    """``linearize`` or ``train-base``."""
+    return config.get("kind") or "linearize"
+
+
+def jobs_overview(manager: JobManager, limit: int = 30, kind: str | None = None) -> list[dict[str, Any]]:
+    """Rows of the jobs panel, newest first: id, label, kind, status, fraction, stage, message, error, metrics,
+    checkpoint (what a train-base job writes; None for linearize jobs).
 
     Jobs queued by this process come with live progress; earlier runs of the store are listed from it.
+    kind: only jobs of this kind (None = all).
     """
     recorder = recorder_for(manager)
     seen, rows = set(), []
@@ -85,13 +102,19 @@ def jobs_overview(manager: JobManager, limit: int = 30) -> list[dict[str, Any]]:
         error = manager.store.row(run["id"])["error"] if run["status"] != "done" else None
         rows.append(_row(run["id"], run["status"], 1.0 if run["status"] == "done" else 0.0, run["status"],
                          error or "", error, {}, run["config"], run["created"]))
+    if kind is not None:
+        rows = [row for row in rows if row["kind"] == kind]
     rows.sort(key=lambda r: r["created"] or "", reverse=True)
     return rows[:limit]
 
 
 def _row(run_id: str, status: str, fraction: float, stage: str, message: str, error: str | None,
          metrics: dict[str, Any], config: dict[str, Any], created: str | None) -> dict[str, Any]:
-    return {"id": run_id, "label": job_label(config), "status": status, "fraction": float(fraction),
+    checkpoint = None
+    if job_kind(config) == TRAIN_BASE and config.get("out_dir") and config.get("name"):
+        checkpoint = str(Path(config["out_dir"]) / f"{config['name']}.safetensors")
+    return {"id": run_id, "label": job_label(config), "kind": job_kind(config), "checkpoint": checkpoint,
+            "status": status, "fraction": float(fraction),
             "stage": stage, "message": message, "error": readable_error(error) if status == "failed" else None,
             "metrics": metrics, "config": config, "created": created, "active": status in ACTIVE}
 

@@ -213,7 +213,7 @@ def collect_from_store(store: Any, checkpoint: str | Path, *, group: str | None 
     for record in store.list_runs("done"):
         config = record["config"]
         run_group = (config.get("dataset") or {}).get("group") or own.get("group")
-        if config["checkpoint"] != str(path) or run_group != wanted:
+        if config.get("checkpoint") != str(path) or run_group != wanted:  # train-base runs have no checkpoint
             continue
         run = store.get_run(record["id"])
         if run.status != "done":

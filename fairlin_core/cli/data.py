@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from ..audit.evaluation import evaluate_checkpoint
-from ..checkpoints import save_checkpoint
 from ..data import list_datasets, load_dataset
 from ..errors import FairLinError
 from ..linearize import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
-from ..train import base_sidecar_metadata, train_base
+from ..train import train_base_checkpoint
 from .common import add_data_args, int_list, parse_option, print_json
 from .progress import TqdmProgress
 
@@ -62,27 +60,35 @@ def _input_shape(model: str, input_size: int, channels: int) -> tuple[int, ...]:
 
 
 def cmd_train_base(args: argparse.Namespace) -> None:
-    options = dict(parse_option(o) for o in args.dataset_option)
-    bundle = load_dataset(args.dataset, data_root=args.data_root, seed=args.seed, target=args.target,
-                          group=args.group, **options)
-    model_options = {"width": args.width, "depth": args.depth, "stem_stride": args.stem_stride}
-    resolve_spec(args.model, bundle.num_classes, bundle.input_shape, **model_options)  # fail before training
-    bar = TqdmProgress(f"train {args.model} on {args.dataset}")
-    start = time.perf_counter()
+    bar = _LazyBar(f"train {args.model} on {args.dataset}")
     try:
-        model, spec, config, history = train_base(bundle, args.model, model_options=model_options,
-                                                  epochs=args.epochs, seed=args.seed, progress=bar)
+        path, result = train_base_checkpoint(
+            args.dataset, args.model, out=args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
+            target=args.target, group=args.group, dataset_options=dict(parse_option(o) for o in args.dataset_option),
+            model_options={"width": args.width, "depth": args.depth, "stem_stride": args.stem_stride}, progress=bar)
     finally:
         bar.close()
-    seconds = time.perf_counter() - start
-    metadata = base_sidecar_metadata(model, bundle, seed=args.seed, config=config, history=history,
-                                     train_seconds=seconds)
-    path = save_checkpoint(args.out, model, spec, metadata)
-    result = {"checkpoint": str(path), "train_seconds": round(seconds, 2), **metadata["evaluation"]}
     if args.json:
         print_json(result)
     else:
-        print(f"wrote {path} ({seconds:.1f} s); test accuracy {result['overall_accuracy']:.4f}")
+        print(f"wrote {path} ({result['train_seconds']:.1f} s); test accuracy {result['overall_accuracy']:.4f}")
+
+
+class _LazyBar:
+    """A tqdm bar drawn from the first progress report on (so a refused dataset or model draws none)."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.bar: TqdmProgress | None = None
+
+    def __call__(self, update) -> None:
+        if self.bar is None:
+            self.bar = TqdmProgress(self.description)
+        self.bar(update)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -134,8 +134,12 @@ def cmd_runs(args: argparse.Namespace) -> None:
                          "path": str(run.path), "summary": run.summary,
                          "tables": {name: _table_rows(table) for name, table in run.tables.items()}})
             return
-        print(f"{run.id} {run.status} ({run.config['method']}, budget {run.config['budget']}, seed "
-              f"{run.config['seed']}): {run.error or ''}")
+        if run.config.get("kind") == "train-base":
+            print(f"{run.id} {run.status} (train-base {run.config['model']} on {run.config['dataset']['name']}, "
+                  f"checkpoint {run.config['name']}, seed {run.config['seed']}): {run.error or ''}")
+        else:
+            print(f"{run.id} {run.status} ({run.config['method']}, budget {run.config['budget']}, seed "
+                  f"{run.config['seed']}): {run.error or ''}")
         if "groups" in run.tables:
             print(run.tables["groups"].to_string(index=False))
         return

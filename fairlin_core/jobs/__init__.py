@@ -1,13 +1,13 @@
 """Background jobs and the persistent run store, shared by the dashboard and the CLI.
 
-``JobConfig`` describes a run; ``get_manager(store_root).submit(config)`` queues it (or returns the
+``JobConfig`` describes a linearize run and ``TrainBaseConfig`` a base-model training run; ``get_manager(store_root).submit(config)`` queues it (or returns the
 identical run already done or in flight); ``RunStore`` reads runs back with their tables.
 """
 
-from .config import JobConfig
+from .config import JobConfig, TrainBaseConfig, config_from_dict
 from .executor import Executor, ExecutorJob, LocalThreadExecutor, execute
 from .manager import JobManager, JobStatus, get_manager
-from .store import STATUSES, Run, RunStore, resolve_store_root
+from .store import STATUSES, Run, RunStore, resolve_store_root, user_checkpoint_dir
 
-__all__ = ["JobConfig", "Executor", "ExecutorJob", "LocalThreadExecutor", "execute", "JobManager", "JobStatus",
+__all__ = ["JobConfig", "TrainBaseConfig", "config_from_dict", "user_checkpoint_dir", "Executor", "ExecutorJob", "LocalThreadExecutor", "execute", "JobManager", "JobStatus",
            "get_manager", "STATUSES", "Run", "RunStore", "resolve_store_root"]

@@ -1,4 +1,9 @@
-"""Job configs: one linearization run described as plain, validated, JSON-serialisable data.
+"""Job configs: one run described as plain, validated, JSON-serialisable data.
+
+Two kinds: :class:`JobConfig` (``linearize``, the default) and :class:`TrainBaseConfig`
+(``train-base``: a fresh base checkpoint for the user checkpoint folder). :func:`config_from_dict`
+reads either back from its dict (a ``kind`` key marks train-base configs; linearize dicts have none,
+so every linearize config, its dict and its hash are what they were before train-base jobs existed).
 
 A :class:`JobConfig` names a base checkpoint, optionally another dataset, a method and a ReLU
 budget, the SNL and finetune options, the mitigation (None = plain KD finetune), a seed and the
@@ -17,18 +22,24 @@ import numbers
 import re
 import threading
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..audit import parse_diagnostics
 from ..checkpoints import read_sidecar, resolve_checkpoint_path, sidecar_path
+from ..checkpoints.upload import SAFE_NAME
+from ..data import load_dataset
 from ..data.registry import get_spec
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
-from ..models import ModelSpec
+from ..models import MODELS, ModelSpec, resolve_spec
 
 HASH_FORMAT = 1
+LINEARIZE = "linearize"
+TRAIN_BASE = "train-base"
+KINDS = (LINEARIZE, TRAIN_BASE)
 _PERCENT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*%\s*")
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 _DATASET_KEYS = ("name", "options", "target", "group", "seed")
@@ -50,6 +61,8 @@ class JobConfig:
     diagnostics: audit diagnostics to run on the saved model (``accuracy``, ``grad``, ...; empty = none).
     data_root: folder holding the datasets (None = $FAIRLIN_DATA_ROOT, else ./data); not hashed.
     """
+
+    kind: ClassVar[str] = LINEARIZE  # not a field: never in to_dict() nor in the hash
 
     checkpoint: str
     method: str
@@ -123,6 +136,142 @@ class JobConfig:
         """sha256 (hex) of the canonical JSON (sorted keys, no whitespace)."""
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainBaseConfig:
+    """One base-model training run (kind ``train-base``). Field by field:
+
+    dataset: a dataset name, or ``{"name", "options", "target", "group", "seed"}`` (the dataset seed
+    defaults to ``seed``, as in the CLI's ``train-base``).
+    model: a model of the zoo (resnet18, resnet34, vgg19_bn, wrn22_8, mlp).
+    name: the checkpoint's name (letters, digits, '_', '-', '.'); None = ``<dataset>_<model>[_w<width>]_s<seed>``.
+    epochs: None = the recipe's default; else a positive integer.
+    seed: seed of initialisation, shuffling and augmentation.
+    model_options: width / depth / stem_stride (see ``relu-count --help``); defaults filled in.
+    out_dir: folder the checkpoint goes into; None = ``<run store>/user_checkpoints`` (the manager
+    fills in its own store's folder). A checkpoint of that name must not exist there yet.
+    data_root: folder holding the datasets; not hashed.
+    """
+
+    kind: ClassVar[str] = TRAIN_BASE
+
+    dataset: str | dict[str, Any]
+    model: str
+    name: str | None = None
+    epochs: int | None = None
+    seed: int = 0
+    model_options: dict[str, Any] = field(default_factory=dict)
+    out_dir: str | None = None
+    data_root: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TrainBaseConfig:
+        """Build from a JSON object (its ``kind``, if present, must be train-base); FairLinError on bad keys."""
+        if not isinstance(data, dict):
+            raise FairLinError(f"a job config must be a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        kind = data.pop("kind", TRAIN_BASE)
+        if kind != TRAIN_BASE:
+            raise FairLinError(f"job kind {kind!r} is not {TRAIN_BASE!r}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise FairLinError(f"unknown train-base config key(s) {', '.join(unknown)}; valid keys: "
+                               f"{', '.join(sorted(names | {'kind'}))}")
+        missing = [k for k in ("dataset", "model") if k not in data]
+        if missing:
+            raise FairLinError(f"train-base config lacks {', '.join(missing)}; expected dataset and model")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict with ``"kind": "train-base"`` (the inverse of :meth:`from_dict`)."""
+        return {"kind": TRAIN_BASE, **asdict(self)}
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where the trained weights go (a validated config: out_dir and name are filled in)."""
+        return Path(str(self.out_dir)) / f"{self.name}.safetensors"
+
+    def validate(self) -> TrainBaseConfig:
+        """The normalised config (dataset and model options filled in, name and absolute out_dir set);
+        FairLinError if invalid, if the model does not fit the dataset, or if the checkpoint exists."""
+        if not isinstance(self.model, str) or self.model not in MODELS:
+            raise FairLinError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise FairLinError(f"seed must be a non-negative integer, got {self.seed!r}")
+        seed = int(self.seed)
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral)
+                                        or self.epochs < 1):
+            raise FairLinError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise FairLinError(f"data_root must be a path (a string) or null, got {self.data_root!r}")
+        given = {"name": self.dataset} if isinstance(self.dataset, str) else self.dataset
+        if not isinstance(given, dict):
+            raise FairLinError(f"dataset must be a name or an object with a name, got {self.dataset!r}")
+        dataset = _normalise_dataset({"seed": seed, **given})
+        if not isinstance(self.model_options, dict):
+            raise FairLinError(f"model_options must be a JSON object, got {self.model_options!r}")
+        num_classes, input_shape = _data_shape(json.dumps(dataset, sort_keys=True), self.data_root)
+        spec = resolve_spec(self.model, num_classes, input_shape, **self.model_options)
+        name = self.name
+        if name is None:
+            width = self.model_options.get("width")
+            name = f"{dataset['name']}_{self.model}{f'_w{width}' if width is not None else ''}_s{seed}"
+        if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+            raise FairLinError(f"checkpoint name {name!r} is not allowed; expected letters, digits, '_', '-' or '.' "
+                               f"(at most 100 characters, not starting with '.', '_' or '-')")
+        if self.out_dir is None:
+            from .store import user_checkpoint_dir
+            out_dir = user_checkpoint_dir()
+        else:
+            out_dir = Path(_text(self.out_dir, "out_dir")).expanduser().absolute()
+        if (out_dir / f"{name}.safetensors").exists() or (out_dir / f"{name}.json").exists():
+            raise FairLinError(f"a user checkpoint named {name} already exists in {out_dir}; choose another name")
+        return replace(self, dataset=dataset, seed=seed, epochs=None if self.epochs is None else int(self.epochs),
+                       model_options=dict(spec.options), name=name, out_dir=str(out_dir))
+
+    def canonical(self) -> dict[str, Any]:
+        """What the hash covers: the validated config (kind included) without data_root."""
+        config = self.validate().to_dict()
+        del config["data_root"]
+        config["hash_format"] = HASH_FORMAT
+        return config
+
+    def canonical_hash(self) -> str:
+        """sha256 (hex) of the canonical JSON (sorted keys, no whitespace)."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+AnyConfig = JobConfig | TrainBaseConfig
+
+
+def config_from_dict(data: Any) -> AnyConfig:
+    """A JobConfig or TrainBaseConfig from its dict: ``kind`` absent or ``linearize`` -> JobConfig,
+    ``train-base`` -> TrainBaseConfig; anything else is a FairLinError."""
+    if isinstance(data, dict) and "kind" in data:
+        kind = data["kind"]
+        if kind == TRAIN_BASE:
+            return TrainBaseConfig.from_dict(data)
+        if kind != LINEARIZE:
+            raise FairLinError(f"unknown job kind {kind!r}; expected one of {', '.join(KINDS)}")
+        data = {k: v for k, v in data.items() if k != "kind"}
+    return JobConfig.from_dict(data)
+
+
+def as_config(config: AnyConfig | dict[str, Any]) -> AnyConfig:
+    """``config`` itself if it is a config object, else :func:`config_from_dict` of it."""
+    return config if isinstance(config, (JobConfig, TrainBaseConfig)) else config_from_dict(config)
+
+
+@lru_cache(maxsize=64)
+def _data_shape(dataset: str, data_root: str | None) -> tuple[int, tuple[int, ...]]:
+    """(classes, input shape) of a normalised dataset dict (JSON), loaded once per process."""
+    data = json.loads(dataset)
+    bundle = load_dataset(data["name"], data_root=data_root, seed=data["seed"], target=data["target"],
+                          group=data["group"], **data["options"])
+    return bundle.num_classes, tuple(bundle.input_shape)
 
 
 def option_defaults() -> dict[str, dict[str, Any]]:

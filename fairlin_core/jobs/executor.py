@@ -10,7 +10,9 @@ would implement the same two methods and run :func:`execute` elsewhere.
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -23,14 +25,15 @@ import pandas as pd
 import torch
 
 from ..audit import run_audit, write_audit_csvs
-from ..checkpoints import load_checkpoint, load_dataset_for
+from ..checkpoints import load_checkpoint, load_dataset_for, read_sidecar, sidecar_path
 from ..data import load_dataset
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
 from ..runtime import CancelFlag, ProgressFn, check_cancel, default_device, json_ready, report, scaled_progress
-from .config import JobConfig
+from ..train import train_base_checkpoint
+from .config import AnyConfig, JobConfig, TrainBaseConfig
 
 
 def _dataset(config: JobConfig, checkpoint: Any):
@@ -48,15 +51,19 @@ def _dataset(config: JobConfig, checkpoint: Any):
     return bundle
 
 
-def execute(config: JobConfig, run_dir: Path, progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
+def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
             device: torch.device | None = None) -> dict[str, Any]:
     """Run one job and write its artifacts into ``run_dir``; returns the summary (also in summary.json).
+
+    A :class:`TrainBaseConfig` goes to :func:`execute_train_base`; what follows is the linearize job.
 
     Artifacts: model.safetensors + model.json (the linearized checkpoint), groups.csv (split, group, n,
     base_accuracy, linearized_accuracy, accuracy), history.csv (per epoch of every stage), audit/*.csv
     (the requested diagnostics, on the test split) and summary.json. Raises Cancelled when ``cancel``
     is set (checked every batch); ``run_dir`` is then incomplete and must be discarded.
     """
+    if isinstance(config, TrainBaseConfig):
+        return execute_train_base(config, run_dir, progress, cancel, device)
     config = config.validate()
     started = time.perf_counter()
     device = device or default_device()
@@ -92,6 +99,66 @@ def execute(config: JobConfig, run_dir: Path, progress: ProgressFn | None = None
     return summary
 
 
+def execute_train_base(config: TrainBaseConfig, run_dir: Path, progress: ProgressFn | None = None,
+                       cancel: CancelFlag | None = None, device: torch.device | None = None) -> dict[str, Any]:
+    """Train a base checkpoint (:func:`~fairlin_core.train.train_base_checkpoint`) into ``run_dir`` and
+    install a copy as ``<out_dir>/<name>.safetensors`` (+ .json); returns the summary.
+
+    Artifacts: model.safetensors + model.json, groups.csv (split, group, n, accuracy on test and, where
+    the dataset has one, balanced), history.csv (stage, epoch, loss, val accuracy, lr) and summary.json
+    (checkpoint path, test accuracy, training seconds, ...). Raises Cancelled when ``cancel`` is set;
+    no checkpoint is installed then.
+    """
+    config = config.validate()
+    config_hash = config.canonical_hash()  # before installing: a validated config refuses an existing checkpoint
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    data = config.dataset
+    weights, result = train_base_checkpoint(
+        data["name"], config.model, out=run_dir / "model.safetensors", model_options=config.model_options,
+        epochs=config.epochs, seed=config.seed, data_root=config.data_root, target=data["target"],
+        group=data["group"], dataset_options=data["options"], dataset_seed=data["seed"], device=device,
+        progress=scaled_progress(progress, 0.0, 0.95), cancel=cancel)
+    check_cancel(cancel)
+    report(progress, 0.95, "save", "writing artifacts")
+    sidecar = read_sidecar(weights)
+    groups = pd.DataFrame([{"split": split, **row} for split, evaluation in sidecar["evaluations"].items()
+                           for row in evaluation["groups"]], columns=["split", "group", "n", "accuracy"])
+    groups.to_csv(run_dir / "groups.csv", index=False)
+    history = pd.DataFrame(sidecar["training"]["history"]).rename(columns={"train_loss": "loss"})
+    history.insert(0, "stage", "train")
+    history.to_csv(run_dir / "history.csv", index=False)
+    check_cancel(cancel)
+    installed = install_checkpoint(weights, config.checkpoint_path)
+    evaluation = sidecar["evaluation"]
+    summary = {"kind": config.kind, "checkpoint": str(installed), "name": config.name,
+               "config_hash": config_hash, "config": config.to_dict(), "relu_count": sidecar["relu_count"],
+               "overall_accuracy": evaluation["overall_accuracy"], "test_accuracy": evaluation["overall_accuracy"],
+               "worst_group_accuracy": evaluation["worst_group_accuracy"], "train_seconds": result["train_seconds"],
+               "evaluations": sidecar["evaluations"], "seconds": round(time.perf_counter() - started, 3)}
+    (run_dir / "summary.json").write_text(json.dumps(json_ready(summary), indent=1, allow_nan=False) + "\n")
+    report(progress, 1.0, "done", f"saved {installed}")
+    return summary
+
+
+def install_checkpoint(weights: Path, target: Path) -> Path:
+    """Copy ``weights`` and its sidecar to ``target`` (.safetensors) and its sidecar, each atomically (the weights
+    first); FairLinError if a checkpoint of that name exists already."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pairs = [(weights, target), (sidecar_path(weights), sidecar_path(target))]
+    if any(dest.exists() for _, dest in pairs):
+        raise FairLinError(f"a user checkpoint named {target.stem} already exists in {target.parent}; "
+                           f"choose another name")
+    for source, dest in pairs:
+        partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        try:
+            shutil.copyfile(source, partial)
+            os.replace(partial, dest)
+        finally:
+            partial.unlink(missing_ok=True)
+    return target
+
+
 @dataclass
 class ExecutorJob:
     """One queued run as an executor sees it.
@@ -102,7 +169,7 @@ class ExecutorJob:
     """
 
     run_id: str
-    config: JobConfig
+    config: AnyConfig
     start: Callable[[], Path | None]
     progress: ProgressFn
     cancel: threading.Event

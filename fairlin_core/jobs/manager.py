@@ -16,15 +16,15 @@ import threading
 import time
 import traceback
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import FairLinError
 from ..runtime import Cancelled, Progress
-from .config import JobConfig
+from .config import AnyConfig, TrainBaseConfig, as_config, config_from_dict
 from .executor import Executor, ExecutorJob, LocalThreadExecutor
-from .store import ACTIVE, RunStore, now, resolve_store_root
+from .store import ACTIVE, RunStore, now, resolve_store_root, user_checkpoint_dir
 
 REQUEUEABLE = ("interrupted", "cancelled", "failed", "damaged")
 
@@ -52,7 +52,7 @@ class _Job:
     """Mutable state of a job this manager queued; guarded by the manager's lock."""
 
     id: str
-    config: JobConfig
+    config: AnyConfig
     status: str = "queued"
     progress: Progress = field(default_factory=lambda: Progress(0.0, "queued"))
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -80,12 +80,17 @@ class JobManager:
         _live_managers.add(self)
 
     # -- submitting ----------------------------------------------------------------------------
-    def submit(self, config: JobConfig | dict[str, Any]) -> str:
-        """Queue ``config`` (a JobConfig or its dict) and return its run id; FairLinError if it is invalid.
+    def submit(self, config: AnyConfig | dict[str, Any]) -> str:
+        """Queue ``config`` (a JobConfig, a TrainBaseConfig or the dict of either) and return its run id;
+        FairLinError if it is invalid.
 
         An identical config that is done, queued or running returns that run's id and nothing new runs.
+        A train-base config without ``out_dir`` writes into this store's ``user_checkpoints`` folder.
         """
-        config = (config if isinstance(config, JobConfig) else JobConfig.from_dict(config)).validate()
+        config = as_config(config)
+        if isinstance(config, TrainBaseConfig) and config.out_dir is None:
+            config = replace(config, out_dir=str(user_checkpoint_dir(self.store.root)))
+        config = config.validate()
         config_hash = config.canonical_hash()
         with self._lock:
             if self._closed:
@@ -107,8 +112,11 @@ class JobManager:
         if row["status"] not in REQUEUEABLE:
             raise FairLinError(f"run {row['id']} is {row['status']}; expected an interrupted, cancelled, failed or "
                                f"damaged run")
-        config = JobConfig.from_dict(row["config"])
+        config = config_from_dict(row["config"])
         if config.canonical_hash() != row["config_hash"]:
+            if isinstance(config, TrainBaseConfig):
+                raise FairLinError(f"run {row['id']} no longer hashes as when it was queued; expected the same "
+                                   f"config (submit it again to run it as a new run)")
             raise FairLinError(f"the checkpoint of run {row['id']} ({config.checkpoint}) changed since it was queued; "
                                f"expected the same file (submit the config again to run it as a new run)")
         return self.submit(config)

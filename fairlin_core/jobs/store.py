@@ -9,6 +9,9 @@ Layout under the root (default ``./fairlin_runs``, else ``$FAIRLIN_STORE``, else
     runs.sqlite                 the index (WAL mode; safe across threads and processes)
     runs/<id>/                  a finished run: model.safetensors + model.json, groups.csv,
                                 history.csv, summary.json, audit/*.csv, manifest.json
+                                (a train-base run: its base checkpoint, groups.csv with test accuracy
+                                per group, history.csv of training, summary.json)
+    user_checkpoints/           uploaded and trained base checkpoints (train-base runs install here)
     staging/<id>-<pid>-<rand>/  a run being written; renamed to runs/<id>/ when complete
 
 A run id is the first 16 hex digits of its config hash, so a config always maps to the same id.
@@ -41,7 +44,7 @@ import pandas as pd
 
 from ..errors import FairLinError
 from ..runtime import comma_list, pid_alive
-from .config import option_defaults
+from .config import TRAIN_BASE, option_defaults
 
 STORE_ENV = "FAIRLIN_STORE"
 DEFAULT_STORE = "fairlin_runs"
@@ -49,6 +52,7 @@ STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted", "
 ACTIVE = ("queued", "running")
 MANIFEST = "manifest.json"
 ID_LENGTH = 16
+USER_CHECKPOINTS = "user_checkpoints"
 LIST_COLUMNS = ("id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
                 "worst_group_accuracy")
 
@@ -83,6 +87,11 @@ def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:
     """``root`` if given, else ``$FAIRLIN_STORE`` if set and non-empty, else ``./fairlin_runs`` (absolute)."""
     chosen = root if root is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
     return Path(chosen).expanduser().absolute()
+
+
+def user_checkpoint_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """Where uploaded and trained base checkpoints go: <run store>/user_checkpoints."""
+    return resolve_store_root(root) / USER_CHECKPOINTS
 
 
 def now() -> str:
@@ -348,12 +357,12 @@ class RunStore:
 
     def runs_table(self, status: str | list[str] | None = None) -> pd.DataFrame:
         """One row per run: id, status, method, budget, seed, mitigation_mu (NaN = none), checkpoint, created,
-        finished, relu_count, overall_accuracy, worst_group_accuracy (tidy, for tables and plots)."""
-        rows = [{"id": r["id"], "status": r["status"], "method": r["config"]["method"],
-                 "budget": str(r["config"]["budget"]), "seed": r["config"]["seed"],
-                 "mitigation_mu": (r["config"]["mitigation"] or {}).get("mu", float("nan")),
-                 "checkpoint": r["config"]["checkpoint"], "created": r["created"], "finished": r["finished"],
-                 "relu_count": r["relu_count"], "overall_accuracy": r["overall_accuracy"],
+        finished, relu_count, overall_accuracy, worst_group_accuracy (tidy, for tables and plots).
+
+        A train-base run lists as method ``train-base`` with an empty budget, no mitigation and the
+        checkpoint it wrote."""
+        rows = [{"id": r["id"], "status": r["status"], **_table_fields(r["config"]), "created": r["created"],
+                 "finished": r["finished"], "relu_count": r["relu_count"], "overall_accuracy": r["overall_accuracy"],
                  "worst_group_accuracy": r["worst_group_accuracy"]} for r in self.list_runs(status)]
         return pd.DataFrame(rows, columns=["id", "status", "method", "budget", "seed", "mitigation_mu", "checkpoint",
                                            "created", "finished", "relu_count", "overall_accuracy",
@@ -410,17 +419,27 @@ def _pack(config: dict[str, Any]) -> tuple[str, str]:
     defaults = option_defaults()
     sparse = dict(config)
     for section in _SECTIONS:
-        if sparse[section] is not None:
+        if sparse.get(section) is not None:  # train-base configs have no option sections
             sparse[section] = {k: v for k, v in sparse[section].items()
                                if k not in defaults[section] or defaults[section][k] != v}
     return json.dumps(sparse, sort_keys=True), json.dumps(defaults, sort_keys=True)
+
+
+def _table_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """method, budget, seed, mitigation_mu and checkpoint of a run config (either kind) for runs_table."""
+    if config.get("kind") == TRAIN_BASE:
+        checkpoint = str(Path(str(config.get("out_dir"))) / f"{config.get('name')}.safetensors")
+        return {"method": TRAIN_BASE, "budget": "", "seed": config["seed"], "mitigation_mu": float("nan"),
+                "checkpoint": checkpoint}
+    return {"method": config["method"], "budget": str(config["budget"]), "seed": config["seed"],
+            "mitigation_mu": (config["mitigation"] or {}).get("mu", float("nan")), "checkpoint": config["checkpoint"]}
 
 
 def _unpack(sparse: str, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The full config from :func:`_pack`'s output (fresh dicts, nothing shared between runs)."""
     config = json.loads(sparse)
     for section in _SECTIONS:
-        if config[section] is not None:
+        if config.get(section) is not None:
             config[section] = {**defaults[section], **config[section]}
     return config
 
