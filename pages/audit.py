@@ -4,11 +4,13 @@ import json
 
 import streamlit as st
 
+from fairlin_core.audit.results import AuditResults
 from fairlin_core.errors import FairLinError
+from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz.report import audit_report_html
 from ui.linearize_form import job_configs, submit_jobs
 from ui.jobs_panel import manager
-from ui.results_source import MITIGATION_LABELS, chart, open_results, view
+from ui.results_source import MITIGATION_LABELS, Rows, chart, open_results
 from ui.shell import require_shell
 from ui.state import current
 
@@ -18,28 +20,28 @@ key, results = open_results("Fairness audit")
 names = results.group_names
 
 controls = st.columns(3)
-method = controls[0].selectbox("Method", view(key, "methods"), key="audit_method")
-split = controls[1].selectbox("Test split", view(key, "splits"), key="audit_split",
+method = controls[0].selectbox("Method", results.methods(), key="audit_method")
+split = controls[1].selectbox("Test split", results.splits(), key="audit_split",
                               help="test: imbalanced like training; balanced: every held-out example")
 mitigations = [m for m in ("off", "on") if m in set(results.runs["mitigation"])]
 mitigation = controls[2].radio("Mitigation", mitigations, key="audit_mitigation", horizontal=True,
                                format_func=MITIGATION_LABELS.get)
 
-drop = view(key, "group_drop", split, method, mitigation)
+drop = results.group_drop(split, method, mitigation)
 st.header("Who pays for the ReLU budget")
 left, right = st.columns(2)
-rows = ("group_drop", (split, method, mitigation), ())
-left.plotly_chart(chart(key, "group_bars", rows, names, x="budget", y="drop_mean", low="drop_ci_low",
+drop_rows = Rows(AuditResults.group_drop, (split, method, mitigation))
+left.plotly_chart(chart(key, figures.group_bars, drop_rows, names, x="budget", y="drop_mean", low="drop_ci_low",
                         high="drop_ci_high", title=f"{method}: relative accuracy drop per group",
                         y_title="relative drop (%)"), key="fig_drop")
-right.plotly_chart(chart(key, "accuracy_lines", rows, names,
+right.plotly_chart(chart(key, figures.accuracy_lines, drop_rows, names,
                          f"{method}: accuracy vs ReLU count (95% band across seeds)"), key="fig_lines")
 
 
 @st.fragment
 def budget_scrubber() -> None:
     """Re-runs alone when the slider moves: only this section is redrawn."""
-    budgets = view(key, "budgets", method)
+    budgets = results.budgets(method)
     if not budgets:
         st.info(f"No {method} runs.")
         return
@@ -49,10 +51,10 @@ def budget_scrubber() -> None:
     at_budget = drop[drop["budget"] == budget]
     relus = int(round(at_budget["relu_count"].mean()))
     left, right = st.columns(2)
-    left.plotly_chart(chart(key, "budget_snapshot", ("group_drop", (split, method, mitigation), (("budget", budget),)),
-                            names, f"{method} at {budget} ({relus:,} ReLUs)"), key="fig_snapshot")
-    compared = ("method_comparison", (split, mitigation), (("budget", budget),))
-    right.plotly_chart(chart(key, "group_bars", compared, names, x="method", y="drop_mean", low="drop_ci_low",
+    left.plotly_chart(chart(key, figures.budget_snapshot, drop_rows.at("budget", budget), names,
+                            f"{method} at {budget} ({relus:,} ReLUs)"), key="fig_snapshot")
+    compared = Rows(AuditResults.method_comparison, (split, mitigation)).at("budget", budget)
+    right.plotly_chart(chart(key, figures.group_bars, compared, names, x="method", y="drop_mean", low="drop_ci_low",
                              high="drop_ci_high", title=f"Methods compared at {budget}", y_title="relative drop (%)"),
                        key="fig_methods")
     table = at_budget[["group", "train_n", "n", "base_accuracy", "accuracy_mean", "accuracy_ci_low",
@@ -66,29 +68,30 @@ st.header("Scrub the budget")
 budget_scrubber()
 
 st.header("Worst group and parity gap")
-summary = view(key, "fairness_summary", split)
+summary = results.fairness_summary(split)
 left, right = st.columns(2)
-rows = ("fairness_summary", (split,), ())
-left.plotly_chart(chart(key, "summary_lines", rows, "worst_group_accuracy", "Worst-group accuracy", "accuracy (%)"),
-                  key="fig_worst")
-right.plotly_chart(chart(key, "summary_lines", rows, "parity_gap", "Parity gap (best − worst group)", "points"),
-                   key="fig_gap")
+rows = Rows(AuditResults.fairness_summary, (split,))
+left.plotly_chart(chart(key, figures.summary_lines, rows, "worst_group_accuracy", "Worst-group accuracy",
+                        "accuracy (%)"), key="fig_worst")
+right.plotly_chart(chart(key, figures.summary_lines, rows, "parity_gap", "Parity gap (best − worst group)",
+                         "points"), key="fig_gap")
 st.dataframe(summary, hide_index=True, key="table_summary")
 st.download_button("Download the summary (CSV)", summary.to_csv(index=False), "audit_summary.csv", "text/csv",
                    key="download_summary")
 
 if set(mitigations) == {"off", "on"}:
     st.header("Mitigated vs unmitigated")
-    effect = view(key, "mitigation_effect", split, method)
-    st.plotly_chart(chart(key, "group_bars", ("mitigation_effect", (split, method), ()), names, x="budget",
-                          y="drop_difference", title=f"{method}: relative drop without minus with mitigation "
-                                                     f"(positive = mitigation helped the group)",
+    effect = results.mitigation_effect(split, method)
+    st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), names,
+                          x="budget", y="drop_difference",
+                          title=f"{method}: relative drop without minus with mitigation "
+                                f"(positive = mitigation helped the group)",
                           y_title="drop difference (points)"), key="fig_mitigation")
     st.download_button("Download mitigated vs unmitigated (CSV)", effect.to_csv(index=False),
                        f"mitigation_{method}.csv", "text/csv", key="download_mitigation")
 
 st.header("Runs")
-missing = view(key, "missing_runs")
+missing = results.missing_runs()
 for skipped in results.meta.get("skipped", []):
     st.caption(f"Not run: {skipped['method']} at {skipped['budget']}: {skipped['reason']}.")
 if len(missing):

@@ -3,7 +3,9 @@ distance, distance to the decision boundary, the Theorem 4.4 bound and attributi
 
 import streamlit as st
 
-from ui.results_source import MITIGATION_LABELS, chart, open_results, view
+from fairlin_core.audit.results import AuditResults
+from fairlin_core.viz import audit_figures as figures
+from ui.results_source import MITIGATION_LABELS, Rows, chart, open_results
 from ui.shell import require_shell
 
 require_shell()
@@ -17,31 +19,31 @@ if results.diagnostics.empty:
 
 with_diagnostics = results.runs[results.runs["run_id"].isin(set(results.diagnostics["run_id"]))]
 controls = st.columns(2)
-method = controls[0].selectbox("Method", [m for m in view(key, "methods") if m in set(with_diagnostics["method"])],
+method = controls[0].selectbox("Method", [m for m in results.methods() if m in set(with_diagnostics["method"])],
                                 key="why_method")
 mitigations = [m for m in ("off", "on") if m in set(with_diagnostics["mitigation"])]
 mitigation = controls[1].radio("Mitigation", mitigations, key="why_mitigation", horizontal=True,
                                format_func=MITIGATION_LABELS.get)
-diag = view(key, "diagnostics_by_budget", method, mitigation)
+diag = results.diagnostics_by_budget(method, mitigation)
 seeds = int(diag["n_seeds"].max()) if len(diag) else 0
 st.caption(f"Diagnostics on the test split, mean over {seeds} seed(s) that have them; the base model is the "
            f"point at 100%.")
 
 st.header("Gradient norms and curvature per group")
 left, right = st.columns(2)
-rows = ("diagnostics_by_budget", (method, mitigation), ())
-left.plotly_chart(chart(key, "diagnostic_lines", rows, names, "grad_norm", "Group gradient norm ||g_a|| (Figure 3)",
-                        "||∇ loss_a||", log_y=True), key="fig_grad")
-right.plotly_chart(chart(key, "diagnostic_lines", rows, names, "top_eigenvalue",
+rows = Rows(AuditResults.diagnostics_by_budget, (method, mitigation))
+left.plotly_chart(chart(key, figures.diagnostic_lines, rows, names, "grad_norm",
+                        "Group gradient norm ||g_a|| (Figure 3)", "||∇ loss_a||", log_y=True), key="fig_grad")
+right.plotly_chart(chart(key, figures.diagnostic_lines, rows, names, "top_eigenvalue",
                          "Top Hessian eigenvalue per group (Figure 4)", "λ_max(H_a)", log_y=True), key="fig_hessian")
 left, right = st.columns(2)
-left.plotly_chart(chart(key, "diagnostic_scatter", rows, names, "grad_norm", "group gradient norm",
+left.plotly_chart(chart(key, figures.diagnostic_scatter, rows, names, "grad_norm", "group gradient norm",
                         "Accuracy vs gradient norm"), key="fig_scatter_grad")
-right.plotly_chart(chart(key, "diagnostic_scatter", rows, names, "input_margin_mean",
+right.plotly_chart(chart(key, figures.diagnostic_scatter, rows, names, "input_margin_mean",
                          "mean distance to the boundary (input space)", "Boundary distance vs accuracy (Figure 8)"),
                    key="fig_scatter_boundary")
-st.plotly_chart(chart(key, "distance_lines", ("parameter_distances", (), ()), "||θ_lin − θ_base|| vs ReLU count"),
-                key="fig_distance")
+st.plotly_chart(chart(key, figures.distance_lines, Rows(AuditResults.parameter_distances),
+                      "||θ_lin − θ_base|| vs ReLU count"), key="fig_distance")
 st.download_button("Download the diagnostics (CSV)", diag.to_csv(index=False), f"diagnostics_{method}.csv",
                    "text/csv", key="download_diagnostics")
 
@@ -54,21 +56,22 @@ if st.session_state.get("why_budget") not in budgets:
     st.session_state["why_budget"] = budgets[len(budgets) // 2]
 budget = st.select_slider("ReLU budget", budgets, key="why_budget")
 at_budget = diag[diag["budget"] == budget]
-st.plotly_chart(chart(key, "bound_bars", (*rows[:2], (("budget", budget),)), names,
+st.plotly_chart(chart(key, figures.bound_bars, rows.at("budget", budget), names,
                       f"Theorem 4.4 at {budget}: bound vs measured excess loss"), key="fig_bound")
 st.dataframe(at_budget[["group", "grad_norm", "top_eigenvalue", "input_margin_mean", "bound", "excess_loss",
                         "accuracy"]], hide_index=True, key="table_bound")
 
-density_run = view(key, "diagnostic_run", method, budget, mitigation, "density")
+density_run = results.diagnostic_run(method, budget, mitigation, "density")
 if density_run is not None:
-    st.plotly_chart(chart(key, "density_lines", ("run_rows", ("density", density_run), ()), names,
-                          f"Hessian eigenvalue density per group ({density_run})"), key="fig_density")
-attribution_run = view(key, "diagnostic_run", method, budget, mitigation, "attributions")
+    st.plotly_chart(chart(key, figures.density_lines, Rows(AuditResults.run_rows, ("density", density_run)),
+                          names, f"Hessian eigenvalue density per group ({density_run})"), key="fig_density")
+attribution_run = results.diagnostic_run(method, budget, mitigation, "attributions")
 shape = results.meta.get("input_shape")
 if attribution_run is not None and shape:
     group = st.selectbox("Group for the attribution maps", names, index=len(names) - 1, key="why_group")
-    st.plotly_chart(chart(key, "attribution_maps", ("run_rows", ("attributions", attribution_run), ()), group,
-                          tuple(shape), f"Mean |attribution| of group {group}: base vs linearized ({attribution_run})"),
+    attributions = Rows(AuditResults.run_rows, ("attributions", attribution_run))
+    st.plotly_chart(chart(key, figures.attribution_maps, attributions, group, tuple(shape),
+                          f"Mean |attribution| of group {group}: base vs linearized ({attribution_run})"),
                     key="fig_attr")
 if density_run is None and attribution_run is None:
     st.caption("No Hessian density or attribution maps at this budget (they are computed for the unmitigated runs "

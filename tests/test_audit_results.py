@@ -1,21 +1,22 @@
 """The audit grid (default-audit), the tidy audit results, their views, figures and the HTML report, on the
 shipped digits checkpoint with tiny settings, and the same tables collected from a real run store."""
 
+import dataclasses
 import json
 import math
+import shutil
 
 import pandas as pd
 import pytest
 
-from fairlin_core.audit import views as audit_views
 from fairlin_core.viz import audit_figures
-from fairlin_core.audit.grid import AuditGrid, build_audit
+from fairlin_core.audit.grid import SHIPPED_AUDIT, AuditGrid, build_audit
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore
 from fairlin_core.viz.report import audit_report_html
-from fairlin_core.audit.results import collect_from_store, load_results
+from fairlin_core.audit.results import LAZY_TABLES, TABLES, collect_from_store, load_results
 
 DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")
 TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
@@ -104,75 +105,75 @@ def test_cli_rejects_bad_seeds_and_methods(tmp_path, capsys):
 
 
 def test_damaged_results_folder_is_a_clear_error(tmp_path, built):
-    with pytest.raises(FairLinError, match="not an audit results folder: runs.csv, groups.csv"):
+    with pytest.raises(FairLinError, match="not an audit results folder: runs.parquet, groups.parquet"):
         load_results(tmp_path)
 
 
 def test_views_aggregate_across_seeds(results):
-    drop = audit_views.group_drop(results, "test", "random", "off")
+    drop = results.group_drop("test", "random", "off")
     assert set(drop["budget"]) == {"2%", "1%"} and list(drop["group"].unique()) == [str(d) for d in range(10)]
     assert (drop["n_seeds"] == 2).all()
     cell = drop[(drop["budget"] == "1%") & (drop["group"] == "9")].iloc[0]
-    raw = audit_views.group_runs(results, "test")
+    raw = results.group_runs("test")
     raw = raw.query("method == 'random' and mitigation == 'off' and budget == '1%' and group == '9'")
     assert cell["drop_mean"] == pytest.approx(raw["relative_drop"].mean())
     assert cell["accuracy_mean"] == pytest.approx(raw["accuracy"].mean())
     assert 0 <= cell["accuracy_ci_low"] <= cell["accuracy_mean"] <= cell["accuracy_ci_high"] <= 1
     assert cell["train_n"] == 21
 
-    summary = audit_views.fairness_summary(results, "test")
+    summary = results.fairness_summary("test")
     row = summary.query("method == 'random' and budget == '1%' and mitigation == 'off'").iloc[0]
-    test = audit_views.group_runs(results, "test")
+    test = results.group_runs("test")
     test = test[(test["method"] == "random") & (test["budget"] == "1%") & (test["mitigation"] == "off")]
     assert row["worst_group_accuracy"] == pytest.approx(test.groupby("seed")["accuracy"].min().mean())
     assert row["parity_gap"] == pytest.approx((test.groupby("seed")["accuracy"].max()
                                                - test.groupby("seed")["accuracy"].min()).mean())
 
-    effect = audit_views.mitigation_effect(results, "test", "random")
-    on = audit_views.group_drop(results, "test", "random", "on")
+    effect = results.mitigation_effect("test", "random")
+    on = results.group_drop("test", "random", "on")
     merged = effect.merge(on[["budget", "group", "drop_mean"]], on=["budget", "group"])
     assert merged["drop_difference"].to_numpy() == pytest.approx(
         (merged["drop_mean_off"] - merged["drop_mean"]).to_numpy(), nan_ok=True)
 
-    compared = audit_views.method_comparison(results, "test", "off")
+    compared = results.method_comparison("test", "off")
     compared = compared[compared["budget"] == "2%"]
-    assert audit_views.methods(results) == ["deepreduce", "random"]
+    assert results.methods() == ["deepreduce", "random"]
     assert set(compared["method"]) == {"deepreduce", "random"}
-    assert audit_views.budgets(results) == ["2%", "1%"]
-    assert audit_views.missing_runs(results).empty  # the skipped deepreduce budget is not "missing"
+    assert results.budgets() == ["2%", "1%"]
+    assert results.missing_runs().empty  # the skipped deepreduce budget is not "missing"
 
 
 def test_missing_runs_lists_the_holes_of_the_grid(results):
     runs = results.runs[~((results.runs["method"] == "random") & (results.runs["seed"] == 1)
                           & (results.runs["budget"] == "1%"))]
-    partial = type(results)(**{**results.__dict__, "runs": runs})
-    missing = audit_views.missing_runs(partial)
+    partial = dataclasses.replace(results, runs=runs)
+    missing = partial.missing_runs()
     assert missing.to_dict("records") == [{"method": "random", "budget": "1%", "seed": 1, "mitigation": m}
                                           for m in ("off", "on")]
 
 
 def test_diagnostic_views_put_the_base_model_at_100_percent(results):
-    diag = audit_views.diagnostics_by_budget(results, "random", "off")
+    diag = results.diagnostics_by_budget("random", "off")
     assert list(dict.fromkeys(diag["budget"])) == ["base", "2%", "1%"]
     base = diag[diag["budget"] == "base"]
     assert len(base) == 10 and (base["budget_fraction"] == 1.0).all()
     assert base["grad_norm"].gt(0).all() and diag[diag["budget"] != "base"]["grad_norm"].notna().all()
-    distances = audit_views.parameter_distances(results)
+    distances = results.parameter_distances()
     assert (distances["param_distance"] > 0).all()
-    run = audit_views.diagnostic_run(results, "random", "1%", "off", "attributions")
+    run = results.diagnostic_run("random", "1%", "off", "attributions")
     assert run == "random-1%-seed0-mit-off"
-    assert audit_views.diagnostic_run(results, "random", "1%", "on", "attributions") is None
-    assert audit_views.diagnostic_run(results, "random", "1%", "off", "density") is None
+    assert results.diagnostic_run("random", "1%", "on", "attributions") is None
+    assert results.diagnostic_run("random", "1%", "off", "density") is None
 
 
 def test_figures_use_one_colour_per_group_everywhere(results):
     names = results.group_names
     colors = audit_figures.group_colors(names)
-    drop = audit_views.group_drop(results, "test", "random", "off")
+    drop = results.group_drop("test", "random", "off")
     bars = audit_figures.group_bars(drop, names, x="budget", y="drop_mean", low="drop_ci_low", high="drop_ci_high",
                                     title="t", y_title="y")
     lines = audit_figures.accuracy_lines(drop, names, "t")
-    diag = audit_views.diagnostics_by_budget(results, "random", "off")
+    diag = results.diagnostics_by_budget("random", "off")
     grad = audit_figures.diagnostic_lines(diag, names, "grad_norm", "t", "y", log_y=True)
     for fig in (bars, lines, grad):
         named = [t for t in fig.data if t.showlegend is not False]
@@ -181,7 +182,7 @@ def test_figures_use_one_colour_per_group_everywhere(results):
             color = trace.marker.color if trace.type == "bar" else trace.line.color
             assert color == colors[group] and trace.name.startswith(group)
     assert bars.data[0].name == "0 (train n=96)"
-    rows = audit_views.run_rows(results, "attributions", "random-1%-seed0-mit-off")
+    rows = results.run_rows("attributions", "random-1%-seed0-mit-off")
     attribution = audit_figures.attribution_maps(rows, "9", (1, 8, 8), "t")
     assert [t.z.shape for t in attribution.data] == [(8, 8)] * 4
 
@@ -218,6 +219,75 @@ def test_collect_from_store_gives_the_same_tables_for_job_runs(tmp_path):
     assert set(collected.groups["split"]) >= {"test"}
     assert len(collected.diagnostics) == 4 * 2 * 2  # seed-0 runs x groups x models
     assert math.isfinite(runs.loc[runs["run_id"].isin(collected.diagnostics["run_id"]), "param_distance"].iloc[0])
-    drop = audit_views.group_drop(collected, "test", "random", "off")
+    drop = collected.group_drop("test", "random", "off")
     assert set(drop["n_seeds"]) == {2}
     assert json.loads(json.dumps(collected.configs[runs["run_id"].iloc[0]]))["method"] == "random"
+
+
+# -- storage: Parquet tables, the older CSV folders, lazy detail tables, memoised views -------------------
+
+def _csv_folder(results, folder):
+    """``results`` as a folder of the older format (one CSV per table, as AuditResults.save wrote it before)."""
+    folder.mkdir()
+    for name in TABLES:
+        getattr(results, name).to_csv(folder / f"{name}.csv", index=False, float_format="%.7g")
+    for name in ("configs", "meta"):
+        shutil.copy(SHIPPED_AUDIT / f"{name}.json", folder / f"{name}.json")
+    return folder
+
+
+def test_shipped_results_are_parquet_and_an_older_csv_folder_loads_to_equal_frames(tmp_path):
+    assert {p.suffix for p in SHIPPED_AUDIT.iterdir()} == {".parquet", ".json"}
+    shipped = load_results(SHIPPED_AUDIT, lazy=False)
+    assert len(shipped.runs) == 96 and len(shipped.density) and len(shipped.attributions)
+    old = load_results(_csv_folder(shipped, tmp_path / "csv"), lazy=False)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(old, name), getattr(shipped, name), obj=name)
+    assert old.configs == shipped.configs and old.meta == shipped.meta
+    # saving writes Parquet, drops the CSVs it replaces, and reads back equal
+    old.save(tmp_path / "csv")
+    assert not list((tmp_path / "csv").glob("*.csv"))
+    again = load_results(tmp_path / "csv")
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(again, name), getattr(shipped, name), obj=name)
+
+
+def test_parquet_is_preferred_over_a_csv_of_the_same_table(tmp_path):
+    folder = tmp_path / "both"
+    shutil.copytree(SHIPPED_AUDIT, folder)
+    (folder / "runs.csv").write_text("run_id\nnot-this-one\n")
+    pd.testing.assert_frame_equal(load_results(folder).runs, load_results(SHIPPED_AUDIT).runs)
+
+
+def test_lazy_tables_are_read_on_first_access_and_equal_the_eager_ones(tmp_path):
+    eager = load_results(SHIPPED_AUDIT, lazy=False)
+    shipped = load_results(SHIPPED_AUDIT)
+    old = load_results(_csv_folder(eager, tmp_path / "csv"))
+    for lazy in (shipped, old):
+        assert not lazy.is_loaded("density") and not lazy.is_loaded("attributions") and lazy.is_loaded("runs")
+        for name in LAZY_TABLES:
+            pd.testing.assert_frame_equal(getattr(lazy, name), getattr(eager, name), obj=name)
+            assert lazy.is_loaded(name) and getattr(lazy, name) is getattr(lazy, name)  # read once
+    # a lazy table whose file changed after the others were read is refused, not mixed in
+    folder = shutil.copytree(SHIPPED_AUDIT, tmp_path / "changing")
+    changing = load_results(folder)
+    eager.runs.head(3).to_parquet(folder / "density.parquet")
+    with pytest.raises(FairLinError, match="changed .* after the other tables"):
+        changing.density
+    (folder / "attributions.parquet").write_bytes(b"not parquet")
+    with pytest.raises(FairLinError, match="damaged audit results file"):
+        load_results(folder, lazy=False)
+
+
+def test_views_are_memoised_per_results_instance():
+    shipped = load_results(SHIPPED_AUDIT)
+    drop = shipped.group_drop("test", "snl", "off")
+    assert shipped.group_drop("test", "snl", "off") is drop
+    assert shipped.group_drop(split="test", method="snl", mitigation="off") is drop  # keyword or positional
+    assert shipped.diagnostic_run("snl", "1%") == shipped.diagnostic_run("snl", "1%", "off", "density")
+    budgets = shipped.budgets("snl")
+    budgets.append("mutated")
+    assert shipped.budgets("snl") == ["20%", "10%", "5%", "2%", "1%", "0.5%"]  # lists come back as copies
+    fewer = dataclasses.replace(shipped, runs=shipped.runs[shipped.runs["seed"] == 0])
+    assert (fewer.group_drop("test", "snl", "off")["n_seeds"] == 1).all()  # a new instance, its own views
+    assert (shipped.group_drop("test", "snl", "off")["n_seeds"] == 3).all()

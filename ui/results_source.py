@@ -1,16 +1,21 @@
 """Where the audit and diagnostics pages read their results: the shipped default audit (for the shipped
 digits checkpoint) and the finished runs of the run store, loaded once and cached.
 
-:func:`choose_results` draws the source picker and returns ``(key, results)``; :func:`view` memoises
-any :mod:`fairlin_core.audit_views` function by that key, so a rerun (a budget scrub) only redraws.
+:func:`choose_results` draws the source picker and returns ``(key, results)``. Pages call the results'
+typed views directly (``results.group_drop(split, method, mitigation)``): the results objects are cached
+across reruns and memoise their views, so a rerun (a budget scrub) recomputes no view; :func:`chart`
+builds a figure once per results key, figure, :class:`Rows` and arguments.
 """
 
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from fairlin_core.audit import views as audit_views
-from fairlin_core.viz import audit_figures
 from fairlin_core.audit.grid import SHIPPED_AUDIT
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import get_manager
@@ -91,12 +96,6 @@ def choose_results() -> tuple[str, AuditResults] | None:
     return key, results
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def view(key: str, name: str, *args):
-    """``audit_views.<name>(results, *args)`` for the results registered under ``key`` (memoised)."""
-    return getattr(audit_views, name)(_registry()[key], *args)
-
-
 def source_caption(results: AuditResults) -> str:
     meta = results.meta
     runs = results.runs
@@ -108,16 +107,37 @@ def source_caption(results: AuditResults) -> str:
     return text
 
 
-@st.cache_resource(show_spinner=False, max_entries=512)
-def chart(key: str, figure: str, table: tuple, *args, **kwargs):
-    """``audit_figures.<figure>(rows, *args, **kwargs)`` where rows = ``audit_views.<name>(results, *view_args)``
-    narrowed by ``filters`` (``table = (name, view_args, ((column, value), ...))``); built once per input and
-    shared (figures are not copied: st.plotly_chart only reads them)."""
-    name, view_args, filters = table
-    rows = view(key, name, *view_args)
-    for column, value in filters:
-        rows = rows[rows[column] == value]
-    return getattr(audit_figures, figure)(rows, *args, **kwargs)
+@dataclass(frozen=True)
+class Rows:
+    """The rows a chart draws: ``view(results, *args)``, a typed view of :class:`AuditResults` (e.g.
+    ``Rows(AuditResults.group_drop, (split, method, mitigation))``), narrowed to the rows where
+    ``column == value`` for every ``(column, value)`` of ``where``."""
+
+    view: Callable[..., pd.DataFrame]
+    args: tuple = ()
+    where: tuple[tuple[str, Any], ...] = ()
+
+    def of(self, results: AuditResults) -> pd.DataFrame:
+        rows = self.view(results, *self.args)
+        for column, value in self.where:
+            rows = rows[rows[column] == value]
+        return rows
+
+    def at(self, column: str, value: Any) -> "Rows":
+        """These rows narrowed to ``column == value`` as well."""
+        return Rows(self.view, self.args, (*self.where, (column, value)))
+
+
+# functions (the figure, the Rows' view) are cached by their qualified name
+_BY_NAME = {types.FunctionType: lambda function: f"{function.__module__}.{function.__qualname__}"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_BY_NAME)
+def chart(key: str, figure: Callable, rows: Rows, *args, **kwargs):
+    """``figure(rows.of(results), *args, **kwargs)`` for the results registered under ``key`` (``figure``: a
+    function of :mod:`fairlin_core.viz.audit_figures`); built once per input and shared (figures are not
+    copied: st.plotly_chart only reads them)."""
+    return figure(rows.of(_registry()[key]), *args, **kwargs)
 
 
 def open_results(title: str) -> tuple[str, AuditResults]:

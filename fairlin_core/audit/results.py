@@ -1,7 +1,8 @@
-"""Audit results: the tidy tables of many linearization runs of one base checkpoint.
+"""Audit results: the tidy tables of many linearization runs of one base checkpoint, and the views the
+audit and diagnostics pages show.
 
 One :class:`AuditResults` holds, whatever produced it (the shipped default audit built by
-:mod:`fairlin_core.audit_grid`, or the finished runs of a run store via :func:`collect_from_store`):
+:mod:`fairlin_core.audit.grid`, or the finished runs of a run store via :func:`collect_from_store`):
 
 - ``runs``: one row per run: run_id, method, budget (as requested, text), budget_fraction (of the base
   ReLUs, requested), relu_count, base_relu_count, seed, mitigation ("off"/"on"), mu (NaN when off),
@@ -19,13 +20,26 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
 - ``configs``: run_id -> the run's full configuration (JSON-ready dict); ``meta``: checkpoint,
   dataset, group_attribute, group_names (the order every chart uses), base_relu_count, how it was made.
 
-``save(folder)`` writes one CSV per table plus ``configs.json`` and ``meta.json``; :func:`load_results`
-reads them back.
+The views (:meth:`AuditResults.group_drop`, :meth:`~AuditResults.fairness_summary`, ...) take the current
+choices (split, method, mitigation, budget) and return one tidy DataFrame, aggregated across seeds with a
+Student-t 95% interval where they say so; budgets are ordered from the largest to the smallest, groups in
+the dataset's order. Results are immutable once built, so every view is computed once per instance and
+arguments: a view returns the same DataFrame object on every call, which callers must not modify in
+place (filter or copy it; lists are returned as fresh copies).
+
+``save(folder)`` writes one Parquet file per table (``NAME.parquet``) plus ``configs.json`` and
+``meta.json``; :func:`load_results` reads them back, and still reads folders of the older ``NAME.csv``
+tables. The two large tables (density, attributions) are read on first access.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import itertools
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +47,12 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError
+from ..linearize.api import METHODS
+from ..metrics.fairness import seed_summary
 from ..runtime import json_ready
 
 TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
+LAZY_TABLES = ("density", "attributions")  # the large per-run detail tables: read on first access
 COLUMNS = {
     "runs": ["run_id", "method", "budget", "budget_fraction", "relu_count", "base_relu_count", "seed", "mitigation",
              "mu", "configuration", "param_distance"],
@@ -48,11 +65,45 @@ COLUMNS = {
 }
 TEXT_COLUMNS = {"run_id": str, "group": str, "budget": str, "method": str, "mitigation": str, "model": str,
                 "split": str, "configuration": str}
+RUN_KEYS = ["method", "budget", "budget_fraction", "mitigation"]
+CELL_KEYS = ["budget", "budget_fraction", "group"]
+DIAGNOSTIC_VALUES = ["loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean", "input_margin_mean", "bound",
+                     "excess_loss"]
+PARQUET_COMPRESSION = "zstd"
 
 
-@dataclass
+class LazyTable:
+    """A table that is read on first access: ``load()`` returns the DataFrame."""
+
+    def __init__(self, load: Callable[[], pd.DataFrame]):
+        self.load = load
+
+
+def _view(method: Callable) -> Callable:
+    """Memoise a view on its :class:`AuditResults` instance, keyed by the view and its (bound) arguments."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def memoised(self: AuditResults, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        key = (method.__name__, bound.args[1:])
+        cache = self._views
+        if key not in cache:
+            cache.setdefault(key, method(self, *args, **kwargs))
+        value = cache[key]
+        return list(value) if isinstance(value, list) else value
+
+    return memoised
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class AuditResults:
-    """The tables described in the module docstring (every table present, possibly empty)."""
+    """The tables described in the module docstring (every table present, possibly empty), and their views.
+
+    ``density`` and ``attributions`` may be given as :class:`LazyTable`; they are then read on first access
+    (:meth:`is_loaded` tells whether that happened).
+    """
 
     runs: pd.DataFrame
     groups: pd.DataFrame
@@ -62,13 +113,35 @@ class AuditResults:
     group_sizes: pd.DataFrame
     configs: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    _views: dict[tuple, Any] = field(default_factory=dict, init=False)
+    _loaders: dict[str, LazyTable] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for name in TABLES:
+            if isinstance(self.__dict__[name], LazyTable):
+                self._loaders[name] = self.__dict__.pop(name)  # absent until read: __getattr__ reads it
+
+    def __getattr__(self, name: str) -> Any:
+        loaders = self.__dict__.get("_loaders")
+        if loaders is None or name not in loaders:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return self.__dict__.setdefault(name, loaders[name].load())
+
+    def __repr__(self) -> str:
+        return (f"AuditResults({len(self.runs)} runs of {self.meta.get('checkpoint')}, tables "
+                f"{', '.join(n if self.is_loaded(n) else n + ' (not read yet)' for n in TABLES)})")
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether table ``name`` is in memory (False for a lazy table not accessed yet)."""
+        return name in self.__dict__
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pd.DataFrame], *, group_sizes: pd.DataFrame,
+    def from_tables(cls, tables: dict[str, pd.DataFrame | LazyTable], *, group_sizes: pd.DataFrame,
                     configs: dict[str, Any], meta: dict[str, Any]) -> AuditResults:
-        """Fill absent tables with empty ones and put every table's columns in their documented order."""
+        """Fill absent tables with empty ones and put every table's columns in their documented order (a
+        :class:`LazyTable` stays lazy and is shaped when read)."""
         tables = {**tables, "group_sizes": group_sizes}
-        return cls(**{name: _shaped(tables.get(name), name) for name in TABLES}, configs=configs, meta=meta)
+        return cls(**{name: _shaped_lazily(tables.get(name), name) for name in TABLES}, configs=configs, meta=meta)
 
     @property
     def group_names(self) -> list[str]:
@@ -77,13 +150,18 @@ class AuditResults:
         return [str(n) for n in names] if names else list(dict.fromkeys(self.groups["group"]))
 
     def save(self, folder: str | Path) -> list[Path]:
-        """Write every table as ``NAME.csv`` plus configs.json and meta.json; returns the paths."""
+        """Write every table as ``NAME.parquet`` (replacing an older ``NAME.csv`` there) plus configs.json and
+        meta.json; returns the paths."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        tables = {name: getattr(self, name) for name in TABLES}  # read lazy tables before anything is replaced
         paths = []
-        for name in TABLES:
-            path = folder / f"{name}.csv"
-            getattr(self, name).to_csv(path, index=False, float_format="%.7g")
+        for name, table in tables.items():
+            path = folder / f"{name}.parquet"
+            staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            table.to_parquet(staging, index=False, compression=PARQUET_COMPRESSION)
+            staging.replace(path)
+            (folder / f"{name}.csv").unlink(missing_ok=True)  # one format per folder
             paths.append(path)
         for name, data in (("configs", self.configs), ("meta", self.meta)):
             path = folder / f"{name}.json"
@@ -91,26 +169,247 @@ class AuditResults:
             paths.append(path)
         return paths
 
+    # -- views ------------------------------------------------------------------------------------------
 
-def load_results(folder: str | Path) -> AuditResults:
-    """Read a folder written by :meth:`AuditResults.save`; FairLinError naming what is missing or broken."""
+    @_view
+    def methods(self) -> list[str]:
+        """The methods present, in the engine's order (snl, deepreduce, random)."""
+        present = set(self.runs["method"])
+        return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+
+    @_view
+    def budgets(self, method: str | None = None) -> list[str]:
+        """The completed budgets (of one method, or of any), largest first."""
+        runs = self.runs if method is None else self.runs[self.runs["method"] == method]
+        order = runs.drop_duplicates("budget").sort_values("budget_fraction", ascending=False)
+        return order["budget"].tolist()
+
+    @_view
+    def splits(self) -> list[str]:
+        return list(dict.fromkeys(self.groups["split"]))
+
+    @_view
+    def group_runs(self, split: str) -> pd.DataFrame:
+        """``groups`` rows of one split joined with their run's method, budget, seed, mitigation, relu_count."""
+        groups = self.groups[self.groups["split"] == split]
+        runs = self.runs[["run_id", *RUN_KEYS, "seed", "relu_count"]]
+        return groups.merge(runs, on="run_id", validate="many_to_one")
+
+    def _ordered(self, table: pd.DataFrame) -> pd.DataFrame:
+        order = {g: i for i, g in enumerate(self.group_names)}
+        return table.assign(_g=table["group"].map(order)).sort_values(["_g", "budget_fraction"],
+                                                                      ascending=[True, False]).drop(columns="_g")
+
+    @_view
+    def group_drop(self, split: str, method: str, mitigation: str) -> pd.DataFrame:
+        """Per group and budget: relative accuracy drop (%) and accuracy, means across seeds with 95% intervals.
+
+        Columns: budget, budget_fraction, group, n (test examples), train_n, relu_count (mean), n_seeds,
+        drop_mean, drop_ci_low, drop_ci_high, accuracy_mean, accuracy_ci_low, accuracy_ci_high, base_accuracy.
+        """
+        rows = self.group_runs(split)
+        rows = rows[(rows["method"] == method) & (rows["mitigation"] == mitigation)]
+        keys = CELL_KEYS
+        drop = seed_summary(rows, "relative_drop", by=keys).rename(columns={
+            "mean": "drop_mean", "ci_low": "drop_ci_low", "ci_high": "drop_ci_high", "std": "drop_std"})
+        accuracy = seed_summary(rows, "accuracy", by=keys).rename(columns={
+            "mean": "accuracy_mean", "ci_low": "accuracy_ci_low", "ci_high": "accuracy_ci_high"})
+        extra = rows.groupby(keys, sort=False).agg(n=("n", "first"), relu_count=("relu_count", "mean"),
+                                                   base_accuracy=("base_accuracy", "first")).reset_index()
+        accuracy["accuracy_ci_low"] = accuracy["accuracy_ci_low"].clip(lower=0.0)
+        accuracy["accuracy_ci_high"] = accuracy["accuracy_ci_high"].clip(upper=1.0)
+        drop["drop_ci_high"] = drop["drop_ci_high"].clip(upper=100.0)
+        table = drop.merge(accuracy[[*keys, "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high"]], on=keys)
+        table = table.merge(extra, on=keys).merge(self.train_sizes(), on="group", how="left")
+        return self._ordered(table).reset_index(drop=True)
+
+    @_view
+    def train_sizes(self) -> pd.DataFrame:
+        """group, train_n: the training-set size of every group (what makes a group a minority)."""
+        sizes = self.group_sizes
+        return sizes[sizes["split"] == "train"][["group", "n"]].rename(columns={"n": "train_n"})
+
+    @_view
+    def fairness_summary(self, split: str) -> pd.DataFrame:
+        """Per method, budget and mitigation: overall accuracy (n-weighted over groups), worst-group accuracy,
+        parity gap (best minus worst group), means across seeds, plus relu_count and n_seeds."""
+        rows = self.group_runs(split)
+        rows = rows[rows["n"] > 0]
+        per_run = rows.groupby(["run_id", *RUN_KEYS, "seed", "relu_count"], sort=False).apply(
+            lambda r: pd.Series({"overall_accuracy": (r["accuracy"] * r["n"]).sum() / r["n"].sum(),
+                                 "worst_group_accuracy": r["accuracy"].min(),
+                                 "parity_gap": r["accuracy"].max() - r["accuracy"].min()}),
+            include_groups=False).reset_index()
+        table = per_run.groupby(RUN_KEYS, sort=False).agg(
+            relu_count=("relu_count", "mean"), n_seeds=("seed", "nunique"),
+            overall_accuracy=("overall_accuracy", "mean"), worst_group_accuracy=("worst_group_accuracy", "mean"),
+            parity_gap=("parity_gap", "mean")).reset_index()
+        return table.sort_values(["method", "budget_fraction", "mitigation"], ascending=[True, False, True]) \
+                    .reset_index(drop=True)
+
+    @_view
+    def method_comparison(self, split: str, mitigation: str) -> pd.DataFrame:
+        """:meth:`group_drop` of every method stacked with a ``method`` column (filter one budget to compare)."""
+        tables = [self.group_drop(split, method, mitigation).assign(method=method) for method in self.methods()]
+        return pd.concat(tables, ignore_index=True)
+
+    @_view
+    def mitigation_effect(self, split: str, method: str) -> pd.DataFrame:
+        """The paper's Figure 9: per budget and group, relative drop without minus with mitigation (points;
+        positive = mitigation helped), with both drops and the accuracy difference (means across seeds)."""
+        off = self.group_drop(split, method, "off")
+        on = self.group_drop(split, method, "on")
+        keys = CELL_KEYS
+        table = off[[*keys, "n", "train_n", "drop_mean", "accuracy_mean"]].merge(
+            on[[*keys, "drop_mean", "accuracy_mean"]], on=keys, suffixes=("_off", "_on"))
+        table["drop_difference"] = table["drop_mean_off"] - table["drop_mean_on"]
+        table["accuracy_gain"] = table["accuracy_mean_on"] - table["accuracy_mean_off"]
+        return self._ordered(table).reset_index(drop=True)
+
+    @_view
+    def missing_runs(self) -> pd.DataFrame:
+        """Cells of the grid spanned by the methods, budgets, seeds and mitigations present that have no run
+        (method, budget, seed, mitigation), minus the combinations the results' metadata says were skipped."""
+        runs = self.runs
+        if runs.empty:
+            return pd.DataFrame(columns=["method", "budget", "seed", "mitigation"])
+        skipped = {(s["method"], s["budget"]) for s in self.meta.get("skipped", [])}
+        have = set(zip(runs["method"], runs["budget"], runs["seed"], runs["mitigation"]))
+        grid = itertools.product(runs["method"].drop_duplicates(), self.budgets(), sorted(runs["seed"].unique()),
+                                 runs["mitigation"].drop_duplicates())
+        rows = [{"method": m, "budget": b, "seed": int(s), "mitigation": x} for m, b, s, x in grid
+                if (m, b, s, x) not in have and (m, b) not in skipped]
+        return pd.DataFrame(rows, columns=["method", "budget", "seed", "mitigation"])
+
+    # -- diagnostics views ------------------------------------------------------------------------------
+
+    @_view
+    def diagnostics_by_budget(self, method: str, mitigation: str) -> pd.DataFrame:
+        """Per budget and group, the linearized model's diagnostics (means over the seeds that have them), plus
+        one row per group at budget "base" (budget_fraction 1) with the base model's values.
+
+        Columns: budget, budget_fraction, group, loss, grad_norm, top_eigenvalue, softmax_margin_mean,
+        input_margin_mean, bound, excess_loss, accuracy (test, same seeds), n_seeds.
+        """
+        diag = self.diagnostics.merge(self.runs[["run_id", *RUN_KEYS, "seed"]], on="run_id")
+        diag = diag[(diag["method"] == method) & (diag["mitigation"] == mitigation)]
+        values = DIAGNOSTIC_VALUES
+        if diag.empty:
+            return pd.DataFrame(columns=["budget", "budget_fraction", "group", *values, "accuracy", "n_seeds"])
+        accuracy = self.groups[self.groups["split"] == "test"][["run_id", "group", "accuracy", "base_accuracy"]]
+        diag = diag.merge(accuracy, on=["run_id", "group"], how="left")
+        lin = diag[diag["model"] == "lin"].groupby(CELL_KEYS, sort=False).agg(
+            **{v: (v, "mean") for v in values}, accuracy=("accuracy", "mean"),
+            n_seeds=("seed", "nunique")).reset_index()
+        base = diag[diag["model"] == "base"].groupby("group", sort=False).agg(
+            **{v: (v, "mean") for v in values}, accuracy=("base_accuracy", "mean"),
+            n_seeds=("seed", "nunique")).reset_index().assign(budget="base", budget_fraction=1.0)
+        table = pd.concat([base, lin], ignore_index=True)
+        return self._ordered(table).reset_index(drop=True)
+
+    @_view
+    def parameter_distances(self) -> pd.DataFrame:
+        """method, mitigation, budget, budget_fraction, relu_count, param_distance (mean over the seeds that
+        measured it)."""
+        runs = self.runs.dropna(subset=["param_distance"])
+        return runs.groupby(["method", "mitigation", "budget", "budget_fraction"], sort=False).agg(
+            relu_count=("relu_count", "mean"), param_distance=("param_distance", "mean")).reset_index() \
+            .sort_values(["method", "mitigation", "budget_fraction"], ascending=[True, True, False]) \
+            .reset_index(drop=True)
+
+    @_view
+    def diagnostic_run(self, method: str, budget: str, mitigation: str = "off",
+                       table: str = "density") -> str | None:
+        """The id of the first run (lowest seed) of that cell that has rows in ``table`` (density or
+        attributions), or None."""
+        have = set(self._table(table)["run_id"])
+        runs = self.runs[(self.runs["method"] == method) & (self.runs["budget"] == budget)
+                         & (self.runs["mitigation"] == mitigation) & self.runs["run_id"].isin(have)]
+        return runs.sort_values("seed")["run_id"].iloc[0] if len(runs) else None
+
+    @_view
+    def run_rows(self, table: str, run_id: str) -> pd.DataFrame:
+        """The rows of one run in ``table`` (e.g. density or attributions)."""
+        rows = self._table(table)
+        return rows[rows["run_id"] == run_id]
+
+    def _table(self, name: str) -> pd.DataFrame:
+        if name not in TABLES:
+            raise FairLinError(f"unknown results table {name!r}; one of {', '.join(TABLES)}")
+        return getattr(self, name)
+
+
+def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
+    """Read a folder written by :meth:`AuditResults.save` (``NAME.parquet`` tables, or the older ``NAME.csv``;
+    Parquet is preferred where both exist); FairLinError naming what is missing or broken. ``lazy``: read
+    density and attributions on first access (a FairLinError then if their file changed since)."""
     folder = Path(folder)
-    missing = [f"{n}.csv" for n in TABLES if not (folder / f"{n}.csv").is_file()]
+    files = {name: _table_file(folder, name) for name in TABLES}
+    missing = [f"{name}.parquet" for name, path in files.items() if path is None]
     missing += [f"{n}.json" for n in ("configs", "meta") if not (folder / f"{n}.json").is_file()]
     if missing:
-        raise FairLinError(f"{folder} is not an audit results folder: {', '.join(missing)} missing; expected the "
-                           f"files written by `python -m fairlin_core default-audit`")
+        raise FairLinError(f"{folder} is not an audit results folder: {', '.join(missing)} missing (tables may "
+                           f"also be the older NAME.csv); expected the files written by "
+                           f"`python -m fairlin_core default-audit`")
+    tables: dict[str, pd.DataFrame | LazyTable] = {}
+    for name, path in files.items():
+        if lazy and name in LAZY_TABLES:
+            tables[name] = LazyTable(functools.partial(_read_unchanged, path, name, _stamp(path)))
+        else:
+            tables[name] = _read_table(path, name)
     try:
-        tables = {name: pd.read_csv(folder / f"{name}.csv", dtype={c: t for c, t in TEXT_COLUMNS.items()
-                                                                    if c in COLUMNS[name]})
-                  for name in TABLES}
         configs = json.loads((folder / "configs.json").read_text())
         meta = json.loads((folder / "meta.json").read_text())
-    except (ValueError, pd.errors.ParserError) as error:
-        raise FairLinError(f"{folder} holds a damaged audit results file ({error}); regenerate it with "
-                           f"`python -m fairlin_core default-audit`") from None
+    except ValueError as error:
+        raise _damaged(folder, error) from None
     group_sizes = tables.pop("group_sizes")
     return AuditResults.from_tables(tables, group_sizes=group_sizes, configs=configs, meta=meta)
+
+
+def _table_file(folder: Path, name: str) -> Path | None:
+    for suffix in (".parquet", ".csv"):
+        path = folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_table(path: Path, name: str) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={c: t for c, t in TEXT_COLUMNS.items() if c in COLUMNS[name]})
+    except (ValueError, OSError, pd.errors.ParserError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise _damaged(path.parent, error) from None
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _read_unchanged(path: Path, name: str, stamp: tuple[int, int]) -> pd.DataFrame:
+    """A lazy table's read: refused when the file is not the one the other tables were read with."""
+    try:
+        same = _stamp(path) == stamp
+    except OSError:
+        same = False
+    if not same:
+        raise FairLinError(f"{path} changed (or went away) after the other tables of {path.parent} were loaded; "
+                           f"load the results again")
+    return _read_table(path, name)
+
+
+def _damaged(folder: Path, error: Exception) -> FairLinError:
+    return FairLinError(f"{folder} holds a damaged audit results file ({error}); regenerate it with "
+                        f"`python -m fairlin_core default-audit`")
+
+
+def _shaped_lazily(table: pd.DataFrame | LazyTable | None, name: str) -> pd.DataFrame | LazyTable:
+    if isinstance(table, LazyTable):
+        load = table.load
+        return LazyTable(lambda: _shaped(load(), name))
+    return _shaped(table, name)
 
 
 def _shaped(table: pd.DataFrame | None, name: str) -> pd.DataFrame:

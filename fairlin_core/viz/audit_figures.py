@@ -1,5 +1,6 @@
-"""Plotly figures of the audit and diagnostics pages, drawn from the tidy tables of
-:mod:`fairlin_core.audit_views` (graph_objects, not express: a page draws a dozen of these per rerun).
+"""Plotly figures of the audit and diagnostics pages, drawn from the tidy tables of the views of
+:class:`~fairlin_core.audit.results.AuditResults` (graph_objects, not express: a page draws a dozen of these
+per rerun).
 
 Every group keeps one colour in every chart (:func:`group_colors`), group names label every axis
 and legend, and no figure fixes a background, so Streamlit's light and dark themes both apply.

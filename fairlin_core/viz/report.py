@@ -14,7 +14,6 @@ import pandas as pd
 import plotly.io as pio
 
 from . import audit_figures as figures
-from ..audit import views
 from ..audit.results import AuditResults
 
 STYLE = """
@@ -36,7 +35,7 @@ def audit_report_html(results: AuditResults, *, split: str = "test", method: str
     the first in the results); ``budget``: the budget of the snapshot and method comparison (None = the
     smallest of that method); the summary covers every method."""
     names = results.group_names
-    methods = views.methods(results)
+    methods = results.methods()
     method = method or (methods[0] if methods else None)
     meta = results.meta
     parts = [f"<h1>FairLin audit: {html.escape(str(meta.get('checkpoint', '')))} on "
@@ -47,7 +46,7 @@ def audit_report_html(results: AuditResults, *, split: str = "test", method: str
              f"(base − linearized) / base × 100; intervals are Student-t 95% across seeds.</p>"]
     figs = []
     if method is not None:
-        drop = views.group_drop(results, split, method, mitigation)
+        drop = results.group_drop(split, method, mitigation)
         figs.append(("Relative accuracy drop per group", figures.group_bars(
             drop, names, x="budget", y="drop_mean", low="drop_ci_low", high="drop_ci_high",
             title=f"{method}: relative accuracy drop per group (mitigation {mitigation})",
@@ -55,21 +54,21 @@ def audit_report_html(results: AuditResults, *, split: str = "test", method: str
         figs.append(("Accuracy vs ReLU count", figures.accuracy_lines(
             drop, names, f"{method}: per-group accuracy vs ReLU count (mitigation {mitigation})")))
         if set(results.runs["mitigation"]) >= {"off", "on"}:
-            effect = views.mitigation_effect(results, split, method)
+            effect = results.mitigation_effect(split, method)
             figs.append(("Mitigated vs unmitigated", figures.group_bars(
                 effect, names, x="budget", y="drop_difference",
                 title=f"{method}: relative drop without minus with mitigation (positive = mitigation helped)",
                 y_title="drop difference (points)")))
-        completed = views.budgets(results, method)
+        completed = results.budgets(method)
         budget = budget if budget in completed else completed[-1]
         at_budget = drop[drop["budget"] == budget]
         figs.append((f"At {budget}", figures.budget_snapshot(at_budget, names, f"{method} at {budget}")))
-        compared = views.method_comparison(results, split, mitigation)
+        compared = results.method_comparison(split, mitigation)
         figs.append((f"Methods compared at {budget}", figures.group_bars(
             compared[compared["budget"] == budget], names, x="method", y="drop_mean",
             low="drop_ci_low", high="drop_ci_high", title=f"Methods compared at {budget} (mitigation {mitigation})",
             y_title="relative drop (%)")))
-    summary = views.fairness_summary(results, split)
+    summary = results.fairness_summary(split)
     figs.append(("Worst-group accuracy", figures.summary_lines(summary, "worst_group_accuracy",
                                                                "Worst-group accuracy vs ReLU count", "accuracy (%)")))
     figs.append(("Parity gap", figures.summary_lines(summary, "parity_gap", "Parity gap (best − worst group)",
