@@ -15,19 +15,15 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-if not __package__:  # run as a script: measure the checkout this file is in
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from benchmarks.timing import best_time  # noqa: E402
-from fairlin_core.audit.grid import SHIPPED_AUDIT  # noqa: E402
-from fairlin_core.audit.results import COLUMNS, LAZY_TABLES, TABLES, TEXT_COLUMNS, AuditResults, load_results  # noqa: E402
-from fairlin_core.errors import FairLinError  # noqa: E402
+from benchmarks.timing import best_time
+from fairlin_core.audit.results import SHIPPED_AUDIT
+from fairlin_core.audit.results import COLUMNS, LAZY_TABLES, TABLES, TEXT_COLUMNS, AuditResults, load_results
+from fairlin_core.errors import FairLinError
 
 TARGET = 0.5  # seconds
 

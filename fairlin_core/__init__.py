@@ -15,61 +15,45 @@ Names are imported on first use (PEP 562), so ``import fairlin_core`` itself is 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .lazy import lazy_exports
 from .version import __version__
 
-# public name -> (module, attribute; "" = the module itself)
-_EXPORTS: dict[str, tuple[str, str]] = {
+# public name -> "module:attribute" ("module:" = the module itself)
+_EXPORTS: dict[str, str] = {
     # models in memory: checkpoints, linearization, audits
-    "load_checkpoint": ("fairlin_core.checkpoints", "load_checkpoint"),
-    "Checkpoint": ("fairlin_core.checkpoints", "Checkpoint"),
-    "linearize": ("fairlin_core.api", "linearize"),
-    "audit": ("fairlin_core.audit", ""),  # the wing itself, callable as fl.audit(...) (see audit/__init__.py)
-    "compare": ("fairlin_core.api", "compare"),
-    "Audit": ("fairlin_core.audit.core", "Audit"),
-    "Comparison": ("fairlin_core.audit.compare", "Comparison"),
-    "load_results": ("fairlin_core.audit.results", "load_results"),
-    "AuditResults": ("fairlin_core.audit.results", "AuditResults"),
+    "load_checkpoint": "fairlin_core.checkpoints:load_checkpoint",
+    "Checkpoint": "fairlin_core.checkpoints:Checkpoint",
+    "linearize": "fairlin_core.api:linearize",
+    "audit": "fairlin_core.audit:",  # the wing itself, callable as fl.audit(...) (see audit/__init__.py)
+    "compare": "fairlin_core.api:compare",
+    "Audit": "fairlin_core.audit.core:Audit",
+    "Comparison": "fairlin_core.audit.compare:Comparison",
+    "load_results": "fairlin_core.audit.results:load_results",
+    "AuditResults": "fairlin_core.audit.results:AuditResults",
     # data and models
-    "load_dataset": ("fairlin_core.data", "load_dataset"),
-    "list_datasets": ("fairlin_core.data", "list_datasets"),
-    "DatasetBundle": ("fairlin_core.data", "DatasetBundle"),
-    "build_model": ("fairlin_core.models", "build_model"),
-    "resolve_spec": ("fairlin_core.models", "resolve_spec"),
-    "ModelSpec": ("fairlin_core.models", "ModelSpec"),
-    "relu_count": ("fairlin_core.models", "relu_count"),
-    "site_table": ("fairlin_core.models", "site_table"),
-    "train_base": ("fairlin_core.train", "train_base"),
+    "load_dataset": "fairlin_core.data:load_dataset",
+    "list_datasets": "fairlin_core.data:list_datasets",
+    "DatasetBundle": "fairlin_core.data:DatasetBundle",
+    "build_model": "fairlin_core.models:build_model",
+    "resolve_spec": "fairlin_core.models:resolve_spec",
+    "ModelSpec": "fairlin_core.models:ModelSpec",
+    "relu_count": "fairlin_core.models:relu_count",
+    "site_table": "fairlin_core.models:site_table",
+    "train_base": "fairlin_core.train:train_base",
     # the 2D teaching experiment
-    "run_toy": ("fairlin_core.toy", "run_toy"),
-    "ToyConfig": ("fairlin_core.toy", "ToyConfig"),
+    "run_toy": "fairlin_core.toy:run_toy",
+    "ToyConfig": "fairlin_core.toy:ToyConfig",
     # configuration classes
-    "LinearizeOptions": ("fairlin_core.linearize", "LinearizeOptions"),
-    "SNLConfig": ("fairlin_core.linearize", "SNLConfig"),
-    "DeepReduceConfig": ("fairlin_core.linearize", "DeepReduceConfig"),
-    "FinetuneConfig": ("fairlin_core.finetune", "FinetuneConfig"),
-    "MitigationConfig": ("fairlin_core.finetune", "MitigationConfig"),
-    "JobConfig": ("fairlin_core.jobs", "JobConfig"),
-    "JobManager": ("fairlin_core.jobs", "JobManager"),
+    "LinearizeOptions": "fairlin_core.linearize:LinearizeOptions",
+    "SNLConfig": "fairlin_core.linearize:SNLConfig",
+    "DeepReduceConfig": "fairlin_core.linearize:DeepReduceConfig",
+    "FinetuneConfig": "fairlin_core.finetune:FinetuneConfig",
+    "MitigationConfig": "fairlin_core.finetune:MitigationConfig",
+    "JobConfig": "fairlin_core.jobs:JobConfig",
+    "JobManager": "fairlin_core.jobs:JobManager",
     # errors
-    "FairLinError": ("fairlin_core.errors", "FairLinError"),
+    "FairLinError": "fairlin_core.errors:FairLinError",
 }
 
 __all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'fairlin_core' has no attribute {name!r}")
-    module, attribute = _EXPORTS[name]
-    value = importlib.import_module(module)
-    if attribute:
-        value = getattr(value, attribute)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -7,13 +7,15 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the functions that use it: reading results needs no torch
+    import torch
 
 
 def default_device() -> torch.device:
     """CUDA when present, else CPU."""
+    import torch
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -73,6 +75,7 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = N
     A trailing batch of a single example is merged into the previous one, so batch norm in train
     mode never sees a batch of one.
     """
+    import torch
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     starts = list(range(0, n, batch_size))
     if len(starts) > 1 and n - starts[-1] == 1:

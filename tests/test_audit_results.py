@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from fairlin_core.viz import audit_figures
-from fairlin_core.audit.grid import SHIPPED_AUDIT, AuditGrid, build_audit
+from fairlin_core.audit.grid import AuditGrid
+from fairlin_core.audit.results import SHIPPED_AUDIT
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError

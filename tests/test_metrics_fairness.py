@@ -7,7 +7,6 @@ from fairlearn.metrics import MetricFrame
 from scipy import stats
 from sklearn.metrics import accuracy_score
 
-from fairlin_core.metrics.accuracy import group_accuracy
 from fairlin_core.metrics.fairness import (bootstrap_accuracy_drop, bootstrap_group_accuracy, parity_gap,
                                            relative_accuracy_drop, seed_summary, worst_group_accuracy)
 

@@ -16,7 +16,7 @@ from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import (FinetuneConfig, LagrangianFairObjective, MitigationConfig, distillation_loss_per_sample,
                                    mitigation_factory)
 from fairlin_core.finetune.reweight import GroupReweightedObjective
-from fairlin_core.linearize import LinearizeOptions, SNLConfig, finish, prepare_students
+from fairlin_core.linearize import LinearizeOptions, finish, prepare_students
 
 CPU = torch.device("cpu")
 DIGITS = SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors"
@@ -97,19 +97,21 @@ def test_mitigated_finetune_changes_the_weights_at_the_same_seed(base):
     assert (lambdas.iloc[-1] > 0).all() and lambdas.iloc[-1]["lambda:9"] > lambdas.iloc[0]["lambda:9"]
 
 
-def test_mitigation_does_not_lower_worst_group_validation_accuracy(base):
-    """Digits, SNL at 1% of the ReLUs, 3 seeds, mu = 0.1 (tolerant: mean over seeds, 2-point slack)."""
+def test_mitigation_raises_the_worst_group_where_plain_finetuning_leaves_it_behind(base):
+    """Digits, random masks at 2% of the ReLUs (the minority digits pay most), 8 finetune epochs, mu = 0.05:
+    on the same masks the fairness-constrained finetune lifts the worst digit of the balanced split by
+    more than 10 points at every seed (measured: +22 to +30); a mitigation that does nothing fails."""
     checkpoint, bundle = base
-    options = LinearizeOptions(snl=SNLConfig(epochs=25), finetune=FinetuneConfig(epochs=8))
-    factory = mitigation_factory(bundle.group_names, MitigationConfig(mu=0.1))
-    worst = {"plain": [], "mitigated": []}
-    for seed in range(3):
-        prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, "snl", [0.01], options=options,
+    options = LinearizeOptions(finetune=FinetuneConfig(epochs=8))
+    factory = mitigation_factory(bundle.group_names, MitigationConfig(mu=0.05))
+    for seed in range(2):
+        prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, "random", [0.02], options=options,
                                     seed=seed, device=CPU)
-        for name, objective in (("plain", None), ("mitigated", factory)):
-            result = finish(prepared, prepared.students[0], bundle, device=CPU, objective_factory=objective)
-            worst[name].append(evaluate_model(result.model, bundle, "val")["worst_group_accuracy"])
-    assert sum(worst["mitigated"]) / 3 >= sum(worst["plain"]) / 3 - 0.02, worst
+        worst = {name: evaluate_model(finish(prepared, prepared.students[0], bundle, device=CPU,
+                                             objective_factory=objective).model, bundle,
+                                      "balanced")["worst_group_accuracy"]
+                 for name, objective in (("plain", None), ("mitigated", factory))}
+        assert worst["mitigated"] > worst["plain"] + 0.10, (seed, worst)
 
 
 def test_compare_shape_through_the_cli(capsys, tmp_path):

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fairlin_core.audit.grid import SHIPPED_AUDIT
+from fairlin_core.audit.results import SHIPPED_AUDIT
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import get_manager
 from fairlin_core.audit.results import AuditResults, collect_from_store, load_results

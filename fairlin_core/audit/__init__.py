@@ -1,26 +1,35 @@
 """Auditing linearized models per group: the in-memory audit of two models (:mod:`.core`), the audit grid
 (:mod:`.grid`), mitigated-vs-unmitigated comparisons (:mod:`.compare`), tidy results with their views
-(:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`)."""
+(:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`).
+
+Names load on first use, so reading results (:func:`load_results`) never imports torch. The wing itself
+is callable: ``fairlin_core.audit(base, lin, ...)`` is :func:`.core.audit`, which is how ``fl.audit(...)``
+keeps working after any ``import fairlin_core.audit.<module>`` has made the wing the package's attribute.
+"""
 
 import sys
 import types
 
-from .compare import Comparison, comparison_json, run_comparison
-from .core import DIAGNOSTICS, Audit, audit, audit_models, audit_to_json, parse_diagnostics, run_audit, write_audit_csvs
-from .evaluation import evaluate_checkpoint
-from .grid import AuditGrid, build_audit
-from .results import AuditResults, collect_from_store, load_results
+from ..lazy import lazy_exports
 
-__all__ = ["DIAGNOSTICS", "Audit", "AuditGrid", "audit", "audit_models", "AuditResults", "Comparison", "audit_to_json", "build_audit",
-           "collect_from_store", "comparison_json", "evaluate_checkpoint", "load_results", "parse_diagnostics",
-           "run_audit", "run_comparison", "write_audit_csvs"]
+_EXPORTS = {
+    **{name: f"fairlin_core.audit.core:{name}" for name in (
+        "DIAGNOSTICS", "Audit", "audit", "audit_models", "audit_to_json", "parse_diagnostics", "run_audit",
+        "write_audit_csvs")},
+    **{name: f"fairlin_core.audit.compare:{name}" for name in ("Comparison", "comparison_json", "run_comparison")},
+    "evaluate_checkpoint": "fairlin_core.audit.evaluation:evaluate_checkpoint",
+    "AuditGrid": "fairlin_core.audit.grid:AuditGrid",
+    "build_audit": "fairlin_core.audit.grid:build_audit",
+    **{name: f"fairlin_core.audit.results:{name}" for name in (
+        "SHIPPED_AUDIT", "AuditResults", "collect_from_store", "load_results")},
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__all__ = sorted(_EXPORTS)
 
 
 class _CallableWing(types.ModuleType):
-    """``fairlin_core.audit(base, lin, ...)`` is :func:`.core.audit`: importing this wing makes it the
-    package's ``audit`` attribute, so the wing itself answers the notebook API's ``fl.audit(...)``."""
-
-    def __call__(self, *args, **kwargs) -> Audit:
+    def __call__(self, *args, **kwargs):
+        from .core import audit
         return audit(*args, **kwargs)
 
 

@@ -251,6 +251,4 @@ def merge_chunks(grid: AuditGrid, out: Path) -> AuditResults:
                                     meta=meta)
 
 
-SHIPPED_AUDIT = Path(os.environ.get("FAIRLIN_AUDIT_RESULTS")
-                     or Path(__file__).resolve().parents[2] / "results" / "default_audit")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "digits_resnet18.safetensors"

@@ -47,8 +47,6 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError
-from ..linearize.api import METHODS
-from ..metrics.fairness import seed_summary
 from ..runtime import json_ready
 
 TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
@@ -70,6 +68,10 @@ CELL_KEYS = ["budget", "budget_fraction", "group"]
 DIAGNOSTIC_VALUES = ["loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean", "input_margin_mean", "bound",
                      "excess_loss"]
 PARQUET_COMPRESSION = "zstd"
+
+# The shipped default audit (what the dashboard's audit pages open on); $FAIRLIN_AUDIT_RESULTS overrides it.
+SHIPPED_AUDIT = Path(os.environ.get("FAIRLIN_AUDIT_RESULTS")
+                     or Path(__file__).resolve().parents[2] / "results" / "default_audit")
 
 
 class LazyTable:
@@ -174,6 +176,7 @@ class AuditResults:
     @_view
     def methods(self) -> list[str]:
         """The methods present, in the engine's order (snl, deepreduce, random)."""
+        from ..linearize import METHODS  # the engine's order; imported here so reading results needs no torch
         present = set(self.runs["method"])
         return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
 
@@ -207,6 +210,7 @@ class AuditResults:
         Columns: budget, budget_fraction, group, n (test examples), train_n, relu_count (mean), n_seeds,
         drop_mean, drop_ci_low, drop_ci_high, accuracy_mean, accuracy_ci_low, accuracy_ci_high, base_accuracy.
         """
+        from ..metrics.fairness import seed_summary  # imports torch: only when a view needs it
         rows = self.group_runs(split)
         rows = rows[(rows["method"] == method) & (rows["mitigation"] == mitigation)]
         keys = CELL_KEYS

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
                           run_audit, write_audit_csvs)
-from ..audit.grid import DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, SHIPPED_AUDIT, AuditGrid, build_audit
+from ..audit.grid import DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
+from ..audit.results import SHIPPED_AUDIT
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
