@@ -23,9 +23,9 @@ _EXPORTS: dict[str, str] = {
     # models in memory: checkpoints, linearization, audits
     "load_checkpoint": "fairlin_core.checkpoints:load_checkpoint",
     "Checkpoint": "fairlin_core.checkpoints:Checkpoint",
-    "linearize": "fairlin_core.api:linearize",
-    "audit": "fairlin_core.audit:",  # the wing itself, callable as fl.audit(...) (see audit/__init__.py)
-    "compare": "fairlin_core.api:compare",
+    "linearize": "fairlin_core.linearize:",  # the wing itself, callable (fairlin_core/lazy.py)
+    "audit": "fairlin_core.audit:",  # the wing itself, callable
+    "compare": "fairlin_core.audit.compare:compare",
     "Audit": "fairlin_core.audit.core:Audit",
     "Comparison": "fairlin_core.audit.compare:Comparison",
     "load_results": "fairlin_core.audit.results:load_results",

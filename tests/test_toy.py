@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fairlin_core import toy
+from fairlin_core.toy import worker
 from fairlin_core.errors import FairLinError
 from fairlin_core.models import build_model, relu_count, set_masks
 from fairlin_core.runtime import Cancelled, Progress
@@ -139,9 +140,9 @@ def test_bad_config_says_what_was_expected(changes, message):
 
 def test_toy_job_trains_in_a_prewarmed_child_process_and_can_be_stopped():
     toy.prewarm()
-    spare = toy._spare
+    spare = worker._spare
     job = ToyJob(ToyConfig(n=200, steps=60), [0], preview_every=30).start()
-    assert job._process is spare and toy._spare is None
+    assert job._process is spare and worker._spare is None
     job.join(120)
     state = job.snapshot()
     assert not state["running"] and state["error"] is None and state["cancelled"] is False
@@ -172,12 +173,12 @@ def _assert_same_result(got, expected, exact=True):
 
 
 def test_result_messages_rebuild_the_result_exactly(small_run):
-    message = json.loads(json.dumps(toy._encode_result(small_run)))
-    _assert_same_result(toy._decode_result(message), small_run)
-    assert toy._decode_result(message).geometry.equals(small_run.geometry)
+    message = json.loads(json.dumps(worker._encode_result(small_run)))
+    _assert_same_result(worker._decode_result(message), small_run)
+    assert worker._decode_result(message).geometry.equals(small_run.geometry)
     message["digests"]["1"] = "0" * 64
     with pytest.raises(FairLinError, match="seed 1"):
-        toy._decode_result(message)
+        worker._decode_result(message)
 
 
 def test_frames_are_json_and_previews_keep_their_dtypes():
@@ -185,18 +186,18 @@ def test_frames_are_json_and_previews_keep_their_dtypes():
     update = Progress(0.5, "train", "step 5/10", {"seed": 0, "model": "relu", "step": 5, "loss": 0.25,
                                                        "boundary": grid})
     stream = io.BytesIO()
-    toy._write_frame(stream, ["progress", toy._encode_progress(update)])
+    worker._write_frame(stream, ["progress", worker._encode_progress(update)])
     data = stream.getvalue()
     assert int.from_bytes(data[:4], "big") == len(data) - 4 and json.loads(data[4:])[0] == "progress"
-    kind, payload = toy._read_frame(io.BytesIO(data))
-    back = toy._decode_progress(payload)
+    kind, payload = worker._read_frame(io.BytesIO(data))
+    back = worker._decode_progress(payload)
     assert (back.fraction, back.stage, back.message) == (0.5, "train", "step 5/10")
     assert {k: v for k, v in back.metrics.items() if k != "boundary"} == {"seed": 0, "model": "relu", "step": 5,
                                                                            "loss": 0.25}
     for name in ("xs", "ys", "proba", "predicted"):
         sent, received = getattr(grid, name), getattr(back.metrics["boundary"], name)
         assert received.dtype == sent.dtype and np.array_equal(received, sent)
-    assert toy._read_frame(io.BytesIO(data[:-1])) is None and toy._read_frame(io.BytesIO(b"")) is None
+    assert worker._read_frame(io.BytesIO(data[:-1])) is None and worker._read_frame(io.BytesIO(b"")) is None
 
 
 def test_toy_job_result_equals_an_in_process_run():

@@ -7,10 +7,7 @@ is callable: ``fairlin_core.audit(base, lin, ...)`` is :func:`.core.audit`, whic
 keeps working after any ``import fairlin_core.audit.<module>`` has made the wing the package's attribute.
 """
 
-import sys
-import types
-
-from ..lazy import lazy_exports
+from ..lazy import callable_wing, lazy_exports
 
 _EXPORTS = {
     **{name: f"fairlin_core.audit.core:{name}" for name in (
@@ -18,6 +15,7 @@ _EXPORTS = {
         "write_audit_csvs")},
     **{name: f"fairlin_core.audit.compare:{name}" for name in ("Comparison", "comparison_json", "run_comparison")},
     "evaluate_checkpoint": "fairlin_core.audit.evaluation:evaluate_checkpoint",
+    "compare": "fairlin_core.audit.compare:compare",
     "AuditGrid": "fairlin_core.audit.grid:AuditGrid",
     "build_audit": "fairlin_core.audit.grid:build_audit",
     **{name: f"fairlin_core.audit.results:{name}" for name in (
@@ -25,12 +23,4 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)
-
-
-class _CallableWing(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        from .core import audit
-        return audit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableWing
+callable_wing(__name__, "fairlin_core.audit.core:audit")

@@ -8,15 +8,16 @@ and Student-t 95% interval); ``summary`` gives overall and worst-group accuracy 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from ..checkpoints import Checkpoint
 from ..data import DatasetBundle
 from ..errors import FairLinError
-from ..finetune import BatchObjective, FinetuneConfig
+from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import LinearizeOptions, finish, prepare_students
 from ..metrics.fairness import seed_summary
 from ..runtime import CancelFlag, Progress, ProgressFn
@@ -102,3 +103,22 @@ def comparison_json(comparison: Comparison, split: str = "test") -> dict[str, An
                      "overall_accuracy": float(r.overall_accuracy), "worst_group_accuracy": float(r.worst_group_accuracy),
                      "parity_gap": float(r.parity_gap)} for r in summary.itertuples()],
     }
+
+
+def compare(base: Checkpoint, method: str, budgets: Sequence[Any], *, seeds: Sequence[int] = (0, 1, 2),
+            data: DatasetBundle | None = None, mitigation: MitigationConfig | dict[str, Any] | None = None,
+            finetune_epochs: int | None = None, snl_epochs: int | None = None,
+            options: LinearizeOptions | None = None, splits: Sequence[str] = ("test",), device=None,
+            progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Comparison:
+    """Mitigated vs unmitigated finetunes on the same masks for every budget and seed, in memory (``fl.compare``,
+    the notebook's ``fairlin compare``); mitigation: the mitigated variant's settings (default ``MitigationConfig()``).
+
+    Returns a :class:`Comparison`: ``runs`` (one row per seed x budget x variant x group), ``rows`` (mean
+    and 95% interval across seeds) and ``summary``.
+    """
+    bundle = base.resolve_data(data)
+    config = MitigationConfig.coerce(mitigation) or MitigationConfig()
+    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle.group_names, config), None)}
+    return run_comparison(base.model, base.spec, bundle, method, list(budgets), list(seeds), variants,
+                          options=(options or LinearizeOptions()).with_epochs(snl_epochs, finetune_epochs),
+                          splits=tuple(splits), device=device, progress=progress, cancel=cancel)

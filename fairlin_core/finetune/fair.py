@@ -45,6 +45,19 @@ class MitigationConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def coerce(cls, value: "MitigationConfig | dict[str, Any] | None") -> "MitigationConfig | None":
+        """None (no mitigation), a config, or its fields as a dict (e.g. ``{"mu": 0.01}``), validated."""
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            value = cls(**value)
+        if not isinstance(value, cls):
+            raise FairLinError(f"mitigation must be None, a MitigationConfig or a dict such as {{'mu': 0.01}}, "
+                               f"got {type(value).__name__}")
+        value.validate()
+        return value
+
 
 class LagrangianFairObjective:
     """Batch objective of Algorithm 1 with per-group multipliers ``lambdas`` (shape (num_groups,)).

@@ -35,6 +35,7 @@ from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec
+from .paths import user_checkpoint_dir
 
 HASH_FORMAT = 1
 LINEARIZE = "linearize"
@@ -222,7 +223,6 @@ class TrainBaseConfig:
             raise FairLinError(f"checkpoint name {name!r} is not allowed; expected letters, digits, '_', '-' or '.' "
                                f"(at most 100 characters, not starting with '.', '_' or '-')")
         if self.out_dir is None:
-            from .store import user_checkpoint_dir
             out_dir = user_checkpoint_dir()
         else:
             out_dir = Path(_text(self.out_dir, "out_dir")).expanduser().absolute()

@@ -45,14 +45,12 @@ import pandas as pd
 from ..errors import FairLinError
 from ..runtime import comma_list, pid_alive
 from .config import TRAIN_BASE, option_defaults
+from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
 
-STORE_ENV = "FAIRLIN_STORE"
-DEFAULT_STORE = "fairlin_runs"
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted", "damaged")
 ACTIVE = ("queued", "running")
 MANIFEST = "manifest.json"
 ID_LENGTH = 16
-USER_CHECKPOINTS = "user_checkpoints"
 LIST_COLUMNS = ("id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
                 "worst_group_accuracy")
 
@@ -81,17 +79,6 @@ CREATE TABLE IF NOT EXISTS defaults (
 CREATE INDEX IF NOT EXISTS runs_status_created ON runs (status, created);
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created, id);
 """
-
-
-def resolve_store_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root`` if given, else ``$FAIRLIN_STORE`` if set and non-empty, else ``./fairlin_runs`` (absolute)."""
-    chosen = root if root is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE
-    return Path(chosen).expanduser().absolute()
-
-
-def user_checkpoint_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """Where uploaded and trained base checkpoints go: <run store>/user_checkpoints."""
-    return resolve_store_root(root) / USER_CHECKPOINTS
 
 
 def now() -> str:

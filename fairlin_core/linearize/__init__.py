@@ -1,7 +1,14 @@
-"""Linearizers: turn a base model into a ReLU-reduced model under a ReLU budget."""
+"""Linearizers: turn a base model into a ReLU-reduced model under a ReLU budget.
+
+The wing is callable: ``fairlin_core.linearize(checkpoint, method, budget, ...)`` is
+:func:`.checkpoint.linearize_checkpoint` (the notebook's ``fl.linearize``).
+"""
+
+from ..lazy import callable_wing
 
 from .api import (METHODS, LinearizationResult, LinearizeOptions, Prepared, Student, finish, linearize,
                   linearize_sweep, prepare_students, resolve_budget)
+from .checkpoint import linearize_checkpoint
 from .base import LINEARIZERS, Linearizer, Placement, get_linearizer, register_linearizer
 from .deepreduce import DeepReduceConfig, apply_deepreduce, configuration_counts, nearest_configuration
 from .random_masks import apply_random_masks
@@ -11,4 +18,6 @@ __all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "St
            "linearize_sweep", "prepare_students", "resolve_budget",
            "LINEARIZERS", "Linearizer", "Placement", "get_linearizer", "register_linearizer",
            "DeepReduceConfig", "apply_deepreduce", "configuration_counts", "nearest_configuration",
-           "apply_random_masks", "SNLConfig", "binarize_masks", "snl_trajectory"]
+           "apply_random_masks", "SNLConfig", "binarize_masks", "snl_trajectory", "linearize_checkpoint"]
+
+callable_wing(__name__, "fairlin_core.linearize.checkpoint:linearize_checkpoint")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -25,31 +25,15 @@ from ..finetune import BatchObjective, FinetuneConfig, finetune
 from ..models import ModelSpec, get_masks, relu_count, total_sites
 from ..runtime import CancelFlag, ProgressFn, default_device, scaled_progress
 from .base import LINEARIZERS, get_linearizer
+from .options import LinearizeOptions
+
 # importing a method's module registers its linearizer: this order is the order of METHODS
-from .snl import SNLConfig
-from .deepreduce import DeepReduceConfig
-from . import random_masks  # noqa: F401  (registers "random")
+from . import snl  # noqa: E402, F401, I001  (registers "snl")
+from . import deepreduce  # noqa: E402, F401  (registers "deepreduce")
+from . import random_masks  # noqa: E402, F401  (registers "random")
 
 METHODS = tuple(LINEARIZERS)  # the built-in methods, by name
 REPORT_SPLITS = ("test", "balanced")
-
-
-@dataclass(frozen=True)
-class LinearizeOptions:
-    """snl: SNL schedule; finetune: the finetune after every method; exact: SNL keeps exactly the budget
-    (top-k masks) instead of the reference threshold rule; deepreduce: an explicit configuration
-    (None = the nearest to the budget); stem_strides: stem strides DeepReDuce may pick from."""
-
-    snl: SNLConfig = field(default_factory=SNLConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    exact: bool = True
-    deepreduce: DeepReduceConfig | None = None
-    stem_strides: tuple[int, ...] = (1, 2)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["deepreduce"] = self.deepreduce.to_dict() if self.deepreduce else None
-        return data
 
 
 @dataclass

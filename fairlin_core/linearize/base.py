@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 import torch
@@ -23,9 +23,8 @@ from ..data import DatasetBundle
 from ..errors import FairLinError
 from ..models import ModelSpec
 from ..runtime import CancelFlag, ProgressFn
+from .options import LinearizeOptions
 
-if TYPE_CHECKING:
-    from .api import LinearizeOptions
 
 
 @dataclass

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -23,31 +21,11 @@ from ..errors import FairLinError
 from ..models import ModelSpec, activation_sites, build_model, resolve_spec
 from ..models.resnet import ResNet
 from ..runtime import CancelFlag, ProgressFn
+from .options import DeepReduceConfig, LinearizeOptions
 from .base import Linearizer, Placement, register_linearizer
 
-if TYPE_CHECKING:
-    from .api import LinearizeOptions
 
 RESNETS = ("resnet18", "resnet34")
-
-
-@dataclass(frozen=True)
-class DeepReduceConfig:
-    """cull: 1-based stages whose ReLUs are all removed; thin: drop post-add ReLUs of kept stages;
-    stem_stride: 1, or 2 for DeepReDuce's rho = 0.5 variant."""
-
-    cull: tuple[int, ...] = ()
-    thin: bool = False
-    stem_stride: int = 1
-
-    def describe(self) -> str:
-        text = "stages " + ",".join(map(str, self.cull)) + " culled" if self.cull else "no stage culled"
-        text += " + thinned" if self.thin else ""
-        return text + (" + stride-2 stem" if self.stem_stride == 2 else "")
-
-    def to_dict(self) -> dict:
-        return {"cull": list(self.cull), "thin": self.thin, "stem_stride": self.stem_stride,
-                "description": self.describe()}
 
 
 def _check_resnet(model: nn.Module) -> None:

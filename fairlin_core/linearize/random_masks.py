@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -13,10 +12,9 @@ from torch import nn
 from ..data import DatasetBundle
 from ..models import ModelSpec, activation_sites
 from ..runtime import CancelFlag, ProgressFn
+from .options import LinearizeOptions
 from .base import Linearizer, Placement, register_linearizer
 
-if TYPE_CHECKING:
-    from .api import LinearizeOptions
 
 
 def apply_random_masks(model: nn.Module, budget: int, generator: torch.Generator) -> None:

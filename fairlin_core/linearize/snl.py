@@ -22,55 +22,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
 from ..data import DatasetBundle
-from ..errors import FairLinError
 from ..finetune import distillation_loss_per_sample, teacher_logits
 from ..models import RELU_THRESHOLD, ModelSpec, activation_sites, relu_count
 from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
+from .options import LinearizeOptions, SNLConfig
 from .base import Linearizer, Placement, register_linearizer
 
-if TYPE_CHECKING:
-    from .api import LinearizeOptions
-
-
-@dataclass(frozen=True)
-class SNLConfig:
-    """epochs: at most this many SNL epochs; lr (weights) and mask_lr (masks) for Adam; lam and its
-    growth; temperature of KD; batch_size; threshold that counts a ReLU as on."""
-
-    epochs: int = 100
-    lr: float = 1e-3
-    mask_lr: float = 2e-2
-    lam: float = 3e-3
-    lam_growth: float = 1.1
-    lam_patience_epochs: int = 5
-    lam_min_progress: float = 0.1
-    temperature: float = 4.0
-    batch_size: int = 64
-    threshold: float = RELU_THRESHOLD
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise FairLinError(f"SNL epochs must be >= 1, got {self.epochs}")
-        for name in ("lr", "mask_lr", "lam", "temperature"):
-            if not getattr(self, name) > 0:
-                raise FairLinError(f"SNL {name} must be > 0, got {getattr(self, name)}")
-        if self.lam_growth < 1:
-            raise FairLinError(f"SNL lam_growth must be >= 1, got {self.lam_growth}")
-        if not 0 <= self.lam_min_progress < 1:
-            raise FairLinError(f"SNL lam_min_progress must be in [0, 1), got {self.lam_min_progress}")
-        if self.batch_size < 2:
-            raise FairLinError(f"SNL batch_size must be >= 2, got {self.batch_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
