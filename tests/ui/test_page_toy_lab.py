@@ -1,13 +1,13 @@
 """Toy lab page through Streamlit's AppTest (real script runs, real background training)."""
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from fairlin_core import toy
+from conftest import REPO
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "toy_lab.py")
+PAGE = str(REPO / "pages" / "toy_lab.py")
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ import pytest
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig
+from conftest import TOY
 
-TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
-DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")
 
 
 def config(**changes):

@@ -13,13 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 from ui import checkpoint_views, jobs_view, linearize_form
 from fairlin_core.checkpoints import upload
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobManager, get_manager, user_checkpoint_dir
+from conftest import APP, DIGITS, TOY
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-DIGITS = SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors"
-TOY = SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors"
 
 
 @pytest.fixture
@@ -139,8 +136,8 @@ def test_job_configs_with_another_group_attribute_override_the_dataset():
 
 
 def _toy_files(tmp_path):
-    weights = TOY.read_bytes()
-    sidecar = TOY.with_suffix(".json").read_bytes()
+    weights = Path(TOY).read_bytes()
+    sidecar = Path(TOY).with_suffix(".json").read_bytes()
     return weights, sidecar
 
 

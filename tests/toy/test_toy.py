@@ -225,6 +225,7 @@ def _minority_drop(result, group):
     return means[("relu", group)] - means[("linearized", group)]
 
 
+@pytest.mark.slow
 def test_linearization_costs_the_paper_minority_but_not_the_disk():
     # Fewer steps than the default 2,000 to keep the suite fast; the effect is the same kind.
     paper = run_toy(ToyConfig(shape="paper", steps=800), seeds=range(5))

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from fairlin_core.checkpoints import load_checkpoint
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, TrainBaseConfig, config_from_dict, user_checkpoint_dir
+from conftest import TOY
 
-TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ import json
 
 import pytest
 
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
+from conftest import DIGITS, TOY
 
-DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")
-TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
 QUICK = ["--snl-epochs", "2", "--finetune-epochs", "1"]
 
 

@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.cli import main
 from fairlin_core.audit.compare import comparison_json
@@ -17,9 +16,9 @@ from fairlin_core.finetune import (FinetuneConfig, LagrangianFairObjective, Miti
                                    mitigation_factory)
 from fairlin_core.finetune.reweight import GroupReweightedObjective
 from fairlin_core.linearize import LinearizeOptions, finish, prepare_students
+from conftest import DIGITS
 
 CPU = torch.device("cpu")
-DIGITS = SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +96,7 @@ def test_mitigated_finetune_changes_the_weights_at_the_same_seed(base):
     assert (lambdas.iloc[-1] > 0).all() and lambdas.iloc[-1]["lambda:9"] > lambdas.iloc[0]["lambda:9"]
 
 
+@pytest.mark.slow
 def test_mitigation_raises_the_worst_group_where_plain_finetuning_leaves_it_behind(base):
     """Digits, random masks at 2% of the ReLUs (the minority digits pay most), 8 finetune epochs, mu = 0.05:
     on the same masks the fairness-constrained finetune lifts the worst digit of the balanced split by

@@ -7,11 +7,10 @@ import time
 
 import pytest
 
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, LocalThreadExecutor, RunStore, get_manager
+from conftest import TOY
 
-TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
 
 
 def quick(budget=0.5, seed=0, method="random", **changes):

@@ -12,15 +12,13 @@ import pytest
 from fairlin_core.viz import audit_figures
 from fairlin_core.audit.grid import AuditGrid
 from fairlin_core.audit.results import SHIPPED_AUDIT
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore
 from fairlin_core.viz.report import audit_report_html
 from fairlin_core.audit.results import LAZY_TABLES, TABLES, collect_from_store, load_results
+from conftest import DIGITS, TOY
 
-DIGITS = str(SHIPPED_CHECKPOINTS / "digits_resnet18.safetensors")
-TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
 GRID = ["--checkpoint", DIGITS, "--methods", "random,deepreduce", "--budgets", "2%,1%", "--seeds", "0,1",
         "--finetune-epochs", "2", "--snl-epochs", "2", "--diagnostics", "grad,boundary", "--detail", "attr"]
 
@@ -37,6 +35,7 @@ def results(built):
     return load_results(built)
 
 
+@pytest.mark.slow  # these use the grid that the `built` fixture runs through the CLI (~1 min on 2 cores)
 def test_grid_runs_every_cell_once_and_skips_deepreduce_duplicates(results):
     runs = results.runs
     random = runs[runs["method"] == "random"]
@@ -54,6 +53,7 @@ def test_grid_runs_every_cell_once_and_skips_deepreduce_duplicates(results):
     assert results.meta["input_shape"] == [1, 8, 8]
 
 
+@pytest.mark.slow
 def test_groups_table_is_consistent_with_the_base_model_and_relative_drop(results):
     groups = results.groups
     assert set(groups["split"]) == {"test", "balanced"}
@@ -70,6 +70,7 @@ def test_groups_table_is_consistent_with_the_base_model_and_relative_drop(result
     assert sizes["0"] > 3 * sizes["9"]
 
 
+@pytest.mark.slow
 def test_diagnostics_only_on_the_diagnostic_seed_and_detail_only_unmitigated(results):
     with_diag = set(results.diagnostics["run_id"])
     seeds = results.runs.set_index("run_id").loc[sorted(with_diag), "seed"]
@@ -86,6 +87,7 @@ def test_diagnostics_only_on_the_diagnostic_seed_and_detail_only_unmitigated(res
     assert results.runs["param_distance"].notna().sum() == len(with_diag)
 
 
+@pytest.mark.slow
 def test_rebuilding_resumes_from_the_chunks_without_recomputing(built, results):
     before = {p: p.stat().st_mtime_ns for p in (built / "chunks").rglob("*.csv")}
     assert main(["default-audit", *GRID, "--out", str(built)]) == 0
@@ -93,6 +95,7 @@ def test_rebuilding_resumes_from_the_chunks_without_recomputing(built, results):
     pd.testing.assert_frame_equal(load_results(built).groups, results.groups)
 
 
+@pytest.mark.slow
 def test_a_different_grid_in_the_same_folder_is_refused(built, capsys):
     assert main(["default-audit", *GRID[:-4], "--finetune-epochs", "3", "--out", str(built)]) == 2
     assert "different audit grid" in capsys.readouterr().err
@@ -105,11 +108,13 @@ def test_cli_rejects_bad_seeds_and_methods(tmp_path, capsys):
         AuditGrid(checkpoint=DIGITS, methods=("magic",)).validate()
 
 
+@pytest.mark.slow
 def test_damaged_results_folder_is_a_clear_error(tmp_path, built):
     with pytest.raises(FairLinError, match="not an audit results folder: runs.parquet, groups.parquet"):
         load_results(tmp_path)
 
 
+@pytest.mark.slow
 def test_views_aggregate_across_seeds(results):
     drop = results.group_drop("test", "random", "off")
     assert set(drop["budget"]) == {"2%", "1%"} and list(drop["group"].unique()) == [str(d) for d in range(10)]
@@ -144,6 +149,7 @@ def test_views_aggregate_across_seeds(results):
     assert results.missing_runs().empty  # the skipped deepreduce budget is not "missing"
 
 
+@pytest.mark.slow
 def test_missing_runs_lists_the_holes_of_the_grid(results):
     runs = results.runs[~((results.runs["method"] == "random") & (results.runs["seed"] == 1)
                           & (results.runs["budget"] == "1%"))]
@@ -153,6 +159,7 @@ def test_missing_runs_lists_the_holes_of_the_grid(results):
                                           for m in ("off", "on")]
 
 
+@pytest.mark.slow
 def test_diagnostic_views_put_the_base_model_at_100_percent(results):
     diag = results.diagnostics_by_budget("random", "off")
     assert list(dict.fromkeys(diag["budget"])) == ["base", "2%", "1%"]
@@ -167,6 +174,7 @@ def test_diagnostic_views_put_the_base_model_at_100_percent(results):
     assert results.diagnostic_run("random", "1%", "off", "density") is None
 
 
+@pytest.mark.slow
 def test_figures_use_one_colour_per_group_everywhere(results):
     names = results.group_names
     colors = audit_figures.group_colors(names)
@@ -188,6 +196,7 @@ def test_figures_use_one_colour_per_group_everywhere(results):
     assert [t.z.shape for t in attribution.data] == [(8, 8)] * 4
 
 
+@pytest.mark.slow
 def test_html_report_is_standalone_with_figures_tables_and_configs(results):
     page = audit_report_html(results, split="test", method="random")
     assert page.startswith("<!DOCTYPE html>") and page.count("Plotly.newPlot") >= 4

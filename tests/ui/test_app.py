@@ -1,11 +1,10 @@
 """Dashboard home page through Streamlit's AppTest (real script run, real engine calls)."""
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from conftest import APP
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ import sys
 
 import pytest
 
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore, resolve_store_root
 from fairlin_core.jobs.store import LIST_COLUMNS, process_owner
+from conftest import TOY
 
-TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
 
 
 def quick(budget):

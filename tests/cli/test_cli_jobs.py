@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.cli import main
 from fairlin_core.jobs import JobManager, RunStore
 from fairlin_core.jobs.store import LIST_COLUMNS
+from conftest import REPO, TOY
 
-TOY = str(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def run_cli(capsys, *argv):

@@ -1,0 +1,26 @@
+"""Shared test constants and fixtures. The layout mirrors the package (tests/<wing>/test_*.py); tests
+import the constants with ``from conftest import DIGITS, TOY, ...``. Markers (pyproject.toml): ``slow``
+(more than ~20 s on 2 cores) and ``browser`` (Playwright + Debian chromium)."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+DIGITS = str(REPO / "checkpoints" / "digits_resnet18.safetensors")  # the shipped digits ResNet18 (width 16)
+TOY = str(REPO / "checkpoints" / "toy2d_mlp.safetensors")  # the shipped toy2d MLP (2 x 16)
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint():
+    """The shipped digits base checkpoint, loaded once (treat as read-only)."""
+    from fairlin_core.checkpoints import load_checkpoint
+    return load_checkpoint(DIGITS)
+
+
+@pytest.fixture(scope="session")
+def toy_checkpoint():
+    """The shipped toy2d base checkpoint, loaded once (treat as read-only)."""
+    from fairlin_core.checkpoints import load_checkpoint
+    return load_checkpoint(TOY)
