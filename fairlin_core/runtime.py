@@ -3,6 +3,7 @@ strict-JSON values, comma-separated lists and process liveness."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -97,6 +98,11 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def json_records(table: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows as strict-JSON dicts (NaN -> None, numpy scalars -> Python, floats to 15 digits)."""
+    return json.loads(table.to_json(orient="records", double_precision=15))
 
 
 def comma_list(text: str) -> list[str]:

@@ -20,7 +20,7 @@ from ..errors import FairLinError
 from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import LinearizeOptions, finish, prepare_students
 from ..metrics.fairness import seed_summary
-from ..runtime import CancelFlag, Progress, ProgressFn
+from ..runtime import CancelFlag, Progress, ProgressFn, json_ready
 
 Variant = tuple[Callable[[], BatchObjective] | None, FinetuneConfig | None]
 
@@ -90,15 +90,12 @@ def comparison_json(comparison: Comparison, split: str = "test") -> dict[str, An
     """The CLI's shape: rows (budget, group, mitigated, accuracy_mean/ci, relative_drop_mean) and summary."""
     rows = comparison.rows[comparison.rows["split"] == split]
     summary = comparison.summary[comparison.summary["split"] == split]
-
-    def clean(value):
-        return None if isinstance(value, float) and value != value else value
     return {
         "split": split,
         "rows": [{"budget": r.budget, "group": r.group, "mitigated": r.variant == "mitigated",
-                  "accuracy_mean": clean(float(r.accuracy_mean)), "accuracy_ci_low": clean(float(r.accuracy_ci_low)),
-                  "accuracy_ci_high": clean(float(r.accuracy_ci_high)), "n_seeds": int(r.n_seeds),
-                  "relative_drop_mean": clean(float(r.relative_drop_mean))} for r in rows.itertuples()],
+                  "accuracy_mean": json_ready(float(r.accuracy_mean)), "accuracy_ci_low": json_ready(float(r.accuracy_ci_low)),
+                  "accuracy_ci_high": json_ready(float(r.accuracy_ci_high)), "n_seeds": int(r.n_seeds),
+                  "relative_drop_mean": json_ready(float(r.relative_drop_mean))} for r in rows.itertuples()],
         "summary": [{"budget": r.budget, "mitigated": r.variant == "mitigated",
                      "overall_accuracy": float(r.overall_accuracy), "worst_group_accuracy": float(r.worst_group_accuracy),
                      "parity_gap": float(r.parity_gap)} for r in summary.itertuples()],

@@ -19,7 +19,6 @@ gap, param_distance) and ``param_distance`` (||theta_lin - theta_base|| over the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from ..metrics.fairness import bootstrap_accuracy_drop, parity_gap, worst_group_
 from ..metrics.gradients import group_gradient_norms, per_sample_gradient_norms, weight_parameters
 from ..metrics.hessian import group_hessian_density, group_hessian_eigenvalues
 from ..models import relu_count
-from ..runtime import CancelFlag, ProgressFn, check_cancel, comma_list, report, scaled_progress
+from ..runtime import CancelFlag, ProgressFn, check_cancel, comma_list, json_records, report, scaled_progress
 
 DIAGNOSTICS = ("accuracy", "grad", "hessian", "boundary", "bound", "attr", "density")
 JSON_TABLES = ("accuracy", "grad_norms", "hessian", "boundary", "bound", "attr", "density")
@@ -203,16 +202,11 @@ def audit_models(base: Checkpoint, linearized: Checkpoint, bundle: DatasetBundle
     return result
 
 
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts (NaN -> None, numpy scalars -> Python)."""
-    return json.loads(table.to_json(orient="records", double_precision=15))
-
-
 def audit_to_json(result: dict[str, Any]) -> dict[str, Any]:
     """The CLI's ``--json`` contract: ``{"accuracy": [rows], "grad_norms": [rows], "hessian": [rows],
     "boundary": [rows], "bound": [rows], "param_distance": float}`` with only the requested tables
     (``attr`` and ``density`` rows too when requested); every row has a ``group`` field."""
-    out: dict[str, Any] = {name: _records(result[name]) for name in JSON_TABLES if name in result}
+    out: dict[str, Any] = {name: json_records(result[name]) for name in JSON_TABLES if name in result}
     out["param_distance"] = float(result["param_distance"])
     return out
 

@@ -17,11 +17,10 @@ import json
 from collections import Counter
 from typing import Any
 
-import pandas as pd
 
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
-from ..runtime import Progress, comma_list
+from ..runtime import Progress, comma_list, json_records
 from .progress import TqdmProgress
 from ..jobs.config import JobConfig
 from ..jobs.manager import JobManager
@@ -117,11 +116,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                            f"{first['status']}: {first['error']}); see `runs show ID` in store {store.root}")
 
 
-def _table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts (NaN -> None)."""
-    return json.loads(table.to_json(orient="records", double_precision=15))
-
-
 def cmd_runs(args: argparse.Namespace) -> None:
     """List the store's runs, or show one with its tables."""
     store = RunStore(args.store)
@@ -132,7 +126,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
         if args.json:
             _print_json({**run.record(), "started": run.started, "error": run.error, "traceback": run.traceback,
                          "path": str(run.path), "summary": run.summary,
-                         "tables": {name: _table_rows(table) for name, table in run.tables.items()}})
+                         "tables": {name: json_records(table) for name, table in run.tables.items()}})
             return
         if run.config.get("kind") == "train-base":
             print(f"{run.id} {run.status} (train-base {run.config['model']} on {run.config['dataset']['name']}, "

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
 from ..data.toy2d import SHAPES
 from ..errors import FairLinError
+from ..runtime import json_ready
 from .progress import TqdmProgress
 from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy
-
-
-def _fraction(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
 
 
 def toy_json(result: ToyResult) -> dict[str, Any]:
@@ -29,10 +25,10 @@ def toy_json(result: ToyResult) -> dict[str, Any]:
     runs = []
     for seed in result.seeds:
         rows = test[test["seed"] == seed]
-        runs.append({"seed": seed, **{kind: {r.group: _fraction(r.accuracy) for r in rows[rows["model"] == kind]
+        runs.append({"seed": seed, **{kind: {r.group: json_ready(r.accuracy) for r in rows[rows["model"] == kind]
                                              .itertuples()} for kind in MODEL_KINDS}})
     summary = result.summary("test")
-    mean = {kind: {r.group: _fraction(r.mean) for r in summary[summary["model"] == kind].itertuples()}
+    mean = {kind: {r.group: json_ready(r.mean) for r in summary[summary["model"] == kind].itertuples()}
             for kind in MODEL_KINDS}
     return {"runs": runs, "mean": mean}
 
