@@ -11,12 +11,15 @@ from fairlin_core.data.toy2d import DEFAULT_NOISE, LABEL_NOISE_SHAPES, RATIO_SHA
 from fairlin_core.errors import FairLinError
 from fairlin_core.toy import (MODEL_KINDS, ToyConfig, ToyJob, ToyResult, load_toy, one_dimensional_example,
                               points_table, prewarm)
-from fairlin_core.viz.toy_figures import accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure
+from fairlin_core.viz.toy_figures import (accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure,
+                                         share_sweep_figure)
 from ui.shell import require_shell
 
 require_shell()
 
 JOB_KEY = "toy_job"
+SWEEP_KEY = "toy_sweep_job"
+SWEEP_SHARES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 POLL_SECONDS = 1.0
 SHAPE_NOTES = {"paper": "crescent minority (the paper's Figure 2)", "disk": "disk minority (counter-example)",
                "moons": "two moons", "circles": "concentric circles", "xor": "xor quadrants", "spiral": "two spirals"}
@@ -58,16 +61,27 @@ def controls() -> tuple[ToyConfig, range]:
     return config, range(int(first), int(first) + count)
 
 
-def start_job(config: ToyConfig, seeds: range) -> None:
-    old = st.session_state.get(JOB_KEY)
+def start_job(key: str, config: ToyConfig, seeds: range, shares: list[float] | None = None) -> None:
+    old = st.session_state.get(key)
     if old is not None:
         old.cancel()
     try:
-        job = ToyJob(config, seeds, preview_every=max(1, config.steps // 10))
+        job = ToyJob(config, seeds, preview_every=max(1, config.steps // 10), shares=shares)
     except FairLinError as error:
         st.error(str(error))
         return
-    st.session_state[JOB_KEY] = job.start()
+    st.session_state[key] = job.start()
+
+
+def stale_note(job: ToyJob, config: ToyConfig, seeds: range, ignore: tuple[str, ...] = ()) -> None:
+    """A warning when the controls no longer match the settings the shown results were trained with."""
+    changed = [name for name, value in vars(config).items()
+               if name not in ignore and getattr(job.config, name) != value]
+    if list(seeds) != job.seeds:
+        changed.append("seeds")
+    if changed:
+        st.warning(f"Out of date: these results were trained before you changed {', '.join(changed)}. "
+                   f"Press the button above to retrain with the current settings.", icon="⚠️")
 
 
 def preview_boundaries(job: ToyJob, previews: dict) -> None:
@@ -132,14 +146,52 @@ def results_panel(result: ToyResult) -> None:
                f"on this machine.")
 
 
-def outcome_panel(job: ToyJob) -> None:
+def outcome_panel(job: ToyJob, show) -> None:
     state = job.snapshot()
     if state["error"]:
         st.error(state["error"])
     elif state["cancelled"]:
-        st.warning("Training stopped; press Train to start again.")
+        st.warning("Training stopped; press the button above to start again.")
     elif state["result"] is not None:
-        results_panel(state["result"])
+        show(state["result"])
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def sweep_progress(job: ToyJob) -> None:
+    state = job.snapshot()
+    if not state["running"]:
+        st.rerun()
+    st.progress(state["fraction"], text=state["message"])
+    if st.button("Stop", key="toy_sweep_stop"):
+        job.cancel()
+
+
+def sweep_panel(sweep) -> None:
+    summary = sweep.summary("test")
+    st.plotly_chart(share_sweep_figure(summary, f"Test accuracy as more ReLUs are linearized ({sweep.config.shape}, "
+                                                f"mean ± sd over {len(sweep.seeds)} seed(s))"),
+                    width="stretch", key="toy_sweep_figure")
+    wide = summary.pivot(index="share", columns="group", values="mean")[["minority", "majority", "overall"]]
+    st.dataframe((100 * wide).rename(index=lambda s: f"{s:.0%}").round(1), width="stretch",
+                 column_config={name: st.column_config.NumberColumn(f"{name} (%)", format="%.1f")
+                                for name in wide.columns})
+
+
+def sweep_tab(config: ToyConfig, seeds: range) -> None:
+    st.markdown("Train the same experiment at a series of linearized shares (the ReLU model is share 0) and see "
+                "whose accuracy falls first. Uses the settings of the *Decision boundaries* tab (its share "
+                "slider aside); each share trains one model per seed.")
+    shares = st.multiselect("Shares of hidden units linearized", SWEEP_SHARES, default=SWEEP_SHARES,
+                            format_func=lambda s: f"{s:.0%}", key="toy_sweep_shares")
+    if st.button(f"Sweep {len(shares)} shares x {len(seeds)} seed(s)", type="primary", key="toy_sweep_run",
+                 disabled=not shares):
+        start_job(SWEEP_KEY, config, seeds, shares)
+    job = st.session_state.get(SWEEP_KEY)
+    if job is not None and job.running:
+        sweep_progress(job)
+    elif job is not None:
+        stale_note(job, config, seeds, ignore=("linearized",))
+        outcome_panel(job, sweep_panel)
 
 
 def pieces_panel() -> None:
@@ -164,12 +216,13 @@ st.title("Toy lab: who pays when ReLUs go?")
 st.markdown("A small ReLU network separates a majority (blue) from a minority (red). Linearize a share of its "
             "ReLUs and the boundary loses bends; the points it gives up are mostly the minority's. Runs several "
             "seeds, because single runs vary a lot.")
-boundaries_tab, pieces_tab = st.tabs(["Decision boundaries", "Why fewer pieces (Appendix B.1)"])
+boundaries_tab, sweep_tab_, pieces_tab = st.tabs(["Decision boundaries", "Sweep the share",
+                                                   "Why fewer pieces (Appendix B.1)"])
 with boundaries_tab:
     config, seeds = controls()
     buttons = st.columns([1, 1, 4])
     if buttons[0].button("Train", type="primary", key="toy_train"):
-        start_job(config, seeds)
+        start_job(JOB_KEY, config, seeds)
     buttons[1].button("Disk counter-example", key="toy_disk", on_click=st.session_state.update,
                       kwargs={"toy_shape": "disk"}, help="a convex minority: linearization costs it little")
     job = st.session_state.get(JOB_KEY)
@@ -178,6 +231,9 @@ with boundaries_tab:
     else:
         prewarm()  # the next Train click then starts without waiting for torch to import
         if job is not None:
-            outcome_panel(job)
+            stale_note(job, config, seeds)
+            outcome_panel(job, results_panel)
+with sweep_tab_:
+    sweep_tab(config, seeds)
 with pieces_tab:
     pieces_panel()

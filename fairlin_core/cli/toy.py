@@ -14,9 +14,9 @@ from typing import Any
 
 from ..data.toy2d import SHAPES
 from ..errors import FairLinError
-from ..runtime import json_ready
+from ..runtime import comma_list, json_ready, json_records
 from .progress import TqdmProgress
-from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy
+from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy, share_sweep
 
 
 def toy_json(result: ToyResult) -> dict[str, Any]:
@@ -54,15 +54,40 @@ def cmd_toy(args: argparse.Namespace) -> None:
                        depth=args.depth, width=args.width, steps=args.steps, lr=args.lr, linearized=args.linearized,
                        which=args.which, mode=args.mode)
     config.validate()  # bad input fails before the progress bar is drawn
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.sweep is not None:
+        _sweep(config, seeds, args)
+        return
     bar = TqdmProgress(f"toy {args.shape}")
     try:
-        result = run_toy(config, range(args.first_seed, args.first_seed + args.seeds), progress=bar)
+        result = run_toy(config, seeds, progress=bar)
     finally:
         bar.close()
     if args.json:
         print(json.dumps(toy_json(result), indent=2, allow_nan=False))
     else:
         _print_text(result)
+
+
+def _sweep(config: ToyConfig, seeds: range, args: argparse.Namespace) -> None:
+    """``--sweep``: per-group test accuracy (mean, sd over seeds) at every linearized share."""
+    try:
+        shares = [float(s) for s in comma_list(args.sweep)]
+    except ValueError:
+        raise FairLinError(f"--sweep expects comma-separated shares in [0, 1), e.g. 0.1,0.3,0.5; got {args.sweep!r}") from None
+    bar = TqdmProgress(f"toy {args.shape} sweep")
+    try:
+        sweep = share_sweep(config, shares, seeds, progress=bar)
+    finally:
+        bar.close()
+    summary = sweep.summary("test")
+    if args.json:
+        print(json.dumps({"shares": sweep.shares, "seeds": sweep.seeds, "summary": json_records(summary)}, indent=2,
+                         allow_nan=False))
+    else:
+        wide = summary.pivot(index="share", columns="group", values="mean")
+        print((100 * wide[["overall", "majority", "minority"]]).round(1).to_string())
+        print(f"\ntest accuracy (%), mean over {len(sweep.seeds)} seed(s), by share of hidden units linearized")
 
 
 def configure_toy(p: argparse.ArgumentParser) -> None:
@@ -89,5 +114,8 @@ def configure_toy(p: argparse.ArgumentParser) -> None:
                                                "(moons, circles, spiral); default per shape")
     p.add_argument("--minority-ratio", type=float,
                    help="minority points per majority point (xor, moons, circles, spiral; default 0.1)")
+    p.add_argument("--sweep", metavar="SHARES",
+                   help="instead of one share: train at each of these linearized shares (e.g. 0.1,0.3,0.5,0.7,0.9; "
+                        "0 = the ReLU model is added) and report per-group test accuracy per share")
     p.add_argument("--json", action="store_true", help="print per-seed and mean test accuracies as JSON")
     p.set_defaults(func=cmd_toy)

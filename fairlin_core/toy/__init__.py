@@ -6,7 +6,8 @@ from .geometry import (B1_WEIGHTS, GRID_PAD, BoundaryGrid, Piecewise1D, activati
                        data_extent, decision_grid, geometry_row, one_dimensional_example, patterns_on_grid,
                        regions_along_segment)
 from .training import (MODEL_KINDS, MODES, SPLITS, WHICH, ToyConfig, ToyResult, accuracy_rows, linearization_masks,
-                       load_toy, margin_rows, points_table, run_toy, snl_linearize, train_toy_model)
+                       load_toy, margin_rows, points_table, run_toy, share_sweep, snl_linearize,
+                       train_toy_model, ToySweep)
 
 _WORKER = ("ToyJob", "prewarm")
 
@@ -24,4 +25,4 @@ __all__ = ["B1_WEIGHTS", "GRID_PAD", "MODEL_KINDS", "MODES", "SPLITS", "WHICH", 
            "ToyConfig", "ToyJob", "ToyResult", "accuracy_rows", "activation_patterns", "count_patterns",
            "data_extent", "decision_grid", "geometry_row", "linearization_masks", "load_toy", "margin_rows",
            "one_dimensional_example", "patterns_on_grid", "prewarm", "regions_along_segment", "points_table",
-           "run_toy", "snl_linearize", "train_toy_model"]
+           "run_toy", "share_sweep", "snl_linearize", "train_toy_model", "ToySweep"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -298,6 +298,19 @@ class ToyResult:
         return decision_grid(self.models[(seed, model)], data_extent(self.bundles[seed]), resolution)
 
 
+def _train_kind(config: ToyConfig, spec: ModelSpec, bundle: DatasetBundle, seed: int, share: float,
+                relu_model: nn.Module | None, **train: Any) -> tuple[nn.Module, pd.DataFrame]:
+    """The ReLU model (``share`` 0) or one with ``share`` of its units linearized: fixed masks trained from
+    the same initial weights (``scratch``), or SNL + KD finetune of the trained ``relu_model`` (``snl``)."""
+    if share > 0 and config.mode == "snl":
+        train = {k: v for k, v in train.items() if k in ("device", "progress", "cancel")}
+        return snl_linearize(relu_model, spec, bundle, replace(config, linearized=share), seed=seed, **train)
+    masks = None
+    if share > 0:
+        masks = linearization_masks(build_model(spec), share, config.which, torch.Generator().manual_seed(seed))
+    return train_toy_model(bundle, spec, masks=masks, steps=config.steps, lr=config.lr, seed=seed, **train)
+
+
 def run_toy(config: ToyConfig, seeds: Sequence[int] = range(5), *, device: torch.device | None = None,
             progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
             preview_every: int = 0) -> ToyResult:
@@ -326,17 +339,9 @@ def run_toy(config: ToyConfig, seeds: Sequence[int] = range(5), *, device: torch
             scaled = scaled_progress(progress, (2 * i + j) * share, (2 * i + j + 1) * share, f"seed {seed}, {kind}: ",
                                      seed=seed, model=kind)
             start = time.perf_counter()
-            if kind == "linearized" and config.mode == "snl":
-                model, history = snl_linearize(models[(seed, "relu")], spec, bundle, config, seed=seed,
-                                               device=device, progress=scaled, cancel=cancel)
-            else:
-                masks = None
-                if kind == "linearized":
-                    masks = linearization_masks(build_model(spec), config.linearized, config.which,
-                                                torch.Generator().manual_seed(seed))
-                model, history = train_toy_model(bundle, spec, masks=masks, steps=config.steps, lr=config.lr,
-                                                 seed=seed, device=device, progress=scaled, cancel=cancel,
-                                                 preview_every=preview_every, extent=extent)
+            model, history = _train_kind(config, spec, bundle, seed, config.linearized if kind == "linearized" else 0.0,
+                                         models.get((seed, "relu")), device=device, progress=scaled, cancel=cancel,
+                                         preview_every=preview_every, extent=extent)
             seconds = time.perf_counter() - start
             models[(seed, kind)] = model
             key = {"seed": seed, "model": kind}
@@ -348,3 +353,56 @@ def run_toy(config: ToyConfig, seeds: Sequence[int] = range(5), *, device: torch
     tables = {name: pd.DataFrame(value) for name, value in rows.items()}
     return ToyResult(config, seeds, tables["accuracy"], tables["geometry"], tables["margins"],
                      pd.concat(histories, ignore_index=True), bundles, models)
+
+
+@dataclass
+class ToySweep:
+    """Per-group accuracy as the linearized share grows: one ReLU model and one linearized model per share
+    and seed (same data, initial weights and placement rule per seed as :func:`run_toy`).
+
+    table: share (fraction of hidden units linearized; 0 = the ReLU model), seed, split (train | test),
+    group (overall | majority | minority), n, accuracy (fraction).
+    """
+
+    config: ToyConfig
+    seeds: list[int]
+    shares: list[float]
+    table: pd.DataFrame
+
+    def summary(self, split: str = "test") -> pd.DataFrame:
+        """share, group, mean, sd (ddof 1; NaN for one seed), seeds: accuracy over seeds per share and group."""
+        rows = self.table[self.table["split"] == split]
+        out = rows.groupby(["share", "group"], sort=True)["accuracy"].agg(mean="mean", sd="std", seeds="count")
+        return out.reset_index()
+
+
+def share_sweep(config: ToyConfig, shares: Sequence[float], seeds: Sequence[int] = range(3), *,
+                device: torch.device | None = None, progress: ProgressFn | None = None,
+                cancel: CancelFlag | None = None) -> ToySweep:
+    """Train the toy at every linearized ``share`` (fractions in [0, 1); 0 is added: the ReLU model) for
+    every seed; ``config.linearized`` is ignored. Cost: (len(shares) + 1) models per seed."""
+    config.validate()
+    shares = sorted({0.0, *(float(s) for s in shares)})
+    seeds = [int(s) for s in seeds]
+    bad = [s for s in shares if not 0.0 <= s < 1.0]
+    if bad or not seeds:
+        raise FairLinError(f"expected shares in [0, 1) and at least one seed; got shares {shares} and seeds {seeds}")
+    for share in shares:
+        replace(config, linearized=share).validate()  # e.g. SNL keeps at least one ReLU
+    spec = config.model_spec()
+    bundles = {seed: load_toy(config, seed) for seed in seeds}
+    rows: list[dict[str, Any]] = []
+    total = len(seeds) * len(shares)
+    for i, seed in enumerate(seeds):
+        relu_model = None
+        for j, share in enumerate(shares):
+            step = i * len(shares) + j
+            scaled = scaled_progress(progress, step / total, (step + 1) / total,
+                                     f"seed {seed}, {share:.0%} linearized: ", seed=seed, share=share,
+                                     model="linearized" if share else "relu")
+            model, _ = _train_kind(config, spec, bundles[seed], seed, share, relu_model, device=device,
+                                   progress=scaled, cancel=cancel)
+            relu_model = relu_model or model
+            rows += [{"share": share, "seed": seed, **row} for row in accuracy_rows(model, bundles[seed])]
+    report(progress, 1.0, "done", f"{len(shares)} shares x {len(seeds)} seed(s) done")
+    return ToySweep(config, seeds, shares, pd.DataFrame(rows))

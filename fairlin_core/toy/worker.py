@@ -29,7 +29,7 @@ from ..errors import FairLinError
 from ..models import build_model
 from ..runtime import Progress
 from .geometry import BoundaryGrid
-from .training import ToyConfig, ToyResult, load_toy, run_toy
+from .training import ToyConfig, ToyResult, ToySweep, load_toy, run_toy, share_sweep
 
 
 # ---------------------------------------------------------------------------------- background job
@@ -64,7 +64,8 @@ def _take_worker() -> subprocess.Popen:
 
 
 class ToyJob:
-    """Runs :func:`run_toy` in a child Python process, with a daemon thread here receiving its reports.
+    """Runs :func:`run_toy` (or, with ``shares``, :func:`share_sweep`) in a child Python process, with a daemon
+    thread here receiving its reports.
 
     A process, not a thread, trains: tiny torch ops release and retake the GIL so often that a busy UI
     thread slows an in-process trainer several fold (measured 7x). The child (``python -c``; importing
@@ -79,9 +80,11 @@ class ToyJob:
     Nothing here touches a UI framework.
     """
 
-    def __init__(self, config: ToyConfig, seeds: Sequence[int], preview_every: int = 100) -> None:
+    def __init__(self, config: ToyConfig, seeds: Sequence[int], preview_every: int = 100,
+                 shares: Sequence[float] | None = None) -> None:
         config.validate()
         self.config, self.seeds, self.preview_every = config, [int(s) for s in seeds], preview_every
+        self.shares = None if shares is None else [float(s) for s in shares]
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"fraction": 0.0, "message": "starting (importing torch)", "loss": [],
                                        "previews": {}, "result": None, "error": None, "cancelled": False,
@@ -98,7 +101,7 @@ class ToyJob:
                 return self
             self._process = _take_worker()
             _write_frame(self._process.stdin, {"config": asdict(self.config), "seeds": self.seeds,
-                                               "preview_every": self.preview_every})
+                                               "preview_every": self.preview_every, "shares": self.shares})
             self._process.stdin.close()
         self._thread.start()
         return self
@@ -121,8 +124,8 @@ class ToyJob:
             return bool(self._state["running"])
 
     def snapshot(self) -> dict[str, Any]:
-        """fraction, message, running, cancelled, error (message or None), result (:class:`ToyResult` or
-        None), loss (DataFrame seed, model, step, loss so far), previews ({model: (seed, BoundaryGrid)})."""
+        """fraction, message, running, cancelled, error (message or None), result (:class:`ToyResult`, or
+        :class:`ToySweep` for a sweep, or None), loss (DataFrame seed, model, step, loss so far), previews ({model: (seed, BoundaryGrid)})."""
         with self._lock:
             state = dict(self._state)
             state["loss"] = pd.DataFrame(list(state["loss"]), columns=["seed", "model", "step", "loss"])
@@ -152,6 +155,8 @@ class ToyJob:
                         self._on_progress(_decode_progress(payload))
                     elif kind == "result":
                         outcome["result"] = _decode_result(payload)
+                    elif kind == "sweep":
+                        outcome["result"] = _decode_sweep(payload)
                     else:
                         outcome["error"] = str(payload)
                 except Exception as error:  # noqa: BLE001 - a malformed message ends the job with a clear error
@@ -183,9 +188,14 @@ def _job_child(warm_up: bool = False) -> None:
         _write_frame(channel, [kind, payload])
     try:
         try:
-            result = run_toy(ToyConfig(**job["config"]), job["seeds"], preview_every=job["preview_every"],
-                             progress=lambda update: send("progress", _encode_progress(update)))
-            outcome = ("result", _encode_result(result))
+            def progress(update: Progress) -> None:
+                send("progress", _encode_progress(update))
+            config = ToyConfig(**job["config"])
+            if job.get("shares") is not None:
+                outcome = ("sweep", _encode_sweep(share_sweep(config, job["shares"], job["seeds"], progress=progress)))
+            else:
+                result = run_toy(config, job["seeds"], preview_every=job["preview_every"], progress=progress)
+                outcome = ("result", _encode_result(result))
         except FairLinError as error:
             outcome = ("error", str(error))
         except BrokenPipeError:
@@ -294,6 +304,16 @@ def _decode_result(data: dict[str, Any]) -> ToyResult:
     tables = {name: _decode_table(table) for name, table in data["tables"].items()}
     return ToyResult(config, seeds, tables["accuracy"], tables["geometry"], tables["margins"], tables["history"],
                      bundles, models)
+
+
+def _encode_sweep(sweep: ToySweep) -> dict[str, Any]:
+    return {"config": asdict(sweep.config), "seeds": sweep.seeds, "shares": sweep.shares,
+            "table": _encode_table(sweep.table)}
+
+
+def _decode_sweep(data: dict[str, Any]) -> ToySweep:
+    return ToySweep(ToyConfig(**data["config"]), [int(s) for s in data["seeds"]], [float(s) for s in data["shares"]],
+                    _decode_table(data["table"]))
 
 
 if __name__ == "__main__":

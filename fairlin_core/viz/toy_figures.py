@@ -12,6 +12,7 @@ CLASS_COLORS = {"majority": "#1f77b4", "minority": "#d62728"}
 MODEL_COLORS = {"relu": "#2ca02c", "linearized": "#ff7f0e"}
 MODEL_LABELS = {"relu": "ReLU", "linearized": "linearized"}
 BOUNDARY_SCALE = [[0.0, "#dbe9f6"], [0.5, "#ffffff"], [1.0, "#f7d4d4"]]
+BOUNDARY_HEIGHT = 460  # px: the plane stays readable with its legend below
 
 
 def boundary_figure(grid: BoundaryGrid, points: pd.DataFrame | None = None,
@@ -42,7 +43,7 @@ def boundary_figure(grid: BoundaryGrid, points: pd.DataFrame | None = None,
     x_min, x_max, y_min, y_max = grid.extent
     fig.update_xaxes(range=[x_min, x_max], constrain="domain", title="x")
     fig.update_yaxes(range=[y_min, y_max], scaleanchor="x", scaleratio=1, title="y")
-    fig.update_layout(title=title, margin={"t": 50, "b": 30, "l": 30, "r": 10},
+    fig.update_layout(title=title, height=BOUNDARY_HEIGHT, margin={"t": 50, "b": 30, "l": 30, "r": 10},
                       legend={"orientation": "h", "y": -0.15})
     return fig
 
@@ -60,7 +61,7 @@ def accuracy_bars_figure(summary: pd.DataFrame, title: str = "Test accuracy per 
                  hover_data={"seeds": True, "sd_pct": ":.1f", "model_label": False},
                  labels={"mean_pct": "accuracy (%)", "group": "", "model_label": "model", "sd_pct": "sd (points)"},
                  title=title)
-    fig.update_traces(textposition="inside")
+    fig.update_traces(textposition="inside", insidetextanchor="start")  # labels at the bars' feet, clear of the error bars
     low = max(0.0, float((data["mean_pct"] - data["sd_pct"]).min()) - 10)
     fig.update_yaxes(range=[low, 101])
     fig.update_layout(margin={"t": 50, "b": 30})
@@ -100,4 +101,27 @@ def piecewise_figure(example: Piecewise1D, title: str | None = None) -> go.Figur
     fig.update_layout(title=title or f"{example.pieces} linear piece{'s' if example.pieces != 1 else ''}",
                       xaxis_title="input x", yaxis_title="value", margin={"t": 50, "b": 30},
                       legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def share_sweep_figure(summary: pd.DataFrame, title: str = "Test accuracy as more ReLUs are linearized") -> go.Figure:
+    """Mean accuracy (%) of the minority, the majority and overall against the share of hidden units
+    linearized (%), with a band of ± one sd over seeds. summary: :meth:`ToySweep.summary` (share, group,
+    mean, sd as fractions, seeds)."""
+    fig = go.Figure()
+    colors = {**CLASS_COLORS, "overall": "#555555"}
+    for group in ("minority", "majority", "overall"):
+        rows = summary[summary["group"] == group].sort_values("share")
+        x, mean, sd = 100 * rows["share"], 100 * rows["mean"], 100 * rows["sd"].fillna(0.0)
+        fig.add_trace(go.Scatter(x=list(x) + list(x[::-1]), y=list(mean + sd) + list((mean - sd)[::-1]), fill="toself",
+                                 fillcolor=colors[group], opacity=0.15, line={"width": 0}, hoverinfo="skip",
+                                 showlegend=False, legendgroup=group))
+        fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=group, legendgroup=group,
+                                 line={"color": colors[group], "width": 2.5, "dash": "dot" if group == "overall" else "solid"},
+                                 customdata=rows[["seeds"]].to_numpy(),
+                                 hovertemplate=f"{group}<br>%{{x:.0f}}% linearized<br>%{{y:.1f}}% accuracy"
+                                               f"<br>%{{customdata[0]}} seed(s)<extra></extra>"))
+    fig.update_xaxes(title="hidden units linearized (%)", range=[-2, 100], dtick=10)
+    fig.update_yaxes(title="test accuracy (%)")
+    fig.update_layout(title=title, height=420, margin={"t": 50, "b": 30}, legend={"orientation": "h", "y": -0.2})
     return fig

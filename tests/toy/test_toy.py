@@ -4,6 +4,7 @@ import inspect
 import io
 import json
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from fairlin_core.toy import worker
 from fairlin_core.errors import FairLinError
 from fairlin_core.models import build_model, relu_count, set_masks
 from fairlin_core.runtime import Cancelled, Progress
-from fairlin_core.toy import (ToyConfig, ToyJob, count_patterns, data_extent, decision_grid, linearization_masks,
+from fairlin_core.toy import (ToyConfig, ToyJob, share_sweep, count_patterns, data_extent, decision_grid, linearization_masks,
                               load_toy, one_dimensional_example, patterns_on_grid, regions_along_segment, run_toy,
                               train_toy_model)
 
@@ -214,10 +215,45 @@ def test_toy_job_result_equals_an_in_process_run():
         assert grid.predicted.dtype == np.int64 and grid.xs.dtype == np.float64
 
 
-def test_toy_module_never_unpickles():
-    source = inspect.getsource(toy)
-    assert not hasattr(toy, "pickle") and "import pickle" not in source
-    assert "pickle.load" not in source and "pickle.dump" not in source
+def test_toy_modules_never_unpickle():
+    from fairlin_core.toy import geometry, training
+    for module in (toy, training, geometry, worker):
+        source = inspect.getsource(module)
+        assert not hasattr(module, "pickle") and "import pickle" not in source, module.__name__
+        assert "pickle.load" not in source and "pickle.dump" not in source, module.__name__
+
+
+def test_share_sweep_matches_run_toy_at_each_share():
+    config, seeds = ToyConfig(n=300, steps=120), [0, 1]
+    sweep = share_sweep(config, [0.5, 0.25], seeds)
+    assert sweep.shares == [0.0, 0.25, 0.5]
+    summary = sweep.summary("test")
+    assert list(summary["share"].unique()) == [0.0, 0.25, 0.5] and set(summary["group"]) == {"overall", "majority", "minority"}
+    # share 0 is run_toy's ReLU model, share 0.5 its linearized model: same data, weights and placement per seed
+    paired = run_toy(replace(config, linearized=0.5), seeds).accuracy
+    for share, model in ((0.0, "relu"), (0.5, "linearized")):
+        ours = sweep.table[sweep.table["share"] == share].set_index(["seed", "split", "group"])["accuracy"]
+        theirs = paired[paired["model"] == model].set_index(["seed", "split", "group"])["accuracy"]
+        pd.testing.assert_series_equal(ours.sort_index(), theirs.sort_index(), check_names=False)
+    with pytest.raises(FairLinError, match="shares in"):
+        share_sweep(config, [1.0], seeds)
+
+
+def test_share_sweep_in_the_child_process_and_the_cli(capsys):
+    config = ToyConfig(n=200, steps=40)
+    job = ToyJob(config, [0], shares=[0.5]).start()
+    job.join(180)
+    state = job.snapshot()
+    assert state["error"] is None and state["result"].shares == [0.0, 0.5]
+    pd.testing.assert_frame_equal(state["result"].summary(), share_sweep(config, [0.5], [0]).summary(),
+                                  check_exact=False, atol=1e-6)
+    code, out, _ = _cli(capsys, "toy", "--sweep", "0.5", "--seeds", "1", "--n", "200", "--steps", "40", "--json")
+    document = json.loads(out)
+    assert code == 0 and document["shares"] == [0.0, 0.5]
+    assert {(row["share"], row["group"]) for row in document["summary"]} == {
+        (s, g) for s in (0.0, 0.5) for g in ("overall", "majority", "minority")}
+    code, _, err = _cli(capsys, "toy", "--sweep", "0.5,nine")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--sweep" in err
 
 
 def _minority_drop(result, group):

@@ -81,3 +81,31 @@ def test_bad_input_is_a_readable_message(page):
 def test_disk_counter_example_button_switches_the_shape(page):
     page.button(key="toy_disk").click().run()
     assert not page.exception and page.selectbox(key="toy_shape").value == "disk"
+
+
+def test_results_go_stale_visibly_when_a_control_changes(page):
+    page.slider(key="toy_n").set_value(300)
+    page.slider(key="toy_steps").set_value(100)
+    page.slider(key="toy_seeds").set_value(1)
+    page.button(key="toy_train").click().run()
+    finish(page)
+    assert not [w for w in page.warning if "Out of date" in w.value]
+    page.slider(key="toy_linearized").set_value(0.75).run()
+    stale = [w.value for w in page.warning if "Out of date" in w.value]
+    assert len(stale) == 1 and "linearized" in stale[0]
+    assert len(page.get("plotly_chart")) == 2 + 4  # the old results stay visible under the warning
+
+
+def test_sweep_tab_trains_every_share_and_draws_the_curves(page):
+    page.slider(key="toy_n").set_value(200)
+    page.slider(key="toy_steps").set_value(40)
+    page.slider(key="toy_seeds").set_value(1)
+    page.multiselect(key="toy_sweep_shares").set_value([0.3, 0.6]).run()
+    page.button(key="toy_sweep_run").click().run()
+    assert not page.exception and not page.error
+    page.session_state["toy_sweep_job"].join(120)
+    page.run()
+    assert not page.exception and not page.error
+    assert len(page.get("plotly_chart")) == 2 + 1  # B.1 pictures + the sweep curves
+    assert page.session_state["toy_sweep_job"].snapshot()["result"].shares == [0.0, 0.3, 0.6]
+    assert len(page.dataframe) == 1
