@@ -15,7 +15,8 @@ from ui.jobs_panel import compact_jobs_panel
 from ui.shell import enter_shell
 from ui.state import current, remember
 
-st.set_page_config(page_title="FairLin", page_icon=":material/balance:", layout="wide")
+st.set_page_config(page_title="FairLin", page_icon="⚖️", layout="wide")  # an emoji favicon is drawn locally; a
+# ":material/...:" favicon would be fetched from fonts.gstatic.com (nav and button icons use the bundled font)
 
 previous = current()
 with st.sidebar:

@@ -19,20 +19,46 @@ def manager():
     return get_manager()
 
 
+def _rows(limit: int, kind: str | None = None) -> list[dict] | None:
+    try:
+        return jobs_overview(manager(), limit=limit, kind=kind)
+    except FairLinError as error:
+        st.error(str(error))
+        return None
+
+
+def _polled(draw, rows: list[dict] | None, *args) -> None:
+    """Draw ``draw(rows, *args)`` once, or in a fragment re-run every second while any job is active; when the
+    last active job ends the app reruns once, so an idle panel costs the server nothing."""
+    if rows and any(row["active"] for row in rows):
+        _live(draw.__name__, *args)
+    elif rows is not None:
+        draw(rows, *args)
+
+
 @st.fragment(run_every=POLL_SECONDS)
+def _live(name: str, *args) -> None:
+    draw, limit, kind = _PANELS[name], *args[:2]
+    rows = _rows(limit, kind)
+    if rows is None:
+        return
+    draw(rows, *args)
+    if not any(row["active"] for row in rows):
+        st.rerun()  # the whole app: the panel is drawn once more, without polling
+
+
 def compact_jobs_panel(limit: int = 4) -> None:
     """Sidebar: counts per status and progress bars of the latest jobs."""
     st.subheader("Jobs", divider="gray")
-    try:
-        rows = jobs_overview(manager(), limit=50)
-    except FairLinError as error:
-        st.error(str(error))
-        return
+    _polled(_draw_compact, _rows(50), 50, None, limit)
+
+
+def _draw_compact(rows: list[dict], _limit: int, _kind: str | None, shown: int) -> None:
     if not rows:
         st.caption("No jobs yet: submit some on Linearize.")
         return
     st.caption(" · ".join(f"{n} {status}" for status, n in sorted(jobs_counts(rows).items())))
-    for row in rows[:limit]:
+    for row in rows[:shown]:
         text = f"{row['label']} — {row['status']}"
         if row["status"] == "failed":
             st.caption(f":red[{text}]")
@@ -40,18 +66,23 @@ def compact_jobs_panel(limit: int = 4) -> None:
             st.progress(min(max(row["fraction"], 0.0), 1.0), text=text)
 
 
-@st.fragment(run_every=POLL_SECONDS)
 def jobs_panel(limit: int = 20, kind: str | None = None) -> None:
-    """Full panel: every recent job with progress, live loss / ReLU curve, cancel button, readable failure.
+    """Full panel: every recent job with its stage, progress and ETA, live loss / ReLU curve, cancel button,
+    readable failure, and the accuracies of finished runs.
 
     kind: only jobs of this kind (``linearize`` or ``train-base``; None = all).
     """
-    try:
-        mgr = manager()
-        rows = jobs_overview(mgr, limit=limit, kind=kind)
-    except FairLinError as error:
-        st.error(str(error))
-        return
+    _polled(_draw_jobs, _rows(limit, kind), limit, kind)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f" · about {seconds / 60:.0f} min left" if seconds >= 90 else f" · about {seconds:.0f} s left"
+
+
+def _draw_jobs(rows: list[dict], _limit: int, _kind: str | None) -> None:
+    mgr = manager()
     if not rows:
         st.info("No jobs yet. Submit one above; it appears here with its progress.")
         return
@@ -72,15 +103,21 @@ def jobs_panel(limit: int = 20, kind: str | None = None) -> None:
             curve = None
             if row["active"]:
                 detail = f"{row['stage']}: {row['message']}" if row["message"] else row["stage"]
-                st.progress(min(max(row["fraction"], 0.0), 1.0), text=detail)
+                st.progress(min(max(row["fraction"], 0.0), 1.0), text=detail + _eta(row["eta_seconds"]))
                 curve = recorder_for(mgr).curve(row["id"])
             elif row["status"] == "failed":
                 st.error(f"Failed: {row['error']}")
             elif row["status"] == "done":
                 if row["checkpoint"]:
                     st.success(f"Saved {row['checkpoint']}; it is now selectable as base checkpoint.")
+                elif row["overall_accuracy"] is not None:
+                    st.markdown(f"Test accuracy **{row['overall_accuracy']:.1%}** overall, worst group "
+                                f"**{row['worst_group_accuracy']:.1%}**")
                 curve = run_history(mgr, row["id"])
             if curve is not None and not curve.empty and ({"loss", "relu_count"} & set(curve.columns)):
                 with st.expander("Loss / ReLU-count curve"):
                     st.plotly_chart(job_curve_figure(curve, row["label"]), width="stretch",
                                     key=f"curve_{row['id']}")
+
+
+_PANELS = {"_draw_compact": _draw_compact, "_draw_jobs": _draw_jobs}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -84,39 +85,54 @@ def job_kind(config: dict[str, Any]) -> str:
 
 def jobs_overview(manager: JobManager, limit: int = 30, kind: str | None = None) -> list[dict[str, Any]]:
     """Rows of the jobs panel, newest first: id, label, kind, status, fraction, stage, message, error, metrics,
-    checkpoint (what a train-base job writes; None for linearize jobs).
+    checkpoint (what a train-base job writes; None for linearize jobs), active, eta_seconds (running jobs),
+    overall_accuracy and worst_group_accuracy (test split, fractions; done jobs).
 
     Jobs queued by this process come with live progress; earlier runs of the store are listed from it.
     kind: only jobs of this kind (None = all).
     """
     recorder = recorder_for(manager)
+    stored = {run["id"]: run for run in manager.store.list_runs()}
     seen, rows = set(), []
     for status in manager.jobs():
         recorder.observe(status)
         seen.add(status.id)
         rows.append(_row(status.id, status.status, status.fraction, status.stage, status.message, status.error,
-                         status.metrics, status.config, status.created))
-    for run in manager.store.list_runs():
+                         status.metrics, status.config, status.created, status.started, stored.get(status.id)))
+    for run in stored.values():
         if run["id"] in seen:
             continue
         error = manager.store.row(run["id"])["error"] if run["status"] != "done" else None
         rows.append(_row(run["id"], run["status"], 1.0 if run["status"] == "done" else 0.0, run["status"],
-                         error or "", error, {}, run["config"], run["created"]))
+                         error or "", error, {}, run["config"], run["created"], None, run))
     if kind is not None:
         rows = [row for row in rows if row["kind"] == kind]
     rows.sort(key=lambda r: r["created"] or "", reverse=True)
     return rows[:limit]
 
 
+def eta_seconds(started: str | None, fraction: float, now: datetime | None = None) -> float | None:
+    """Seconds left if the job keeps its pace so far (elapsed x (1 - fraction) / fraction); None before it
+    has started or shown progress."""
+    if not started or fraction <= 0.01:
+        return None
+    elapsed = ((now or datetime.now(timezone.utc)) - datetime.fromisoformat(started)).total_seconds()
+    return max(0.0, elapsed * (1.0 - fraction) / fraction)
+
+
 def _row(run_id: str, status: str, fraction: float, stage: str, message: str, error: str | None,
-         metrics: dict[str, Any], config: dict[str, Any], created: str | None) -> dict[str, Any]:
+         metrics: dict[str, Any], config: dict[str, Any], created: str | None, started: str | None,
+         stored: dict[str, Any] | None) -> dict[str, Any]:
     checkpoint = None
     if job_kind(config) == TRAIN_BASE and config.get("out_dir") and config.get("name"):
         checkpoint = str(Path(config["out_dir"]) / f"{config['name']}.safetensors")
     return {"id": run_id, "label": job_label(config), "kind": job_kind(config), "checkpoint": checkpoint,
             "status": status, "fraction": float(fraction),
             "stage": stage, "message": message, "error": readable_error(error) if status == "failed" else None,
-            "metrics": metrics, "config": config, "created": created, "active": status in ACTIVE}
+            "metrics": metrics, "config": config, "created": created, "active": status in ACTIVE,
+            "eta_seconds": eta_seconds(started, fraction) if status == "running" else None,
+            "overall_accuracy": (stored or {}).get("overall_accuracy") if status == "done" else None,
+            "worst_group_accuracy": (stored or {}).get("worst_group_accuracy") if status == "done" else None}
 
 
 def readable_error(error: str | None) -> str:

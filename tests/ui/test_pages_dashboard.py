@@ -6,6 +6,8 @@ import pickle
 import time
 from pathlib import Path
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -107,12 +109,32 @@ def test_submitted_tiny_job_appears_in_the_jobs_panel_and_finishes(app, store):
     text = _texts(app)
     assert f"`{ids[0]}` · done" in text
     assert "digits_resnet18 · snl · 1536 ReLUs · seed 0" in text
+    run = manager.store.list_runs()[0]
+    assert f"Test accuracy **{run['overall_accuracy']:.1%}** overall, worst group **{run['worst_group_accuracy']:.1%}**" in text
     assert not app.exception
     # a fresh session (a browser reload) still lists it: the state lives in the manager and the store
     fresh = AppTest.from_file(APP, default_timeout=60)
     fresh.run()
     fresh.switch_page("pages/linearize.py").run()
     assert f"`{ids[0]}` · done" in _texts(fresh)
+
+
+def test_eta_extrapolates_the_pace_so_far():
+    started = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    assert jobs_view.eta_seconds(started.isoformat(), 0.25, started + timedelta(seconds=30)) == pytest.approx(90.0)
+    assert jobs_view.eta_seconds(None, 0.5) is None and jobs_view.eta_seconds(started.isoformat(), 0.0) is None
+
+
+def test_the_jobs_panel_polls_only_while_a_job_is_active(monkeypatch):
+    from ui import jobs_panel
+    live, drawn = [], []
+    monkeypatch.setattr(jobs_panel, "_live", lambda name, *args: live.append(name))
+    draw = jobs_panel._draw_jobs
+    monkeypatch.setattr(jobs_panel, "_draw_jobs", lambda rows, *args: drawn.append(len(rows)))
+    jobs_panel._polled(jobs_panel._draw_jobs, [{"active": False}, {"active": False}], 20, None)
+    assert drawn == [2] and live == []  # idle: drawn once, no fragment that reruns every second
+    jobs_panel._polled(draw, [{"active": False}, {"active": True}], 20, None)
+    assert live == ["_draw_jobs"]
 
 
 def test_jobs_overview_lists_runs_of_the_store_with_readable_failures(store):
