@@ -67,7 +67,7 @@ class Checkpoint:
         if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
             raise FairLinError(f"{self.label} expects input {tuple(spec.input_shape)} with {spec.num_classes} "
                                f"classes, but dataset {bundle.name} has input {tuple(bundle.input_shape)} with "
-                               f"{bundle.num_classes} classes; expected the dataset the model was trained on")
+                               f"{bundle.num_classes} classes; expected the dataset the checkpoint was trained on")
         return bundle
 
     def save(self, path: str | Path) -> Path:

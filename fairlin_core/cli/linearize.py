@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..audit.compare import comparison_json, run_comparison
-from ..checkpoints import load_checkpoint, load_dataset_for
+from ..checkpoints import load_checkpoint
 from ..data import load_dataset
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
@@ -39,13 +39,8 @@ def _checkpoint_and_data(args: argparse.Namespace):
         bundle = load_dataset(args.dataset, data_root=args.data_root, seed=args.data_seed, target=args.target,
                               group=args.group, **options)
     else:
-        bundle = load_dataset_for(checkpoint.sidecar, args.data_root, group=getattr(args, "protect", None))
-    spec = checkpoint.spec
-    if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
-        raise FairLinError(f"checkpoint {checkpoint.path} expects input {tuple(spec.input_shape)} with "
-                           f"{spec.num_classes} classes, but dataset {bundle.name} has input {bundle.input_shape} "
-                           f"with {bundle.num_classes} classes; expected the dataset the checkpoint was trained on")
-    return checkpoint, bundle
+        bundle = checkpoint.dataset(args.data_root, group=getattr(args, "protect", None))
+    return checkpoint, checkpoint.resolve_data(bundle)
 
 
 def _mitigation(args: argparse.Namespace):

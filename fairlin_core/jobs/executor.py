@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from ..audit import run_audit, write_audit_csvs
-from ..checkpoints import load_checkpoint, load_dataset_for, read_sidecar, sidecar_path
+from ..checkpoints import load_checkpoint, read_sidecar, sidecar_path
 from ..data import load_dataset
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
@@ -39,16 +39,10 @@ from .config import AnyConfig, JobConfig, TrainBaseConfig
 def _dataset(config: JobConfig, checkpoint: Any):
     """The checkpoint's own dataset, or the override (checked against the model's input and classes)."""
     if config.dataset is None:
-        return load_dataset_for(checkpoint.sidecar, config.data_root)
+        return checkpoint.dataset(config.data_root)
     data = config.dataset
-    bundle = load_dataset(data["name"], data_root=config.data_root, seed=data["seed"], target=data["target"],
-                          group=data["group"], **data["options"])
-    spec = checkpoint.spec
-    if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
-        raise FairLinError(f"checkpoint {checkpoint.path} expects input {tuple(spec.input_shape)} with "
-                           f"{spec.num_classes} classes, but dataset {bundle.name} has input {bundle.input_shape} "
-                           f"with {bundle.num_classes} classes; expected the dataset the checkpoint was trained on")
-    return bundle
+    return checkpoint.resolve_data(load_dataset(data["name"], data_root=config.data_root, seed=data["seed"],
+                                                target=data["target"], group=data["group"], **data["options"]))
 
 
 def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
