@@ -33,6 +33,7 @@ from torch import nn
 
 from ..data import load_dataset
 from ..errors import CheckpointError, FairLinError
+from ..runtime import trust_model_code
 from .dataset import dataset_reference
 from .io import Checkpoint, load_checkpoint
 from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, build_model, relu_count, resolve_spec,
@@ -299,18 +300,26 @@ def import_weights(path: str | Path, fmt: str, arch: str, input_shape: tuple[int
     return ImportedWeights(model, spec, record)
 
 
-def import_checkpoint(source: str | Path, fmt: str, arch: str, dataset: str, out: str | Path, *,
+def import_checkpoint(source: str | Path, fmt: str, arch: str | None, dataset: str, out: str | Path, *,
                       dataset_options: dict[str, Any] | None = None, num_classes: int | None = None,
                       seed: int = 0, data_root: str | Path | None = None,
                       model_options: dict[str, Any] | None = None,
-                      format_options: dict[str, Any] | None = None) -> Checkpoint:
+                      format_options: dict[str, Any] | None = None, model_code: str | None = None,
+                      model_kwargs: dict[str, Any] | None = None) -> Checkpoint:
     """Import ``source`` (see :func:`import_weights`) for ``dataset`` and write a FairLin checkpoint ``out``
     (safetensors + sidecar with an ``imported_from`` record); returns it loaded.
 
     The dataset (with ``dataset_options`` and ``seed``) gives the input shape, the classes (unless
     ``num_classes``) and the splits an audit reloads. The checkpoint is ``linearized`` when any mask in
-    the file is off, else ``base``.
+    the file is off, else ``base``. ``model_code`` "package.module:function" (with ``model_kwargs``)
+    builds the model with the user's own factory instead of ``arch``: the caller's choice to run that
+    code, so model code is trusted in this process from then on (:func:`~fairlin_core.runtime.trust_model_code`).
     """
+    if model_code:
+        trust_model_code()
+        arch, model_options = CODE_MODEL, {"factory": model_code, "kwargs": dict(model_kwargs or {})}
+    if not arch:
+        raise CheckpointError("no architecture given; expected a zoo architecture or model code package.module:factory")
     options = dict(dataset_options or {})
     bundle = load_dataset(dataset, data_root=data_root, seed=seed, target=options.pop("target", None),
                           group=options.pop("group", None), **options)
