@@ -143,7 +143,12 @@ class CheckpointFormat(ABC):
     @abstractmethod
     def map_state(self, state: dict[str, torch.Tensor], model: nn.Module,
                   options: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[list[str]]]:
-        """(FairLin state dict for ``model`` (may omit masks: they stay 1), renaming rules [[from, to], ...])."""
+        """(FairLin state dict for ``model`` (may omit masks: they stay 1), renaming rules [[from, to], ...]).
+
+        ``model`` may live on the meta device: read its names and shapes, never its values."""
+
+    def finish(self, model: nn.Module, options: dict[str, Any]) -> None:
+        """Adjust the loaded model in place (e.g. set masks the file does not hold); nothing by default."""
 
 
 FORMATS: dict[str, CheckpointFormat] = {}
@@ -197,13 +202,13 @@ class DeepReduceFormat(CheckpointFormat):
     options = ("cull", "thin", "stem_stride")
 
     def map_state(self, state, model, options):
-        cull = tuple(int(s) for s in options.get("cull", ()))
+        return dict(state), []
+
+    def finish(self, model, options):
         try:
-            set_stage_masks(model, cull, bool(options.get("thin", False)))
+            set_stage_masks(model, tuple(int(s) for s in options.get("cull", ())), bool(options.get("thin", False)))
         except ValueError as error:
             raise CheckpointError(str(error)) from None
-        masks = {f"{name}.alpha": site.alpha.detach().clone() for name, site in activation_sites(model)}
-        return {**state, **masks}, []
 
 
 class TorchvisionFormat(CheckpointFormat):
@@ -269,7 +274,10 @@ def import_weights(path: str | Path, fmt: str, arch: str, input_shape: tuple[int
         options["stem_stride"] = int(format_options["stem_stride"])
     try:
         spec = layout.spec(arch, num_classes, tuple(input_shape), state, options)
-        model = build_model(spec)
+        # zoo models are built without memory and take the (memory-mapped) tensors as they are; model code
+        # needs real tensors for its probe forward
+        with torch.device("meta" if spec.name != CODE_MODEL else "cpu"):
+            model = build_model(spec)
     except CheckpointError:
         raise
     except FairLinError as error:
@@ -291,7 +299,10 @@ def import_weights(path: str | Path, fmt: str, arch: str, input_shape: tuple[int
             details.append("wrong shape: " + ", ".join(f"{k} {found[k]} != {expected[k]}" for k in wrong[:3]))
         raise CheckpointError(f"{path.name} is not a {fmt} checkpoint of {spec.name} (options {spec.options}, input "
                               f"{tuple(input_shape)}, {num_classes} classes): " + "; ".join(details))
-    model.load_state_dict(mapped, strict=False)
+    current = model.state_dict()
+    full = {k: mapped[k].to(current[k].dtype) if k in mapped else torch.ones(current[k].shape) for k in expected}
+    model.load_state_dict(full, assign=True)
+    layout.finish(model, format_options)
     model.eval()
     record = {"source": path.name, "sha256": sha256_of(path), "format": fmt, "key_mapping": rules,
               "container": unwrapped["container"], "stripped_prefix": unwrapped["stripped_prefix"],
