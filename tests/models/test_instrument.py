@@ -149,3 +149,14 @@ def test_model_code_checkpoint_reloads_and_linearizes(model_code, monkeypatch):
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(model_code)])
     with pytest.raises(FairLinError, match=r"model code usermodels:build cannot be imported \(ModuleNotFoundError"):
         load_checkpoint(checkpoint.path)
+
+
+def test_deepreduce_configurations_of_the_imagenet_stem_resnet():
+    from fairlin_core.linearize.deepreduce import configuration_counts
+    from fairlin_core.models import resolve_spec
+    spec = resolve_spec("resnet18", 10, (3, 32, 32), stem="imagenet")
+    counts = {(c.cull, c.thin, c.stem_stride): n for c, n in configuration_counts(spec)}
+    assert counts[((), False, 1)] == 47_104 and counts[((1,), False, 1)] == 47_104 - 16_384  # the stem ReLU stays
+    assert all(stride == 1 for _, _, stride in counts)
+    with pytest.raises(FairLinError, match="stride-2 stem needs the CIFAR stem"):
+        student_spec(spec, DeepReduceConfig(stem_stride=2))
