@@ -23,6 +23,9 @@ _EXPORTS: dict[str, str] = {
     # models in memory: checkpoints, linearization, audits
     "load_checkpoint": "fairlin_core.checkpoints:load_checkpoint",
     "Checkpoint": "fairlin_core.checkpoints:Checkpoint",
+    "import_checkpoint": "fairlin_core.checkpoints.importers:import_checkpoint",
+    "instrument": "fairlin_core.models.instrument:instrument",
+    "trust_model_code": "fairlin_core.runtime:trust_model_code",
     "linearize": "fairlin_core.linearize:",  # the wing itself, callable (fairlin_core/lazy.py)
     "audit": "fairlin_core.audit:",  # the wing itself, callable
     "compare": "fairlin_core.audit.compare:compare",

@@ -1,5 +1,5 @@
 """Shared plumbing: device choice, progress reports (and their rescaling), cooperative cancel, batching,
-strict-JSON values, comma-separated lists and process liveness."""
+strict-JSON values, comma-separated lists, process liveness and the model-code switch."""
 
 from __future__ import annotations
 
@@ -119,3 +119,18 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         pass
     return True
+
+
+MODEL_CODE_ENV = "FAIRLIN_MODEL_CODE"
+
+
+def trust_model_code() -> None:
+    """Allow checkpoints whose sidecar names a model factory (``--model-code``) to import and run it in this
+    process and the job workers it starts. The CLI and the notebook's ``fl.trust_model_code()`` call this
+    (the user's own choice); the dashboard never does."""
+    os.environ[MODEL_CODE_ENV] = "1"
+
+
+def model_code_trusted() -> bool:
+    """Whether :func:`trust_model_code` was called in this process (or its parent)."""
+    return os.environ.get(MODEL_CODE_ENV) == "1"

@@ -1,4 +1,4 @@
-"""Models & data: shipped and user checkpoints, group sizes per split, checkpoint upload, base training."""
+"""Models & data: shipped and user checkpoints, group sizes per split, checkpoint upload and import, base training."""
 
 import streamlit as st
 
@@ -7,7 +7,8 @@ from fairlin_core.data import load_dataset
 from fairlin_core.errors import FairLinError
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
-from ui.checkpoint_views import (checkpoint_groups_overview, checkpoints_overview, submit_base_training,
+from ui.checkpoint_views import (IMPORT_TYPES, NOT_SUPPORTED, checkpoint_groups_overview, checkpoints_overview,
+                                  import_architectures, import_formats_overview, import_upload, submit_base_training,
                                   user_checkpoint_dir)
 from ui.jobs_panel import jobs_panel, manager
 from ui.shell import require_shell
@@ -52,8 +53,8 @@ else:
 st.header("Upload a checkpoint")
 st.caption(f"A safetensors weights file and its FairLin JSON sidecar (at most {MAX_UPLOAD_BYTES // 2**20} MiB). "
            "Both are validated before anything is stored; pickles and torch.save files are refused.")
-with st.form("upload", clear_on_submit=True):
-    weights = st.file_uploader("Weights (.safetensors)", key="upload_weights")
+with st.form("upload"):  # files stay chosen after a failed validation
+    weights = st.file_uploader("Weights (.safetensors)", type=["safetensors"], key="upload_weights")
     sidecar = st.file_uploader("Sidecar (.json)", type=["json"], key="upload_sidecar")
     if st.form_submit_button("Validate and add", icon=":material/upload:"):
         if weights is None or sidecar is None:
@@ -65,6 +66,32 @@ with st.form("upload", clear_on_submit=True):
                 st.error(str(error))
             else:
                 st.success(f"Added {path.stem}; it is now selectable as base checkpoint.")
+
+st.header("Import a checkpoint")
+st.caption("A checkpoint from elsewhere (SNL, DeepReDuce, torchvision, or a zoo architecture's plain state dict, "
+           "e.g. a .safetensors without sidecar: its sidecar is written from this form). Read with "
+           "torch.load(weights_only=True) or safetensors and validated before anything is stored.")
+st.dataframe(import_formats_overview(), hide_index=True, width="stretch")
+st.caption(NOT_SUPPORTED)
+fmt = st.selectbox("Format", list(import_formats_overview()["format"]), key="import_format")
+with st.form("import"):
+    source = st.file_uploader("Checkpoint file", type=IMPORT_TYPES, key="import_file")
+    left, middle, right = st.columns(3)
+    arch = left.selectbox("Architecture", import_architectures(fmt), key="import_arch")
+    width = middle.number_input("Width (0 = read from the file)", 0, 512, 0, key="import_width")
+    right.text_input("Dataset", dataset, disabled=True, key="import_dataset",
+                     help="The sidebar's dataset: the data the model was trained on.")
+    if st.form_submit_button("Validate and import", icon=":material/input:"):
+        if source is None:
+            st.error("Choose a checkpoint file first.")
+        else:
+            try:
+                path = import_upload(source.name, source.getvalue(), fmt, arch, dataset, user_dir, width=int(width),
+                                     data_root=data_root)
+            except FairLinError as error:
+                st.error(str(error))
+            else:
+                st.success(f"Imported {path.stem}; it is now selectable as a checkpoint.")
 
 st.header("Train a base model")
 with st.form("train_base"):

@@ -8,11 +8,20 @@ from pathlib import Path
 import pandas as pd
 
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS, checkpoint_group_table, checkpoint_table
+from fairlin_core.checkpoints.importers import FORMATS, IMPORT_SUFFIXES
+from fairlin_core.checkpoints.upload import accept_import
 from fairlin_core.jobs import JobManager, TrainBaseConfig
 from fairlin_core.jobs.store import user_checkpoint_dir
 
 __all__ = ["user_checkpoint_dir", "checkpoints_overview", "checkpoint_groups_overview", "checkpoint_choices",
-           "submit_base_training"]
+           "submit_base_training", "IMPORT_TYPES", "NOT_SUPPORTED", "import_formats_overview", "import_architectures",
+           "import_upload"]
+
+IMPORT_TYPES = sorted({suffix.rsplit(".", 1)[-1] for suffix in IMPORT_SUFFIXES})  # file_uploader's type filter
+NOT_SUPPORTED = ("Not supported here: pickled nn.Module objects or any file needing code to unpickle (refused with "
+                 "the offending global's name); your own nn.Module classes (`--model-code`, CLI and notebook only: "
+                 "the dashboard never runs code from an upload); torchvision models other than ResNet18/34; "
+                 "ReLU6/GELU/SiLU activations (reported, never linearized).")
 
 
 def checkpoints_overview(user_dir: str | Path | None = None) -> pd.DataFrame:
@@ -55,3 +64,20 @@ def submit_base_training(manager: JobManager, dataset: str, model: str = "resnet
     name = name or f"{dataset}_{model}_w{width}_s{seed}"
     return manager.submit(TrainBaseConfig(dataset, model, name=name, epochs=epochs, seed=seed,
                                           model_options=options, data_root=data_root))
+
+
+def import_formats_overview() -> pd.DataFrame:
+    """The importable layouts: one row per format with the architectures it maps onto and what it reads."""
+    return pd.DataFrame([{"format": f.name, "architectures": ", ".join(a for a in f.architectures if a != "code"),
+                          "reads": f.description} for f in FORMATS.values()])
+
+
+def import_architectures(fmt: str) -> list[str]:
+    """The zoo architectures ``fmt`` imports (never model code)."""
+    return [a for a in FORMATS[fmt].architectures if a != "code"]
+
+
+def import_upload(file_name: str, data: bytes, fmt: str, arch: str, dataset: str, user_dir: str | Path, *,
+                  width: int | None = None, data_root: str | None = None) -> Path:
+    """Validate and import an uploaded file into ``user_dir`` (see ``accept_import``); FairLinError says why not."""
+    return accept_import(file_name, data, fmt, arch, dataset, user_dir, width=width or None, data_root=data_root)

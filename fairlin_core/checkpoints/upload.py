@@ -1,5 +1,7 @@
 """Validated checkpoint uploads: a safetensors file and its JSON sidecar are checked in a staging folder
-(loaded exactly as :func:`load_checkpoint` loads, never unpickled) and only then stored."""
+(loaded exactly as :func:`load_checkpoint` loads, never unpickled) and only then stored; files in other
+layouts are imported in a staging folder (:func:`accept_import`) and only then stored. Uploads never name
+code to run."""
 
 from __future__ import annotations
 
@@ -12,12 +14,25 @@ import uuid
 from pathlib import Path
 
 from ..errors import FairLinError
-from ..models import relu_count
+from ..models import CODE_MODEL, relu_count
+from .importers import IMPORT_SUFFIXES, import_checkpoint, importable
 from .io import load_checkpoint
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_SIDECAR_BYTES = 1024 * 1024
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def refuse_model_code(sidecar: bytes) -> None:
+    """Uploads never name code to run: a sidecar whose model is built by a factory is refused."""
+    try:
+        model = json.loads(sidecar).get("model", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return  # load_checkpoint reports the malformed sidecar
+    if isinstance(model, dict) and model.get("name") == CODE_MODEL:
+        raise FairLinError(f"upload refused: the sidecar builds its model with code "
+                           f"{(model.get('options') or {}).get('factory')!r}; the dashboard never runs code from an "
+                           f"upload (load such checkpoints from the CLI, where you choose to run your own code)")
 
 
 def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: str | Path,
@@ -47,6 +62,7 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
     target = dest_dir / name
     if target.exists() or target.with_suffix(".json").exists():
         raise FairLinError(f"a user checkpoint named {stem} already exists; rename the file to upload it as well")
+    refuse_model_code(sidecar)
     with tempfile.TemporaryDirectory(prefix="fairlin-upload-") as temp:
         staged = Path(temp) / name
         staged.write_bytes(weights)
@@ -59,10 +75,51 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
             data = json.loads(sidecar)
             data["relu_count"] = relu_count(checkpoint.model)
             staged.with_suffix(".json").write_text(json.dumps(data, indent=1))
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        partial = dest_dir / f".{stem}.{uuid.uuid4().hex}.partial"
-        shutil.copyfile(staged.with_suffix(".json"), partial.with_suffix(".json"))
-        shutil.copyfile(staged, partial)
-        os.replace(partial.with_suffix(".json"), target.with_suffix(".json"))
-        os.replace(partial, target)
+        _install(staged, target)
+    return target
+
+
+def _install(staged: Path, target: Path) -> None:
+    """Copy a validated staged checkpoint (weights + sidecar) to ``target``, each file renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f".{target.stem}.{uuid.uuid4().hex}.partial"
+    shutil.copyfile(staged.with_suffix(".json"), partial.with_suffix(".json"))
+    shutil.copyfile(staged, partial)
+    os.replace(partial.with_suffix(".json"), target.with_suffix(".json"))
+    os.replace(partial, target)
+
+
+def accept_import(file_name: str, data: bytes, fmt: str, arch: str, dataset: str, dest_dir: str | Path, *,
+                  width: int | None = None, data_root: str | Path | None = None,
+                  max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+    """Import an uploaded .pth / .pth.tar / .pt / .bin / .safetensors file (:func:`import_checkpoint`, layout
+    ``fmt``, zoo ``arch`` only: an upload never names code to run) in a staging folder and only then store
+    the FairLin checkpoint in ``dest_dir`` as ``<stem>.safetensors``. A zoo architecture's safetensors
+    with format ``state-dict`` gets its sidecar written from these choices. Returns the stored path."""
+    if arch == CODE_MODEL:
+        raise FairLinError("import refused: the dashboard never runs model code; choose a zoo architecture "
+                           "(import --model-code checkpoints with the CLI)")
+    name = Path(file_name or "").name
+    if not importable(name):
+        raise FairLinError(f"{name or 'the file'} cannot be imported; expected one of {', '.join(IMPORT_SUFFIXES)}")
+    stem = name[: -len(next(s for s in IMPORT_SUFFIXES if name.lower().endswith(s)))]
+    if not SAFE_NAME.fullmatch(stem):
+        raise FairLinError(f"checkpoint name {stem!r} is not allowed; expected letters, digits, '_', '-' or '.' "
+                           f"(at most 100 characters)")
+    if not data or len(data) > max_bytes:
+        raise FairLinError(f"{name} is {len(data) / 2**20:.1f} MiB; expected a non-empty file of at most "
+                           f"{max_bytes / 2**20:.0f} MiB")
+    target = Path(dest_dir) / f"{stem}.safetensors"
+    if target.exists() or target.with_suffix(".json").exists():
+        raise FairLinError(f"a user checkpoint named {stem} already exists; rename the file to import it as well")
+    with tempfile.TemporaryDirectory(prefix="fairlin-import-") as temp:
+        staged = Path(temp) / name
+        staged.write_bytes(data)
+        options = {"width": width} if width else {}
+        try:
+            checkpoint = import_checkpoint(staged, fmt, arch, dataset, Path(temp) / "out" / target.name,
+                                           data_root=data_root, model_options=options)
+        except FairLinError as error:
+            raise FairLinError("import refused: " + str(error).replace(str(staged.parent) + os.sep, "")) from None
+        _install(checkpoint.path, target)
     return target

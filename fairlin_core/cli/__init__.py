@@ -3,7 +3,7 @@
 Every command takes ``--help``. Bad input exits with code 2 and one line on stderr saying what was
 wrong and what was expected; ``--json`` output shapes are a contract scripts rely on.
 
-One module per command group (:mod:`.data`, :mod:`.linearize`, :mod:`.audit`, :mod:`.jobs`, :mod:`.toy`),
+One module per command group (:mod:`.data`, :mod:`.importing`, :mod:`.linearize`, :mod:`.audit`, :mod:`.jobs`, :mod:`.toy`),
 each with a ``configure_<command>(parser)`` per command. Only the module of the command being run is
 imported, so ``fairlin --help`` and argument errors come back without importing torch.
 """
@@ -16,12 +16,15 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import FairLinError
+from ..runtime import trust_model_code
 
 # command -> (module under fairlin_core.cli, one-line help); the order is the order of ``--help``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("data", "list the datasets and whether their files are present"),
     "dataset-info": ("data", "group names and group sizes per split of one dataset"),
     "relu-count": ("data", "exact ReLU count of a model, optionally with a DeepReDuce configuration"),
+    "import-checkpoint": ("importing", "import a .pth/.pth.tar/.pt/.bin/.safetensors checkpoint (snl, deepreduce, "
+                                       "torchvision, state-dict layouts) as a FairLin checkpoint"),
     "train-base": ("data", "train a base model and write safetensors + JSON sidecar"),
     "linearize": ("linearize", "linearize a base checkpoint to a ReLU budget (snl, deepreduce, random)"),
     "compare": ("linearize", "mitigated vs unmitigated finetune on the same masks, across budgets and seeds"),
@@ -68,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _chosen(argv)
     parser = build_parser(command) if command else build_parser("")
     args = parser.parse_args(argv)
+    trust_model_code()  # the user's own terminal: checkpoints built by --model-code factories reload here
     try:
         args.func(args)
     except FairLinError as error:

@@ -14,7 +14,10 @@ from ..audit.results import SHIPPED_AUDIT
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
+from ..checkpoints.importers import ensure_checkpoint
+from ..jobs.paths import user_checkpoint_dir
 from ..runtime import comma_list
+from .common import add_import_args, import_kwargs
 from .progress import TqdmProgress
 
 
@@ -29,9 +32,13 @@ def _print_text(result: dict[str, Any]) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> None:
     parse_diagnostics(args.diagnostics)  # refuse bad names before any work starts
+    kwargs = import_kwargs(args, args.data_seed)
+    store = user_checkpoint_dir()
+    base = ensure_checkpoint(args.base, store, **{**kwargs, "format_options": {}})
+    linearized = ensure_checkpoint(args.linearized, store, **kwargs)
     bar = TqdmProgress("audit")
     try:
-        result = run_audit(args.base, args.linearized, split=args.split, diagnostics=args.diagnostics, seed=args.seed,
+        result = run_audit(base, linearized, split=args.split, diagnostics=args.diagnostics, seed=args.seed,
                            data_root=args.data_root, progress=bar)
     finally:
         bar.close()
@@ -45,8 +52,10 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 
 def configure_audit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", required=True, help="base checkpoint (.safetensors, its .json, or a folder with one)")
-    p.add_argument("--linearized", required=True, help="linearized checkpoint of the same architecture and data")
+    p.add_argument("--base", required=True, help="base checkpoint (.safetensors, its .json, or a folder with one); "
+                                                 "a .pth/.pth.tar/.pt/.bin is imported on the fly (import flags below)")
+    p.add_argument("--linearized", required=True, help="linearized checkpoint of the same architecture and data "
+                                                       "(or a file to import, e.g. an SNL result)")
     p.add_argument("--split", default="test", help="train, val, test or balanced (default test)")
     p.add_argument("--diagnostics", default="accuracy",
                    help=f"comma-separated, from {', '.join(DIAGNOSTICS)} or all (default accuracy; the others "
@@ -55,6 +64,13 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     p.add_argument("--json", action="store_true", help="print the per-group tables as JSON")
     p.add_argument("--out", help="folder to write every table as CSV (incl. per-sample tables)")
+    imports = p.add_argument_group("importing on the fly", "for --base / --linearized files that are not FairLin "
+                                   "checkpoints (as for import-checkpoint; the DeepReDuce options apply to "
+                                   "--linearized); they land in the run store's user_checkpoints")
+    add_import_args(imports, required=False)
+    imports.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                         help="dataset option, repeatable")
+    imports.add_argument("--data-seed", type=int, default=0, help="seed of the dataset splits (default 0)")
     p.set_defaults(func=cmd_audit)
 
 

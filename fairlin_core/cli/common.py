@@ -51,3 +51,42 @@ def add_data_args(parser: argparse.ArgumentParser, with_seed: bool = True) -> No
 
 def add_json_arg(parser: argparse.ArgumentParser, help: str = "print JSON") -> None:
     parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_import_args(parser: argparse.ArgumentParser, required: bool) -> None:
+    """The flags that import a .pth-like file (import-checkpoint; audit when it is given such files)."""
+    parser.add_argument("--format", required=required, help="snl, deepreduce, torchvision or state-dict")
+    parser.add_argument("--arch", help="zoo architecture the weights belong to (resnet18, resnet34, ...)")
+    parser.add_argument("--model-code", metavar="PACKAGE.MODULE:FACTORY",
+                        help="build the model with your own factory (runs your Python; state-dict format)")
+    parser.add_argument("--model-kwargs", default="{}", help="JSON object of keyword arguments for the factory")
+    parser.add_argument("--width", type=int, help="stage-1 width when the file does not show it")
+    parser.add_argument("--dataset", required=required, help="dataset the model was trained on")
+    parser.add_argument("--num-classes", type=int, help="output classes (default: the dataset's)")
+    parser.add_argument("--cull", help="deepreduce: comma-separated culled stages, e.g. 1,2")
+    parser.add_argument("--thin", action="store_true", help="deepreduce: post-add ReLUs of kept stages removed")
+    parser.add_argument("--stem-stride", type=int, help="deepreduce: 2 for the rho=0.5 stride-2 stem")
+
+
+def import_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The keyword arguments of ``checkpoints.importers.import_checkpoint`` given by :func:`add_import_args`
+    (``seed``: of the dataset splits)."""
+    try:
+        factory_kwargs = json.loads(args.model_kwargs)
+    except json.JSONDecodeError:
+        raise FairLinError(f"--model-kwargs expects a JSON object, got {args.model_kwargs!r}") from None
+    if args.model_code:
+        arch, model_options = "code", {"factory": args.model_code, "kwargs": factory_kwargs}
+    else:
+        arch, model_options = args.arch, ({"width": args.width} if args.width else {})
+    format_options: dict[str, Any] = {}
+    if args.cull:
+        format_options["cull"] = int_list(args.cull, "--cull")
+    if args.thin:
+        format_options["thin"] = True
+    if args.stem_stride:
+        format_options["stem_stride"] = args.stem_stride
+    return {"fmt": args.format, "arch": arch, "dataset": args.dataset,
+            "dataset_options": dict(parse_option(o) for o in args.dataset_option), "num_classes": args.num_classes,
+            "seed": seed, "data_root": args.data_root, "model_options": model_options,
+            "format_options": format_options}

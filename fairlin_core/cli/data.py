@@ -40,7 +40,7 @@ def cmd_relu_count(args: argparse.Namespace) -> None:
     if args.input_size < 1:
         raise FairLinError(f"--input-size must be a positive integer, got {args.input_size}")
     spec = resolve_spec(args.model, args.num_classes, _input_shape(args.model, args.input_size, args.channels),
-                        width=args.width, depth=args.depth, stem_stride=args.stem_stride)
+                        width=args.width, depth=args.depth, stem_stride=args.stem_stride, stem=args.stem)
     model = build_model(spec)
     cull = int_list(args.cull, "--cull") if args.cull else ()
     if cull or args.thin:
@@ -123,6 +123,8 @@ def configure_relu_count(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, help="width (ResNet/VGG: stage-1 channels; WRN: widen factor; MLP: units)")
     p.add_argument("--depth", type=int, help="hidden layers (mlp only)")
     p.add_argument("--stem-stride", type=int, help="1 or 2 (ResNets; 2 is DeepReDuce's rho=0.5)")
+    p.add_argument("--stem", choices=("cifar", "imagenet"),
+                   help="ResNets: cifar (default; 3x3, no stem ReLU) or imagenet (torchvision's 7x7 stem + ReLU)")
     p.add_argument("--cull", help="DeepReDuce: comma-separated stages whose ReLUs are all removed, e.g. 1,2")
     p.add_argument("--thin", action="store_true", help="DeepReDuce: remove the post-add ReLU of kept stages")
     p.add_argument("--json", action="store_true", help="print JSON")

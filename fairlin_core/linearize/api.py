@@ -141,6 +141,12 @@ def prepare_students(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundl
     options = options or LinearizeOptions()
     options.finetune.validate()
     device = device or default_device()
+    if total_sites(base) == 0:
+        found = getattr(base, "fairlin_report", None)
+        others = ", ".join(f"{k} x{v}" for k, v in (found.other_activations if found else {}).items())
+        raise FairLinError(f"{method} refused: the model has no ReLU to linearize"
+                           + (f" (its activations are {others}, which FairLin reports but never linearizes)" if others
+                              else "") + "; linearizers work on ReLU sites only")
     base = copy.deepcopy(base).eval()
     base_count = relu_count(base)
     if base_count != total_sites(base):

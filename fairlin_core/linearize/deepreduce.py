@@ -18,7 +18,8 @@ from torch import nn
 
 from ..data import DatasetBundle
 from ..errors import FairLinError
-from ..models import ModelSpec, activation_sites, build_model, resolve_spec
+from ..models import CODE_MODEL, ModelSpec, activation_sites, build_model, resolve_spec, set_stage_masks
+from ..models.instrument import has_stages
 from ..models.resnet import ResNet
 from ..runtime import CancelFlag, ProgressFn
 from .options import DeepReduceConfig, LinearizeOptions
@@ -28,34 +29,47 @@ from .base import Linearizer, Placement, register_linearizer
 RESNETS = ("resnet18", "resnet34")
 
 
-def _check_resnet(model: nn.Module) -> None:
-    if not isinstance(model, ResNet):
-        raise FairLinError(f"DeepReDuce works on ResNets ({', '.join(RESNETS)}) only, got {type(model).__name__}; "
-                           f"use snl or random for other architectures")
+def _refuse(what: str) -> FairLinError:
+    return FairLinError(f"DeepReDuce needs ResNet stages (layer1..layer4): it works on the zoo's ResNets "
+                        f"({', '.join(RESNETS)}) and on torchvision ResNets, got {what}; use snl or random for "
+                        f"other architectures")
+
+
+def _check_staged(model: nn.Module) -> None:
+    if not (isinstance(model, ResNet) or has_stages(model)):
+        raise _refuse(type(model).__name__)
 
 
 def apply_deepreduce(model: nn.Module, config: DeepReduceConfig) -> None:
-    """Set the masks of a ResNet in place: 0 for culled/thinned sites, 1 elsewhere.
+    """Set the masks of a ResNet in place: 0 for culled/thinned sites, 1 elsewhere (a stem ReLU stays).
 
     The stem stride is part of the architecture: build the model with ``stem_stride`` first.
     """
-    _check_resnet(model)
-    stages = sorted({site.stage for _, site in activation_sites(model)})
-    bad = [s for s in config.cull if s not in stages]
-    if bad:
-        raise FairLinError(f"cannot cull stage(s) {bad}: the model has stages {stages}")
-    with torch.no_grad():
-        for _, site in activation_sites(model):
-            culled = site.stage in config.cull
-            thinned = config.thin and site.role == "output"
-            site.alpha.fill_(0.0 if culled or thinned else 1.0)
+    _check_staged(model)
+    try:
+        set_stage_masks(model, config.cull, config.thin)
+    except ValueError as error:
+        raise FairLinError(str(error)) from None
+
+
+def stem_strides_of(base: ModelSpec) -> tuple[int, ...]:
+    """The stem strides a DeepReDuce student of ``base`` may have: 1 and 2 for the CIFAR stem, else 1."""
+    return (1, 2) if base.name in RESNETS and base.options.get("stem", "cifar") == "cifar" else (1,)
 
 
 def student_spec(base: ModelSpec, config: DeepReduceConfig) -> ModelSpec:
-    """The base architecture with the configuration's stem stride."""
-    if base.name not in RESNETS:
-        raise FairLinError(f"DeepReDuce works on ResNets ({', '.join(RESNETS)}) only, got {base.name}; "
-                           f"use snl or random for other architectures")
+    """The base architecture with the configuration's stem stride (a torchvision or instrumented ResNet
+    keeps its own stem: stride 1 only)."""
+    if base.name == CODE_MODEL:
+        if not has_stages(build_model(base)):
+            raise _refuse(f"model code {base.options.get('factory')} without layer1..layer4 stages")
+    elif base.name not in RESNETS:
+        raise _refuse(base.name)
+    if config.stem_stride not in stem_strides_of(base):
+        raise FairLinError(f"a stride-2 stem needs the CIFAR stem; {base.name} with options {base.options} keeps "
+                           f"its own stem (expected stem_stride 1)")
+    if base.name == CODE_MODEL:
+        return base
     return resolve_spec(base.name, base.num_classes, base.input_shape, **{**base.options,
                                                                           "stem_stride": config.stem_stride})
 
@@ -63,10 +77,10 @@ def student_spec(base: ModelSpec, config: DeepReduceConfig) -> ModelSpec:
 def configuration_counts(base: ModelSpec, stem_strides: tuple[int, ...] = (1, 2)) -> list[tuple[DeepReduceConfig, int]]:
     """Every configuration (all proper subsets of stages culled x thin x stem stride) with its ReLU count."""
     results = []
-    for stride in stem_strides:
+    for stride in (s for s in stem_strides if s in stem_strides_of(base)):
         model = build_model(student_spec(base, DeepReduceConfig(stem_stride=stride)))
         sites = [site for _, site in activation_sites(model)]
-        stages = sorted({site.stage for site in sites})
+        stages = sorted({site.stage for site in sites} - {0})
         for size in range(len(stages)):
             for cull in itertools.combinations(stages, size):
                 for thin in (False, True):

@@ -1,8 +1,10 @@
-"""Model zoo with linearizable activation sites and exact ReLU accounting."""
+"""Model zoo with linearizable activation sites and exact ReLU accounting; instrumenting any nn.Module."""
 
 from .activation import (RELU_THRESHOLD, LinearizableReLU, activation_sites, get_masks, relu_count, set_masks,
-                         site_table, total_sites)
+                         set_stage_masks, site_table, total_sites)
+from .instrument import CODE_MODEL, InstrumentReport, instrument
 from .registry import MODELS, ModelSpec, build_model, resolve_spec
 
 __all__ = ["RELU_THRESHOLD", "LinearizableReLU", "activation_sites", "get_masks", "relu_count", "set_masks",
-           "site_table", "total_sites", "MODELS", "ModelSpec", "build_model", "resolve_spec"]
+           "set_stage_masks", "site_table", "total_sites", "CODE_MODEL", "InstrumentReport", "instrument", "MODELS",
+           "ModelSpec", "build_model", "resolve_spec"]

@@ -86,3 +86,20 @@ def set_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for name, site in sites.items():
             site.alpha.copy_(masks[name].to(site.alpha.device))
+
+
+def set_stage_masks(model: nn.Module, cull: tuple[int, ...] = (), thin: bool = False) -> None:
+    """DeepReDuce's masks, in place: 0 for every site of a culled stage and, with ``thin``, for every
+    post-add site (role ``output``) elsewhere; 1 for the rest (a stem site, stage 0, is never culled).
+
+    cull: 1-based stages; ValueError naming the model's stages when one does not exist.
+    """
+    stages = sorted({site.stage for _, site in activation_sites(model)} - {0})
+    bad = [s for s in cull if s not in stages]
+    if bad:
+        raise ValueError(f"cannot cull stage(s) {bad}: the model has stages {stages}")
+    with torch.no_grad():
+        for _, site in activation_sites(model):
+            culled = site.stage in cull and site.stage != 0
+            thinned = thin and site.role == "output"
+            site.alpha.fill_(0.0 if culled or thinned else 1.0)

@@ -5,6 +5,11 @@ role ``inner``, and after the residual add, role ``output``); 1x1 conv + BN shor
 changes; global average pooling (so 8x8 inputs work); linear head. Widths w, 2w, 4w, 8w
 (w = ``width``, 64 by default). ``stem_stride=2`` is DeepReDuce's rho = 0.5 variant: the same weights
 on a 4x smaller activation map.
+
+``stem="imagenet"`` is torchvision's ImageNet stem instead: 7x7 stride-2 conv + BN, a stem activation
+site (stage 0, role ``stem``, which counts), 3x3 stride-2 max-pool. With it the model is exactly
+``torchvision.models.resnet18/34`` (head ``fc`` there, ``linear`` here; ``downsample`` there,
+``shortcut`` here).
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import torch
 from torch import nn
 
 from .activation import LinearizableReLU
+
+
+STEMS = ("cifar", "imagenet")
 
 
 def _conv_out(size: int, stride: int) -> int:
@@ -60,12 +68,21 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, blocks_per_stage: list[int], num_classes: int, input_shape: tuple[int, int, int],
-                 width: int = 64, stem_stride: int = 1) -> None:
+                 width: int = 64, stem_stride: int = 1, stem: str = "cifar") -> None:
         super().__init__()
         in_channels, height, width_px = input_shape
-        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=stem_stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        hw = (_conv_out(height, stem_stride), _conv_out(width_px, stem_stride))
+        self.stem = stem
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+            hw = (_conv_out(height, 2), _conv_out(width_px, 2))
+            self.bn1 = nn.BatchNorm2d(width)
+            self.relu = LinearizableReLU((width, *hw), stage=0, role="stem")
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            hw = (_conv_out(hw[0], 2), _conv_out(hw[1], 2))
+        else:
+            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=stem_stride, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            hw = (_conv_out(height, stem_stride), _conv_out(width_px, stem_stride))
         in_planes = width
         stages = []
         for stage_index, num_blocks in enumerate(blocks_per_stage):
@@ -83,13 +100,17 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn1(self.conv1(x))
+        if self.stem == "imagenet":
+            out = self.maxpool(self.relu(out))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         return self.linear(torch.flatten(self.avgpool(out), 1))
 
 
-def resnet18(num_classes: int, input_shape: tuple[int, int, int], width: int = 64, stem_stride: int = 1) -> ResNet:
-    return ResNet([2, 2, 2, 2], num_classes, input_shape, width=width, stem_stride=stem_stride)
+def resnet18(num_classes: int, input_shape: tuple[int, int, int], width: int = 64, stem_stride: int = 1,
+             stem: str = "cifar") -> ResNet:
+    return ResNet([2, 2, 2, 2], num_classes, input_shape, width=width, stem_stride=stem_stride, stem=stem)
 
 
-def resnet34(num_classes: int, input_shape: tuple[int, int, int], width: int = 64, stem_stride: int = 1) -> ResNet:
-    return ResNet([3, 4, 6, 3], num_classes, input_shape, width=width, stem_stride=stem_stride)
+def resnet34(num_classes: int, input_shape: tuple[int, int, int], width: int = 64, stem_stride: int = 1,
+             stem: str = "cifar") -> ResNet:
+    return ResNet([3, 4, 6, 3], num_classes, input_shape, width=width, stem_stride=stem_stride, stem=stem)

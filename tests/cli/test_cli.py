@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import DIGITS
 from fairlin_core.cli import main
 
 
@@ -96,3 +97,26 @@ def test_train_base_then_evaluate_round_trip(capsys, tmp_path):
     assert sum(g["n"] for g in evaluated["groups"]) == 400
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(out_path), "--split", "balanced")
     assert code == 2 and "no split 'balanced'" in err
+
+
+def test_import_checkpoint_and_audit_import_on_the_fly(capsys, tmp_path, monkeypatch):
+    import torch
+    from fairlin_core.checkpoints import load_checkpoint
+    base = load_checkpoint(DIGITS)
+    plain = {k: v for k, v in base.model.state_dict().items() if not k.endswith(".alpha")}
+    torch.save({"state_dict": {"module." + k: v for k, v in plain.items()}}, tmp_path / "base.pth.tar")
+    code, out, err = run_cli(capsys, "import-checkpoint", str(tmp_path / "base.pth.tar"), "--format", "state-dict",
+                             "--arch", "resnet18", "--dataset", "digits", "--out", str(tmp_path / "imp"), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["kind"] == "base" and result["relu_count"] == 7680 and result["sites"] == 16
+    assert result["imported_from"]["stripped_prefix"] == "module."
+    monkeypatch.setenv("FAIRLIN_STORE", str(tmp_path / "store"))
+    code, out, err = run_cli(capsys, "audit", "--base", str(tmp_path / "base.pth.tar"), "--linearized",
+                             str(tmp_path / "base.pth.tar"), "--format", "state-dict", "--arch", "resnet18",
+                             "--dataset", "digits", "--json")
+    assert code == 0, err
+    assert len(list((tmp_path / "store" / "user_checkpoints").glob("base-*.safetensors"))) == 1
+    code, out, err = run_cli(capsys, "import-checkpoint", str(tmp_path / "base.pth.tar"), "--format", "torchvision",
+                             "--arch", "resnet18", "--dataset", "digits", "--out", str(tmp_path / "bad"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a torchvision checkpoint" in err

@@ -1,0 +1,217 @@
+"""Importing checkpoints in the layouts researchers bring: each format against its real source architecture
+(torchvision's models, and the SNL reference ResNet_IN re-written here from its published key names and
+forward order), the ReLU counts SNL's rule gives, and the refusals (unsafe pickles, wrong layouts)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from fairlin_core.checkpoints.importers import (ensure_checkpoint, import_checkpoint, import_weights, read_weights)
+from fairlin_core.errors import CheckpointError
+from fairlin_core.models import build_model, relu_count, resolve_spec
+
+SNL_THRESHOLD = 1e-2
+
+
+class LearnableAlpha(nn.Module):
+    """SNL's mask: ``alphas`` of shape (1, C, H, W), y = relu(x) * a + (1 - a) * x."""
+
+    def __init__(self, channels, size):
+        super().__init__()
+        self.alphas = nn.Parameter(torch.ones(1, channels, size, size))
+
+    def forward(self, x):
+        return F.relu(x) * self.alphas + (1 - self.alphas) * x
+
+
+class SNLBlock(nn.Module):
+    def __init__(self, in_planes, planes, stride, size):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.alpha1 = LearnableAlpha(planes, size)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+        self.alpha2 = LearnableAlpha(planes, size)
+
+    def forward(self, x):
+        out = self.alpha1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.alpha2(out + self.shortcut(x))
+
+
+class SNLResNetIN(nn.Module):
+    """SNL's ResNet_IN on 32x32: 3x3 stem conv1 + bn1 (no stem ReLU), blocks, avg_pool2d(4), head ``linear``."""
+
+    def __init__(self, blocks, num_classes=10, width=64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        in_planes, size = width, 32
+        for index, count in enumerate(blocks):
+            planes, layer = width * 2 ** index, []
+            for block in range(count):
+                stride = 2 if index > 0 and block == 0 else 1
+                size //= stride
+                layer.append(SNLBlock(in_planes, planes, stride, size))
+                in_planes = planes
+            setattr(self, f"layer{index + 1}", nn.Sequential(*layer))
+        self.linear = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x):
+        out = self.bn1(self.conv1(x))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.linear(F.avg_pool2d(out, 4).flatten(1))
+
+
+class CulledResNet(SNLResNetIN):
+    """The paper repository's DeepReDuce student: the CIFAR ResNet without masks, culled stages with no ReLU,
+    thinned blocks without the post-add ReLU."""
+
+    def __init__(self, cull, thin, width=16):
+        super().__init__([2, 2, 2, 2], width=width)
+        for name, module in list(self.named_modules()):
+            if isinstance(module, SNLBlock):
+                stage = int(name[len("layer")])
+                module.alpha1 = nn.Identity() if stage in cull else nn.ReLU()
+                module.alpha2 = nn.Identity() if stage in cull or thin else nn.ReLU()
+
+
+def _randomise_bn(model, seed=0):
+    """Non-trivial running statistics so eval-mode logits depend on every buffer."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+    return model.eval()
+
+
+def _snl_masks(model, keep, seed):
+    """Masks as SNL leaves them before binarising: ``keep`` share above the threshold, the rest at 0.004.
+    Returns the count SNL's rule (alpha > 1e-2) gives."""
+    generator = torch.Generator().manual_seed(seed)
+    count = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LearnableAlpha):
+                values = torch.rand(module.alphas.shape, generator=generator)
+                module.alphas.copy_(torch.where(values < keep, values / keep, torch.full_like(values, 0.004)))
+                count += int((module.alphas > SNL_THRESHOLD).sum())
+    return count
+
+
+def _binarise(model):
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LearnableAlpha):
+                module.alphas.copy_((module.alphas > SNL_THRESHOLD).float())
+
+
+X32 = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def test_snl_layout_imports_with_the_reference_relu_count_and_logits(tmp_path):
+    source = _randomise_bn(SNLResNetIN([2, 2, 2, 2]))
+    full = import_weights(_save(tmp_path / "best_checkpoint.pth.tar", source, "state_dict"), "snl", "resnet18",
+                          (3, 32, 32), 10)
+    assert not full.linearized and relu_count(full.model) == 491_520
+    counts = {}
+    for keep in (0.5, 0.1, 0.01):
+        reference = _snl_masks(source, keep, seed=int(keep * 100))
+        path = _save(tmp_path / f"snl_best_checkpoint_resnet18_in_cifar10_{reference}.pth.tar", source, "state_dict",
+                     prefix="module.")
+        imported = import_weights(path, "snl", "resnet18", (3, 32, 32), 10)
+        counts[keep] = (reference, imported.record["relu_count"])
+        assert imported.linearized and imported.record["relu_count"] == relu_count(imported.model) == reference
+        assert imported.record["stripped_prefix"] == "module." and imported.record["container"] == ["state_dict"]
+        _binarise(source)  # what SNL does before finetuning and saving: then the logits agree exactly
+        assert torch.allclose(imported.model(X32), source(X32), atol=1e-5)
+    print("SNL ReLU counts (reference rule, imported):", counts)
+
+
+def test_torchvision_resnets_import_with_the_imagenet_stem(tmp_path):
+    for arch, count in (("resnet18", 47_104), ("resnet34", 72_704)):
+        source = _randomise_bn(getattr(torchvision.models, arch)(weights=None, num_classes=10))
+        path = tmp_path / f"{arch}.pth"
+        torch.save(source.state_dict(), path)
+        imported = import_weights(path, "torchvision", arch, (3, 32, 32), 10)
+        assert imported.spec.options["stem"] == "imagenet"
+        assert relu_count(imported.model) == count  # the stem ReLU (64 x 16 x 16) counts
+        assert torch.allclose(imported.model(X32), source(X32), atol=1e-5)
+    with pytest.raises(CheckpointError, match="not a snl checkpoint of resnet18.*missing"):
+        import_weights(tmp_path / "resnet18.pth", "snl", "resnet18", (3, 32, 32), 10)
+
+
+def test_deepreduce_layout_imports_its_configuration_count(tmp_path):
+    for cull, thin, expected in (((1, 2), False, 24_576), ((1,), True, 28_672)):  # width 16 = 1/4 of 98,304 / 28,672
+        source = _randomise_bn(CulledResNet(cull, thin))
+        path = tmp_path / "deepreduce.pth"
+        torch.save({"model": source.state_dict(), "model_arch": "resnet18"}, path)
+        imported = import_weights(path, "deepreduce", "resnet18", (3, 32, 32), 10,
+                                  format_options={"cull": list(cull), "thin": thin})
+        assert imported.record["relu_count"] == expected
+        assert imported.record["source_entries"] == {"model_arch": "resnet18"}
+        assert torch.allclose(imported.model(X32), source(X32), atol=1e-5)
+
+
+def test_state_dict_zoo_model_in_every_container_and_file_kind(tmp_path):
+    from safetensors.torch import save_file
+    spec = resolve_spec("resnet18", 10, (1, 8, 8), width=8)
+    source = _randomise_bn(build_model(spec))
+    plain = {k: v for k, v in source.state_dict().items() if not k.endswith(".alpha")}
+    x = torch.randn(3, 1, 8, 8)
+    torch.save({"net": plain, "epoch": 7}, tmp_path / "a.pt")
+    torch.save(plain, tmp_path / "b.bin", _use_new_zipfile_serialization=False)  # legacy: not memory-mappable
+    save_file(plain, tmp_path / "c.safetensors")
+    for name in ("a.pt", "b.bin", "c.safetensors"):
+        imported = import_weights(tmp_path / name, "state-dict", "resnet18", (1, 8, 8), 10)
+        assert torch.allclose(imported.model(x), source(x), atol=1e-5), name
+    assert imported.record["sha256"] and imported.record["format"] == "state-dict"
+
+
+def test_a_reduce_payload_never_runs_and_the_global_is_named(tmp_path):
+    marker = tmp_path / "payload_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "extra": Payload()}, path)
+    with pytest.raises(CheckpointError, match=r"needs the global io\.open, which is outside"):
+        read_weights(path)
+    assert not marker.exists()
+    import pickle
+    pickle.loads(pickle.dumps(Payload()))  # control: unpickled any other way, the payload does run
+    assert marker.exists()
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="not an importable checkpoint"):
+        read_weights(tmp_path / "notes.txt")
+
+
+def test_import_writes_a_sidecar_record_and_audit_imports_on_the_fly(tmp_path):
+    spec = resolve_spec("resnet18", 10, (1, 8, 8), width=8)
+    source = build_model(spec)
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "mine.pth.tar")
+    args = {"fmt": "state-dict", "arch": "resnet18", "dataset": "digits"}
+    checkpoint = import_checkpoint(tmp_path / "mine.pth.tar", out=tmp_path / "mine.safetensors", **args)
+    record = checkpoint.sidecar["imported_from"]
+    assert checkpoint.sidecar["kind"] == "base" and record["source"] == "mine.pth.tar" and len(record["sha256"]) == 64
+    assert checkpoint.dataset().name == "digits"
+    first = ensure_checkpoint(tmp_path / "mine.pth.tar", tmp_path / "store", **args)
+    assert first.exists() and ensure_checkpoint(tmp_path / "mine.pth.tar", tmp_path / "store", **args) == first
+    assert ensure_checkpoint(checkpoint.path, tmp_path / "store") == checkpoint.path
+    with pytest.raises(CheckpointError, match="give --format, --arch"):
+        ensure_checkpoint(tmp_path / "mine.pth.tar", tmp_path / "store")
+
+
+def _save(path, model, container, prefix=""):
+    torch.save({"arch": "resnet18_in", container: {prefix + k: v for k, v in model.state_dict().items()},
+                "optimizer": {"state": {}, "param_groups": [{"lr": 0.001}]}}, path)
+    return path

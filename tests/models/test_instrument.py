@@ -1,0 +1,162 @@
+"""Instrumenting any nn.Module (torch.fx): torchvision models and a custom CNN with functional ReLUs; model-code
+checkpoints (a factory recorded in the sidecar) and the linearizers on instrumented models."""
+
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from fairlin_core.errors import FairLinError, ModelError
+from fairlin_core.linearize.deepreduce import student_spec
+from fairlin_core.linearize.options import DeepReduceConfig
+from fairlin_core.models import instrument, relu_count, set_stage_masks, site_table
+from fairlin_core.models.instrument import has_stages
+
+X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+class SmallCNN(nn.Module):
+    """ReLUs only as calls in forward: F.relu, an in-place torch.relu_ whose input is read again, Tensor.relu."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        y = self.conv2(x)
+        torch.relu_(y)
+        y = (y + x).relu()
+        return self.head(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+def test_torchvision_resnet18_sites_and_deepreduce_stages():
+    source = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    model = instrument(source, (3, 32, 32)).eval()
+    report = model.fairlin_report
+    assert (len(report.sites), report.relu_count, report.other_activations) == (17, 47_104, {})
+    assert torch.allclose(model(X), source(X), atol=1e-6)
+    table = site_table(model)
+    assert table.iloc[0]["site"] == "relu" and table.iloc[0]["stage"] == 0  # the stem ReLU counts
+    assert (table.groupby("role").size().to_dict()) == {"inner": 9, "output": 8}  # stem + 8 after bn1; 8 post-add
+    assert has_stages(model)
+    set_stage_masks(model, cull=(1,), thin=False)
+    assert relu_count(model) == 47_104 - 16_384
+
+
+def test_custom_cnn_functional_and_inplace_relus():
+    source = SmallCNN().eval()
+    model = instrument(source, (3, 32, 32)).eval()
+    assert list(model.fairlin_report.sites.values()) == [(8, 32, 32)] * 3
+    assert torch.allclose(model(X), source(X), atol=1e-6)  # in place: the add reads the ReLU'd y
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "alpha"):
+                module.alpha.zero_()
+    assert not torch.allclose(model(X), source(X), atol=1e-3)  # the sites really replaced the ReLUs
+    assert not has_stages(model)
+
+
+def test_mobilenet_v2_reports_relu6_and_linearizers_refuse_it(digits_checkpoint):
+    model = instrument(torchvision.models.mobilenet_v2(weights=None, num_classes=10), (3, 32, 32))
+    assert model.fairlin_report.sites == {} and model.fairlin_report.other_activations == {"ReLU6": 35}
+    from fairlin_core.linearize.api import prepare_students
+    with pytest.raises(FairLinError, match=r"snl refused: the model has no ReLU.*ReLU6 x35.*ReLU sites only"):
+        prepare_students(model, digits_checkpoint.spec, digits_checkpoint.dataset(), "snl", [1])
+
+
+@pytest.mark.slow
+def test_vgg11_bn_sites():
+    source = torchvision.models.vgg11_bn(weights=None, num_classes=10).eval()
+    model = instrument(source, (3, 32, 32)).eval()
+    report = model.fairlin_report
+    assert len(report.sites) == 10 and report.relu_count == 159_744  # 8 conv ReLUs + 2 classifier ReLUs of 4096
+    assert torch.allclose(model(X), source(X), atol=1e-5)
+    assert not has_stages(model)
+
+
+def test_untraceable_forward_is_refused_with_the_construct():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return F.relu(x) if x.sum() > 0 else x
+
+    with pytest.raises(ModelError, match="torch.fx cannot trace it .*control flow"):
+        instrument(Branchy(), (3, 4, 4))
+
+
+FACTORY = '''
+import torch.nn as nn, torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self, channels=4, num_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(1, channels, 3, padding=1)
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        return self.head(F.adaptive_avg_pool2d(F.relu(self.conv(x)), 1).flatten(1))
+
+
+def build(channels=4, num_classes=10):
+    return Net(channels, num_classes)
+'''
+
+
+@pytest.fixture
+def model_code(tmp_path, monkeypatch):
+    """A user package on the path, and model code trusted (as in the CLI)."""
+    (tmp_path / "usermodels.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("FAIRLIN_MODEL_CODE", "1")
+    yield tmp_path
+    sys.modules.pop("usermodels", None)
+
+
+def test_model_code_checkpoint_reloads_and_linearizes(model_code, monkeypatch):
+    import fairlin_core as fl
+    from fairlin_core.checkpoints import load_checkpoint
+    from fairlin_core.checkpoints.importers import import_checkpoint
+    sys.path.insert(0, str(model_code))
+    import usermodels
+    source = usermodels.build(channels=6)
+    torch.save(source.state_dict(), model_code / "net.pt")
+    options = {"factory": "usermodels:build", "kwargs": {"channels": 6}}
+    checkpoint = import_checkpoint(model_code / "net.pt", "state-dict", "code", "digits", model_code / "net",
+                                   model_options=options)
+    assert checkpoint.sidecar["model"]["options"] == options and checkpoint.relu_count == 6 * 8 * 8
+    reloaded = load_checkpoint(checkpoint.path)
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.allclose(reloaded.model(x), source.eval()(x), atol=1e-6)
+    data = reloaded.dataset()
+    for method in ("random", "snl"):
+        student = fl.linearize(reloaded, method, 100, data=data, finetune_epochs=1, snl_epochs=2, seed=0)
+        assert student.relu_count <= 100
+    with pytest.raises(FairLinError, match="DeepReDuce needs ResNet stages"):
+        student_spec(reloaded.spec, DeepReduceConfig())
+    monkeypatch.delenv("FAIRLIN_MODEL_CODE")
+    with pytest.raises(FairLinError, match="built by user code usermodels:build, which runs only from the CLI"):
+        load_checkpoint(checkpoint.path)
+    monkeypatch.setenv("FAIRLIN_MODEL_CODE", "1")
+    sys.modules.pop("usermodels")
+    sys.path.remove(str(model_code))
+    monkeypatch.syspath_prepend(str(model_code / "elsewhere"))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(model_code)])
+    with pytest.raises(FairLinError, match=r"model code usermodels:build cannot be imported \(ModuleNotFoundError"):
+        load_checkpoint(checkpoint.path)
+
+
+def test_deepreduce_configurations_of_the_imagenet_stem_resnet():
+    from fairlin_core.linearize.deepreduce import configuration_counts
+    from fairlin_core.models import resolve_spec
+    spec = resolve_spec("resnet18", 10, (3, 32, 32), stem="imagenet")
+    counts = {(c.cull, c.thin, c.stem_stride): n for c, n in configuration_counts(spec)}
+    assert counts[((), False, 1)] == 47_104 and counts[((1,), False, 1)] == 47_104 - 16_384  # the stem ReLU stays
+    assert all(stride == 1 for _, _, stride in counts)
+    with pytest.raises(FairLinError, match="stride-2 stem needs the CIFAR stem"):
+        student_spec(spec, DeepReduceConfig(stem_stride=2))
