@@ -121,16 +121,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-MODEL_CODE_ENV = "FAIRLIN_MODEL_CODE"
+MODEL_CODE_ENV = "FAIRLIN_TRUSTED_MODEL_CODE"
 
 
-def trust_model_code() -> None:
-    """Allow checkpoints whose sidecar names a model factory (``--model-code``) to import and run it in this
-    process and the job workers it starts. The CLI and the notebook's ``fl.trust_model_code()`` call this
-    (the user's own choice); the dashboard never does."""
-    os.environ[MODEL_CODE_ENV] = "1"
+def trust_model_code(*factories: str) -> None:
+    """Allow these model factories (``"package.module:function"``) to be imported and run in this process and
+    the job workers it starts, when a checkpoint's sidecar names one (``--model-code`` checkpoints). A
+    sidecar is never trusted by itself: the user names the factory (CLI ``--trust-model-code``, the notebook's
+    ``fl.trust_model_code(...)``, or ``--model-code`` at import); the dashboard never does."""
+    named = {factory.strip() for factory in factories if factory.strip()}
+    if named:
+        os.environ[MODEL_CODE_ENV] = ",".join(sorted(_trusted() | named))
 
 
-def model_code_trusted() -> bool:
-    """Whether :func:`trust_model_code` was called in this process (or its parent)."""
-    return os.environ.get(MODEL_CODE_ENV) == "1"
+def _trusted() -> set[str]:
+    return {f for f in os.environ.get(MODEL_CODE_ENV, "").split(",") if f}
+
+
+def model_code_trusted(factory: str) -> bool:
+    """Whether ``factory`` was named in :func:`trust_model_code` in this process (or its parent)."""
+    return factory in _trusted()

@@ -324,10 +324,10 @@ def import_checkpoint(source: str | Path, fmt: str, arch: str | None, dataset: s
     ``num_classes``) and the splits an audit reloads. The checkpoint is ``linearized`` when any mask in
     the file is off, else ``base``. ``model_code`` "package.module:function" (with ``model_kwargs``)
     builds the model with the user's own factory instead of ``arch``: the caller's choice to run that
-    code, so model code is trusted in this process from then on (:func:`~fairlin_core.runtime.trust_model_code`).
+    code, so that factory is trusted in this process from then on (:func:`~fairlin_core.runtime.trust_model_code`).
     """
     if model_code:
-        trust_model_code()
+        trust_model_code(model_code)
         arch, model_options = CODE_MODEL, {"factory": model_code, "kwargs": dict(model_kwargs or {})}
     if not arch:
         raise CheckpointError("no architecture given; expected a zoo architecture or model code package.module:factory")

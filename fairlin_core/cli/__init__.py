@@ -63,6 +63,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command is None or name == command:
             configure = getattr(importlib.import_module(f"{__name__}.{module}"), f"configure_{name.replace('-', '_')}")
             configure(p)
+            p.add_argument("--trust-model-code", action="append", default=[], metavar="MODULE:FUNCTION",
+                           help="run this model factory when a checkpoint's sidecar names it (checkpoints "
+                                "imported with --model-code); repeatable. Sidecars alone are never trusted")
     return parser
 
 
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _chosen(argv)
     parser = build_parser(command) if command else build_parser("")
     args = parser.parse_args(argv)
-    trust_model_code()  # the user's own terminal: checkpoints built by --model-code factories reload here
+    trust_model_code(*args.trust_model_code)  # only factories the user names: a sidecar is never trusted
     try:
         args.func(args)
     except FairLinError as error:

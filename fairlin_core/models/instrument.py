@@ -11,8 +11,8 @@ Sites get ``stage`` N when they sit under a module path containing ``layerN`` (t
 else 0; ``role`` is ``output`` when the ReLU's input is an addition (a residual add), else ``inner``.
 
 ``code`` model specs (``--model-code package.module:factory``) rebuild such a model from the user's
-factory: that imports and runs the user's Python, so it happens only where
-:func:`~fairlin_core.runtime.trust_model_code` was called (the CLI, or the notebook by choice).
+factory: that imports and runs the user's Python, so it happens only for a factory the user named in
+:func:`~fairlin_core.runtime.trust_model_code` (the CLI's ``--trust-model-code``, or the notebook by choice).
 """
 
 from __future__ import annotations
@@ -206,9 +206,10 @@ def load_factory(factory: str):
 def build_code_model(options: dict[str, Any], input_shape: tuple[int, ...]) -> fx.GraphModule:
     """Call the user's factory with its kwargs and instrument the result; only where model code is trusted."""
     options = code_options(options)
-    if not model_code_trusted():
-        raise ModelError(f"this model is built by user code {options['factory']}, which runs only from the CLI or "
-                         f"after fl.trust_model_code() in a notebook (the dashboard never runs model code)")
+    if not model_code_trusted(options["factory"]):
+        raise ModelError(f"this model is built by user code {options['factory']}, which runs only when you trust it: "
+                         f"--trust-model-code {options['factory']} in the CLI, fl.trust_model_code("
+                         f"{options['factory']!r}) in a notebook (the dashboard never runs model code)")
     model = load_factory(options["factory"])(**options["kwargs"])
     if not isinstance(model, nn.Module):
         raise ModelError(f"model code {options['factory']} returned {type(model).__name__}; expected an nn.Module")

@@ -110,10 +110,10 @@ def build(channels=4, num_classes=10):
 
 @pytest.fixture
 def model_code(tmp_path, monkeypatch):
-    """A user package on the path, and model code trusted (as in the CLI)."""
+    """A user package on the path, and its factory trusted (as with --trust-model-code usermodels:build)."""
     (tmp_path / "usermodels.py").write_text(FACTORY)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("FAIRLIN_MODEL_CODE", "1")
+    monkeypatch.setenv("FAIRLIN_TRUSTED_MODEL_CODE", "usermodels:build")
     yield tmp_path
     sys.modules.pop("usermodels", None)
 
@@ -139,10 +139,10 @@ def test_model_code_checkpoint_reloads_and_linearizes(model_code, monkeypatch):
         assert student.relu_count <= 100
     with pytest.raises(FairLinError, match="DeepReDuce needs ResNet stages"):
         student_spec(reloaded.spec, DeepReduceConfig())
-    monkeypatch.delenv("FAIRLIN_MODEL_CODE")
-    with pytest.raises(FairLinError, match="built by user code usermodels:build, which runs only from the CLI"):
+    monkeypatch.setenv("FAIRLIN_TRUSTED_MODEL_CODE", "othermodels:build")  # trusting another factory is not enough
+    with pytest.raises(FairLinError, match="built by user code usermodels:build, which runs only when you trust it"):
         load_checkpoint(checkpoint.path)
-    monkeypatch.setenv("FAIRLIN_MODEL_CODE", "1")
+    monkeypatch.setenv("FAIRLIN_TRUSTED_MODEL_CODE", "usermodels:build")
     sys.modules.pop("usermodels")
     sys.path.remove(str(model_code))
     monkeypatch.syspath_prepend(str(model_code / "elsewhere"))
@@ -160,3 +160,21 @@ def test_deepreduce_configurations_of_the_imagenet_stem_resnet():
     assert all(stride == 1 for _, _, stride in counts)
     with pytest.raises(FairLinError, match="stride-2 stem needs the CIFAR stem"):
         student_spec(spec, DeepReduceConfig(stem_stride=2))
+
+
+def test_the_cli_runs_model_code_only_for_a_factory_the_user_names(model_code, monkeypatch, tmp_path, capsys):
+    """A downloaded checkpoint's sidecar can name any factory (e.g. os:system): the CLI never runs it unless the
+    user names that factory with --trust-model-code."""
+    from fairlin_core.checkpoints.importers import import_checkpoint
+    from fairlin_core.cli import main
+    import usermodels
+    torch.save(usermodels.build(channels=6).state_dict(), model_code / "net.pt")
+    checkpoint = import_checkpoint(model_code / "net.pt", "state-dict", "code", "digits", model_code / "net",
+                                   model_options={"factory": "usermodels:build", "kwargs": {"channels": 6}})
+    monkeypatch.delenv("FAIRLIN_TRUSTED_MODEL_CODE")
+    assert main(["evaluate", "--checkpoint", str(checkpoint.path), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "--trust-model-code usermodels:build" in err and len(err.strip().splitlines()) == 1
+    assert main(["evaluate", "--checkpoint", str(checkpoint.path), "--trust-model-code", "usermodels:build",
+                 "--json"]) == 0
+    assert '"relu_count": 384' in capsys.readouterr().out
