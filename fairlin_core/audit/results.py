@@ -18,7 +18,8 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
   input index), value (mean |attribution| over the group's test examples).
 - ``group_sizes``: split, group, n (from the dataset, every split incl. train).
 - ``configs``: run_id -> the run's full configuration (JSON-ready dict); ``meta``: checkpoint,
-  dataset, group_attribute, group_names (the order every chart uses), base_relu_count, how it was made.
+  dataset, group_attribute, group_names (the order every chart uses), base_relu_count, model (the base
+  architecture's spec; absent from older results), how it was made.
 
 Cost estimates are not stored: :meth:`AuditResults.run_costs` prices every run on read (per run and
 protocol profile, :mod:`fairlin_core.cost`) from the base architecture (``meta["model"]``, else the base

@@ -3,10 +3,12 @@ and latency (s), online and offline, under a protocol profile (:mod:`.profiles`,
 sources in ``profiles/``); layer shapes and MACs (:mod:`.shapes`), the estimate (:mod:`.estimate`,
 ``fl.cost``) and the estimates of audit runs (:mod:`.runs`).
 
-Names load on first use, so listing or validating profiles never imports torch.
+Names load on first use, so listing or validating profiles never imports torch. The wing itself is
+callable: ``fairlin_core.cost(model, profile=...)`` is :func:`.estimate.cost` (``fl.cost``), whatever
+``fairlin_core.cost.<module>`` was imported before.
 """
 
-from ..lazy import lazy_exports
+from ..lazy import callable_wing, lazy_exports
 
 _EXPORTS = {
     **{name: f"fairlin_core.cost.profiles:{name}" for name in (
@@ -17,3 +19,4 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)
+callable_wing(__name__, "fairlin_core.cost.estimate:cost")
