@@ -339,10 +339,11 @@ class AuditResults:
             data = read_sidecar(resolve_checkpoint_path(found))["model"]
         spec = ModelSpec.from_dict(data)
         base = self.meta.get("base_relu_count")
-        if base is not None and total_sites(build_model(spec)) != int(base):
+        sites = total_sites(build_model(spec)) if base is not None else None
+        if sites is not None and sites != int(base):
             raise FairLinError(f"cannot estimate costs: architecture {spec.name} {dict(spec.options)} on "
-                               f"{tuple(spec.input_shape)} has {total_sites(build_model(spec))} ReLU sites but the "
-                               f"results' base model has {base}")
+                               f"{tuple(spec.input_shape)} has {sites} ReLU sites but the results' base model has "
+                               f"{base}")
         return spec
 
     @_view
