@@ -182,7 +182,9 @@ class AuditResults:
     @_view
     def methods(self) -> list[str]:
         """The methods present, in the engine's order (snl, deepreduce, random)."""
-        from ..linearize import METHODS  # the engine's order; imported here so reading results needs no torch
+        from ..linearize import (
+            METHODS,  # the engine's order; imported here so reading results needs no torch
+        )
         present = set(self.runs["method"])
         return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
 
@@ -216,7 +218,9 @@ class AuditResults:
         Columns: budget, budget_fraction, group, n (test examples), train_n, relu_count (mean), n_seeds,
         drop_mean, drop_ci_low, drop_ci_high, accuracy_mean, accuracy_ci_low, accuracy_ci_high, base_accuracy.
         """
-        from ..metrics.fairness import seed_summary  # imports torch: only when a view needs it
+        from ..metrics.fairness import (
+            seed_summary,  # imports torch: only when a view needs it
+        )
         rows = self.group_runs(split)
         rows = rows[(rows["method"] == method) & (rows["mitigation"] == mitigation)]
         keys = CELL_KEYS

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import DIGITS, TOY
 from torch import nn
 
 import fairlin_core as fl
@@ -17,7 +18,6 @@ from fairlin_core.errors import FairLinError
 from fairlin_core.linearize import DeepReduceConfig, apply_deepreduce
 from fairlin_core.models import LinearizableReLU, build_model, relu_count, resolve_spec
 from fairlin_core.viz.report import audit_report_html
-from conftest import DIGITS, TOY
 
 ZOO = [("resnet18", ["--input-size", "8", "--channels", "1", "--width", "4"], {"width": 4}, (1, 8, 8)),
        ("resnet34", ["--input-size", "8", "--width", "4", "--stem-stride", "2"], {"width": 4, "stem_stride": 2},
