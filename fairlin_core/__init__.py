@@ -7,6 +7,7 @@ The notebook API, ``import fairlin_core as fl``::
     lin = fl.linearize(base, "snl", "1%", data=data, finetune_epochs=20, seed=0)
     audit = fl.audit(base, lin, data=data, split="balanced", diagnostics=["accuracy", "grad", "hessian"])
     audit.by_group, audit.summary(), audit.save("out/")
+    fl.cost(lin, profile="delphi").totals      # estimated private-inference MB and seconds
 
 Names are imported on first use (PEP 562), so ``import fairlin_core`` itself is instant and the CLI's
 ``--help`` never imports torch. This package never imports streamlit; the dashboard (``app.py``,
@@ -33,6 +34,11 @@ _EXPORTS: dict[str, str] = {
     "Comparison": "fairlin_core.audit.compare:Comparison",
     "load_results": "fairlin_core.audit.results:load_results",
     "AuditResults": "fairlin_core.audit.results:AuditResults",
+    # private-inference cost
+    "cost": "fairlin_core.cost:",  # the wing itself, callable
+    "CostEstimate": "fairlin_core.cost.estimate:CostEstimate",
+    "list_profiles": "fairlin_core.cost.profiles:list_profiles",
+    "load_profile": "fairlin_core.cost.profiles:load_profile",
     # data and models
     "load_dataset": "fairlin_core.data:load_dataset",
     "list_datasets": "fairlin_core.data:list_datasets",

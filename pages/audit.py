@@ -5,6 +5,7 @@ import json
 import streamlit as st
 
 from fairlin_core.audit.results import AuditResults
+from fairlin_core.cost.profiles import DEFAULT_PROFILE, list_profiles, load_profile
 from fairlin_core.errors import FairLinError
 from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz.report import audit_report_html
@@ -79,6 +80,24 @@ st.dataframe(summary, hide_index=True, key="table_summary")
 st.download_button("Download the summary (CSV)", summary.to_csv(index=False), "audit_summary.csv", "text/csv",
                    key="download_summary")
 
+st.header("What the ReLU budget buys")
+profiles = list_profiles()
+profile = st.selectbox("Private-inference protocol profile", profiles, index=profiles.index(DEFAULT_PROFILE),
+                       key="audit_profile", help="per-ReLU and per-linear-layer costs from published measurements; "
+                                                 "`fairlin cost --profile FILE` takes a profile of your own")
+try:
+    front = results.cost_front(split, profile)
+except FairLinError as error:
+    st.warning(str(error))
+else:
+    st.plotly_chart(chart(key, figures.cost_front, Rows(AuditResults.cost_front, (split, profile)),
+                          f"Accuracy vs estimated online latency ({profile}), Pareto front across methods and "
+                          f"budgets"), key="fig_cost_front")
+    source = load_profile(profile).source
+    st.caption(f"Estimates from {source['paper']}. Online latency = compute + bytes at the profile's bandwidth; "
+               f"no network variation, batching or hardware of your own (see the README's cost model section).")
+    st.dataframe(front[front["front_worst"] | front["front_minority"]], hide_index=True, key="table_cost_front")
+
 if set(mitigations) == {"off", "on"}:
     st.header("Mitigated vs unmitigated")
     effect = results.mitigation_effect(split, method)
@@ -116,7 +135,7 @@ st.download_button("Download every table (CSV)", results.groups.merge(results.ru
                    "audit_groups.csv", "text/csv", key="download_all")
 if st.button("Build the HTML report", key="build_report", icon=":material/description:"):
     st.session_state["audit_report"] = audit_report_html(results, split=split, method=method, mitigation=mitigation,
-                                                         budget=st.session_state.get("audit_budget"))
+                                                         budget=st.session_state.get("audit_budget"), profile=profile)
 if st.session_state.get("audit_report"):
     st.download_button("Download the HTML report", st.session_state["audit_report"], "fairlin_audit.html",
                        "text/html", key="download_report")

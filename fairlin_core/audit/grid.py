@@ -243,7 +243,8 @@ def merge_chunks(grid: AuditGrid, out: Path) -> AuditResults:
     meta = {"checkpoint": Path(grid.checkpoint).name, "dataset": bundle.name,
             "group_attribute": bundle.group_attribute,
             "group_names": list(bundle.group_names), "base_relu_count": base_count,
-            "input_shape": list(checkpoint.spec.input_shape), "grid": grid.manifest(),
+            "input_shape": list(checkpoint.spec.input_shape), "model": checkpoint.spec.to_dict(),
+            "grid": grid.manifest(),
             "skipped": skipped,
             "regenerate": "python -m fairlin_core default-audit"}
     return AuditResults.from_tables({name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()},

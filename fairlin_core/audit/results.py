@@ -18,7 +18,13 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
   input index), value (mean |attribution| over the group's test examples).
 - ``group_sizes``: split, group, n (from the dataset, every split incl. train).
 - ``configs``: run_id -> the run's full configuration (JSON-ready dict); ``meta``: checkpoint,
-  dataset, group_attribute, group_names (the order every chart uses), base_relu_count, how it was made.
+  dataset, group_attribute, group_names (the order every chart uses), base_relu_count, model (the base
+  architecture's spec; absent from older results), how it was made.
+
+Cost estimates are not stored: :meth:`AuditResults.run_costs` prices every run on read (per run and
+protocol profile, :mod:`fairlin_core.cost`) from the base architecture (``meta["model"]``, else the base
+checkpoint's sidecar) and the run's ReLU count, and :meth:`~AuditResults.cost_front` sets worst-group and
+minority accuracy against the estimated latency with the Pareto front across methods and budgets.
 
 The views (:meth:`AuditResults.group_drop`, :meth:`~AuditResults.fairness_summary`, ...) take the current
 choices (split, method, mitigation, budget) and return one tidy DataFrame, aggregated across seeds with a
@@ -176,7 +182,9 @@ class AuditResults:
     @_view
     def methods(self) -> list[str]:
         """The methods present, in the engine's order (snl, deepreduce, random)."""
-        from ..linearize import METHODS  # the engine's order; imported here so reading results needs no torch
+        from ..linearize import (
+            METHODS,  # the engine's order; imported here so reading results needs no torch
+        )
         present = set(self.runs["method"])
         return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
 
@@ -210,7 +218,9 @@ class AuditResults:
         Columns: budget, budget_fraction, group, n (test examples), train_n, relu_count (mean), n_seeds,
         drop_mean, drop_ci_low, drop_ci_high, accuracy_mean, accuracy_ci_low, accuracy_ci_high, base_accuracy.
         """
-        from ..metrics.fairness import seed_summary  # imports torch: only when a view needs it
+        from ..metrics.fairness import (
+            seed_summary,  # imports torch: only when a view needs it
+        )
         rows = self.group_runs(split)
         rows = rows[(rows["method"] == method) & (rows["mitigation"] == mitigation)]
         keys = CELL_KEYS
@@ -311,6 +321,87 @@ class AuditResults:
         table = pd.concat([base, lin], ignore_index=True)
         return self._ordered(table).reset_index(drop=True)
 
+    # -- private-inference cost views ------------------------------------------------------------------
+
+    def model_spec(self) -> Any:
+        """The base architecture (:class:`~fairlin_core.models.ModelSpec`): ``meta["model"]`` where the results
+        carry it, else the sidecar of the base checkpoint (a run configuration's path, else the shipped
+        checkpoints folder); FairLinError when neither is found or its ReLU count disagrees with the results."""
+        from ..checkpoints import read_sidecar, resolve_checkpoint_path
+        from ..checkpoints.catalog import SHIPPED_CHECKPOINTS
+        from ..models import ModelSpec, build_model, total_sites
+        data = self.meta.get("model")
+        if not data:
+            name = str(self.meta.get("checkpoint", ""))
+            candidates = [Path(c["checkpoint"]) for c in self.configs.values() if c.get("checkpoint")]
+            candidates += [SHIPPED_CHECKPOINTS / Path(name).name] if name else []
+            found = next((path for path in candidates if path.is_file() and path.name == Path(name).name), None)
+            if found is None:
+                raise FairLinError(f"cannot estimate costs: base checkpoint {name!r} of these results was not found "
+                                   f"(looked in the run configurations and {SHIPPED_CHECKPOINTS}); expected its "
+                                   f".safetensors + .json beside the results' checkpoint path")
+            data = read_sidecar(resolve_checkpoint_path(found))["model"]
+        spec = ModelSpec.from_dict(data)
+        base = self.meta.get("base_relu_count")
+        sites = total_sites(build_model(spec)) if base is not None else None
+        if sites is not None and sites != int(base):
+            raise FairLinError(f"cannot estimate costs: architecture {spec.name} {dict(spec.options)} on "
+                               f"{tuple(spec.input_shape)} has {sites} ReLU sites but the results' base model has "
+                               f"{base}")
+        return spec
+
+    @_view
+    def run_costs(self, profile: str = "delphi") -> pd.DataFrame:
+        """Per run, the estimated cost of one private inference under ``profile`` (a shipped profile's name or
+        a profile file): run_id, profile, relu_count, macs, online_mb, offline_mb, online_latency_s,
+        offline_latency_s, total_latency_s (MB, seconds). The ReLU cost follows from each run's total ReLU
+        count (exact: profiles price every ReLU alike); the linear layers are those of the base architecture,
+        rebuilt with a run's stem stride where its linearizer (DeepReDuce) changed it."""
+        from ..cost import run_costs
+        return run_costs(self.model_spec(), self.runs, profile)
+
+    @_view
+    def minority_groups(self) -> list[str]:
+        """Groups whose share of the training set is below an equal share (1 / number of groups)."""
+        sizes = self.train_sizes()
+        if sizes.empty:
+            return []
+        return sizes[sizes["train_n"] < sizes["train_n"].sum() / len(sizes)]["group"].tolist()
+
+    @_view
+    def cost_front(self, split: str, profile: str = "delphi") -> pd.DataFrame:
+        """Fairness against estimated private-inference latency, one row per method, budget and mitigation
+        (means across seeds) plus a ``base`` row (every ReLU on, the base model's accuracies).
+
+        Columns: method, budget, budget_fraction, mitigation, n_seeds, relu_count, online_latency_s,
+        offline_latency_s, total_latency_s, online_mb, offline_mb, overall_accuracy, worst_group_accuracy,
+        minority_accuracy (test-n-weighted over :meth:`minority_groups`; NaN without minority), and
+        front_worst / front_minority: whether the row is on the Pareto front of lowest online latency and
+        highest worst-group / minority accuracy across every method, budget and mitigation (base included).
+        """
+        from ..cost import base_cost
+        rows = self.group_runs(split)
+        rows = rows[rows["n"] > 0]
+        minority = set(self.minority_groups())
+        costs = self.run_costs(profile).drop(columns=["profile", "relu_count"])
+        per_run = rows.groupby(["run_id", *RUN_KEYS, "seed", "relu_count"], sort=False).apply(
+            lambda r: pd.Series(_accuracies(r["accuracy"], r["n"], r["group"].isin(minority))),
+            include_groups=False).reset_index().merge(costs, on="run_id", validate="one_to_one")
+        values = ["relu_count", "online_latency_s", "offline_latency_s", "total_latency_s", "online_mb", "offline_mb",
+                  "overall_accuracy", "worst_group_accuracy", "minority_accuracy"]
+        table = per_run.groupby(RUN_KEYS, sort=False).agg(n_seeds=("seed", "nunique"),
+                                                          **{v: (v, "mean") for v in values}).reset_index()
+        base_rows = rows.drop_duplicates("group")
+        base = {"method": "base", "budget": "100%", "budget_fraction": 1.0, "mitigation": "off",
+                "n_seeds": int(rows["seed"].nunique()),
+                **_accuracies(base_rows["base_accuracy"], base_rows["n"], base_rows["group"].isin(minority))}
+        base.update({k: v for k, v in base_cost(self.model_spec(), profile).items() if k in values})
+        table = pd.concat([pd.DataFrame([base]), table], ignore_index=True)
+        for accuracy, column in (("worst_group_accuracy", "front_worst"), ("minority_accuracy", "front_minority")):
+            table[column] = _pareto(table["online_latency_s"], table[accuracy])
+        return table[["method", "budget", "budget_fraction", "mitigation", "n_seeds", *values, "front_worst",
+                      "front_minority"]].sort_values(["online_latency_s", "method"]).reset_index(drop=True)
+
     @_view
     def parameter_distances(self) -> pd.DataFrame:
         """method, mitigation, budget, budget_fraction, relu_count, param_distance (mean over the seeds that
@@ -341,6 +432,21 @@ class AuditResults:
         if name not in TABLES:
             raise FairLinError(f"unknown results table {name!r}; one of {', '.join(TABLES)}")
         return getattr(self, name)
+
+
+def _accuracies(accuracy: pd.Series, n: pd.Series, minority: pd.Series) -> dict[str, float]:
+    """overall (n-weighted), worst-group and minority (n-weighted over the minority groups) accuracy."""
+    weights = n.where(minority, 0)
+    return {"overall_accuracy": float((accuracy * n).sum() / n.sum()), "worst_group_accuracy": float(accuracy.min()),
+            "minority_accuracy": float((accuracy * weights).sum() / weights.sum()) if weights.sum() else float("nan")}
+
+
+def _pareto(cost: pd.Series, value: pd.Series) -> list[bool]:
+    """Whether each point is on the front of low ``cost`` and high ``value``: no other point has cost <= and
+    value >= with one of them strict (NaN values are never on the front)."""
+    points = list(zip(cost, value))
+    return [pd.notna(v) and not any(pd.notna(v2) and c2 <= c and v2 >= v and (c2 < c or v2 > v) for c2, v2 in points)
+            for c, v in points]
 
 
 def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
@@ -548,6 +654,7 @@ def collect_from_store(store: Any, checkpoint: str | Path, *, group: str | None 
             "group_names": list(bundle.group_names),
             "base_relu_count": sidecar.get("relu_count"),
             "input_shape": (sidecar.get("model") or {}).get("input_shape"),
+            "model": sidecar.get("model"),
             "source": f"run store {store.root}"}
     return AuditResults.from_tables(tables, group_sizes=bundle.group_sizes()[["split", "group", "n"]],
                                     configs=configs, meta=meta)

@@ -3,8 +3,8 @@
 Every command takes ``--help``. Bad input exits with code 2 and one line on stderr saying what was
 wrong and what was expected; ``--json`` output shapes are a contract scripts rely on.
 
-One module per command group (:mod:`.data`, :mod:`.importing`, :mod:`.linearize`, :mod:`.audit`, :mod:`.jobs`, :mod:`.toy`),
-each with a ``configure_<command>(parser)`` per command. Only the module of the command being run is
+One module per command group (:mod:`.data`, :mod:`.importing`, :mod:`.linearize`, :mod:`.audit`, :mod:`.jobs`,
+:mod:`.toy`, :mod:`.cost`), each with a ``configure_<command>(parser)`` per command. Only the module of the command being run is
 imported, so ``fairlin --help`` and argument errors come back without importing torch.
 """
 
@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "default-audit": ("audit", "run the full audit grid (methods x budgets x seeds x mitigation off/on, "
                                "diagnostics on the first seed) into a results folder; resumable"),
     "evaluate": ("data", "per-group accuracy of a checkpoint (base or linearized)"),
+    "cost": ("cost", "estimated private-inference communication (MB) and latency (s), online and offline, per "
+                     "layer and in total, under a protocol profile"),
 }
 
 

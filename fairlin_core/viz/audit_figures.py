@@ -132,6 +132,38 @@ def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -
     return _layout(fig, title, height=340, legend={"title": {"text": "method"}})
 
 
+FRONT_PANELS = (("worst_group_accuracy", "front_worst", "worst group"),
+                ("minority_accuracy", "front_minority", "minority groups (below an equal training share)"))
+MITIGATION_SYMBOL = {"off": "circle", "on": "diamond"}
+
+
+def cost_front(table: pd.DataFrame, title: str) -> go.Figure:
+    """Worst-group accuracy (left) and minority accuracy (right), in %, against estimated online latency
+    (s, log): one marker per method x budget x mitigation of :meth:`AuditResults.cost_front` (colour = method,
+    diamond = mitigated, black star = base model) and its Pareto front as a black step line."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[label for _, _, label in FRONT_PANELS],
+                        horizontal_spacing=0.08)
+    for col, (value, front, _) in enumerate(FRONT_PANELS, start=1):
+        for (method, mitigation), rows in table.groupby(["method", "mitigation"], sort=False):
+            base = method == "base"
+            marker = ({"color": "black", "symbol": "star", "size": 13} if base else
+                      {"color": METHOD_COLORS.get(method), "symbol": MITIGATION_SYMBOL.get(mitigation), "size": 9})
+            fig.add_trace(go.Scatter(
+                x=rows["online_latency_s"], y=100 * rows[value], mode="markers", marker=marker,
+                name="base model" if base else f"{method}, mitigation {mitigation}", legendgroup=f"{method}{mitigation}",
+                showlegend=col == 1, customdata=rows[["budget", "relu_count", "online_mb"]],
+                hovertemplate=f"{method} %{{customdata[0]}} (%{{customdata[1]:.0f}} ReLUs, mitigation {mitigation})"
+                              f"<br>online %{{x:.3g}} s, %{{customdata[2]:.3g}} MB<br>accuracy %{{y:.1f}}%"
+                              f"<extra></extra>"), row=1, col=col)
+        points = table[table[front]].sort_values("online_latency_s")
+        fig.add_trace(go.Scatter(x=points["online_latency_s"], y=100 * points[value], mode="lines",
+                                 line={"color": "black", "shape": "hv", "width": 1.5}, name="Pareto front",
+                                 legendgroup="front", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
+    fig.update_xaxes(type="log", title_text="estimated online latency (s, log)")
+    fig.update_yaxes(title_text="accuracy (%)", col=1)
+    return _layout(fig, title, height=420, legend={"title": {"text": "method"}})
+
+
 def diagnostic_lines(table: pd.DataFrame, names: Sequence[str], value: str, title: str, y_title: str,
                      log_y: bool = False) -> go.Figure:
     """A per-group diagnostic vs budget (fraction of ReLUs kept, log axis; the base model at 100%)."""

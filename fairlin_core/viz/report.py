@@ -15,6 +15,8 @@ import plotly.io as pio
 
 from . import audit_figures as figures
 from ..audit.results import AuditResults
+from ..cost.profiles import DEFAULT_PROFILE, load_profile
+from ..errors import FairLinError
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -30,10 +32,11 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def audit_report_html(results: AuditResults, *, split: str = "test", method: str | None = None,
-                      mitigation: str = "off", budget: str | None = None) -> str:
+                      mitigation: str = "off", budget: str | None = None, profile: str = DEFAULT_PROFILE) -> str:
     """The report as one HTML document (str). ``method``: the method of the per-method sections (None =
     the first in the results); ``budget``: the budget of the snapshot and method comparison (None = the
-    smallest of that method); the summary covers every method."""
+    smallest of that method); the summary covers every method; ``profile``: the private-inference cost
+    profile of the accuracy-vs-latency section."""
     names = results.group_names
     methods = results.methods()
     method = method or (methods[0] if methods else None)
@@ -73,10 +76,24 @@ def audit_report_html(results: AuditResults, *, split: str = "test", method: str
                                                                "Worst-group accuracy vs ReLU count", "accuracy (%)")))
     figs.append(("Parity gap", figures.summary_lines(summary, "parity_gap", "Parity gap (best − worst group)",
                                                      "points")))
+    try:
+        front = results.cost_front(split, profile)
+    except FairLinError as error:  # e.g. the base checkpoint of results from elsewhere is not on this machine
+        front, missing_cost = None, str(error)
+    else:
+        figs.append(("Accuracy vs estimated private-inference latency", figures.cost_front(
+            front, f"Worst-group and minority accuracy vs estimated online latency ({profile}), Pareto front")))
     for i, (title, fig) in enumerate(figs):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=i == 0, default_width="100%"))
     parts.append("<h2>Summary per method, budget and mitigation</h2>" + _table(summary))
+    parts.append(f"<h2>Pareto points: accuracy vs estimated latency ({html.escape(profile)})</h2>")
+    if front is None:
+        parts.append(f"<p class='note'>No cost estimate: {html.escape(missing_cost)}</p>")
+    else:
+        parts.append(f"<p class='note'>Profile source: {html.escape(load_profile(profile).source['paper'])}. "
+                     f"Latency = compute seconds + bytes at the profile's bandwidth; network variation, batching and "
+                     f"your own hardware are left out.</p>" + _table(front[front["front_worst"] | front["front_minority"]]))
     if method is not None:
         parts.append(f"<h2>Per-group table ({html.escape(method)}, mitigation {html.escape(mitigation)})</h2>"
                      + _table(drop))

@@ -35,8 +35,9 @@ def test_audit_page_opens_on_the_shipped_default_audit(app):
     caption = app.caption[0].value
     assert "digits_resnet18" in caption and "snl, deepreduce, random" in caption and "seeds 0, 1, 2" in caption
     assert [h.value for h in app.header] == ["Who pays for the ReLU budget", "Scrub the budget",
-                                             "Worst group and parity gap", "Mitigated vs unmitigated", "Runs"]
-    assert len(app.get("plotly_chart")) == 7
+                                             "Worst group and parity gap", "What the ReLU budget buys",
+                                             "Mitigated vs unmitigated", "Runs"]
+    assert len(app.get("plotly_chart")) == 8
     assert app.select_slider(key="audit_budget").options == ["20%", "10%", "5%", "2%", "1%", "0.5%"]
     table = app.dataframe[0].value
     assert list(table["group"]) == [str(d) for d in range(10)] and (table["n_seeds"] == 3).all()
@@ -61,6 +62,33 @@ def test_audit_budget_method_and_mitigation_change_what_is_shown(app):
     assert not app.dataframe[0].value.equals(before)
     app.selectbox(key="audit_split").set_value("balanced").run()
     assert not app.exception and not app.error
+
+
+def _cost_chart(app) -> dict:
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return next(c for c in charts if c["layout"]["title"]["text"].startswith("Accuracy vs estimated online latency"))
+
+
+def _front_table(app):
+    return next(d.value for d in app.dataframe if "front_worst" in d.value.columns)
+
+
+def test_audit_page_shows_accuracy_vs_estimated_latency_with_the_front(app):
+    app.switch_page("pages/audit.py").run()
+    assert app.selectbox(key="audit_profile").options == ["delphi", "delphi-client-garbler"]
+    chart = _cost_chart(app)
+    assert chart["layout"]["title"]["text"].startswith("Accuracy vs estimated online latency (delphi)")
+    names = {trace["name"] for trace in chart["data"]}
+    assert {"base model", "Pareto front", "snl, mitigation on", "deepreduce, mitigation off"} <= names
+    fronts = [t for t in chart["data"] if t["name"] == "Pareto front"]
+    assert len(fronts) == 2 and all(len(t["x"]) >= 2 for t in fronts)  # worst group and minority panels
+    table = _front_table(app)
+    assert (table["front_worst"] | table["front_minority"]).all() and "base" in set(table["method"])
+    delphi_latency = table["online_latency_s"].tolist()
+    app.selectbox(key="audit_profile").set_value("delphi-client-garbler").run()
+    assert not app.exception and not app.error
+    assert "(delphi-client-garbler)" in _cost_chart(app)["layout"]["title"]["text"]
+    assert _front_table(app)["online_latency_s"].tolist() != delphi_latency
 
 
 def test_audit_page_offers_downloads_and_a_standalone_report(app):
