@@ -6,7 +6,6 @@ import argparse
 
 from ..audit.evaluation import evaluate_checkpoint
 from ..data import list_datasets, load_dataset
-from ..errors import FairLinError
 from ..linearize import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
@@ -37,8 +36,6 @@ def cmd_dataset_info(args: argparse.Namespace) -> None:
 
 
 def cmd_relu_count(args: argparse.Namespace) -> None:
-    if args.input_size < 1:
-        raise FairLinError(f"--input-size must be a positive integer, got {args.input_size}")
     spec = resolve_spec(args.model, args.num_classes, _input_shape(args.model, args.input_size, args.channels),
                         width=args.width, depth=args.depth, stem_stride=args.stem_stride)
     model = build_model(spec)

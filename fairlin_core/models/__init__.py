@@ -2,7 +2,8 @@
 
 from .activation import (RELU_THRESHOLD, LinearizableReLU, activation_sites, get_masks, relu_count, set_masks,
                          site_table, total_sites)
-from .registry import MODELS, ModelSpec, build_model, resolve_spec
+from .registry import LIMITS, MAX_STATE_VALUES, MODELS, ModelSpec, build_model, resolve_spec, state_shapes
 
 __all__ = ["RELU_THRESHOLD", "LinearizableReLU", "activation_sites", "get_masks", "relu_count", "set_masks",
-           "site_table", "total_sites", "MODELS", "ModelSpec", "build_model", "resolve_spec"]
+           "site_table", "total_sites", "LIMITS", "MAX_STATE_VALUES", "MODELS", "ModelSpec", "build_model",
+           "resolve_spec", "state_shapes"]
