@@ -37,6 +37,11 @@ def brief(value: object, limit: int = ECHO_LIMIT) -> str:
     return f"{text[:limit]}… ({length})"
 
 
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` (e.g. names joined by commas) cut like :func:`brief`, without the quotes."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def one_line(message: str, limit: int = 2000) -> str:
     """A message as one line (whitespace runs, newlines included, become one space), at most ``limit`` characters."""
     text = " ".join(str(message).split())
@@ -49,5 +54,5 @@ MAX_SEED = 2**63 - 1  # seeds are integers in [0, MAX_SEED]: what torch, numpy a
 def check_seed(seed: object, name: str = "seed", error: type[FairLinError] = FairLinError) -> int:
     """``seed`` as an int in ``[0, MAX_SEED]`` (negative seeds are refused everywhere), else ``error``."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
-        raise error(f"{name} must be an integer from 0 to 2**63 - 1, got {brief(seed)}")
+        raise error(f"{name} must be a non-negative integer (at most 2**63 - 1), got {brief(seed)}")
     return int(seed)

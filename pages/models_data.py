@@ -4,7 +4,7 @@ import streamlit as st
 
 from fairlin_core.checkpoints.upload import MAX_UPLOAD_BYTES, accept_upload
 from fairlin_core.data import load_dataset
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
 from ui.checkpoint_views import (checkpoint_groups_overview, checkpoints_overview, submit_base_training,
@@ -43,8 +43,8 @@ else:
 st.header(f"Group sizes: {dataset} by {group}")
 try:
     sizes = dataset_sizes(dataset, group, data_root)
-except FairLinError as error:
-    st.error(str(error))
+except Exception as error:  # every error: one readable message, never a traceback
+    show_error(error)
 else:
     st.plotly_chart(group_sizes_figure(sizes, f"{dataset}: examples per {group} and split"), width="stretch",
                     key="models_group_sizes")
@@ -61,8 +61,8 @@ with st.form("upload", clear_on_submit=True):
         else:
             try:
                 path = accept_upload(weights.name, weights.getvalue(), sidecar.getvalue(), user_dir)
-            except FairLinError as error:
-                st.error(str(error))
+            except Exception as error:  # every error: one readable message, never a traceback
+                show_error(error)
             else:
                 st.success(f"Added {path.stem}; it is now selectable as base checkpoint.")
 
@@ -78,8 +78,8 @@ with st.form("train_base"):
         try:
             submit_base_training(manager(), dataset, model, width=int(width), epochs=int(epochs), seed=int(seed),
                                  name=name.strip() or None, data_root=data_root)
-        except FairLinError as error:
-            st.error(str(error))
+        except Exception as error:  # every error: one readable message, never a traceback
+            show_error(error)
         else:
             st.success("Training queued; progress below (and in the sidebar's jobs panel).")
 

@@ -6,7 +6,7 @@ browser reloads; the fragments only read it.
 
 import streamlit as st
 
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.viz.figures import job_curve_figure
 from fairlin_core.jobs import get_manager
 from ui.jobs_view import jobs_counts, jobs_overview, recorder_for, run_history
@@ -25,8 +25,8 @@ def compact_jobs_panel(limit: int = 4) -> None:
     st.subheader("Jobs", divider="gray")
     try:
         rows = jobs_overview(manager(), limit=50)
-    except FairLinError as error:
-        st.error(str(error))
+    except Exception as error:  # every error: one readable message, never a traceback
+        show_error(error)
         return
     if not rows:
         st.caption("No jobs yet: submit some on Linearize.")
@@ -49,8 +49,8 @@ def jobs_panel(limit: int = 20, kind: str | None = None) -> None:
     try:
         mgr = manager()
         rows = jobs_overview(mgr, limit=limit, kind=kind)
-    except FairLinError as error:
-        st.error(str(error))
+    except Exception as error:  # every error: one readable message, never a traceback
+        show_error(error)
         return
     if not rows:
         st.info("No jobs yet. Submit one above; it appears here with its progress.")
@@ -67,8 +67,8 @@ def jobs_panel(limit: int = 20, kind: str | None = None) -> None:
                 if row["active"] and st.button("Cancel", key=f"cancel_{row['id']}", icon=":material/cancel:"):
                     try:
                         mgr.cancel(row["id"])
-                    except FairLinError as error:
-                        st.error(str(error))
+                    except Exception as error:  # every error: one readable message, never a traceback
+                        show_error(error)
             curve = None
             if row["active"]:
                 detail = f"{row['stage']}: {row['message']}" if row["message"] else row["stage"]

@@ -40,7 +40,7 @@ def seed_arg(text: str) -> int:
     try:
         return check_seed(int(text))
     except (ValueError, FairLinError):
-        raise argparse.ArgumentTypeError(f"expected a seed, an integer from 0 to 2**63 - 1, got {brief(text)}") from None
+        raise argparse.ArgumentTypeError(f"expected a seed, a non-negative integer (at most 2**63 - 1), got {brief(text)}") from None
 
 
 def seed_list(text: str, flag: str) -> list[int]:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from fairlin_core.data import protocol
 from fairlin_core.data.bundle import DatasetBundle
-from fairlin_core.errors import DatasetError, brief
+from fairlin_core.errors import DatasetError, brief, clip
 
 ATTRIBUTES = None  # the CSV's columns other than path
 DEFAULT_TARGET = "label"
@@ -99,7 +99,7 @@ def _check_attribute(role: str, name: str, table: pd.DataFrame, csv: Path) -> No
     choices = [c for c in table.columns if c != "path"]
     if name not in choices:
         raise DatasetError(f"{role} {brief(name)} is not an attribute column of {csv}; choose one of "
-                           f"{brief(', '.join(choices))}")
+                           f"{clip(', '.join(choices))}")
     empty = np.flatnonzero(table[name].str.strip().to_numpy() == "")
     if len(empty):
         raise DatasetError(f"{csv}: column {brief(name)} is empty on line(s) {', '.join(str(i + 2) for i in empty[:5])}; "

@@ -23,7 +23,7 @@ from typing import Any
 
 from fairlin_core.data import cifar10, digits, folder, svhn, toy2d, utkface
 from fairlin_core.data.bundle import DatasetBundle
-from fairlin_core.errors import DatasetError, brief, check_seed
+from fairlin_core.errors import DatasetError, brief, check_seed, clip
 
 
 DATA_ROOT_ENV = "FAIRLIN_DATA_ROOT"
@@ -159,7 +159,7 @@ def load_dataset(name: str, *, data_root: str | os.PathLike[str] | None = None, 
     valid = dict(spec.defaults)
     unknown = sorted(str(k) for k in set(options) - set(valid) - set(spec.reported))
     if unknown:
-        raise DatasetError(f"unknown option(s) {brief(', '.join(unknown))} for dataset {brief(name)}; valid options: "
+        raise DatasetError(f"unknown option(s) {clip(', '.join(unknown))} for dataset {brief(name)}; valid options: "
                            f"{', '.join(['seed', 'target', 'group', *valid])}")
     target = spec.default_target if target is None else target
     group = spec.default_group if group is None else group

@@ -31,7 +31,7 @@ from ..checkpoints import read_sidecar, resolve_checkpoint_path, sidecar_path
 from ..checkpoints.upload import SAFE_NAME
 from ..data import load_dataset
 from ..data.registry import get_spec
-from ..errors import FairLinError, brief, check_seed
+from ..errors import FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec
@@ -84,7 +84,7 @@ class JobConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise FairLinError(f"unknown job config key(s) {brief(', '.join(unknown))}; valid keys: "
+            raise FairLinError(f"unknown job config key(s) {clip(', '.join(unknown))}; valid keys: "
                                f"{', '.join(sorted(names))}")
         missing = [k for k in ("checkpoint", "method", "budget") if k not in data]
         if missing:
@@ -177,7 +177,7 @@ class TrainBaseConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise FairLinError(f"unknown train-base config key(s) {brief(', '.join(unknown))}; valid keys: "
+            raise FairLinError(f"unknown train-base config key(s) {clip(', '.join(unknown))}; valid keys: "
                                f"{', '.join(sorted(names | {'kind'}))}")
         missing = [k for k in ("dataset", "model") if k not in data]
         if missing:
@@ -307,7 +307,7 @@ def _filled(kind: type, given: Any, name: str) -> dict[str, Any]:
     valid = {f.name for f in fields(kind)}
     unknown = sorted(set(given) - valid)
     if unknown:
-        raise FairLinError(f"unknown {name} option(s) {brief(', '.join(unknown))}; valid: {', '.join(sorted(valid))}")
+        raise FairLinError(f"unknown {name} option(s) {clip(', '.join(unknown))}; valid: {', '.join(sorted(valid))}")
     defaults = asdict(kind())
     typed = {}
     for key, value in given.items():
@@ -328,14 +328,14 @@ def _normalise_dataset(dataset: Any) -> dict[str, Any] | None:
         raise FairLinError(f"dataset must be null or an object with a name, got {brief(dataset)}")
     unknown = sorted(set(dataset) - set(_DATASET_KEYS))
     if unknown:
-        raise FairLinError(f"unknown dataset key(s) {brief(', '.join(unknown))}; valid: {', '.join(_DATASET_KEYS)}")
+        raise FairLinError(f"unknown dataset key(s) {clip(', '.join(unknown))}; valid: {', '.join(_DATASET_KEYS)}")
     spec = get_spec(dataset["name"])
     options = dataset.get("options") or {}
     if not isinstance(options, dict):
         raise FairLinError(f"dataset options must be a JSON object, got {brief(options)}")
     bad = sorted(set(options) - set(spec.defaults))
     if bad:
-        raise FairLinError(f"unknown option(s) {brief(', '.join(bad))} for dataset {brief(spec.name)}; valid options: "
+        raise FairLinError(f"unknown option(s) {clip(', '.join(bad))} for dataset {brief(spec.name)}; valid options: "
                            f"{', '.join(spec.defaults)}")
     target = dataset.get("target") or spec.default_target
     group = dataset.get("group") or spec.default_group

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelError, brief
+from ..errors import ModelError, brief, clip
 from .mlp import mlp
 from .resnet import resnet18, resnet34
 from .vgg import vgg19_bn
@@ -86,7 +86,7 @@ def _is_int(value: Any) -> bool:
 
 def _check_size(what: str, value: Any, limit: str) -> int:
     if not _is_int(value) or not 1 <= value <= LIMITS[limit]:
-        raise ModelError(f"{what} must be an integer from 1 to {LIMITS[limit]:,}, got {brief(value)}")
+        raise ModelError(f"{what} must be a positive integer at most {LIMITS[limit]:,}, got {brief(value)}")
     return int(value)
 
 
@@ -97,7 +97,7 @@ def resolve_spec(name: str, num_classes: int, input_shape: tuple[int, ...], **op
     kind = MODELS[name]
     unknown = sorted(str(k) for k, v in options.items() if v is not None and k not in kind.defaults)
     if unknown:
-        raise ModelError(f"model {name} does not take option(s) {brief(', '.join(unknown))}; "
+        raise ModelError(f"model {name} does not take option(s) {clip(', '.join(unknown))}; "
                          f"it takes {', '.join(kind.defaults)}")
     resolved = dict(kind.defaults)
     resolved.update({k: v for k, v in options.items() if v is not None})
