@@ -57,7 +57,7 @@ def _input_shape(model: str, input_size: int, channels: int) -> tuple[int, ...]:
 
 
 def cmd_train_base(args: argparse.Namespace) -> None:
-    bar = _LazyBar(f"train {args.model} on {args.dataset}")
+    bar = TqdmProgress(f"train {args.model} on {args.dataset}")
     try:
         path, result = train_base_checkpoint(
             args.dataset, args.model, out=args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
@@ -69,23 +69,6 @@ def cmd_train_base(args: argparse.Namespace) -> None:
         print_json(result)
     else:
         print(f"wrote {path} ({result['train_seconds']:.1f} s); test accuracy {result['overall_accuracy']:.4f}")
-
-
-class _LazyBar:
-    """A tqdm bar drawn from the first progress report on (so a refused dataset or model draws none)."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar: TqdmProgress | None = None
-
-    def __call__(self, update) -> None:
-        if self.bar is None:
-            self.bar = TqdmProgress(self.description)
-        self.bar(update)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

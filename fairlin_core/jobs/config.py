@@ -31,10 +31,10 @@ from ..checkpoints import read_sidecar, resolve_checkpoint_path, sidecar_path
 from ..checkpoints.upload import SAFE_NAME
 from ..data import load_dataset
 from ..data.registry import get_spec
-from ..errors import FairLinError, brief, check_seed, clip
+from ..errors import CheckpointError, FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
-from ..models import MODELS, ModelSpec, resolve_spec
+from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
 from .paths import user_checkpoint_dir
 
 HASH_FORMAT = 1
@@ -103,7 +103,11 @@ class JobConfig:
             raise FairLinError(f"data_root must be a path (a string) or null, got {brief(self.data_root)}")
         weights = resolve_checkpoint_path(_text(self.checkpoint, "checkpoint")).resolve()
         sidecar = read_sidecar(weights)
-        spec = ModelSpec.from_dict(sidecar["model"])
+        try:  # the sidecar's sizes are bounded before anything is queued (nothing allocated)
+            spec = ModelSpec.from_dict(sidecar["model"])
+            state_shapes(spec)
+        except FairLinError as error:
+            raise CheckpointError(f"sidecar of {weights} describes no buildable model: {error}") from None
         budget = _normalise_budget(self.budget)
         base_count = sidecar.get("relu_count")
         if isinstance(base_count, int):

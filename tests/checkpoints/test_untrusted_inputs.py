@@ -4,48 +4,20 @@ FairLinError with a short message. Every bad input is built here, in tmp_path.""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import REPO, TOY
+from conftest import REPO, SECRET, TOY, copy_checkpoint, write_images
 from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
 from fairlin_core.data import load_dataset
-from fairlin_core.errors import CheckpointError, DatasetError, FairLinError, ModelError, brief
+from fairlin_core.errors import CheckpointError, DatasetError, FairLinError, brief
 from fairlin_core.models import MODELS, build_model, resolve_spec, state_shapes
-
-SECRET = "root:x:0:0:TOP-SECRET-FIRST-LINE"
-
-
-def copy_checkpoint(folder: Path, change=None, source: str = TOY) -> Path:
-    """A copy of a shipped checkpoint in ``folder`` whose sidecar ``change(sidecar)`` edited in place."""
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / "model.safetensors"
-    shutil.copyfile(source, weights)
-    sidecar = json.loads(Path(source).with_suffix(".json").read_text())
-    if change is not None:
-        change(sidecar)
-    weights.with_suffix(".json").write_text(json.dumps(sidecar))
-    return weights
-
-
-def write_images(root: Path, n: int = 12) -> Path:
-    """A ``folder`` dataset: n small PNGs in two classes and two groups, listed in labels.csv."""
-    (root / "imgs").mkdir(parents=True)
-    lines = ["path,label,group"]
-    for i in range(n):
-        Image.new("RGB", (6, 6), (20 * i, 0, 0)).save(root / "imgs" / f"{i}.png")
-        lines.append(f"imgs/{i}.png,{i % 2},{i // 2 % 2}")
-    (root / "labels.csv").write_text("\n".join(lines) + "\n")
-    return root
-
 
 def folder_sidecar(**options) -> dict:
     return {"dataset": {"name": "folder", "options": options, "target": "label", "group": "group"}}
