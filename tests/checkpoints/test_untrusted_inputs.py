@@ -3,6 +3,7 @@ message quotes a file; sizes are bounded before anything is allocated; what used
 FairLinError with a short message. Every bad input is built here, in tmp_path."""
 
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -224,3 +225,12 @@ def test_negative_and_huge_seeds_are_refused_everywhere(toy_checkpoint):
         for call in calls:
             with pytest.raises(FairLinError, match="non-negative integer"):
                 call()
+
+
+def test_dashboard_upload_of_a_width_1e9_sidecar_is_refused_and_stores_nothing(tmp_path):
+    from fairlin_core.checkpoints.upload import accept_upload
+    sidecar = json.loads(Path(TOY).with_suffix(".json").read_text())
+    sidecar["model"]["options"]["width"] = 10**9
+    with pytest.raises(FairLinError, match=r"upload refused: .*width must be a positive integer at most 4,096"):
+        accept_upload("big.safetensors", Path(TOY).read_bytes(), json.dumps(sidecar).encode(), tmp_path / "user")
+    assert not (tmp_path / "user").exists()
