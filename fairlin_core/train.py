@@ -20,9 +20,9 @@ from torch import nn
 
 from .checkpoints import dataset_reference, save_checkpoint
 from .data import DatasetBundle, load_dataset
-from .errors import FairLinError
+from .errors import FairLinError, brief, check_seed
 from .metrics import evaluate_model, evaluate_split
-from .models import ModelSpec, build_model, relu_count, resolve_spec
+from .models import ModelSpec, build_model, relu_count, resolve_spec, state_shapes
 from .runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
 
 FLIP_DATASETS = {"cifar10", "utkface"}
@@ -74,7 +74,7 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    raise FairLinError(f"unknown optimizer {config.optimizer!r}; expected sgd or adam")
+    raise FairLinError(f"unknown optimizer {brief(config.optimizer)}; expected sgd or adam")
 
 
 def train_base(bundle: DatasetBundle, model_name: str, *, model_options: dict[str, Any] | None = None,
@@ -87,6 +87,8 @@ def train_base(bundle: DatasetBundle, model_name: str, *, model_options: dict[st
     """
     if epochs is not None and epochs < 1:
         raise FairLinError(f"epochs must be a positive integer, got {epochs}")
+    seed = check_seed(seed)
+    bundle.require("train", "val", purpose="training (validation accuracy is recorded per epoch)")
     spec = resolve_spec(model_name, bundle.num_classes, bundle.input_shape, **(model_options or {}))
     config = config or default_train_config(bundle, spec, epochs)
     device = device or default_device()
@@ -152,10 +154,12 @@ def train_base_checkpoint(dataset: str, model: str, *, out: str | Path, model_op
     Returns (weights path, {"checkpoint", "train_seconds", **test evaluation}). Raises Cancelled when
     ``cancel`` is set; nothing is written then.
     """
+    seed = check_seed(seed)
     bundle = load_dataset(dataset, data_root=data_root, seed=seed if dataset_seed is None else dataset_seed,
                           target=target, group=group, **(dataset_options or {}))
     options = dict(model_options or {})
-    resolve_spec(model, bundle.num_classes, bundle.input_shape, **options)  # fail before training
+    bundle.require("train", "val", purpose="training (validation accuracy is recorded per epoch)")
+    state_shapes(resolve_spec(model, bundle.num_classes, bundle.input_shape, **options))  # fail before training
     start = time.perf_counter()
     trained, spec, config, history = train_base(bundle, model, model_options=options, epochs=epochs, seed=seed,
                                                 device=device, progress=progress, cancel=cancel)

@@ -7,6 +7,7 @@ import streamlit as st
 from fairlin_core.audit.results import AuditResults
 from fairlin_core.cost.profiles import DEFAULT_PROFILE, list_profiles, load_profile
 from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz.report import audit_report_html
 from ui.linearize_form import job_configs, submit_jobs
@@ -125,8 +126,8 @@ if len(missing):
                 choice["checkpoint_path"], row.method, row.budget, [row.seed], snl_epochs=100, finetune_epochs=20,
                 mitigation=row.mitigation, group=choice["group"], data_root=choice["data_root"])]
             st.success(f"Queued {len(submit_jobs(manager(), configs))} run(s); they appear here when done.")
-        except FairLinError as error:
-            st.error(str(error))
+        except Exception as error:  # every error: one readable message, never a traceback
+            show_error(error)
 run_ids = list(results.runs["run_id"])
 run_id = st.selectbox("Run configuration", run_ids, key="audit_run")
 st.download_button("Download the run's config (JSON)", json.dumps(results.configs.get(run_id, {}), indent=1),

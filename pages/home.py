@@ -4,7 +4,7 @@ import streamlit as st
 
 from fairlin_core.checkpoints.catalog import checkpoint_group_table, checkpoint_table
 from fairlin_core.data import list_datasets, load_dataset
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from ui.shell import require_shell
 
@@ -32,8 +32,8 @@ chosen = st.selectbox("Show group sizes of", available, key="home_dataset")
 if chosen:
     try:
         sizes, info = dataset_sizes(chosen, data_root)
-    except FairLinError as error:
-        st.error(str(error))
+    except Exception as error:  # every error: one readable message, never a traceback
+        show_error(error)
     else:
         st.caption(f"target: {info['target']} · protected group: {info['group']} · "
                    f"input shape: {tuple(info['input_shape'])} · skipped files: {info['skipped']}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.finetune import DEFAULT_MU
 from fairlin_core.linearize import METHODS
 from ui.linearize_form import MITIGATION_MODES, budget_preview, job_configs, submit_jobs
@@ -26,8 +26,8 @@ if not checkpoint:
 
 try:
     base = budget_preview(checkpoint, "random", 1)["base_count"]
-except FairLinError as error:
-    st.error(str(error))
+except Exception as error:  # every error: one readable message, never a traceback
+    show_error(error)
     st.stop()
 
 
@@ -53,8 +53,8 @@ with left:
                             on_change=_from_count)
     try:
         preview = budget_preview(checkpoint, method, int(count))
-    except FairLinError as error:
-        st.error(str(error))
+    except Exception as error:  # every error: one readable message, never a traceback
+        show_error(error)
         st.stop()
     st.info(preview["text"], icon=":material/info:")
 with right:
@@ -75,10 +75,8 @@ with right:
                                   finetune_epochs=int(finetune_epochs), mitigation=mitigation, mu=float(mu),
                                   group=choice["group"], data_root=choice["data_root"])
             ids = submit_jobs(manager(), configs)
-        except FairLinError as error:
-            st.error(str(error))
-        except Exception as error:  # never a traceback on the page
-            st.error(f"Could not submit the jobs: {type(error).__name__}: {error}")
+        except Exception as error:  # every error: one readable message, never a traceback
+            show_error(error)
         else:
             st.success(f"Submitted {len(ids)} job(s): {', '.join(ids)} (identical runs are reused).")
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from fairlin_core.checkpoints.upload import MAX_UPLOAD_BYTES, accept_upload
 from fairlin_core.data import load_dataset
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
 from ui.checkpoint_views import (IMPORT_TYPES, NOT_SUPPORTED, checkpoint_groups_overview, checkpoints_overview,
@@ -44,8 +44,8 @@ else:
 st.header(f"Group sizes: {dataset} by {group}")
 try:
     sizes = dataset_sizes(dataset, group, data_root)
-except FairLinError as error:
-    st.error(str(error))
+except Exception as error:  # every error: one readable message, never a traceback
+    show_error(error)
 else:
     st.plotly_chart(group_sizes_figure(sizes, f"{dataset}: examples per {group} and split"), width="stretch",
                     key="models_group_sizes")
@@ -62,8 +62,8 @@ with st.form("upload"):  # files stay chosen after a failed validation
         else:
             try:
                 path = accept_upload(weights.name, weights.getvalue(), sidecar.getvalue(), user_dir)
-            except FairLinError as error:
-                st.error(str(error))
+            except Exception as error:  # every error: one readable message, never a traceback
+                show_error(error)
             else:
                 st.success(f"Added {path.stem}; it is now selectable as base checkpoint.")
 
@@ -88,8 +88,8 @@ with st.form("import"):
             try:
                 path = import_upload(source.name, source.getvalue(), fmt, arch, dataset, user_dir, width=int(width),
                                      data_root=data_root)
-            except FairLinError as error:
-                st.error(str(error))
+            except Exception as error:  # every error: one readable message, never a traceback
+                show_error(error)
             else:
                 st.success(f"Imported {path.stem}; it is now selectable as a checkpoint.")
 
@@ -105,8 +105,8 @@ with st.form("train_base"):
         try:
             submit_base_training(manager(), dataset, model, width=int(width), epochs=int(epochs), seed=int(seed),
                                  name=name.strip() or None, data_root=data_root)
-        except FairLinError as error:
-            st.error(str(error))
+        except Exception as error:  # every error: one readable message, never a traceback
+            show_error(error)
         else:
             st.success("Training queued; progress below (and in the sidebar's jobs panel).")
 

@@ -8,7 +8,7 @@ curve and the boundaries refresh as the models train. The page itself only draws
 import streamlit as st
 
 from fairlin_core.data.toy2d import DEFAULT_NOISE, LABEL_NOISE_SHAPES, RATIO_SHAPES, SHAPES
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.toy import (MODEL_KINDS, ToyConfig, ToyJob, ToyResult, load_toy, one_dimensional_example,
                               points_table, prewarm)
 from fairlin_core.viz.toy_figures import (accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure,
@@ -67,8 +67,8 @@ def start_job(key: str, config: ToyConfig, seeds: range, shares: list[float] | N
         old.cancel()
     try:
         job = ToyJob(config, seeds, preview_every=max(1, config.steps // 10), shares=shares)
-    except FairLinError as error:
-        st.error(str(error))
+    except Exception as error:  # every error: one readable message, never a traceback
+        show_error(error)
         return
     st.session_state[key] = job.start()
 

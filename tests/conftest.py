@@ -2,14 +2,41 @@
 import the constants with ``from conftest import DIGITS, TOY, ...``. Markers (pyproject.toml): ``slow``
 (more than ~20 s on 2 cores) and ``browser`` (Playwright + Debian chromium)."""
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
 DIGITS = str(REPO / "checkpoints" / "digits_resnet18.safetensors")  # the shipped digits ResNet18 (width 16)
 TOY = str(REPO / "checkpoints" / "toy2d_mlp.safetensors")  # the shipped toy2d MLP (2 x 16)
+SECRET = "root:x:0:0:TOP-SECRET-FIRST-LINE"  # the first line of a file no message may quote
+
+
+def copy_checkpoint(folder: Path, change=None, source: str = TOY) -> Path:
+    """A copy of a shipped checkpoint in ``folder`` whose sidecar ``change(sidecar)`` edited in place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "model.safetensors"
+    shutil.copyfile(source, weights)
+    sidecar = json.loads(Path(source).with_suffix(".json").read_text())
+    if change is not None:
+        change(sidecar)
+    weights.with_suffix(".json").write_text(json.dumps(sidecar))
+    return weights
+
+
+def write_images(root: Path, n: int = 12) -> Path:
+    """A ``folder`` dataset: n small PNGs in two classes and two groups, listed in labels.csv."""
+    (root / "imgs").mkdir(parents=True)
+    lines = ["path,label,group"]
+    for i in range(n):
+        Image.new("RGB", (6, 6), (20 * i, 0, 0)).save(root / "imgs" / f"{i}.png")
+        lines.append(f"imgs/{i}.png,{i % 2},{i // 2 % 2}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root
 
 
 @pytest.fixture(scope="session")

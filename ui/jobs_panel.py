@@ -6,7 +6,7 @@ browser reloads; the fragments only read it.
 
 import streamlit as st
 
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.viz.figures import job_curve_figure
 from fairlin_core.jobs import get_manager
 from ui.jobs_view import jobs_counts, jobs_overview, recorder_for, run_history
@@ -22,8 +22,8 @@ def manager():
 def _rows(limit: int, kind: str | None = None) -> list[dict] | None:
     try:
         return jobs_overview(manager(), limit=limit, kind=kind)
-    except FairLinError as error:
-        st.error(str(error))
+    except Exception as error:  # every error: one readable message, never a traceback
+        show_error(error)
         return None
 
 
@@ -98,8 +98,8 @@ def _draw_jobs(rows: list[dict], _limit: int, _kind: str | None) -> None:
                 if row["active"] and st.button("Cancel", key=f"cancel_{row['id']}", icon=":material/cancel:"):
                     try:
                         mgr.cancel(row["id"])
-                    except FairLinError as error:
-                        st.error(str(error))
+                    except Exception as error:  # every error: one readable message, never a traceback
+                        show_error(error)
             curve = None
             if row["active"]:
                 detail = f"{row['stage']}: {row['message']}" if row["message"] else row["stage"]

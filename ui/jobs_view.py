@@ -9,7 +9,6 @@ from typing import Any
 
 import pandas as pd
 
-from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobManager, JobStatus
 from fairlin_core.jobs.config import TRAIN_BASE
 from fairlin_core.jobs.store import ACTIVE
@@ -73,7 +72,7 @@ def run_history(manager: JobManager, run_id: str) -> pd.DataFrame:
     """history.csv of a finished run (per-epoch loss, ReLU count, accuracy), or an empty table."""
     try:
         run = manager.store.get_run(run_id)
-    except (FairLinError, OSError, ValueError):
+    except Exception:  # a damaged run folder shows no curve rather than a traceback
         return pd.DataFrame()
     return run.tables.get("history", pd.DataFrame())
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fairlin_core.checkpoints import load_checkpoint, read_sidecar
-from fairlin_core.errors import FairLinError
+from fairlin_core.errors import FairLinError, brief
 from fairlin_core.finetune import DEFAULT_MU
 from fairlin_core.jobs import JobConfig, JobManager
 from fairlin_core.linearize import METHODS, nearest_configuration, resolve_budget
@@ -30,7 +30,7 @@ def budget_preview(checkpoint: str | Path, method: str, budget: int) -> dict[str
     Returns {"base_count", "requested", "count", "percent", "text"}.
     """
     if method not in METHODS:
-        raise FairLinError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        raise FairLinError(f"unknown method {brief(method)}; expected one of {', '.join(METHODS)}")
     base = base_relu_count(checkpoint)
     requested = resolve_budget(int(budget), base)
     count, text = requested, f"{method} keeps exactly {requested:,} of {base:,} ReLUs ({100 * requested / base:.2f}%)"
@@ -56,7 +56,7 @@ def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, 
     checkpoint's dataset grouped by ``group`` instead.
     """
     if mitigation not in MITIGATION_MODES:
-        raise FairLinError(f"mitigation must be one of {', '.join(MITIGATION_MODES)}, got {mitigation!r}")
+        raise FairLinError(f"mitigation must be one of {', '.join(MITIGATION_MODES)}, got {brief(mitigation)}")
     if not seeds:
         raise FairLinError("no seeds chosen; expected at least one seed")
     dataset = None

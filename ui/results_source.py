@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from fairlin_core.audit.results import SHIPPED_AUDIT
-from fairlin_core.errors import FairLinError
+from ui.errors import show_error
 from fairlin_core.jobs import get_manager
 from fairlin_core.audit.results import AuditResults, collect_from_store, load_results
 from ui.state import current
@@ -89,8 +89,8 @@ def choose_results() -> tuple[str, AuditResults] | None:
             key, results = "shipped", load_shipped()
         else:
             key, results = repr((signature, checkpoint, choice["group"])), stored
-    except FairLinError as error:
-        st.error(str(error))
+    except Exception as error:  # every error: one readable message, never a traceback
+        show_error(error)
         return None
     _register(key, results)
     return key, results

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..checkpoints import Checkpoint
 from ..data import DatasetBundle
-from ..errors import FairLinError
+from ..errors import FairLinError, brief, check_seed
 from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import LinearizeOptions, finish, prepare_students
 from ..metrics.fairness import seed_summary
@@ -39,9 +39,10 @@ def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets:
     """Run every (seed, budget, variant); variants map a name to (objective factory, finetune override)."""
     if not seeds:
         raise FairLinError("no seed given; expected at least one (e.g. --seeds 0,1,2)")
+    seeds = [check_seed(seed) for seed in seeds]
     missing = [s for s in splits if s not in bundle.splits]
     if missing:
-        raise FairLinError(f"dataset {bundle.name} has no split {missing[0]!r}; expected one of {list(bundle.splits)}")
+        raise FairLinError(f"dataset {bundle.name} has no split {brief(missing[0])}; expected one of {list(bundle.splits)}")
     records = []
     steps = len(seeds) * (1 + len(budgets) * len(variants))
     done = 0

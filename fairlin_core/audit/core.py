@@ -29,7 +29,7 @@ import torch
 
 from ..checkpoints import Checkpoint, load_checkpoint
 from ..data import DatasetBundle
-from ..errors import DatasetError, FairLinError
+from ..errors import DatasetError, FairLinError, brief, check_seed
 from ..metrics.accuracy import group_accuracy, predict_logits
 from ..metrics.bound import parameter_distance, theorem_bound
 from ..metrics.boundary import boundary_distances, boundary_summary
@@ -73,8 +73,8 @@ def _check_pair(base: Checkpoint, linearized: Checkpoint) -> None:
     keys = ("name", "target", "group", "options")
     data_a, data_b = (c.sidecar.get("dataset") or {} for c in (base, linearized))
     if {k: data_a.get(k) for k in keys} != {k: data_b.get(k) for k in keys}:
-        raise FairLinError(f"{linearized.label} was trained on dataset {data_b.get('name')!r} with options "
-                           f"{data_b.get('options')} but {base.label} on {data_a.get('name')!r} with options "
+        raise FairLinError(f"{linearized.label} was trained on dataset {brief(data_b.get('name'))} with options "
+                           f"{data_b.get('options')} but {base.label} on {brief(data_a.get('name'))} with options "
                            f"{data_a.get('options')}; expected both on the same data")
 
 
@@ -98,6 +98,7 @@ def run_audit(base_path: str | Path, linearized_path: str | Path, *, split: str 
               cancel: CancelFlag | None = None) -> dict[str, Any]:
     """:func:`audit_models` on two checkpoint files and the base checkpoint's own dataset."""
     chosen = parse_diagnostics(diagnostics)  # refuse bad names before loading anything
+    check_seed(seed)
     base, linearized = load_checkpoint(base_path), load_checkpoint(linearized_path)
     return audit_models(base, linearized, base.dataset(data_root), split=split, diagnostics=chosen, seed=seed,
                         device=device, progress=progress, cancel=cancel)
@@ -116,9 +117,10 @@ def audit_models(base: Checkpoint, linearized: Checkpoint, bundle: DatasetBundle
     ``seed`` drives the bootstrap and the random Lanczos starts.
     """
     chosen = parse_diagnostics(diagnostics)
+    seed = check_seed(seed)
     _check_pair(base, linearized)
     if split not in bundle.splits:
-        raise DatasetError(f"dataset {bundle.name} has no split {split!r}; expected one of {', '.join(bundle.splits)}")
+        raise DatasetError(f"dataset {bundle.name} has no split {brief(split)}; expected one of {', '.join(bundle.splits)}")
     data, names = bundle.splits[split], bundle.group_names
     models = {"base": base.model, "lin": linearized.model}
     result: dict[str, Any] = {"param_distance": parameter_distance(base.model, linearized.model)}

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .core import parse_diagnostics, run_audit
 from ..checkpoints import load_checkpoint, load_dataset_for
-from ..errors import FairLinError
+from ..errors import FairLinError, check_seed
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
                          resolve_budget)
@@ -63,6 +63,8 @@ class AuditGrid:
             raise FairLinError(f"unknown method(s) {unknown or '(none)'}; expected some of {', '.join(METHODS)}")
         if not self.budgets or not self.seeds:
             raise FairLinError("an audit needs at least one budget and one seed")
+        for seed in (*self.seeds, *self.diagnostic_seeds):
+            check_seed(seed)
         MitigationConfig(mu=self.mu).validate()
         parse_diagnostics([*self.diagnostics, *self.detail] or ["accuracy"])
         return self

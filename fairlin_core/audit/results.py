@@ -52,7 +52,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..runtime import json_ready
 
 TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
@@ -430,7 +430,7 @@ class AuditResults:
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in TABLES:
-            raise FairLinError(f"unknown results table {name!r}; one of {', '.join(TABLES)}")
+            raise FairLinError(f"unknown results table {brief(name)}; one of {', '.join(TABLES)}")
         return getattr(self, name)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import DatasetBundle, load_dataset
-from ..errors import CheckpointError
+from ..errors import CheckpointError, brief
 
 
 def dataset_reference(bundle: DatasetBundle) -> dict[str, Any]:
@@ -20,18 +20,32 @@ def load_dataset_for(sidecar: dict[str, Any], data_root: str | Path | None = Non
                      group: str | None = None) -> DatasetBundle:
     """Reload the dataset a checkpoint was trained on, with the same options and seed.
 
-    group: protect another group attribute of the same data (the target and splits stay the same).
+    The sidecar is untrusted: its entries are type-checked, its sizes bounded and its paths confined to the
+    data root (``load_dataset(..., confine_paths=True)``). group: protect another group attribute of the
+    same data (the target and splits stay the same).
     """
     reference = sidecar.get("dataset")
-    if not isinstance(reference, dict) or "name" not in reference:
+    if not isinstance(reference, dict) or not isinstance(reference.get("name"), str):
         raise CheckpointError("checkpoint sidecar names no dataset; expected a \"dataset\" entry with a name")
-    options = dict(reference.get("options", {}))
+    options = reference.get("options", {})
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise CheckpointError(f"the sidecar's dataset options are {brief(options)}; expected a JSON object of "
+                              f"option names and values")
+    options = dict(options)
+    for key in ("target", "group"):
+        value = reference.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CheckpointError(f"the sidecar's dataset {key} is {brief(value)}; expected an attribute name")
+    names = reference.get("class_names")
+    if names is not None and not isinstance(names, list):
+        raise CheckpointError(f"the sidecar's dataset class_names are {brief(names)}; expected a list of names")
     target = options.pop("target", reference.get("target"))
     group = group or options.pop("group", reference.get("group"))
     options.pop("group", None)
     seed = options.pop("seed", 0)
-    bundle = load_dataset(reference["name"], data_root=data_root, seed=seed, target=target, group=group, **options)
-    if "class_names" in reference and list(bundle.class_names) != list(reference["class_names"]):
-        raise CheckpointError(f"dataset {bundle.name} now has classes {bundle.class_names} but the checkpoint was "
-                              f"trained on {reference['class_names']}; expected the same data")
+    bundle = load_dataset(reference["name"], data_root=data_root, seed=seed, target=target, group=group,
+                          confine_paths=True, **options)
+    if names is not None and list(bundle.class_names) != names:
+        raise CheckpointError(f"dataset {bundle.name} now has classes {brief(bundle.class_names)} but the checkpoint "
+                              f"was trained on {brief(names)}; expected the same data")
     return bundle

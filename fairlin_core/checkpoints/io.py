@@ -19,19 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..version import __version__
 from .dataset import load_dataset_for
 from ..data import DatasetBundle
-from ..errors import CheckpointError, FairLinError
-from ..models import ModelSpec, build_model, relu_count
+from ..errors import CheckpointError, FairLinError, brief, one_line
+from ..models import ModelSpec, build_model, relu_count, state_shapes
 
 SIDECAR_FORMAT = "fairlin-checkpoint"
 SIDECAR_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024
+MAX_SIDECAR_BYTES = 32 * 1024 * 1024
 _WRITTEN_BY_SAVE = ("format", "format_version", "model", "created", "versions")  # save_checkpoint sets these
 
 
@@ -157,46 +158,73 @@ def read_sidecar(weights_path: Path) -> dict[str, Any]:
     side = sidecar_path(weights_path)
     if not side.exists():
         raise CheckpointError(f"sidecar {side} not found; every checkpoint needs NAME.json beside NAME.safetensors")
+    size = side.stat().st_size
+    if size > MAX_SIDECAR_BYTES:
+        raise CheckpointError(f"sidecar {side} is {size / 2**20:.1f} MiB; expected a small JSON file (at most "
+                              f"{MAX_SIDECAR_BYTES / 2**20:.0f} MiB)")
     try:
-        sidecar = json.loads(side.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"sidecar {side} is not valid JSON ({error}); expected the JSON written with "
-                              f"the checkpoint") from error
+        sidecar = json.loads(side.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        reason = {RecursionError: "nested too deeply", UnicodeDecodeError: "not UTF-8 text"}.get(type(error), str(error))
+        raise CheckpointError(f"sidecar {side} is not valid JSON ({reason}); expected the JSON written with "
+                              f"the checkpoint") from None
     if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT or "model" not in sidecar:
         raise CheckpointError(f"sidecar {side} is not a FairLin checkpoint sidecar; expected a JSON object with "
                               f"\"format\": \"{SIDECAR_FORMAT}\" and a \"model\" spec")
     return sidecar
 
 
+def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of a safetensors file, read from its header only (no tensor is loaded)."""
+    try:
+        with safe_open(weights_path, framework="pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path} is corrupt ({one_line(str(error), 200)}); expected a complete "
+                              f"safetensors file") from error
+
+
+def _mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
+    """What differs between two name -> shape maps ("" when they agree)."""
+    if expected == found:
+        return ""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
+    details = []
+    if missing:
+        details.append(f"missing {len(missing)} tensor(s) e.g. {brief(missing[:3])}")
+    if unexpected:
+        details.append(f"unexpected {len(unexpected)} tensor(s) e.g. {brief(unexpected[:3])}")
+    if wrong:
+        details.append("wrong shape: " + ", ".join(f"{brief(n)} {brief(found[n])} != {expected[n]}" for n in wrong[:3]))
+    return "; ".join(details)
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and validate a checkpoint; the model is returned in eval mode on CPU."""
+    """Load and validate a checkpoint; the model is returned in eval mode on CPU.
+
+    Nothing is allocated before the sidecar's architecture is known to be within bounds and the weights
+    file's header (tensor names and shapes) matches it: the architecture is first built on the meta device.
+    """
     weights_path = resolve_checkpoint_path(path)
     sidecar = read_sidecar(weights_path)
     _check_safetensors_bytes(weights_path)
     try:
-        state = load_file(weights_path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{weights_path} is corrupt ({error}); expected a complete safetensors file") from error
-    try:
         spec = ModelSpec.from_dict(sidecar["model"])
-        model = build_model(spec)
+        expected = state_shapes(spec)
     except FairLinError as error:
         raise CheckpointError(f"sidecar of {weights_path} describes no buildable model: {error}") from error
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    found = {name: tuple(t.shape) for name, t in state.items()}
-    if expected != found:
-        missing = sorted(set(expected) - set(found))
-        unexpected = sorted(set(found) - set(expected))
-        wrong = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
-        details = []
-        if missing:
-            details.append(f"missing {len(missing)} tensor(s) e.g. {missing[:3]}")
-        if unexpected:
-            details.append(f"unexpected {len(unexpected)} tensor(s) e.g. {unexpected[:3]}")
-        if wrong:
-            details.append("wrong shape: " + ", ".join(f"{n} {found[n]} != {expected[n]}" for n in wrong[:3]))
+    details = _mismatch(expected, _header_shapes(weights_path))
+    if details:
         raise CheckpointError(f"{weights_path} does not match the architecture in its sidecar "
-                              f"({spec.name}, options {spec.options}): " + "; ".join(details))
+                              f"({spec.name}, options {spec.options}): {details}")
+    try:
+        state = load_file(weights_path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path} is corrupt ({one_line(str(error), 200)}); expected a complete "
+                              f"safetensors file") from error
+    model = build_model(spec)
     model.load_state_dict(state)
     model.eval()
     return Checkpoint(model=model, spec=spec, sidecar=sidecar, path=weights_path)

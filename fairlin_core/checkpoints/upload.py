@@ -13,7 +13,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..models import CODE_MODEL, relu_count
 from .importers import IMPORT_SUFFIXES, import_checkpoint, importable
 from .io import load_checkpoint
@@ -49,7 +49,7 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
                            f"safetensors weights with a JSON sidecar (never pickles or torch.save files)")
     stem = name[: -len(".safetensors")]
     if not SAFE_NAME.fullmatch(stem):
-        raise FairLinError(f"checkpoint name {stem!r} is not allowed; expected letters, digits, '_', '-' or '.' "
+        raise FairLinError(f"checkpoint name {brief(stem)} is not allowed; expected letters, digits, '_', '-' or '.' "
                            f"(at most 100 characters)")
     if len(weights) > max_bytes:
         raise FairLinError(f"{name} is {len(weights) / 2**20:.1f} MiB; the upload limit is {max_bytes / 2**20:.0f} MiB")

@@ -15,7 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..errors import FairLinError
+from ..errors import FairLinError, one_line
 from ..runtime import trust_model_code
 
 # command -> (module under fairlin_core.cli, one-line help); the order is the order of ``--help``.
@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line on stderr with exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message, 300)} (see --help)\n")
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except FairLinError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -11,13 +11,12 @@ from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, 
                           run_audit, write_audit_csvs)
 from ..audit.grid import DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
 from ..audit.results import SHIPPED_AUDIT
-from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
 from ..checkpoints.importers import ensure_checkpoint
 from ..jobs.paths import user_checkpoint_dir
 from ..runtime import comma_list
-from .common import add_import_args, import_kwargs
+from .common import add_import_args, import_kwargs, seed_arg, seed_list
 from .progress import TqdmProgress
 
 
@@ -60,7 +59,7 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diagnostics", default="accuracy",
                    help=f"comma-separated, from {', '.join(DIAGNOSTICS)} or all (default accuracy; the others "
                         f"are slower: hessian, attr and density most)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the Lanczos starts (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the bootstrap and the Lanczos starts (default 0)")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     p.add_argument("--json", action="store_true", help="print the per-group tables as JSON")
     p.add_argument("--out", help="folder to write every table as CSV (incl. per-sample tables)")
@@ -75,12 +74,8 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_default_audit(args: argparse.Namespace) -> None:
-    try:
-        seeds = tuple(int(s) for s in comma_list(args.seeds))
-        diagnostic_seeds = tuple(int(s) for s in comma_list(args.diagnostic_seeds))
-    except ValueError:
-        raise FairLinError(f"--seeds and --diagnostic-seeds expect comma-separated integers, got {args.seeds!r} "
-                           f"and {args.diagnostic_seeds!r}") from None
+    seeds = tuple(seed_list(args.seeds, "--seeds"))
+    diagnostic_seeds = tuple(seed_list(args.diagnostic_seeds, "--diagnostic-seeds"))
     grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)), budgets=tuple(comma_list(args.budgets)),
                      seeds=seeds, mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),

@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI's command modules: JSON output, ``key=value`` options, integer lists, data flags."""
+"""Helpers shared by the CLI's command modules: JSON output, ``key=value`` options, integer and seed lists,
+data flags."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief, check_seed
 from ..runtime import comma_list
 
 
@@ -18,7 +19,7 @@ def print_json(data: Any) -> None:
 def parse_option(text: str) -> tuple[str, Any]:
     """``key=value`` with value parsed as JSON when it is JSON (numbers, booleans), else a string."""
     if "=" not in text:
-        raise FairLinError(f"dataset option {text!r} is not of the form key=value (e.g. minor_fraction=0.2)")
+        raise FairLinError(f"dataset option {brief(text)} is not of the form key=value (e.g. minor_fraction=0.2)")
     key, value = text.split("=", 1)
     try:
         return key, json.loads(value)
@@ -31,7 +32,23 @@ def int_list(text: str, flag: str) -> list[int]:
     try:
         return [int(part) for part in comma_list(text)]
     except ValueError as error:
-        raise FairLinError(f"{flag} expects comma-separated integers (e.g. 1,2), got {text!r}") from error
+        raise FairLinError(f"{flag} expects comma-separated integers (e.g. 1,2), got {brief(text)}") from error
+
+
+def seed_arg(text: str) -> int:
+    """argparse ``type`` of a seed flag: an integer from 0 to 2**63 - 1 (see :func:`~fairlin_core.errors.check_seed`)."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, FairLinError):
+        raise argparse.ArgumentTypeError(f"expected a seed, a non-negative integer (at most 2**63 - 1), got {brief(text)}") from None
+
+
+def seed_list(text: str, flag: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``, each a valid seed; anything else is a clear error naming ``flag``."""
+    seeds = int_list(text, flag)
+    for seed in seeds:
+        check_seed(seed, f"every seed of {flag}")
+    return seeds
 
 
 def add_data_root_arg(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +59,7 @@ def add_data_args(parser: argparse.ArgumentParser, with_seed: bool = True) -> No
     """--data-root, --seed (optional), --target, --group and repeatable --dataset-option KEY=VALUE."""
     add_data_root_arg(parser)
     if with_seed:
-        parser.add_argument("--seed", type=int, default=0, help="seed of the dataset splits (default 0)")
+        parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the dataset splits (default 0)")
     parser.add_argument("--target", help="attribute to predict, where the dataset has several")
     parser.add_argument("--group", help="protected-group attribute, where the dataset has several")
     parser.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",

@@ -6,7 +6,6 @@ import argparse
 
 from ..audit.evaluation import evaluate_checkpoint
 from ..data import list_datasets, load_dataset
-from ..errors import FairLinError
 from ..linearize import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
@@ -37,8 +36,6 @@ def cmd_dataset_info(args: argparse.Namespace) -> None:
 
 
 def cmd_relu_count(args: argparse.Namespace) -> None:
-    if args.input_size < 1:
-        raise FairLinError(f"--input-size must be a positive integer, got {args.input_size}")
     spec = resolve_spec(args.model, args.num_classes, _input_shape(args.model, args.input_size, args.channels),
                         width=args.width, depth=args.depth, stem_stride=args.stem_stride, stem=args.stem)
     model = build_model(spec)
@@ -60,7 +57,7 @@ def _input_shape(model: str, input_size: int, channels: int) -> tuple[int, ...]:
 
 
 def cmd_train_base(args: argparse.Namespace) -> None:
-    bar = _LazyBar(f"train {args.model} on {args.dataset}")
+    bar = TqdmProgress(f"train {args.model} on {args.dataset}")
     try:
         path, result = train_base_checkpoint(
             args.dataset, args.model, out=args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
@@ -72,23 +69,6 @@ def cmd_train_base(args: argparse.Namespace) -> None:
         print_json(result)
     else:
         print(f"wrote {path} ({result['train_seconds']:.1f} s); test accuracy {result['overall_accuracy']:.4f}")
-
-
-class _LazyBar:
-    """A tqdm bar drawn from the first progress report on (so a refused dataset or model draws none)."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar: TqdmProgress | None = None
-
-    def __call__(self, update) -> None:
-        if self.bar is None:
-            self.bar = TqdmProgress(self.description)
-        self.bar(update)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
 from ..runtime import Progress, comma_list, json_records
+from .common import seed_list
 from .progress import TqdmProgress
 from ..jobs.config import JobConfig
 from ..jobs.manager import JobManager
@@ -41,10 +42,8 @@ def _items(text: str, flag: str) -> list[str]:
 
 
 def _seeds(text: str) -> list[int]:
-    try:
-        return [int(part) for part in _items(text, "--seeds")]
-    except ValueError:
-        raise FairLinError(f"--seeds expects comma-separated integers (e.g. 0,1,2), got {text!r}") from None
+    _items(text, "--seeds")
+    return seed_list(text, "--seeds")
 
 
 def sweep_configs(args: argparse.Namespace) -> list[JobConfig]:

@@ -13,7 +13,7 @@ from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
 from ..runtime import comma_list
-from .common import add_data_args, int_list, parse_option, print_json
+from .common import add_data_args, int_list, parse_option, print_json, seed_arg, seed_list
 from .progress import TqdmProgress
 
 
@@ -81,7 +81,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     mitigation = _mitigation(args)
     checkpoint, bundle = _checkpoint_and_data(args)
     budgets = comma_list(args.budgets)
-    seeds = int_list(args.seeds, "--seeds")
+    seeds = seed_list(args.seeds, "--seeds")
     variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle.group_names, mitigation), None)}
     bar = TqdmProgress(f"compare {args.method}")
     try:
@@ -123,7 +123,7 @@ def _add_linearize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, help="mitigation: group-loss violations up to this are free (default 0)")
     p.add_argument("--protect", help="group attribute to protect, if not the checkpoint's (e.g. age on utkface)")
     p.add_argument("--dataset", help="use this dataset instead of the checkpoint's (must match its classes and input)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the --dataset splits (default 0)")
+    p.add_argument("--data-seed", type=seed_arg, default=0, help="seed of the --dataset splits (default 0)")
     add_data_args(p, with_seed=False)
 
 
@@ -133,7 +133,7 @@ def configure_linearize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", required=True,
                    help="ReLUs to keep: a count (500), a fraction of the base count (0.1) or a percentage (10%%)")
     p.add_argument("--out", required=True, help="output folder (model.safetensors + model.json are written)")
-    p.add_argument("--seed", type=int, default=0, help="seed of SNL, random placement and finetuning (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of SNL, random placement and finetuning (default 0)")
     p.add_argument("--mitigate", action="store_true", help="fairness-constrained finetune (the paper's Algorithm 1)")
     _add_linearize_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -15,6 +15,7 @@ from typing import Any
 from ..data.toy2d import SHAPES
 from ..errors import FairLinError
 from ..runtime import comma_list, json_ready, json_records
+from .common import seed_arg
 from .progress import TqdmProgress
 from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy, share_sweep
 
@@ -98,7 +99,7 @@ def configure_toy(p: argparse.ArgumentParser) -> None:
                    help=f"share of hidden units made linear, in [0, 1] (default {defaults.linearized})")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds, each drawing data, initial weights and "
                                                          "placement (default 5)")
-    p.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+SEEDS-1 (default 0)")
+    p.add_argument("--first-seed", type=seed_arg, default=0, help="seeds are FIRST..FIRST+SEEDS-1 (default 0)")
     p.add_argument("--which", default=defaults.which,
                    help=f"scratch mode: which units are linearized, {', '.join(WHICH)} (default {defaults.which})")
     p.add_argument("--mode", default=defaults.mode,

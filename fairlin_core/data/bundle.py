@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from fairlin_core.errors import DatasetError
+
 SPLIT_NAMES = ("train", "val", "test", "balanced")
 
 
@@ -55,6 +57,15 @@ class DatasetBundle:
     group_attribute: str
     options: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0
+
+    def require(self, *splits: str, purpose: str) -> None:
+        """Refuse (DatasetError) when one of ``splits`` is absent or empty, naming ``purpose`` (e.g. "training")."""
+        for name in splits:
+            if name not in self.splits or len(self.splits[name]) == 0:
+                sizes = ", ".join(f"{s} {len(split)}" for s, split in self.splits.items())
+                raise DatasetError(f"dataset {self.name} has an empty {name} split ({sizes} examples); {purpose} "
+                                   f"needs examples in {', '.join(splits)}: expected more data or a larger "
+                                   f"{name}_fraction")
 
     @property
     def num_classes(self) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from fairlin_core.data import protocol
 from fairlin_core.data.bundle import DatasetBundle
-from fairlin_core.errors import DatasetError
+from fairlin_core.errors import DatasetError, brief
 
 try:
     from numpy._core import multiarray as _multiarray, numeric as _numeric
@@ -79,7 +79,7 @@ def read_pickle(path: Path) -> Any:
     except DatasetError as error:
         raise DatasetError(f"{path}: {error}") from None
     except Exception as error:  # a corrupt pickle can raise almost anything; report it as bad input
-        raise DatasetError(f"{path} is not a readable CIFAR-10 batch pickle ({type(error).__name__}: {error}); "
+        raise DatasetError(f"{path} is not a readable CIFAR-10 batch pickle ({type(error).__name__}); "
                            f"expected {LAYOUT}") from None
 
 
@@ -93,7 +93,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = _field(batch, "data") if isinstance(batch, dict) else None
     labels = _field(batch, "labels") if isinstance(batch, dict) else None
     if data is None or labels is None:
-        found = sorted(map(repr, batch)) if isinstance(batch, dict) else type(batch).__name__
+        found = brief(sorted(map(repr, batch))) if isinstance(batch, dict) else type(batch).__name__
         raise DatasetError(f"{path}: expected a dict with keys b'data' and b'labels', found {found}")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != ROW:
         shape = getattr(data, "shape", None)

@@ -22,7 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from fairlin_core.data.bundle import Split
-from fairlin_core.errors import DatasetError
+from fairlin_core.errors import DatasetError, brief
 
 
 # ----------------------------------------------------------------------------- seeded splitting
@@ -116,18 +116,18 @@ def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0
     """``value`` as a float inside the interval, else DatasetError naming the interval."""
     interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise DatasetError(f"{name} must be a number in {interval}, got {value!r}")
+        raise DatasetError(f"{name} must be a number in {interval}, got {brief(value)}")
     ok_low = value >= low if include_low else value > low
     ok_high = value <= high if include_high else value < high
     if not (ok_low and ok_high):
-        raise DatasetError(f"{name} must be in {interval}, got {value!r}")
+        raise DatasetError(f"{name} must be in {interval}, got {brief(value)}")
     return float(value)
 
 
 def check_int(name: str, value: Any, *, minimum: int) -> int:
     """``value`` as an int ``>= minimum``, else DatasetError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise DatasetError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise DatasetError(f"{name} must be an integer >= {minimum}, got {brief(value)}")
     return int(value)
 
 
@@ -140,7 +140,7 @@ def check_channels(name: str, value: Any, channels: int, *, positive: bool = Fal
     if len(numbers) != channels or not all(math.isfinite(v) and (v > 0 or not positive) for v in numbers):
         sign = "positive " if positive else ""
         raise DatasetError(f"{name} must be a list of {channels} {sign}finite numbers (one per channel), "
-                           f"got {value!r}")
+                           f"got {brief(value)}")
     return numbers
 
 

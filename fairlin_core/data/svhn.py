@@ -21,7 +21,7 @@ import scipy.io
 
 from fairlin_core.data import protocol
 from fairlin_core.data.bundle import DatasetBundle
-from fairlin_core.errors import DatasetError
+from fairlin_core.errors import DatasetError, brief
 
 ATTRIBUTES = ("digit",)
 DEFAULT_TARGET = DEFAULT_GROUP = "digit"
@@ -37,11 +37,10 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         mat = scipy.io.loadmat(path, variable_names=["X", "y"])
     except Exception as error:  # scipy raises ValueError, TypeError, OSError, ... on a bad file
-        raise DatasetError(f"{path} is not a readable MATLAB file ({type(error).__name__}: {error}); "
-                           f"expected {LAYOUT}") from None
+        raise DatasetError(f"{path} is not a readable MATLAB file ({type(error).__name__}); expected {LAYOUT}") from None
     x, y = mat.get("X"), mat.get("y")
     if x is None or y is None:
-        raise DatasetError(f"{path}: expected variables 'X' and 'y', found {sorted(k for k in mat if k[0] != '_')}")
+        raise DatasetError(f"{path}: expected variables 'X' and 'y', found {_variables(path)}")
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:
         raise DatasetError(f"{path}: 'X' must be uint8 of shape (32, 32, 3, N), got {x.dtype} {x.shape}")
     labels = np.asarray(y).reshape(-1)
@@ -51,6 +50,15 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
                            f"got {y.dtype} {y.shape}")
     labels = labels.astype(np.int64) % 10
     return x.transpose(3, 2, 0, 1), labels
+
+
+def _variables(path: Path) -> str:
+    """The names (and shapes) of the variables a .mat file holds, read from its headers only."""
+    try:
+        found = scipy.io.whosmat(path)
+    except Exception:  # already read once; a file scipy cannot list has no names to show
+        return "none"
+    return brief(", ".join(f"{name} {tuple(shape)}" for name, shape, _ in found) or "none", 200)
 
 
 def missing(data_root: Path, options: Mapping[str, Any]) -> str:

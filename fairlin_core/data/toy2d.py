@@ -31,7 +31,7 @@ import torch
 
 from fairlin_core.data import protocol
 from fairlin_core.data.bundle import DatasetBundle, Split
-from fairlin_core.errors import DatasetError
+from fairlin_core.errors import DatasetError, brief
 
 ATTRIBUTES = ("class",)
 DEFAULT_TARGET = DEFAULT_GROUP = "class"
@@ -93,7 +93,7 @@ def _resolve(options: dict[str, Any]) -> dict[str, Any]:
     opts = dict(options)
     shape = opts["shape"]
     if shape not in SHAPES:
-        raise DatasetError(f"toy2d shape must be one of {', '.join(SHAPES)}; got {shape!r}")
+        raise DatasetError(f"toy2d shape must be one of {', '.join(SHAPES)}; got {brief(shape)}")
     opts["n"] = protocol.check_int("n", opts["n"], minimum=10)
     if opts["noise"] is None:
         opts["noise"] = DEFAULT_NOISE[shape]
@@ -105,7 +105,7 @@ def _resolve(options: dict[str, Any]) -> dict[str, Any]:
     if shape in AREA_SHAPES:
         if opts["minority_ratio"] is not None:
             raise DatasetError(f"minority_ratio applies only to shapes {', '.join(RATIO_SHAPES)}; "
-                               f"the {shape!r} minority is set by its area, so leave minority_ratio unset")
+                               f"the {brief(shape)} minority is set by its area, so leave minority_ratio unset")
     elif opts["minority_ratio"] is None:
         opts["minority_ratio"] = DEFAULT_MINORITY_RATIO
     else:

@@ -5,7 +5,7 @@ cropped release) or ``....jpg.chip.jpg`` files; age is an integer in years, gend
 1 (female), race 0..4 (White, Black, Asian, Indian, Others). Other files are ignored.
 
 A ``.jpg`` whose name does not parse (wrong number of fields, a non-integer age/gender/race, an
-out-of-range gender or race) or whose image cannot be read is skipped and counted in
+age above 130, an out-of-range gender or race) or whose image cannot be read is skipped and counted in
 ``bundle.skipped``. Ages 0-1 are dropped (the paper's protocol) and counted in
 ``options["dropped_age"]``. Attributes: ``age`` (groups 2-12, 13-17, 18-64, 65+), ``race``,
 ``gender``; any of them can be the target or the group (default: race for both).
@@ -41,6 +41,7 @@ NAMES = {"age": ["2-12", "13-17", "18-64", "65+"],
          "race": ["White", "Black", "Asian", "Indian", "Others"],
          "gender": ["male", "female"]}
 AGE_BOUNDS = (2, 13, 18, 65)  # lower bound of each age group; ages below 2 are dropped
+MAX_AGE = 130  # a name with a larger age (e.g. 20 digits) does not follow the scheme
 _NAME = re.compile(r"(\d+)_(\d+)_(\d+)_([^_]+)\.jpg(\.chip\.jpg)?", re.IGNORECASE)
 
 
@@ -49,8 +50,10 @@ def parse_name(name: str) -> tuple[int, int, int] | None:
     match = _NAME.fullmatch(name)
     if match is None:
         return None
+    if any(len(match.group(i)) > 3 for i in (1, 2, 3)):
+        return None
     age, gender, race = (int(match.group(i)) for i in (1, 2, 3))
-    if gender >= len(NAMES["gender"]) or race >= len(NAMES["race"]):
+    if age > MAX_AGE or gender >= len(NAMES["gender"]) or race >= len(NAMES["race"]):
         return None
     return age, gender, race
 

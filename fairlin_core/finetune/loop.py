@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle
-from ..errors import FairLinError
+from ..errors import FairLinError, check_seed
 from ..metrics import evaluate_split
 from ..models import activation_sites
 from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
@@ -100,6 +100,8 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
     plus whatever ``objective.end_epoch()`` reports (e.g. lambda:<group>).
     """
     config.validate()
+    seed = check_seed(seed)
+    bundle.require("train", "val", purpose="finetuning (the best epoch is selected on val)")
     device = device or default_device()
     objective = objective or MeanObjective()
     torch.manual_seed(seed)

@@ -31,10 +31,10 @@ from ..checkpoints import read_sidecar, resolve_checkpoint_path, sidecar_path
 from ..checkpoints.upload import SAFE_NAME
 from ..data import load_dataset
 from ..data.registry import get_spec
-from ..errors import FairLinError
+from ..errors import CheckpointError, FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
-from ..models import MODELS, ModelSpec, resolve_spec
+from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
 from .paths import user_checkpoint_dir
 
 HASH_FORMAT = 1
@@ -84,7 +84,7 @@ class JobConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise FairLinError(f"unknown job config key(s) {', '.join(unknown)}; valid keys: "
+            raise FairLinError(f"unknown job config key(s) {clip(', '.join(unknown))}; valid keys: "
                                f"{', '.join(sorted(names))}")
         missing = [k for k in ("checkpoint", "method", "budget") if k not in data]
         if missing:
@@ -98,13 +98,16 @@ class JobConfig:
     def validate(self) -> JobConfig:
         """The normalised config (absolute checkpoint path, defaults filled in); FairLinError if invalid."""
         linearizer = get_linearizer(self.method)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise FairLinError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
         if self.data_root is not None and not isinstance(self.data_root, str):
-            raise FairLinError(f"data_root must be a path (a string) or null, got {self.data_root!r}")
+            raise FairLinError(f"data_root must be a path (a string) or null, got {brief(self.data_root)}")
         weights = resolve_checkpoint_path(_text(self.checkpoint, "checkpoint")).resolve()
         sidecar = read_sidecar(weights)
-        spec = ModelSpec.from_dict(sidecar["model"])
+        try:  # the sidecar's sizes are bounded before anything is queued (nothing allocated)
+            spec = ModelSpec.from_dict(sidecar["model"])
+            state_shapes(spec)
+        except FairLinError as error:
+            raise CheckpointError(f"sidecar of {weights} describes no buildable model: {error}") from None
         budget = _normalise_budget(self.budget)
         base_count = sidecar.get("relu_count")
         if isinstance(base_count, int):
@@ -174,11 +177,11 @@ class TrainBaseConfig:
         data = dict(data)
         kind = data.pop("kind", TRAIN_BASE)
         if kind != TRAIN_BASE:
-            raise FairLinError(f"job kind {kind!r} is not {TRAIN_BASE!r}")
+            raise FairLinError(f"job kind {brief(kind)} is not {brief(TRAIN_BASE)}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise FairLinError(f"unknown train-base config key(s) {', '.join(unknown)}; valid keys: "
+            raise FairLinError(f"unknown train-base config key(s) {clip(', '.join(unknown))}; valid keys: "
                                f"{', '.join(sorted(names | {'kind'}))}")
         missing = [k for k in ("dataset", "model") if k not in data]
         if missing:
@@ -198,21 +201,19 @@ class TrainBaseConfig:
         """The normalised config (dataset and model options filled in, name and absolute out_dir set);
         FairLinError if invalid, if the model does not fit the dataset, or if the checkpoint exists."""
         if not isinstance(self.model, str) or self.model not in MODELS:
-            raise FairLinError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise FairLinError(f"seed must be a non-negative integer, got {self.seed!r}")
-        seed = int(self.seed)
+            raise FairLinError(f"unknown model {brief(self.model)}; expected one of {', '.join(MODELS)}")
+        seed = check_seed(self.seed)
         if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral)
                                         or self.epochs < 1):
-            raise FairLinError(f"epochs must be a positive integer, got {self.epochs!r}")
+            raise FairLinError(f"epochs must be a positive integer, got {brief(self.epochs)}")
         if self.data_root is not None and not isinstance(self.data_root, str):
-            raise FairLinError(f"data_root must be a path (a string) or null, got {self.data_root!r}")
+            raise FairLinError(f"data_root must be a path (a string) or null, got {brief(self.data_root)}")
         given = {"name": self.dataset} if isinstance(self.dataset, str) else self.dataset
         if not isinstance(given, dict):
-            raise FairLinError(f"dataset must be a name or an object with a name, got {self.dataset!r}")
+            raise FairLinError(f"dataset must be a name or an object with a name, got {brief(self.dataset)}")
         dataset = _normalise_dataset({"seed": seed, **given})
         if not isinstance(self.model_options, dict):
-            raise FairLinError(f"model_options must be a JSON object, got {self.model_options!r}")
+            raise FairLinError(f"model_options must be a JSON object, got {brief(self.model_options)}")
         num_classes, input_shape = _data_shape(json.dumps(dataset, sort_keys=True), self.data_root)
         spec = resolve_spec(self.model, num_classes, input_shape, **self.model_options)
         name = self.name
@@ -220,7 +221,7 @@ class TrainBaseConfig:
             width = self.model_options.get("width")
             name = f"{dataset['name']}_{self.model}{f'_w{width}' if width is not None else ''}_s{seed}"
         if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
-            raise FairLinError(f"checkpoint name {name!r} is not allowed; expected letters, digits, '_', '-' or '.' "
+            raise FairLinError(f"checkpoint name {brief(name)} is not allowed; expected letters, digits, '_', '-' or '.' "
                                f"(at most 100 characters, not starting with '.', '_' or '-')")
         if self.out_dir is None:
             out_dir = user_checkpoint_dir()
@@ -255,7 +256,7 @@ def config_from_dict(data: Any) -> AnyConfig:
         if kind == TRAIN_BASE:
             return TrainBaseConfig.from_dict(data)
         if kind != LINEARIZE:
-            raise FairLinError(f"unknown job kind {kind!r}; expected one of {', '.join(KINDS)}")
+            raise FairLinError(f"unknown job kind {brief(kind)}; expected one of {', '.join(KINDS)}")
         data = {k: v for k, v in data.items() if k != "kind"}
     return JobConfig.from_dict(data)
 
@@ -281,14 +282,14 @@ def option_defaults() -> dict[str, dict[str, Any]]:
 
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise FairLinError(f"{name} must be a non-empty path, got {value!r}")
+        raise FairLinError(f"{name} must be a non-empty path, got {brief(value)}")
     return value
 
 
 def _normalise_budget(budget: Any) -> int | float | str:
     """Numeric text becomes an int or float; percentages stay text ("10%"); anything else is refused."""
     if isinstance(budget, bool) or not isinstance(budget, (int, float, str)):
-        raise FairLinError(f"budget {budget!r} has the wrong type; expected a ReLU count (500), a fraction of the "
+        raise FairLinError(f"budget {brief(budget)} has the wrong type; expected a ReLU count (500), a fraction of the "
                            f"base count (0.1) or a percentage (\"10%\")")
     if isinstance(budget, str):
         if _PERCENT.fullmatch(budget):
@@ -298,7 +299,7 @@ def _normalise_budget(budget: Any) -> int | float | str:
         try:
             return float(budget)
         except ValueError:
-            raise FairLinError(f"budget {budget!r} is not a number; expected a ReLU count (500), a fraction of "
+            raise FairLinError(f"budget {brief(budget)} is not a number; expected a ReLU count (500), a fraction of "
                                f"the base count (0.1) or a percentage (10%)") from None
     return budget
 
@@ -306,17 +307,17 @@ def _normalise_budget(budget: Any) -> int | float | str:
 def _filled(kind: type, given: Any, name: str) -> dict[str, Any]:
     """Every field of dataclass ``kind`` with ``given`` applied, after the class's own validation."""
     if not isinstance(given, dict):
-        raise FairLinError(f"{name} options must be a JSON object, got {given!r}")
+        raise FairLinError(f"{name} options must be a JSON object, got {brief(given)}")
     valid = {f.name for f in fields(kind)}
     unknown = sorted(set(given) - valid)
     if unknown:
-        raise FairLinError(f"unknown {name} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        raise FairLinError(f"unknown {name} option(s) {clip(', '.join(unknown))}; valid: {', '.join(sorted(valid))}")
     defaults = asdict(kind())
     typed = {}
     for key, value in given.items():
         whole = isinstance(defaults[key], int)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
-            raise FairLinError(f"{name} option {key} must be {'an integer' if whole else 'a number'}, got {value!r}")
+            raise FairLinError(f"{name} option {key} must be {'an integer' if whole else 'a number'}, got {brief(value)}")
         typed[key] = int(value) if whole else float(value)
     instance = kind(**typed)
     instance.validate()
@@ -328,27 +329,25 @@ def _normalise_dataset(dataset: Any) -> dict[str, Any] | None:
     if dataset is None:
         return None
     if not isinstance(dataset, dict) or "name" not in dataset:
-        raise FairLinError(f"dataset must be null or an object with a name, got {dataset!r}")
+        raise FairLinError(f"dataset must be null or an object with a name, got {brief(dataset)}")
     unknown = sorted(set(dataset) - set(_DATASET_KEYS))
     if unknown:
-        raise FairLinError(f"unknown dataset key(s) {', '.join(unknown)}; valid: {', '.join(_DATASET_KEYS)}")
+        raise FairLinError(f"unknown dataset key(s) {clip(', '.join(unknown))}; valid: {', '.join(_DATASET_KEYS)}")
     spec = get_spec(dataset["name"])
     options = dataset.get("options") or {}
     if not isinstance(options, dict):
-        raise FairLinError(f"dataset options must be a JSON object, got {options!r}")
+        raise FairLinError(f"dataset options must be a JSON object, got {brief(options)}")
     bad = sorted(set(options) - set(spec.defaults))
     if bad:
-        raise FairLinError(f"unknown option(s) {', '.join(bad)} for dataset {spec.name!r}; valid options: "
+        raise FairLinError(f"unknown option(s) {clip(', '.join(bad))} for dataset {brief(spec.name)}; valid options: "
                            f"{', '.join(spec.defaults)}")
     target = dataset.get("target") or spec.default_target
     group = dataset.get("group") or spec.default_group
     for role, value in (("target", target), ("group", group)):
         if spec.attributes is not None and value not in spec.attributes:
-            raise FairLinError(f"{role} {value!r} is not an attribute of {spec.name}; valid: "
+            raise FairLinError(f"{role} {brief(value)} is not an attribute of {spec.name}; valid: "
                                f"{', '.join(spec.attributes)}")
-    seed = dataset.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise FairLinError(f"dataset seed must be a non-negative integer, got {seed!r}")
+    seed = check_seed(dataset.get("seed", 0), "dataset seed")
     return {"name": spec.name, "options": {**spec.defaults, **options}, "target": target, "group": group,
             "seed": int(seed)}
 

@@ -27,7 +27,7 @@ import torch
 from ..audit import run_audit, write_audit_csvs
 from ..checkpoints import load_checkpoint, read_sidecar, sidecar_path
 from ..data import load_dataset
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
@@ -195,7 +195,7 @@ class LocalThreadExecutor(Executor):
         gpus = torch.cuda.device_count()
         self.workers = workers if workers is not None else max(1, gpus)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise FairLinError(f"workers must be a positive integer, got {workers!r}")
+            raise FairLinError(f"workers must be a positive integer, got {brief(workers)}")
         self._queue: queue.SimpleQueue[ExecutorJob | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._work, name=f"fairlin-worker-{i}", daemon=True,
                                           args=(torch.device(f"cuda:{i % gpus}") if gpus else torch.device("cpu"),))

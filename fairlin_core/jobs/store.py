@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..runtime import comma_list, pid_alive
 from .config import TRAIN_BASE, option_defaults
 from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
@@ -302,7 +302,7 @@ class RunStore:
             "SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2", (run_id, run_id + "\uffff"))]
         if len(matches) != 1:
             what = "is ambiguous" if matches else "does not exist"
-            raise FairLinError(f"run {run_id!r} {what} in store {self.root}; expected an id (or a unique prefix of "
+            raise FairLinError(f"run {brief(run_id)} {what} in store {self.root}; expected an id (or a unique prefix of "
                                f"4+ characters) from the runs command")
         return matches[0]
 

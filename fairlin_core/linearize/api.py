@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle
-from ..errors import FairLinError
+from ..errors import FairLinError, brief, check_seed
 from ..metrics import evaluate_model
 from ..finetune import BatchObjective, FinetuneConfig, finetune
 from ..models import ModelSpec, get_masks, relu_count, total_sites
@@ -82,20 +82,20 @@ def resolve_budget(budget: Any, base_count: int) -> int:
             else:
                 value = float(text)
         except ValueError:
-            raise FairLinError(f"budget {budget!r} is not a number; expected a ReLU count (e.g. 500), a fraction "
+            raise FairLinError(f"budget {brief(budget)} is not a number; expected a ReLU count (e.g. 500), a fraction "
                                f"of the base count (e.g. 0.1) or a percentage (e.g. 10%)") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FairLinError(f"budget {budget!r} is not a number; expected a ReLU count or a fraction")
+        raise FairLinError(f"budget {brief(budget)} is not a number; expected a ReLU count or a fraction")
     if isinstance(value, float):
         if value != value or not 0.0 < value <= 1.0:
-            raise FairLinError(f"budget fraction {budget!r} must be in (0, 1] of the base ReLU count {base_count}")
+            raise FairLinError(f"budget fraction {brief(budget)} must be in (0, 1] of the base ReLU count {base_count}")
         count = max(1, round(value * base_count))
     else:
         count = value
     if count <= 0:
-        raise FairLinError(f"budget must be positive, got {budget!r}; expected 1..{base_count} ReLUs")
+        raise FairLinError(f"budget must be positive, got {brief(budget)}; expected 1..{base_count} ReLUs")
     if count > base_count:
-        raise FairLinError(f"budget {budget!r} is above the base model's {base_count} ReLUs; expected at most that")
+        raise FairLinError(f"budget {brief(budget)} is above the base model's {base_count} ReLUs; expected at most that")
     return int(count)
 
 
@@ -138,6 +138,8 @@ def prepare_students(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundl
     linearizer = get_linearizer(method)
     if not budgets:
         raise FairLinError("no budget given; expected at least one")
+    seed = check_seed(seed)
+    bundle.require("train", "val", purpose="linearizing (masks are fitted on train, finetuning selects on val)")
     options = options or LinearizeOptions()
     options.finetune.validate()
     device = device or default_device()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..models import ModelSpec
 from ..runtime import CancelFlag, ProgressFn
 from .options import LinearizeOptions
@@ -80,7 +80,7 @@ LINEARIZERS: dict[str, Linearizer] = {}
 def register_linearizer(linearizer: Linearizer) -> Linearizer:
     """Make ``linearizer`` available under its name; returns it. FairLinError if the name is taken."""
     if linearizer.name in LINEARIZERS:
-        raise FairLinError(f"a linearizer named {linearizer.name!r} is already registered; expected a new name")
+        raise FairLinError(f"a linearizer named {brief(linearizer.name)} is already registered; expected a new name")
     LINEARIZERS[linearizer.name] = linearizer
     return linearizer
 
@@ -89,5 +89,5 @@ def get_linearizer(name: str) -> Linearizer:
     """The linearizer registered as ``name``; FairLinError naming the known methods otherwise."""
     linearizer = LINEARIZERS.get(name) if isinstance(name, str) else None
     if linearizer is None:
-        raise FairLinError(f"unknown method {name!r}; expected one of {', '.join(LINEARIZERS)}")
+        raise FairLinError(f"unknown method {brief(name)}; expected one of {', '.join(LINEARIZERS)}")
     return linearizer

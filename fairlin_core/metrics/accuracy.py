@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score
 from torch import nn
 
 from ..data import DatasetBundle, Split
-from ..errors import DatasetError
+from ..errors import DatasetError, brief
 from ..runtime import batch_indices, default_device
 
 
@@ -59,7 +59,7 @@ def evaluate_split(model: nn.Module, split: Split, group_names: list[str],
 def evaluate_model(model: nn.Module, bundle: DatasetBundle, split: str = "test") -> dict[str, Any]:
     """{"split", "overall_accuracy", "worst_group_accuracy", "groups": [{"group", "n", "accuracy"}]}."""
     if split not in bundle.splits:
-        raise DatasetError(f"dataset {bundle.name} has no split {split!r}; expected one of "
+        raise DatasetError(f"dataset {bundle.name} has no split {brief(split)}; expected one of "
                            f"{', '.join(bundle.splits)}")
     overall, table = evaluate_split(model, bundle.splits[split], bundle.group_names)
     groups = [{"group": r.group, "n": int(r.n), "accuracy": float(r.accuracy)} for r in table.itertuples()]

@@ -29,7 +29,7 @@ from captum.attr import IntegratedGradients, Saliency
 from torch import nn
 
 from ..data import Split
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, report
 from .gradients import evaluating, group_members
 
@@ -62,7 +62,7 @@ def group_attributions(model: nn.Module, split: Split, group_names: list[str], *
                            f"{', '.join(ATTRIBUTION_METHODS)} (activation-hooking methods such as DeepLift are "
                            f"not offered: they are wrong with linearizable activations)")
     if target not in TARGETS:
-        raise FairLinError(f"attribution target must be one of {', '.join(TARGETS)}, got {target!r}")
+        raise FairLinError(f"attribution target must be one of {', '.join(TARGETS)}, got {brief(target)}")
     parts = []
     steps = len(methods) * len(group_names)
     with evaluating(model, device) as device:
@@ -95,5 +95,5 @@ def attribution_map(table: pd.DataFrame, group: str, method: str, input_shape: S
     """The mean absolute attribution map of one group and method, shaped like one input (e.g. (C, H, W))."""
     rows = table[(table["group"] == group) & (table["method"] == method)].sort_values("element")
     if len(rows) != int(np.prod(input_shape)):
-        raise FairLinError(f"no complete {method} map for group {group!r} of shape {tuple(input_shape)} in the table")
+        raise FairLinError(f"no complete {method} map for group {brief(group)} of shape {tuple(input_shape)} in the table")
     return rows["value"].to_numpy().reshape(tuple(input_shape))

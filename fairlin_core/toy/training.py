@@ -29,7 +29,7 @@ from torch import nn
 
 from ..data import DatasetBundle, load_dataset
 from ..data.toy2d import SHAPES
-from ..errors import FairLinError
+from ..errors import FairLinError, brief, check_seed
 from ..finetune import FinetuneConfig
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..metrics import boundary_distances, boundary_summary, evaluate_split, predict_logits
@@ -72,27 +72,27 @@ class ToyConfig:
         """Raise :class:`FairLinError` (or its DatasetError / ModelError) saying which field is wrong and
         what is expected."""
         if self.shape not in SHAPES:
-            raise FairLinError(f"shape must be one of {', '.join(SHAPES)}; got {self.shape!r}")
+            raise FairLinError(f"shape must be one of {', '.join(SHAPES)}; got {brief(self.shape)}")
         if not _is_int(self.steps) or self.steps < 1:
-            raise FairLinError(f"steps must be a positive integer, got {self.steps!r}")
+            raise FairLinError(f"steps must be a positive integer, got {brief(self.steps)}")
         if not self.lr > 0:
-            raise FairLinError(f"lr must be > 0, got {self.lr!r}")
+            raise FairLinError(f"lr must be > 0, got {brief(self.lr)}")
         if not isinstance(self.linearized, (int, float)) or not 0.0 <= self.linearized <= 1.0:
             raise FairLinError(f"linearized is the share of hidden units made linear; expected a number in "
-                               f"[0, 1], got {self.linearized!r}")
+                               f"[0, 1], got {brief(self.linearized)}")
         if self.which not in WHICH:
-            raise FairLinError(f"which must be one of {', '.join(WHICH)}; got {self.which!r}")
+            raise FairLinError(f"which must be one of {', '.join(WHICH)}; got {brief(self.which)}")
         if self.mode not in MODES:
-            raise FairLinError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+            raise FairLinError(f"mode must be one of {', '.join(MODES)}; got {brief(self.mode)}")
         if self.mode == "snl":
             if self.which != "random":
-                raise FairLinError(f"SNL learns which ReLUs to keep, so which={self.which!r} does not apply; "
+                raise FairLinError(f"SNL learns which ReLUs to keep, so which={brief(self.which)} does not apply; "
                                    f"expected which='random' (the default) with mode 'snl'")
             if self.linearized >= 1.0:
                 raise FairLinError("SNL keeps at least one ReLU; expected linearized < 1 with mode 'snl' "
                                    "(use mode 'scratch' for a fully linear network)")
         if not _is_int(self.snl_finetune_epochs) or self.snl_finetune_epochs < 0:
-            raise FairLinError(f"snl_finetune_epochs must be an integer >= 0, got {self.snl_finetune_epochs!r}")
+            raise FairLinError(f"snl_finetune_epochs must be an integer >= 0, got {brief(self.snl_finetune_epochs)}")
         self.model_spec()  # depth and width
         load_toy(self, seed=0)  # the data options, checked by the toy2d loader itself (about a millisecond)
 
@@ -121,7 +121,7 @@ def linearization_masks(model: nn.Module, fraction: float, which: str = "random"
     one backwards, each emptied (at random within the site) before the previous one is touched.
     """
     if which not in WHICH:
-        raise FairLinError(f"which must be one of {', '.join(WHICH)}; got {which!r}")
+        raise FairLinError(f"which must be one of {', '.join(WHICH)}; got {brief(which)}")
     sites = list(activation_sites(model))
     sizes = [site.alpha.numel() for _, site in sites]
     total = sum(sizes)
@@ -323,7 +323,7 @@ def run_toy(config: ToyConfig, seeds: Sequence[int] = range(5), *, device: torch
     device: defaults to the CPU (full-batch steps on a tiny MLP are fastest there).
     """
     config.validate()
-    seeds = [int(s) for s in seeds]
+    seeds = [check_seed(s) for s in seeds]
     if not seeds:
         raise FairLinError("no seed given; expected at least one seed")
     spec = config.model_spec()

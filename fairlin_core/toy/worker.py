@@ -25,7 +25,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from ..data import DatasetBundle
-from ..errors import FairLinError
+from ..errors import FairLinError, check_seed
 from ..models import build_model
 from ..runtime import Progress
 from .geometry import BoundaryGrid
@@ -83,7 +83,7 @@ class ToyJob:
     def __init__(self, config: ToyConfig, seeds: Sequence[int], preview_every: int = 100,
                  shares: Sequence[float] | None = None) -> None:
         config.validate()
-        self.config, self.seeds, self.preview_every = config, [int(s) for s in seeds], preview_every
+        self.config, self.seeds, self.preview_every = config, [check_seed(s) for s in seeds], preview_every
         self.shares = None if shares is None else [float(s) for s in shares]
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"fraction": 0.0, "message": "starting (importing torch)", "loss": [],

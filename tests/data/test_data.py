@@ -381,7 +381,7 @@ def test_folder_loads_csv_with_sorted_names(tmp_path):
     assert bundle.skipped == 1 and sum(len(bundle.splits[s]) for s in SPLITS) == 24
     assert counts(bundle, "train", 2)[1] + counts(bundle, "val", 2)[1] + counts(bundle, "test", 2)[1] == 8
     assert bundle.input_shape == (3, 32, 32)
-    assert bundle.options["root"] == str(tmp_path / "folder")
+    assert bundle.options["root"] is None and bundle.options["csv"] is None  # the defaults: no path recorded
     assert_same_splits(bundle, load_dataset("folder", data_root=tmp_path, **bundle.options))
     by_site = load_dataset("folder", root=tmp_path / "folder", target="site", group="label", image_size=8)
     assert by_site.class_names == ["s0", "s1"] and by_site.group_names == ["cat", "dog"]
@@ -390,7 +390,7 @@ def test_folder_loads_csv_with_sorted_names(tmp_path):
 
 @pytest.mark.parametrize("csv, message", [
     ("path,label\nimgs/0.png,cat\n",
-     r"lacks column\(s\) group: found columns \['path', 'label'\], required path, label, group"),
+     r"lacks column\(s\) group in its header \(2 columns found\); required path, label, group"),
     ("path,label,group\n../outside.png,cat,1\n", r"line 2: path '../outside.png' must name a file inside"),
     ("path,label,group\nimgs/0.png,,1\n", r"column 'label' is empty on line\(s\) 2"),
     ("path,label,group\n", r"has a header but no rows"),

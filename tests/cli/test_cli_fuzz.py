@@ -1,0 +1,209 @@
+"""Fuzz-style: malformed sidecars, flags and dataset trees through the CLI (``fairlin_core.cli.main`` in process).
+
+Every case must exit 2 with exactly one line on stderr, no traceback, no quoted file contents, and change no
+file of the repository's checkpoints/ and results/ (their mtimes are compared before and after). The bad
+inputs are built in a temporary folder; the current directory and $FAIRLIN_DATA_ROOT point into it, so a
+command's default store or data root is never the repository's.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from conftest import REPO, SECRET, copy_checkpoint, write_images
+from fairlin_core.cli import main
+
+LONG = "x" * 100_000
+
+
+def _sidecar_cases() -> dict:
+    """id -> change(sidecar) of a copy of the shipped toy checkpoint (evaluated with ``evaluate``)."""
+    def model(**fields):
+        return lambda s: s["model"].update(fields)
+
+    def options(**fields):
+        return lambda s: s["model"]["options"].update(fields)
+
+    def dataset(**fields):
+        return lambda s: s.update(dataset={"name": "toy2d", **fields})
+
+    folder = {"target": "label", "group": "group"}
+    return {
+        "width-1e9": options(width=10**9), "width-30000": options(width=30000), "depth-huge": options(depth=10**6),
+        "width-text": options(width="16"), "width-negative": options(width=-16),
+        "input-shape-negative": model(input_shape=[-2]), "input-shape-text": model(input_shape="2"),
+        "input-shape-empty": model(input_shape=[]), "input-shape-huge": model(input_shape=[10**9]),
+        "classes-zero": model(num_classes=0), "classes-huge": model(num_classes=10**9),
+        "model-name-long": model(name=LONG), "model-not-object": lambda s: s.update(model=[]),
+        "model-options-list": model(options=[1]),
+        "mismatched-architecture": model(name="resnet18", input_shape=[3, 32, 32], options={"width": 256}),
+        "dataset-options-list": dataset(options=["n", 5]), "dataset-options-text": dataset(options="n=5"),
+        "dataset-seed-huge": dataset(options={"seed": 2**64}), "dataset-seed-negative": dataset(options={"seed": -1}),
+        "dataset-n-huge": dataset(options={"n": 10**9}), "dataset-unknown-option": dataset(options={LONG: 1}),
+        "dataset-target-number": dataset(target=7), "dataset-missing": lambda s: s.pop("dataset"),
+        "dataset-name-long": lambda s: s.update(dataset={"name": LONG}),
+        "dataset-class-names": dataset(class_names=["a"]),
+        "folder-csv-absolute": lambda s: s.update(dataset={"name": "folder", "options": {"csv": "SECRETFILE"}, **folder}),
+        "folder-root-dotdot": lambda s: s.update(dataset={"name": "folder", "options": {"root": ".."}, **folder}),
+        "folder-root-symlink": lambda s: s.update(dataset={"name": "folder", "options": {"root": "escape"}, **folder}),
+        "folder-image-size-huge": lambda s: s.update(dataset={"name": "folder", "options": {"image_size": 8000},
+                                                             **folder}),
+        "folder-root-number": lambda s: s.update(dataset={"name": "folder", "options": {"root": 3}, **folder}),
+    }
+
+
+# id -> (sidecar text, weights bytes) replacing the copy's files (None: keep)
+RAW = {"not-json": ("{not json", None), "deep-json": ("[" * 100_000, None),
+       "wrong-format": (json.dumps({"format": "other"}), None),
+       "pickle": (None, b"\x80\x04\x95" + b"\x00" * 64), "truncated": (None, b"\x10")}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The temporary folder every case works in: data trees, broken checkpoints, a file of secrets."""
+    top = tmp_path_factory.mktemp("fuzz")
+    data = top / "data"
+    secret = top / "secret.csv"
+    secret.write_text(f"{SECRET}\n")
+    write_images(data / "folder")
+    (data / "folder" / "labels.csv").write_text(f"{SECRET}\nmore\n")  # any file where the labels CSV should be
+    write_images(data / "tiny", n=2)  # two images: the validation split is empty
+    (data / "escape").symlink_to(top, target_is_directory=True)
+    (data / "UTKFace").mkdir()
+    Image.new("RGB", (8, 8)).save(data / "UTKFace" / f"{'9' * 20}_0_0_20170101.jpg", format="JPEG")
+    for name in ("train", "test"):
+        scipy.io.savemat(data / f"{name}_32x32.mat", {"images": np.zeros((2, 2), np.uint8)})
+    (data / "cifar-10-batches-py").mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (data / "cifar-10-batches-py" / name).write_text(SECRET)
+
+    checkpoints = {}
+    for case, change in _sidecar_cases().items():
+        def edited(sidecar, change=change):
+            change(sidecar)
+            text = json.dumps(sidecar).replace("SECRETFILE", str(secret))
+            sidecar.clear()
+            sidecar.update(json.loads(text))
+        checkpoints[case] = copy_checkpoint(top / "ckpt" / case, edited)
+    for name, (sidecar, weights) in RAW.items():
+        path = copy_checkpoint(top / "raw" / name)
+        if sidecar is not None:
+            path.with_suffix(".json").write_text(sidecar)
+        if weights is not None:
+            path.write_bytes(weights)
+        checkpoints[name] = path
+    return {"top": top, "data": data, "checkpoints": checkpoints, "good": copy_checkpoint(top / "good")}
+
+
+def _flag_cases(w) -> dict:
+    good, out, data = str(w["good"]), str(w["top"] / "out"), str(w["data"])
+    return {
+        "relu-count-input-size-100000": ["relu-count", "--model", "resnet18", "--input-size", "100000"],
+        "relu-count-input-size-zero": ["relu-count", "--model", "resnet18", "--input-size", "0"],
+        "relu-count-width-1e9": ["relu-count", "--model", "mlp", "--input-size", "10", "--width", "1000000000"],
+        "relu-count-too-big-together": ["relu-count", "--model", "resnet18", "--input-size", "1024"],
+        "relu-count-classes-zero": ["relu-count", "--model", "mlp", "--input-size", "2", "--num-classes", "0"],
+        "relu-count-channels-huge": ["relu-count", "--model", "vgg19_bn", "--input-size", "32", "--channels", "99999"],
+        "relu-count-model-long": ["relu-count", "--model", LONG, "--input-size", "3"],
+        "relu-count-width-text": ["relu-count", "--model", "mlp", "--input-size", "2", "--width", LONG],
+        "dataset-info-seed-65-bits": ["dataset-info", "digits", "--seed", str(2**64)],
+        "dataset-info-seed-negative": ["dataset-info", "digits", "--seed", "-1"],
+        "dataset-info-name-long": ["dataset-info", LONG],
+        "dataset-info-n-huge": ["dataset-info", "toy2d", "--dataset-option", "n=1000000000"],
+        "dataset-info-image-size-8000": ["dataset-info", "folder", "--data-root", data, "--dataset-option",
+                                         "root=tiny", "--dataset-option", "image_size=8000"],
+        "dataset-info-option-long": ["dataset-info", "digits", "--dataset-option", f"{LONG}=1"],
+        "toy-first-seed-negative": ["toy", "--first-seed", "-1"],
+        "toy-first-seed-65-bits": ["toy", "--first-seed", str(2**64)],
+        "toy-seeds-zero": ["toy", "--seeds", "0"],
+        "toy-width-huge": ["toy", "--width", "100000", "--seeds", "1"],
+        "toy-n-huge": ["toy", "--n", "1000000000", "--seeds", "1"],
+        "compare-seed-negative": ["compare", "--checkpoint", good, "--method", "random", "--budgets", "4",
+                                  "--seeds", "0,-1"],
+        "compare-seed-65-bits": ["compare", "--checkpoint", good, "--method", "random", "--budgets", "4",
+                                 "--seeds", str(2**64)],
+        "linearize-seed-65-bits": ["linearize", "--checkpoint", good, "--method", "random", "--budget", "4",
+                                   "--out", out, "--seed", str(2**64)],
+        "linearize-data-seed-negative": ["linearize", "--checkpoint", good, "--method", "random", "--budget", "4",
+                                         "--out", out, "--dataset", "toy2d", "--data-seed", "-2"],
+        "sweep-seed-65-bits": ["sweep", "--checkpoint", good, "--budgets", "4", "--seeds", "99999999999999999999",
+                               "--store", str(w["top"] / "store")],
+        "sweep-seed-negative": ["sweep", "--checkpoint", good, "--budgets", "4", "--seeds", "-3",
+                                "--store", str(w["top"] / "store")],
+        "default-audit-seed-negative": ["default-audit", "--checkpoint", good, "--seeds", "-1", "--out", out],
+        "audit-seed-65-bits": ["audit", "--base", good, "--linearized", good, "--seed", str(2**64)],
+        "train-base-width-huge": ["train-base", "--dataset", "toy2d", "--model", "mlp", "--width", "100000",
+                                  "--out", out + "/m"],
+        "train-base-empty-validation": ["train-base", "--dataset", "folder", "--data-root", data, "--dataset-option",
+                                        "root=tiny", "--model", "resnet18", "--width", "4", "--epochs", "1",
+                                        "--out", out + "/tiny"],
+        "train-base-seed-65-bits": ["train-base", "--dataset", "toy2d", "--model", "mlp", "--seed", str(2**64),
+                                    "--out", out + "/m"],
+    }
+
+
+def _tree_cases(w) -> dict:
+    data = str(w["data"])
+    return {
+        "folder-csv-is-another-file": ["dataset-info", "folder", "--data-root", data],
+        "folder-csv-absolute-by-flag": ["dataset-info", "folder", "--data-root", data, "--dataset-option",
+                                        f"csv={w['top'] / 'secret.csv'}"],
+        "utkface-20-digit-age": ["dataset-info", "utkface", "--data-root", data],
+        "svhn-wrong-variables": ["dataset-info", "svhn", "--data-root", data],
+        "cifar10-not-pickles": ["dataset-info", "cifar10", "--data-root", data],
+    }
+
+
+def _all_cases(w) -> dict:
+    cases = {f"sidecar-{k}": ["evaluate", "--checkpoint", str(p), "--data-root", str(w["data"])]
+             for k, p in w["checkpoints"].items()}
+    bad = str(w["checkpoints"]["folder-csv-absolute"])
+    cases["linearize-sidecar-folder-csv-absolute"] = ["linearize", "--checkpoint", bad, "--method", "random",
+                                                      "--budget", "4", "--out", str(w["top"] / "out"),
+                                                      "--data-root", str(w["data"])]
+    cases["audit-sidecar-width-1e9"] = ["audit", "--base", str(w["checkpoints"]["width-1e9"]), "--linearized",
+                                        str(w["good"])]
+    cases["sweep-sidecar-input-shape-negative"] = ["sweep", "--checkpoint",
+                                                   str(w["checkpoints"]["input-shape-negative"]), "--budgets", "4",
+                                                   "--store", str(w["top"] / "store")]
+    return {**cases, **_flag_cases(w), **_tree_cases(w)}
+
+
+_PLACEHOLDER = Path(".")
+CASE_IDS = sorted(_all_cases({"top": _PLACEHOLDER, "data": _PLACEHOLDER, "good": _PLACEHOLDER,
+                              "checkpoints": {k: _PLACEHOLDER for k in [*_sidecar_cases(), *RAW]}}))
+
+
+def _snapshot() -> dict[str, int]:
+    """mtime (ns) of every file under the repository's checkpoints/ and results/."""
+    return {str(p): p.stat().st_mtime_ns for folder in ("checkpoints", "results")
+            for p in (REPO / folder).rglob("*") if p.is_file()}
+
+
+def test_at_least_forty_cases():
+    assert len(CASE_IDS) >= 40
+
+
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_malformed_input_exits_2_with_one_line(case, world, capsys, monkeypatch):
+    monkeypatch.chdir(world["top"])
+    monkeypatch.setenv("FAIRLIN_DATA_ROOT", str(world["data"]))
+    monkeypatch.setenv("FAIRLIN_STORE", str(world["top"] / "store"))
+    argv = _all_cases(world)[case]
+    before = _snapshot()
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse refusals
+        code = exit.code
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert code == 2, (code, captured.err[:500])
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err[:1000]
+    assert len(lines[0]) < 1000, lines[0][:300]
+    assert "SECRET" not in captured.err and "root:x" not in captured.err
+    assert captured.out == ""
+    assert _snapshot() == before
