@@ -59,35 +59,42 @@ def import_ray() -> Any:
                            f"or use the local executor") from None
 
 
-class ProgressBoard:
-    """The Ray actor between driver and tasks (one per session): latest progress, task processes, cancel flags."""
+def board_class() -> type:
+    """The class of the Ray actor between driver and tasks (one per session): latest progress, the processes
+    running each task, cancel flags. Built here so it is shipped by value: the actor's process then starts
+    without importing this package (and torch)."""
 
-    def __init__(self) -> None:
-        self._reports: dict[str, dict[str, Any]] = {}
-        self._attempts: dict[str, list[dict[str, Any]]] = {}
-        self._cancelled: set[str] = set()
+    class ProgressBoard:
+        """Progress reports, task processes and cancel flags, keyed by run id (or chunk name)."""
 
-    def started(self, key: str, pid: int, host: str) -> None:
-        self._attempts.setdefault(key, []).append({"pid": pid, "host": host})
+        def __init__(self) -> None:
+            self._reports: dict[str, dict[str, Any]] = {}
+            self._attempts: dict[str, list[dict[str, Any]]] = {}
+            self._cancelled: set[str] = set()
 
-    def report(self, key: str, fraction: float, stage: str, message: str, metrics: dict[str, Any]) -> None:
-        self._reports[key] = {"fraction": fraction, "stage": stage, "message": message, "metrics": metrics}
+        def started(self, key: str, pid: int, host: str) -> None:
+            self._attempts.setdefault(key, []).append({"pid": pid, "host": host})
 
-    def cancel(self, key: str) -> None:
-        self._cancelled.add(key)
+        def report(self, key: str, fraction: float, stage: str, message: str, metrics: dict[str, Any]) -> None:
+            self._reports[key] = {"fraction": fraction, "stage": stage, "message": message, "metrics": metrics}
 
-    def is_cancelled(self, key: str) -> bool:
-        return key in self._cancelled
+        def cancel(self, key: str) -> None:
+            self._cancelled.add(key)
 
-    def snapshot(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """{key: {"progress": latest report or None, "attempts": [{"pid", "host"}, ...]}} of ``keys``."""
-        return {key: {"progress": self._reports.get(key), "attempts": list(self._attempts.get(key, []))}
-                for key in keys}
+        def is_cancelled(self, key: str) -> bool:
+            return key in self._cancelled
 
-    def forget(self, key: str) -> None:
-        self._reports.pop(key, None)
-        self._attempts.pop(key, None)
-        self._cancelled.discard(key)
+        def snapshot(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+            """{key: {"progress": latest report or None, "attempts": [{"pid", "host"}, ...]}} of ``keys``."""
+            return {key: {"progress": self._reports.get(key), "attempts": list(self._attempts.get(key, []))}
+                    for key in keys}
+
+        def forget(self, key: str) -> None:
+            self._reports.pop(key, None)
+            self._attempts.pop(key, None)
+            self._cancelled.discard(key)
+
+    return ProgressBoard
 
 
 class _TaskProgress:
@@ -198,7 +205,7 @@ class RaySession:
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.slots = max(1, self.gpus or int(resources.get("CPU", 1)))
-        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+        self.board = ray.remote(num_cpus=0)(board_class()).remote()
         self._lock = threading.Lock()
         self._blobs: dict[tuple[str, int, int], Any] = {}
         self._job = ray.remote(run_job_task)
