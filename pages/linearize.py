@@ -1,12 +1,16 @@
 """Linearize: choose method, ReLU budget, seeds, epochs and mitigation; submit jobs; watch the jobs panel."""
 
+import os
+
 import streamlit as st
 
 from ui.errors import show_error
 from fairlin_core.finetune import DEFAULT_MU
+from fairlin_core.jobs import EXECUTORS
+from fairlin_core.jobs.ray_executor import ADDRESS_ENV
 from fairlin_core.linearize import METHODS
 from ui.linearize_form import MITIGATION_MODES, budget_preview, job_configs, submit_jobs
-from ui.jobs_panel import jobs_panel, manager
+from ui.jobs_panel import default_executor, jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
 
@@ -14,6 +18,7 @@ require_shell()
 
 METHOD_NOTES = {"snl": "SNL: learned per-pixel masks", "deepreduce": "DeepReDuce: cull/thin whole stages",
                 "random": "random ReLU placement (baseline)"}
+EXECUTOR_NOTES = {"local": "this machine (threads)", "ray": "Ray cluster"}
 MITIGATION_NOTES = {"off": "off (plain KD finetune)", "on": "on (fairness-constrained finetune)",
                     "both": "both (one job each)"}
 
@@ -67,6 +72,12 @@ with right:
                           horizontal=True)
     mu = st.number_input("mu (multiplier step size)", 0.0001, 10.0, DEFAULT_MU, step=0.001, format="%.4f",
                          key="mu", disabled=mitigation == "off")
+    executor = st.radio("Run on", EXECUTORS, index=EXECUTORS.index(default_executor()), key="executor",
+                        format_func=EXECUTOR_NOTES.get, horizontal=True,
+                        help="Ray runs each job as a Ray task; results come back to this machine's run store.")
+    if executor == "ray":
+        st.text_input("Ray address", os.environ.get(ADDRESS_ENV, ""), key="ray_address",
+                      placeholder="auto or HOST:PORT (empty: a local Ray instance)")
     jobs = len(seeds) * (2 if mitigation == "both" else 1)
     if st.button(f"Submit {jobs} job{'s' if jobs != 1 else ''}", type="primary", key="submit", disabled=not jobs,
                  icon=":material/send:"):

@@ -4,19 +4,33 @@ State lives in the process-wide JobManager and its RunStore, so the panel surviv
 browser reloads; the fragments only read it.
 """
 
+import os
+
 import streamlit as st
 
 from ui.errors import show_error
 from fairlin_core.viz.figures import job_curve_figure
 from fairlin_core.jobs import get_manager
+from fairlin_core.jobs.ray_executor import ADDRESS_ENV
 from ui.jobs_view import jobs_counts, jobs_overview, recorder_for, run_history
 
 POLL_SECONDS = 1.0
 
 
+def default_executor() -> str:
+    """``ray`` when $FAIRLIN_RAY_ADDRESS is set, else ``local`` (threads of the dashboard's process)."""
+    return "ray" if os.environ.get(ADDRESS_ENV) else "local"
+
+
 def manager():
-    """The process-wide manager of the run store ($FAIRLIN_STORE, else ./fairlin_runs)."""
-    return get_manager()
+    """The process-wide manager of the run store ($FAIRLIN_STORE, else ./fairlin_runs) for the executor chosen on
+    the Linearize page (session keys ``executor`` and ``ray_address``; default :func:`default_executor` and
+    $FAIRLIN_RAY_ADDRESS). FairLinError when Ray is chosen but missing or unreachable."""
+    executor = st.session_state.get("executor") or default_executor()
+    if executor != "ray":
+        return get_manager()
+    return get_manager(executor="ray", ray_address=st.session_state.get("ray_address") or
+                       os.environ.get(ADDRESS_ENV) or None)
 
 
 def _rows(limit: int, kind: str | None = None) -> list[dict] | None:

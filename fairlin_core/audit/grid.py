@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,9 +158,18 @@ def _chunk_dir(out: Path, method: str, seed: int) -> Path:
     return out / "chunks" / f"{method}-seed{seed}"
 
 
+ChunkRunner = Callable[[AuditGrid, list[tuple[str, int]], ProgressFn | None, CancelFlag | None],
+                       Iterator[tuple[tuple[str, int], dict[str, Any]]]]
+
+
 def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None = None,
-                cancel: CancelFlag | None = None) -> AuditResults:
-    """Run (or resume) the whole grid into ``out`` and return the merged results (also saved there)."""
+                cancel: CancelFlag | None = None, run_chunks: ChunkRunner | None = None) -> AuditResults:
+    """Run (or resume) the whole grid into ``out`` and return the merged results (also saved there).
+
+    run_chunks: None = this process runs one claimed chunk after the other; else a runner (e.g. the jobs
+    wing's Ray runner) handed every chunk this process could claim at once, yielding
+    ``((method, seed), chunk)`` as each finishes (in any order).
+    """
     grid = grid.validate()
     out = Path(out)
     manifest_path = out / "chunks" / "grid.json"
@@ -173,25 +182,43 @@ def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None
     chunks = [(m, s) for m in grid.methods for s in grid.seeds]
     while True:
         pending = [(m, s) for m, s in chunks if not (_chunk_dir(out, m, s) / "configs.json").exists()]
-        claimed = next(((m, s) for m, s in pending if _claim(_chunk_dir(out, m, s))), None)
-        if claimed is None:
+        if run_chunks is None:
+            claimed = next(([c] for c in pending if _claim(_chunk_dir(out, *c))), [])
+        else:
+            claimed = [c for c in pending if _claim(_chunk_dir(out, *c))]
+        if not claimed:
             if not pending:
                 break
             time.sleep(2.0)  # another process is building the remaining chunks
             continue
-        method, seed = claimed
-        folder = _chunk_dir(out, method, seed)
-        staging = _staging(folder)
-        k = chunks.index(claimed)
-        chunk = run_chunk(grid, method, seed, cancel=cancel, progress=_within(progress, k, len(chunks)))
-        for name, table in chunk["tables"].items():
-            table.to_csv(staging / f"{name}.csv", index=False)
-        (staging / "configs.json").write_text(json.dumps(chunk["configs"], indent=1) + "\n")
-        (staging / OWNER).unlink()
-        staging.rename(folder)
+        left = set(claimed)
+        try:
+            if run_chunks is None:
+                method, seed = claimed[0]
+                finished = [((method, seed), run_chunk(grid, method, seed, cancel=cancel, progress=_within(
+                    progress, chunks.index(claimed[0]), len(chunks))))]
+            else:
+                finished = run_chunks(grid, claimed, progress, cancel)
+            for (method, seed), chunk in finished:
+                _commit_chunk(out, method, seed, chunk)
+                left.discard((method, seed))
+        finally:
+            for method, seed in left:  # unfinished claims: free them for the next attempt
+                shutil.rmtree(_staging(_chunk_dir(out, method, seed)), ignore_errors=True)
     results = merge_chunks(grid, out)
     results.save(out)
     return results
+
+
+def _commit_chunk(out: Path, method: str, seed: int, chunk: dict[str, Any]) -> None:
+    """Write a chunk's tables and configs into its claimed staging folder and rename it into place."""
+    folder = _chunk_dir(out, method, seed)
+    staging = _staging(folder)
+    for name, table in chunk["tables"].items():
+        table.to_csv(staging / f"{name}.csv", index=False)
+    (staging / "configs.json").write_text(json.dumps(chunk["configs"], indent=1) + "\n")
+    (staging / OWNER).unlink()
+    staging.rename(folder)
 
 
 def _staging(folder: Path) -> Path:

@@ -15,8 +15,10 @@ from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
 from ..checkpoints.importers import ensure_checkpoint
 from ..jobs.paths import user_checkpoint_dir
+from ..jobs.ray_executor import RayChunkRunner
 from ..runtime import comma_list
 from .common import add_import_args, import_kwargs, seed_arg, seed_list
+from .jobs import add_executor_args
 from .progress import TqdmProgress
 
 
@@ -80,11 +82,14 @@ def cmd_default_audit(args: argparse.Namespace) -> None:
                      seeds=seeds, mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
                      diagnostic_seeds=diagnostic_seeds, data_root=args.data_root)
+    runner = RayChunkRunner(args.ray_address, args.ray_retries) if args.executor == "ray" else None
     bar = TqdmProgress("audit grid")
     try:
-        results = build_audit(grid, args.out, progress=bar)
+        results = build_audit(grid, args.out, progress=bar, run_chunks=runner)
     finally:
         bar.close()
+        if runner is not None:
+            runner.close()
     print(f"wrote {len(results.runs)} runs ({len(results.groups)} group rows) to {args.out}")
 
 
@@ -104,4 +109,5 @@ def configure_default_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snl-epochs", type=int, default=100, help="maximum SNL epochs (default 100)")
     p.add_argument("--finetune-epochs", type=int, default=20, help="finetune epochs (default 20)")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
+    add_executor_args(p)
     p.set_defaults(func=cmd_default_audit)

@@ -24,7 +24,8 @@ from ..runtime import Progress, comma_list, json_records
 from .common import seed_list
 from .progress import TqdmProgress
 from ..jobs.config import JobConfig
-from ..jobs.manager import JobManager
+from ..jobs.manager import EXECUTORS, JobManager
+from ..jobs.ray_executor import ADDRESS_ENV, DEFAULT_RETRIES
 from ..jobs.store import ACTIVE, LIST_COLUMNS, STATUSES, RunStore
 
 MITIGATION_CHOICES = ("none", "on", "both")
@@ -92,7 +93,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     """Queue every combination, follow them, print one line (or JSON) per run; Ctrl-C leaves them resumable."""
     configs = sweep_configs(args)
     store = RunStore(args.store)
-    manager = JobManager(store, workers=args.workers)
+    manager = JobManager(store, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
+                         ray_retries=args.ray_retries)
     try:
         ids = list(dict.fromkeys(manager.submit(config) for config in configs))
         _follow(manager, ids)
@@ -146,6 +148,18 @@ def cmd_runs(args: argparse.Namespace) -> None:
     print(table.to_string(index=False) if len(table) else f"no runs in store {store.root}")
 
 
+def add_executor_args(parser: argparse.ArgumentParser) -> None:
+    """--executor local|ray, --ray-address, --ray-retries (shared by sweep and default-audit)."""
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="local: threads of this process (default); ray: Ray tasks on a local Ray instance or "
+                             "the cluster at --ray-address (needs pip install \"fairlin[ray]\")")
+    parser.add_argument("--ray-address", help=f"Ray cluster: auto or HOST:PORT (default: ${ADDRESS_ENV}, else a "
+                                              f"local Ray instance sized to this machine)")
+    parser.add_argument("--ray-retries", type=int, default=DEFAULT_RETRIES,
+                        help=f"runs again a task whose Ray worker died, at most this often (default "
+                             f"{DEFAULT_RETRIES}); a run that fails by itself is never retried")
+
+
 def _add_store_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="run store folder (default: $FAIRLIN_STORE, else ./fairlin_runs)")
 
@@ -164,7 +178,9 @@ def configure_sweep(p: argparse.ArgumentParser) -> None:
                                          "boundary, bound, attr, density; default none)")
     p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")
     p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")
-    p.add_argument("--workers", type=int, help="runs at a time (default: one per CUDA GPU, else 1)")
+    p.add_argument("--workers", type=int, help="runs at a time (default: local: one per CUDA GPU, else 1; ray: "
+                                               "the cluster's GPUs, else its CPUs)")
+    add_executor_args(p)
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     _add_store_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON summary of every run of the sweep")

@@ -28,7 +28,8 @@ def _linearize_options(args: argparse.Namespace):
         if args.method != "deepreduce":
             raise FairLinError("--cull, --thin and --stem-stride configure deepreduce; expected --method deepreduce")
         deepreduce = DeepReduceConfig(tuple(int_list(args.cull or "", "--cull")), args.thin, args.stem_stride or 1)
-    return LinearizeOptions(snl=snl, finetune=tune, exact=not args.reference_budget, deepreduce=deepreduce)
+    return LinearizeOptions(snl=snl, finetune=tune, exact=not args.reference_budget, deepreduce=deepreduce,
+                            precision=getattr(args, "precision", "fp32"))
 
 
 def _checkpoint_and_data(args: argparse.Namespace):
@@ -109,6 +110,8 @@ def _add_linearize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lam-min-progress", type=float,
                    help="SNL grows lambda when an epoch cuts the ReLU count by less than this fraction "
                         "(default 0.1; reference 0: only when it stalls)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32 (default, reproducible) or bf16 autocast of SNL and finetune on CUDA (no effect on CPU)")
     p.add_argument("--reference-budget", action="store_true",
                    help="SNL: binarise with alpha > 1e-2 like the reference (may undershoot) instead of exact top-k")
     p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")

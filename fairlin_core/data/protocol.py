@@ -155,7 +155,7 @@ def image_split(images: np.ndarray, scale: float, mean: Sequence[float], std: Se
     x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(scale)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    x = (x - mean_t) / std_t
+    x = x.sub_(mean_t).div_(std_t)  # in place: one float32 copy of the images, not three
     return Split(x, torch.as_tensor(np.asarray(y), dtype=torch.int64),
                  torch.as_tensor(np.asarray(group), dtype=torch.int64))
 

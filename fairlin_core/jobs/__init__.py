@@ -6,8 +6,9 @@ identical run already done or in flight); ``RunStore`` reads runs back with thei
 
 from .config import JobConfig, TrainBaseConfig, config_from_dict
 from .executor import Executor, ExecutorJob, LocalThreadExecutor, execute
-from .manager import JobManager, JobStatus, get_manager
+from .manager import EXECUTORS, JobManager, JobStatus, get_manager, make_executor
+from .ray_executor import RayExecutor
 from .store import STATUSES, Run, RunStore, resolve_store_root, user_checkpoint_dir
 
-__all__ = ["JobConfig", "TrainBaseConfig", "config_from_dict", "user_checkpoint_dir", "Executor", "ExecutorJob", "LocalThreadExecutor", "execute", "JobManager", "JobStatus",
-           "get_manager", "STATUSES", "Run", "RunStore", "resolve_store_root"]
+__all__ = ["JobConfig", "TrainBaseConfig", "config_from_dict", "user_checkpoint_dir", "Executor", "ExecutorJob", "LocalThreadExecutor", "RayExecutor", "execute", "JobManager",
+           "JobStatus", "EXECUTORS", "make_executor", "get_manager", "STATUSES", "Run", "RunStore", "resolve_store_root"]

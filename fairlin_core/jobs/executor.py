@@ -3,8 +3,9 @@
 The manager hands an executor :class:`ExecutorJob` s; an executor calls ``job.start()`` when it
 begins one (which returns the folder to write into, or None if the job was cancelled while queued),
 runs :func:`execute`, and reports the outcome with ``job.finish(summary, error)``.
-:class:`LocalThreadExecutor` does this on worker threads in this process; a distributed backend
-would implement the same two methods and run :func:`execute` elsewhere.
+:class:`LocalThreadExecutor` does this on worker threads in this process;
+:class:`~fairlin_core.jobs.ray_executor.RayExecutor` runs :func:`execute` as Ray tasks and commits
+what they return in this process.
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ def _dataset(config: JobConfig, checkpoint: Any):
 
 
 def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
-            device: torch.device | None = None) -> dict[str, Any]:
+            device: torch.device | None = None, *, remote: tuple[str, Path | None] | None = None) -> dict[str, Any]:
     """Run one job and write its artifacts into ``run_dir``; returns the summary (also in summary.json).
 
     A :class:`TrainBaseConfig` goes to :func:`execute_train_base`; what follows is the linearize job.
+    remote: ``(config_hash, checkpoint_file)`` for a run away from the driver (a Ray task): ``config`` was
+    validated and hashed there and is not validated again here, the base checkpoint is read from
+    ``checkpoint_file`` (its bytes shipped to this worker; the config keeps the driver's path) and a
+    train-base run installs nothing (the driver does).
 
     Artifacts: model.safetensors + model.json (the linearized checkpoint), groups.csv (split, group, n,
     base_accuracy, linearized_accuracy, accuracy), history.csv (per epoch of every stage), audit/*.csv
@@ -57,11 +62,14 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
     is set (checked every batch); ``run_dir`` is then incomplete and must be discarded.
     """
     if isinstance(config, TrainBaseConfig):
-        return execute_train_base(config, run_dir, progress, cancel, device)
-    config = config.validate()
+        return execute_train_base(config, run_dir, progress, cancel, device,
+                                  config_hash=remote[0] if remote is not None else None)
+    config_hash, checkpoint_file = remote if remote is not None else (None, None)
+    if config_hash is None:
+        config = config.validate()
     started = time.perf_counter()
     device = device or default_device()
-    checkpoint = load_checkpoint(config.checkpoint)
+    checkpoint = load_checkpoint(checkpoint_file or config.checkpoint)
     bundle = _dataset(config, checkpoint)
     mitigation = MitigationConfig(**config.mitigation) if config.mitigation is not None else None
     options = LinearizeOptions(snl=SNLConfig(**config.snl), finetune=FinetuneConfig(**config.finetune))
@@ -71,9 +79,9 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
                        objective_factory=mitigation_factory(list(bundle.group_names), mitigation))
     check_cancel(cancel)
     report(progress, split_at, "save", "writing artifacts")
-    config_hash = config.canonical_hash()
+    config_hash = config_hash or config.canonical_hash()
     run_dir = Path(run_dir)
-    weights = save_linearized(result, run_dir, bundle, base_checkpoint=checkpoint.path,
+    weights = save_linearized(result, run_dir, bundle, base_checkpoint=Path(config.checkpoint),
                               extra={"job": config.to_dict(), "config_hash": config_hash})
     groups = pd.concat([result.group_table(split).assign(split=split) for split in result.evaluations["finetuned"]],
                        ignore_index=True)
@@ -94,17 +102,22 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
 
 
 def execute_train_base(config: TrainBaseConfig, run_dir: Path, progress: ProgressFn | None = None,
-                       cancel: CancelFlag | None = None, device: torch.device | None = None) -> dict[str, Any]:
+                       cancel: CancelFlag | None = None, device: torch.device | None = None, *,
+                       config_hash: str | None = None) -> dict[str, Any]:
     """Train a base checkpoint (:func:`~fairlin_core.train.train_base_checkpoint`) into ``run_dir`` and
-    install a copy as ``<out_dir>/<name>.safetensors`` (+ .json); returns the summary.
+    install a copy as ``<out_dir>/<name>.safetensors`` (+ .json); returns the summary. config_hash: given by a
+    Ray task (the config was validated and hashed on the driver, which installs the checkpoint from the
+    returned artifacts; nothing is installed here).
 
     Artifacts: model.safetensors + model.json, groups.csv (split, group, n, accuracy on test and, where
     the dataset has one, balanced), history.csv (stage, epoch, loss, val accuracy, lr) and summary.json
     (checkpoint path, test accuracy, training seconds, ...). Raises Cancelled when ``cancel`` is set;
     no checkpoint is installed then.
     """
-    config = config.validate()
-    config_hash = config.canonical_hash()  # before installing: a validated config refuses an existing checkpoint
+    remote = config_hash is not None
+    if not remote:
+        config = config.validate()
+        config_hash = config.canonical_hash()  # before installing: a validated config refuses an existing one
     started = time.perf_counter()
     run_dir = Path(run_dir)
     data = config.dataset
@@ -123,7 +136,7 @@ def execute_train_base(config: TrainBaseConfig, run_dir: Path, progress: Progres
     history.insert(0, "stage", "train")
     history.to_csv(run_dir / "history.csv", index=False)
     check_cancel(cancel)
-    installed = install_checkpoint(weights, config.checkpoint_path)
+    installed = config.checkpoint_path if remote else install_checkpoint(weights, config.checkpoint_path)
     evaluation = sidecar["evaluation"]
     summary = {"kind": config.kind, "checkpoint": str(installed), "name": config.name,
                "config_hash": config_hash, "config": config.to_dict(), "relu_count": sidecar["relu_count"],

@@ -24,9 +24,23 @@ from ..errors import FairLinError
 from ..runtime import Cancelled, Progress
 from .config import AnyConfig, TrainBaseConfig, as_config, config_from_dict
 from .executor import Executor, ExecutorJob, LocalThreadExecutor
+from .ray_executor import DEFAULT_RETRIES, RayExecutor
 from .store import ACTIVE, RunStore, now, resolve_store_root, user_checkpoint_dir
 
 REQUEUEABLE = ("interrupted", "cancelled", "failed", "damaged")
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str = "local", workers: int | None = None, *, ray_address: str | None = None,
+                  ray_retries: int = DEFAULT_RETRIES) -> Executor:
+    """``local``: :class:`LocalThreadExecutor` (threads of this process); ``ray``: :class:`RayExecutor` (a local
+    Ray instance, or the cluster at ``ray_address``: ``auto`` or ``HOST:PORT``; FairLinError with the install
+    command when Ray is missing)."""
+    if kind == "local":
+        return LocalThreadExecutor(workers)
+    if kind == "ray":
+        return RayExecutor(workers, address=ray_address, retries=ray_retries)
+    raise FairLinError(f"unknown executor {kind!r}; expected one of {', '.join(EXECUTORS)}")
 
 
 @dataclass(frozen=True)
@@ -65,14 +79,21 @@ class _Job:
 class JobManager:
     """Queue, run and track jobs of one run store.
 
-    store: a RunStore or its root (None = $FAIRLIN_STORE, else ./fairlin_runs). workers: threads of the
-    default executor (None = one per CUDA GPU, else 1). executor: another backend instead.
+    store: a RunStore or its root (None = $FAIRLIN_STORE, else ./fairlin_runs). workers: runs at a time
+    (None = local: one per CUDA GPU, else 1; ray: the cluster's GPUs, else its CPUs). executor: ``"local"``
+    (threads of this process, the default), ``"ray"`` (Ray tasks; ``ray_address`` and ``ray_retries`` as in
+    :func:`make_executor`) or an :class:`Executor` instance.
     """
 
     def __init__(self, store: RunStore | str | os.PathLike[str] | None = None, workers: int | None = None,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | str | None = None, *, ray_address: str | None = None,
+                 ray_retries: int = DEFAULT_RETRIES) -> None:
         self.store = store if isinstance(store, RunStore) else RunStore(store)
-        self.executor = executor or LocalThreadExecutor(workers)
+        if isinstance(executor, Executor):
+            self.executor = executor
+        else:
+            self.executor = make_executor(executor or "local", workers, ray_address=ray_address,
+                                          ray_retries=ray_retries)
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -236,17 +257,20 @@ class JobManager:
 
 
 _live_managers: weakref.WeakSet[JobManager] = weakref.WeakSet()
-_managers: dict[Path, JobManager] = {}
+_managers: dict[tuple[Path, str, str | None], JobManager] = {}
 _managers_lock = threading.Lock()
 
 
-def get_manager(store_root: str | os.PathLike[str] | None = None, workers: int | None = None) -> JobManager:
-    """The process-wide manager of the store at ``store_root`` (created on first use; ``workers`` applies then)."""
+def get_manager(store_root: str | os.PathLike[str] | None = None, workers: int | None = None,
+                executor: str = "local", ray_address: str | None = None) -> JobManager:
+    """The process-wide manager of the store at ``store_root`` for that executor (and Ray address), created on
+    first use (``workers`` applies then)."""
     root = resolve_store_root(store_root)
+    key = (root, executor, ray_address if executor == "ray" else None)
     with _managers_lock:
-        manager = _managers.get(root)
+        manager = _managers.get(key)
         if manager is None or manager._closed:
-            manager = _managers[root] = JobManager(root, workers=workers)
+            manager = _managers[key] = JobManager(root, workers=workers, executor=executor, ray_address=key[2])
         return manager
 
 

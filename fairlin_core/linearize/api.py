@@ -176,7 +176,8 @@ def finish(prepared: Prepared, student: Student, bundle: DatasetBundle, *, devic
     """
     tuned = finetune(student.model, prepared.base, bundle, finetune_config or prepared.options.finetune,
                      seed=prepared.seed, device=device or default_device(),
-                     objective=objective_factory() if objective_factory else None, progress=progress, cancel=cancel)
+                     objective=objective_factory() if objective_factory else None, progress=progress, cancel=cancel,
+                     precision=prepared.options.precision)
     model = tuned.model
     return LinearizationResult(
         method=prepared.method, budget_requested=student.budget_requested, budget=student.budget,

@@ -69,13 +69,15 @@ class DeepReduceConfig:
 class LinearizeOptions:
     """snl: SNL schedule; finetune: the finetune after every method; exact: SNL keeps exactly the budget
     (top-k masks) instead of the reference threshold rule; deepreduce: an explicit configuration
-    (None = the nearest to the budget); stem_strides: stem strides DeepReDuce may pick from."""
+    (None = the nearest to the budget); stem_strides: stem strides DeepReDuce may pick from; precision:
+    ``fp32`` (default, reproducible) or ``bf16`` (autocast of SNL and finetune forward passes, CUDA only)."""
 
     snl: SNLConfig = field(default_factory=SNLConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     exact: bool = True
     deepreduce: DeepReduceConfig | None = None
     stem_strides: tuple[int, ...] = (1, 2)
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -13,19 +13,21 @@ from torch import nn
 
 from ..data import DatasetBundle, Split
 from ..errors import DatasetError, brief
-from ..runtime import batch_indices, default_device
+from ..runtime import batch_indices, default_device, eval_batch_size
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512,
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int | None = None,
                    device: torch.device | None = None) -> torch.Tensor:
-    """Logits (N, num_classes) on CPU, computed in eval mode in batches on ``device``."""
+    """Logits (N, num_classes) on CPU, computed in eval mode in batches on ``device`` (batch_size None =
+    :func:`~fairlin_core.runtime.eval_batch_size`); the batches stay on the device and come back in one copy."""
     device = device or default_device()
+    batch_size = batch_size or eval_batch_size(device)
     was_training = model.training
     model.eval().to(device)
-    outputs = [model(x[index].to(device)).float().cpu() for index in batch_indices(len(x), batch_size)]
+    outputs = [model(x[index].to(device, non_blocking=True)).float() for index in batch_indices(len(x), batch_size)]
     model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
+    return torch.cat(outputs).cpu() if outputs else torch.empty(0)
 
 
 def group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray,

@@ -267,3 +267,14 @@ def test_a_failed_run_shows_a_readable_reason_and_no_traceback(app, store):
     errors = [e.value for e in app.error]
     assert errors == ["Failed: the data folder vanished; expected digits"]
     assert "Traceback" not in _texts(app)
+
+
+def test_linearize_page_runs_on_this_machine_by_default_and_on_ray_when_an_address_is_set(app, monkeypatch):
+    from ui.jobs_panel import default_executor
+    app.switch_page("pages/linearize.py").run()
+    radio = next(r for r in app.radio if r.label == "Run on")
+    assert radio.value == "local" and list(radio.options) == ["this machine (threads)", "Ray cluster"]
+    assert not [t for t in app.text_input if t.label == "Ray address"]
+    assert default_executor() == "local"
+    monkeypatch.setenv("FAIRLIN_RAY_ADDRESS", "10.0.0.1:6379")
+    assert default_executor() == "ray"

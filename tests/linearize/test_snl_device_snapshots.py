@@ -1,0 +1,32 @@
+"""SNL's device-side budget snapshots (the GPU path, read every k batches) give exactly the snapshots of
+reading the count after every batch; precision and layout helpers leave CPU runs unchanged."""
+
+import pytest
+import torch
+
+from fairlin_core.linearize import SNLConfig
+from fairlin_core.linearize.snl import snl_trajectory
+from fairlin_core.runtime import autocast, for_training
+
+
+def test_device_snapshots_read_every_k_batches_equal_the_per_batch_reads(toy_checkpoint):
+    bundle = toy_checkpoint.dataset()
+    budgets = [20, 12, 8, 4]
+    config = SNLConfig(epochs=4, batch_size=64)
+    cpu = torch.device("cpu")
+    exact, history = snl_trajectory(toy_checkpoint.model, bundle, budgets, config, device=cpu, read_every=1)
+    lazy, lazy_history = snl_trajectory(toy_checkpoint.model, bundle, budgets, config, device=cpu, read_every=7)
+    assert any(s.reached for s in exact) and not all(s.reached for s in exact)  # some budgets met mid-epoch
+    for a, b in zip(exact, lazy):
+        assert (a.budget, a.epoch, a.relu_count, a.reached) == (b.budget, b.epoch, b.relu_count, b.reached)
+        assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+    assert history.equals(lazy_history)
+
+
+def test_bf16_and_channels_last_apply_only_on_cuda(toy_checkpoint):
+    cpu = torch.device("cpu")
+    with autocast(cpu, "bf16"):
+        assert toy_checkpoint.model(torch.zeros(2, 2)).dtype == torch.float32
+    assert for_training(toy_checkpoint.model, cpu) is toy_checkpoint.model
+    with pytest.raises(ValueError, match="precision"):
+        autocast(cpu, "fp16")
