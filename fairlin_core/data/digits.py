@@ -46,7 +46,7 @@ def load(data_root: Path, seed: int, target: str, group: str, options: dict[str,
     index = protocol.imbalanced_splits(labels[train_all], labels[test_all], keep, opts["val_fraction"], rng)
     positions = {"train": train_all[index["train"]], "val": train_all[index["val"]],
                  "test": test_all[index["test"]], "balanced": test_all}
-    splits = {name: protocol.image_split(images[pos], 16.0, opts["mean"], opts["std"], labels[pos], labels[pos])
+    splits = {name: protocol.image_split(images, 16.0, opts["mean"], opts["std"], labels, labels, pos)
               for name, pos in positions.items()}
     return DatasetBundle("digits", splits, list(CLASS_NAMES), list(CLASS_NAMES), target, group,
                          options={"seed": seed, "target": target, "group": group, **opts})

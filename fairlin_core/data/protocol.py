@@ -146,18 +146,28 @@ def check_channels(name: str, value: Any, channels: int, *, positive: bool = Fal
 
 # ----------------------------------------------------------------------------- tensors and images
 
-def image_split(images: np.ndarray, scale: float, mean: Sequence[float], std: Sequence[float],
-                y: np.ndarray, group: np.ndarray) -> Split:
-    """Split from raw images (N, C, H, W) in units of ``scale`` (255 for uint8, 16 for digits).
+GATHER_CHUNK = 4096  # images converted at a time: the only extra memory beside the float32 result
 
-    x = (images / scale - mean[c]) / std[c] as float32; y and group become int64.
+
+def image_split(images: np.ndarray, scale: float, mean: Sequence[float], std: Sequence[float],
+                y: np.ndarray, group: np.ndarray, index: np.ndarray | None = None) -> Split:
+    """Split from raw images (N, C, H, W) in units of ``scale`` (255 for uint8, 16 for digits), the rows
+    ``index`` (all when None) of ``images``, ``y`` and ``group``.
+
+    x = (images / scale - mean[c]) / std[c] as float32; y and group become int64. The rows are gathered and
+    converted ``GATHER_CHUNK`` at a time straight into the result, so no full-size copy of the selected
+    images (uint8 or float) is ever made besides the float32 result.
     """
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(scale)
+    index = np.arange(len(images)) if index is None else np.asarray(index)
+    x = torch.empty((len(index), *images.shape[1:]), dtype=torch.float32)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    x = x.sub_(mean_t).div_(std_t)  # in place: one float32 copy of the images, not three
-    return Split(x, torch.as_tensor(np.asarray(y), dtype=torch.int64),
-                 torch.as_tensor(np.asarray(group), dtype=torch.int64))
+    for start in range(0, len(index), GATHER_CHUNK):
+        part = x[start:start + GATHER_CHUNK]
+        part.copy_(torch.from_numpy(np.ascontiguousarray(images[index[start:start + GATHER_CHUNK]])))
+        part.div_(scale).sub_(mean_t).div_(std_t)
+    return Split(x, torch.as_tensor(np.asarray(y)[index], dtype=torch.int64),
+                 torch.as_tensor(np.asarray(group)[index], dtype=torch.int64))
 
 
 def holdout_image_splits(images: np.ndarray, y: np.ndarray, group: np.ndarray, num_groups: int,
@@ -167,7 +177,7 @@ def holdout_image_splits(images: np.ndarray, y: np.ndarray, group: np.ndarray, n
     with ``options["mean"]`` / ``options["std"]``."""
     strata = y * num_groups + group
     index = holdout_splits(strata, options["test_fraction"], options["val_fraction"], rng)
-    return {name: image_split(images[pos], 255.0, options["mean"], options["std"], y[pos], group[pos])
+    return {name: image_split(images, 255.0, options["mean"], options["std"], y, group, pos)
             for name, pos in index.items()}
 
 

@@ -83,7 +83,7 @@ def load(data_root: Path, seed: int, target: str, group: str, options: dict[str,
     keep, val = protocol.carve_validation(train_y, opts["val_fraction"], np.random.default_rng(seed))
     sources = {"train": (train_x, train_y, keep), "val": (train_x, train_y, val),
                "test": (test_x, test_y, np.arange(len(test_y)))}
-    splits = {name: protocol.image_split(x[pos], 255.0, opts["mean"], opts["std"], y[pos], y[pos])
+    splits = {name: protocol.image_split(x, 255.0, opts["mean"], opts["std"], y, y, pos)
               for name, (x, y, pos) in sources.items()}
     return DatasetBundle("svhn", splits, list(CLASS_NAMES), list(CLASS_NAMES), target, group,
                          options={"seed": seed, "target": target, "group": group, **opts})

@@ -1,0 +1,67 @@
+"""Audit-grid wall time: two local processes sharing one results folder (today's way) against a local Ray
+instance of 2 CPUs running the same grid's (method, seed) chunks as tasks (issue 15, section 3).
+
+Both run the same grid through the CLI (``fairlin default-audit``) from scratch in fresh temporary folders;
+the script prints both wall times and the ratio Ray / processes (goal: at most 1.1). The default grid is a
+reduced version of the shipped one so that it finishes in minutes on 2 cores; ``--full`` runs the shipped
+grid's settings (about an hour on 2 cores per way).
+
+    python -m benchmarks.bench_grid_executors [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SMALL = ["--methods", "snl,random", "--budgets", "5%,1%", "--seeds", "0,1", "--snl-epochs", "20",
+         "--finetune-epochs", "4", "--diagnostics", "", "--detail", ""]
+
+
+def _command(out: Path, grid: list[str], *extra: str) -> list[str]:
+    return [sys.executable, "-m", "fairlin_core", "default-audit", "--out", str(out), *grid, *extra]
+
+
+def two_processes(out: Path, grid: list[str]) -> float:
+    """Two `default-audit` processes claiming chunks of one folder, then a third call merging (as documented)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    workers = [subprocess.Popen(_command(out, grid), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(2)]
+    codes = [w.wait() for w in workers]
+    subprocess.run(_command(out, grid), env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if any(codes):
+        raise SystemExit(f"a grid process failed: exit codes {codes}")
+    return time.perf_counter() - start
+
+
+def ray(out: Path, grid: list[str]) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("FAIRLIN_RAY_ADDRESS", None)
+    start = time.perf_counter()
+    subprocess.run(_command(out, grid, "--executor", "ray"), env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the shipped grid's settings instead of the reduced grid")
+    args = parser.parse_args()
+    grid = [] if args.full else SMALL
+    with tempfile.TemporaryDirectory() as temp:
+        processes = two_processes(Path(temp) / "processes", grid)
+        with_ray = ray(Path(temp) / "ray", grid)
+    print(f"grid {'(shipped settings)' if args.full else ' '.join(SMALL)}")
+    print(f"two processes sharing a folder: {processes:.1f} s; Ray, 2 local CPUs: {with_ray:.1f} s; "
+          f"ratio Ray / processes {with_ray / processes:.2f} (goal <= 1.1)")
+
+
+if __name__ == "__main__":
+    main()
