@@ -21,7 +21,7 @@ require_shell()
 
 key, results = open_results("Fairness audit")
 names = results.group_names
-classes = results.group_classes()
+minority = tuple(results.minority_groups())
 opened = opened_run(results)
 if opened is not None:  # arrived from a job card's link: show that run's method, budget and mitigation
     st.session_state.update(audit_method=opened["method"], audit_budget=opened["budget"],
@@ -85,9 +85,9 @@ def budget_scrubber() -> None:
     right.plotly_chart(chart(key, figures.group_bars, compared, style, x="method", y="drop_mean", low="drop_ci_low",
                              high="drop_ci_high", title=f"Methods compared at {budget} {on_split}",
                              y_title="relative drop (%)", x_title="method"), key="fig_methods")
-    table = tables.group_table(at_budget, classes)
+    table = chart(key, tables.group_table, drop_rows.at("budget", budget), minority)
     st.dataframe(table, hide_index=True, key="table_budget")
-    st.download_button("Download this table (CSV)", table.to_csv(index=False),
+    st.download_button("Download this table (CSV)", lambda: table.to_csv(index=False),
                        tables.file_name("audit", method, budget, split), "text/csv", key="download_budget")
 
 
@@ -95,16 +95,15 @@ st.header("Scrub the budget")
 budget_scrubber()
 
 st.header("Worst group and parity gap")
-summary = results.fairness_summary(split)
 left, right = st.columns(2)
 rows = Rows(AuditResults.fairness_summary, (split,))
 left.plotly_chart(chart(key, figures.summary_lines, rows, "worst_group_accuracy",
                         f"Worst-group accuracy {on_split}", "accuracy (%)"), key="fig_worst")
 right.plotly_chart(chart(key, figures.summary_lines, rows, "parity_gap",
                          f"Parity gap, best − worst group {on_split}", "points"), key="fig_gap")
-summary_table = tables.summary_table(summary)
+summary_table = chart(key, tables.summary_table, rows)
 st.dataframe(summary_table, hide_index=True, key="table_summary")
-st.download_button("Download the summary (CSV)", summary_table.to_csv(index=False),
+st.download_button("Download the summary (CSV)", lambda: summary_table.to_csv(index=False),
                    tables.file_name("audit_summary", split), "text/csv", key="download_summary")
 
 st.header("What the ReLU budget buys")
@@ -124,21 +123,21 @@ else:
     st.caption(f"Estimates from {source['paper']}. Online latency = compute + bytes at the profile's bandwidth; "
                f"no network variation, batching or hardware of your own (see the README's cost model section). "
                f"Minority groups: {CLASS_RULE}.")
-    st.dataframe(tables.front_table(front), hide_index=True, key="table_cost_front")
+    st.dataframe(chart(key, tables.front_table, Rows(AuditResults.cost_front, (split, profile))), hide_index=True,
+                 key="table_cost_front")
 
 if set(mitigations) == {"off", "on"}:
     st.header("Mitigated vs unmitigated")
-    effect = results.mitigation_effect(split, method)
     st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), style,
                           x="budget", y="drop_difference", low="drop_difference_ci_low",
                           high="drop_difference_ci_high",
                           title=f"{method}: relative drop without minus with mitigation {on_split} "
                                 f"(positive = mitigation helped; 95% intervals across seeds)",
                           y_title="drop difference (points)"), key="fig_mitigation")
-    effect_table = tables.mitigation_table(effect)
+    effect_table = chart(key, tables.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
     with st.expander("Mitigated vs unmitigated, per group and budget (table)"):
         st.dataframe(effect_table, hide_index=True, key="table_mitigation")
-    st.download_button("Download mitigated vs unmitigated (CSV)", effect_table.to_csv(index=False),
+    st.download_button("Download mitigated vs unmitigated (CSV)", lambda: effect_table.to_csv(index=False),
                        tables.file_name("mitigation", method, split), "text/csv", key="download_mitigation")
 
 st.header("Runs")
@@ -162,9 +161,9 @@ if len(missing):
 run_ids = list(results.runs["run_id"])
 run_labels = results.run_labels()
 run_id = st.selectbox("Run configuration", run_ids, key="audit_run", format_func=lambda r: run_labels.get(r, r))
-st.download_button("Download the run's config (JSON)", json.dumps(results.configs.get(run_id, {}), indent=1),
+st.download_button("Download the run's config (JSON)", lambda: json.dumps(results.configs.get(run_id, {}), indent=1),
                    tables.file_name(run_id, suffix="json"), "application/json", key="download_config")
-st.download_button("Download every table (CSV)", results.groups.merge(results.runs, on="run_id").to_csv(index=False),
+st.download_button("Download every table (CSV)", lambda: results.groups.merge(results.runs, on="run_id").to_csv(index=False),
                    "audit_groups.csv", "text/csv", key="download_all")
 if st.button("Build the HTML report", key="build_report", icon=":material/description:"):
     st.session_state["audit_report"] = audit_report_html(results, split=split, method=method, mitigation=mitigation,

@@ -163,8 +163,8 @@ _BY_NAME = {types.FunctionType: lambda function: f"{function.__module__}.{functi
 @st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_BY_NAME)
 def chart(key: str, figure: Callable, rows: Rows, *args, **kwargs):
     """``figure(rows.of(results), *args, **kwargs)`` for the results registered under ``key`` (``figure``: a
-    function of :mod:`fairlin_core.viz.audit_figures`); built once per input and shared (figures are not
-    copied: st.plotly_chart only reads them)."""
+    function of :mod:`fairlin_core.viz.audit_figures`, or a readable table of :mod:`fairlin_core.viz.tables`);
+    built once per input and shared (not copied: st.plotly_chart and st.dataframe only read them)."""
     return figure(rows.of(_registry()[key]), *args, **kwargs)
 
 

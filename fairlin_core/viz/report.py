@@ -113,7 +113,7 @@ def audit_report_html(results: AuditResults, *, split: str | None = None, method
     if method is not None:
         parts.append(f"<h2>Per-group table at {html.escape(budget)} ({html.escape(method)}, mitigation "
                      f"{html.escape(mitigation)}, {html.escape(split)} split)</h2>"
-                     + _table(tables.group_table(at_budget, results.group_classes())))
+                     + _table(tables.group_table(at_budget, results.minority_groups())))
     parts.append("<h2>Run configurations</h2><pre>" + html.escape(json.dumps(results.configs, indent=1)) + "</pre>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>FairLin audit</title>"
             f"<style>{STYLE}</style></head><body>" + "\n".join(parts) + "</body></html>")

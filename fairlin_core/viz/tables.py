@@ -5,6 +5,7 @@ accuracies and drops in % with one decimal, intervals as ``"97.1 [95.3, 98.9]"``
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -21,12 +22,13 @@ def _percent(values: pd.Series) -> list[str]:
     return [format_interval(100 * v, float("nan"), float("nan")) for v in values]
 
 
-def group_table(rows: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
-    """:meth:`AuditResults.group_drop` rows (one budget) as a readable table; ``classes``:
-    :meth:`AuditResults.group_classes`."""
-    kind = dict(zip(classes["group"], classes["group_class"]))
+def group_table(rows: pd.DataFrame, minority: Sequence[str] = ()) -> pd.DataFrame:
+    """:meth:`AuditResults.group_drop` rows (one budget) as a readable table; ``minority``: the minority groups
+    (:meth:`AuditResults.minority_groups`), the others are majority."""
+    minority = set(minority)
     return pd.DataFrame({
-        "Group": rows["group"].tolist(), "Class": [kind.get(g, "") for g in rows["group"]],
+        "Group": rows["group"].tolist(),
+        "Class": ["minority" if g in minority else "majority" for g in rows["group"]],
         "Train n": rows["train_n"].astype("Int64").tolist(), "Test n": rows["n"].astype("Int64").tolist(),
         "Base accuracy (%)": _percent(rows["base_accuracy"]),
         "Accuracy (%) [95% CI]": _interval(rows, "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high", 100),

@@ -96,12 +96,12 @@ def test_linearize_form_state_survives_a_reload(app):
     app.number_input(key="finetune_epochs").set_value(3).run()
     app.multiselect(key="diagnostics").set_value(["accuracy", "attr"]).run()
     params = dict(app.query_params)
-    assert params["method"] == ["random"] and params["budget_count"] == ["154"]
+    assert params["method"] == "random" and params["budget_count"] == "154"
     # a reload: a fresh session opening the page with the same address
     fresh = AppTest.from_file(APP, default_timeout=60)
     fresh.run()
     for key, value in params.items():
-        fresh.query_params[key] = value[0]
+        fresh.query_params[key] = value
     fresh.switch_page("pages/linearize.py").run()
     assert not fresh.exception
     assert fresh.radio(key="method").value == "random"
