@@ -32,11 +32,13 @@ if (SHIPPED_AUDIT / "meta.json").is_file():
     if headline:
         st.success(f"**The shipped audit ({shipped.meta.get('checkpoint')} on {shipped.meta.get('dataset')}):** "
                    f"{headline['text']}")
-    links = st.columns(4)
-    links[0].page_link("pages/audit.py", label="Who pays, per budget and method", icon="📊")
-    links[1].page_link("pages/why.py", label="Why: gradients, curvature, boundary", icon="🔎")
-    links[2].page_link("pages/linearize.py", label="Linearize your own model", icon="🎛️")
-    links[3].page_link("pages/toy_lab.py", label="See it in 2-D (toy lab)", icon="🧪")
+    links = st.columns(2)  # material icons come from Streamlit's bundled font (emoji need a system font)
+    links[0].page_link("pages/audit.py", label="Fairness audit: who pays, per budget and method",
+                       icon=":material/bar_chart:")
+    links[0].page_link("pages/why.py", label="Why: gradients, curvature, distance to the boundary",
+                       icon=":material/troubleshoot:")
+    links[1].page_link("pages/linearize.py", label="Linearize your own model", icon=":material/tune:")
+    links[1].page_link("pages/toy_lab.py", label="Toy lab: the effect in 2-D", icon=":material/science:")
     st.plotly_chart(audit_figures.base_accuracy_bars(
         shipped.base_accuracy(split), group_style(shipped),
         f"Base model {shipped.meta.get('checkpoint')}: accuracy per group · {split} split "

@@ -81,8 +81,11 @@ class GroupStyle:
 
 def _legend_name(row: pd.Series, style: GroupStyle) -> str:
     train_n = row.get("train_n")
-    tag = "minority" if style.kind(row["group"]) == "minority" else "majority"
-    return f"{row['group']} ({tag}, train n={int(train_n)})" if pd.notna(train_n) else str(row["group"])
+    tag = style.kind(row["group"])
+    return f"{row['group']} ({tag}, train n={int(train_n)})" if pd.notna(train_n) else f"{row['group']} ({tag})"
+
+
+LOG_AXIS = {"type": "log", "dtick": 1, "minor": {"showgrid": False, "ticks": ""}}  # labels at powers of ten only
 
 
 def _layout(fig: go.Figure, title: str, height: int = 430, **extra) -> go.Figure:
@@ -205,9 +208,9 @@ def class_lines(table: pd.DataFrame, title: str, rule: str) -> go.Figure:
         budget_axis(fig, table[table["method"] == method], row=1, col=col)
         fig.update_xaxes(title_text=BUDGET_TITLE if col == 1 else "", row=1, col=col)
     fig.update_yaxes(title_text="relative accuracy drop (%)", zeroline=True, row=1, col=1)
-    fig.add_annotation(text=rule, xref="paper", yref="paper", x=0, y=1.0, yshift=28, showarrow=False,
-                       xanchor="left", font={"size": 11})
-    return _layout(fig, title, height=440, margin={**MARGIN, "t": 90})
+    fig = _layout(fig, title, height=450, margin={"t": 95})
+    fig.update_layout(title={"subtitle": {"text": rule, "font": {"size": 11}}})
+    return fig
 
 
 def budget_snapshot(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
@@ -286,7 +289,7 @@ def cost_front(table: pd.DataFrame, title: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=points["online_latency_s"], y=100 * points[value], mode="lines",
                                  line={"color": ERROR_COLOR, "shape": "hv", "width": 1.5}, name="Pareto front",
                                  legendgroup="front", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
-    fig.update_xaxes(type="log", title_text="estimated online latency (s, log)")
+    fig.update_xaxes(**LOG_AXIS, title_text="estimated online latency (s, log)")
     fig.update_yaxes(title_text="accuracy (%)", col=1)
     return _layout(fig, title, height=460)
 
@@ -304,7 +307,7 @@ def diagnostic_lines(table: pd.DataFrame, style: GroupStyle, value: str, title: 
                                  line={"color": style.color(group), "width": style.width(group)},
                                  customdata=_budget_hover(rows),
                                  hovertemplate=f"group {group}<br>{HOVER_BUDGET}: %{{y:.4g}}<extra></extra>"))
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
+    fig.update_yaxes(title_text=y_title, **(LOG_AXIS if log_y else {"type": "linear"}))
     return _layout(budget_axis(fig, table), title)
 
 
@@ -341,7 +344,7 @@ def density_lines(density: pd.DataFrame, style: GroupStyle, title: str) -> go.Fi
                                      line={"color": style.color(group), "width": style.width(group, 1.5)}),
                           row=1, col=col)
         fig.update_xaxes(title_text="eigenvalue", row=1, col=col)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(**LOG_AXIS)
     fig.update_yaxes(title_text="density (log)", row=1, col=1)
     return _layout(fig, title)
 
@@ -375,11 +378,11 @@ def bound_scatter(table: pd.DataFrame, style: GroupStyle, title: str, note: str 
                                  hovertemplate=f"group {group}<br>measured excess loss %{{x:.4g}}<br>bound %{{y:.4g}}"
                                                f"<extra></extra>"))
     fig.update_xaxes(title_text="measured excess loss R(a) (nats)", zeroline=True)
-    fig.update_yaxes(title_text="bound (nats, log)", type="log")
+    fig.update_yaxes(title_text="bound (nats, log)", **LOG_AXIS)
+    fig = _layout(fig, title, margin={"t": 85} if note else {})
     if note:
-        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=1.0, yshift=24, showarrow=False,
-                           xanchor="left", font={"size": 11})
-    return _layout(fig, title, margin={**MARGIN, "t": 85})
+        fig.update_layout(title={"subtitle": {"text": note, "font": {"size": 11}}})
+    return fig
 
 
 def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequence[int], title: str,

@@ -191,7 +191,7 @@ def test_figures_use_one_colour_per_group_everywhere(results):
         for trace, group in zip(named, names):
             color = trace.marker.color if trace.type == "bar" else trace.line.color
             assert color == colors[group] and trace.name.startswith(group)
-    assert bars.data[0].name == "0 (majority, train n=96)"
+    assert bars.data[0].name == "0 (majority, train n=96)" and grad.data[0].name == "0 (majority)"
     rows = results.run_rows("attributions", "random-1%-seed0-mit-off")
     attribution = audit_figures.attribution_maps(rows, "9", (1, 8, 8), "t")
     assert [t.z.shape for t in attribution.data] == [(8, 8)] * 4

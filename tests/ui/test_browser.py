@@ -62,12 +62,18 @@ def dark_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    yield page
+    page.close()
 
 
 def test_home_page_renders_datasets_charts_and_checkpoints(server, page):
@@ -212,38 +218,33 @@ LEGEND_HEIGHTS = """() => [...document.querySelectorAll('.js-plotly-plot')].flat
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_page_at_two_widths_with_legends_that_never_scroll_and_no_outside_request(
-        theme, server, dark_server):
+        theme, server, dark_server, browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     url = server if theme == "light" else dark_server
     local = url.split("//")[1]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            for width in (1400, 800):
-                page = browser.new_page(viewport={"width": width, "height": 1200})
-                outside = []
-                page.on("request", lambda request: outside.append(request.url)
-                        if request.url.split("//")[-1].split("/")[0] != local
-                        and not request.url.startswith(("data:", "blob:")) else None)
-                for path, heading, shot in PAGES:
-                    _open(page, f"{url}/{path}", heading)
-                    if path in ("audit", "why", ""):
-                        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2",
-                                               timeout=60_000)
-                        page.wait_for_timeout(1500)
-                    _no_exception(page)
-                    for legend in page.evaluate(LEGEND_HEIGHTS):
-                        assert legend["visible"] + 1 >= legend["content"], f"{shot} {width}px scrolls: {legend}"
-                    if path == "audit":
-                        split = page.locator('[data-testid="stSelectbox"]', has_text="Test split")
-                        assert "balanced" in split.inner_text()
-                        assert any(t.startswith("Majority vs minority") for t in _chart_titles(page))
-                    if width == 800 and path == "audit":  # charts stack: one chart per row
-                        boxes = [page.locator(".js-plotly-plot").nth(i).bounding_box() for i in range(3)]
-                        assert boxes[1]["y"] > boxes[0]["y"] and boxes[2]["y"] > boxes[1]["y"]
-                        assert abs(boxes[1]["width"] - boxes[0]["width"]) < 5
-                    page.screenshot(path=str(ARTIFACTS / f"{shot}_{width}_{theme}.png"), full_page=True)
-                assert not outside, f"requests left localhost: {outside[:5]}"
-                page.close()
-        finally:
-            browser.close()
+    for width in (1400, 800):
+        page = browser.new_page(viewport={"width": width, "height": 1200})
+        outside = []
+        page.on("request", lambda request: outside.append(request.url)
+                if request.url.split("//")[-1].split("/")[0] != local
+                and not request.url.startswith(("data:", "blob:")) else None)
+        for path, heading, shot in PAGES:
+            _open(page, f"{url}/{path}", heading)
+            if path in ("audit", "why", ""):
+                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2",
+                                       timeout=60_000)
+                page.wait_for_timeout(1500)
+            _no_exception(page)
+            for legend in page.evaluate(LEGEND_HEIGHTS):
+                assert legend["visible"] + 1 >= legend["content"], f"{shot} {width}px scrolls: {legend}"
+            if path == "audit":
+                split = page.locator('[data-testid="stSelectbox"]', has_text="Test split")
+                assert "balanced" in split.inner_text()
+                assert any(t.startswith("Majority vs minority") for t in _chart_titles(page))
+            if width == 800 and path == "audit":  # charts stack: one chart per row
+                boxes = [page.locator(".js-plotly-plot").nth(i).bounding_box() for i in range(3)]
+                assert boxes[1]["y"] > boxes[0]["y"] and boxes[2]["y"] > boxes[1]["y"]
+                assert abs(boxes[1]["width"] - boxes[0]["width"]) < 5
+            page.screenshot(path=str(ARTIFACTS / f"{shot}_{width}_{theme}.png"), full_page=True)
+        assert not outside, f"requests left localhost: {outside[:5]}"
+        page.close()
