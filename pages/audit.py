@@ -51,8 +51,9 @@ st.caption(f"Groups classed by training share: {CLASS_RULE}. Minority here: "
            f"{', '.join(results.minority_groups()) or 'none'} (warm colours); majority groups in cool colours. "
            f"Relative drop = (base − linearized) / base × 100; bands and bars are 95% intervals across seeds.")
 st.plotly_chart(chart(key, figures.class_lines, Rows(AuditResults.class_drop, (split, mitigation)),
-                      f"Majority vs minority: relative accuracy drop per method {on_split}, "
-                      f"mitigation {mitigation}", f"Classes: {CLASS_RULE}."), key="fig_classes")
+                      f"Majority vs minority {on_split}, mitigation {mitigation}",
+                      f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}"),
+                key="fig_classes")
 drop_rows = Rows(AuditResults.group_drop, (split, method, mitigation))
 if len(budgets) > 1:
     left, right = st.columns(2)

@@ -37,7 +37,7 @@ METHOD_DASH = {"snl": "solid", "deepreduce": "dash", "random": "dot"}
 MITIGATION_DASH = {"off": "solid", "on": "dash"}
 MARGIN = {"t": 60, "b": 20, "l": 55, "r": 20}
 BUDGET_TITLE = "ReLUs kept (% of base)"
-LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left", "maxheight": 1,
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.26, "x": 0, "xanchor": "left", "maxheight": 1,
                 "title": {"text": ""}}
 
 
@@ -208,7 +208,7 @@ def class_lines(table: pd.DataFrame, title: str, rule: str) -> go.Figure:
         budget_axis(fig, table[table["method"] == method], row=1, col=col)
         fig.update_xaxes(title_text=BUDGET_TITLE if col == 1 else "", row=1, col=col)
     fig.update_yaxes(title_text="relative accuracy drop (%)", zeroline=True, row=1, col=1)
-    fig = _layout(fig, title, height=450, margin={"t": 95})
+    fig = _layout(fig, title, height=470, margin={"t": 110})
     fig.update_layout(title={"subtitle": {"text": rule, "font": {"size": 11}}})
     return fig
 

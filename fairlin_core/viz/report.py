@@ -60,8 +60,8 @@ def audit_report_html(results: AuditResults, *, split: str | None = None, method
         parts.append(f"<p><strong>{html.escape(headline['text'])}</strong></p>")
     figs = [("Majority vs minority", figures.class_lines(
         results.class_drop(split, mitigation),
-        f"Majority vs minority: relative accuracy drop per method {on_split}, mitigation {mitigation}",
-        f"Classes: {CLASS_RULE}."))]
+        f"Majority vs minority {on_split}, mitigation {mitigation}",
+        f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}"))]
     if method is not None:
         drop = results.group_drop(split, method, mitigation)
         figs.append(("Relative accuracy drop per group", figures.group_bars(

@@ -239,7 +239,9 @@ def test_every_page_at_two_widths_with_legends_that_never_scroll_and_no_outside_
                 assert legend["visible"] + 1 >= legend["content"], f"{shot} {width}px scrolls: {legend}"
             if path == "audit":
                 split = page.locator('[data-testid="stSelectbox"]', has_text="Test split")
-                assert "balanced" in split.inner_text()
+                shown = split.evaluate("el => el.innerText + ' ' + [...el.querySelectorAll('input')]"
+                                       ".map(i => i.value + ' ' + (i.getAttribute('aria-label') || '')).join(' ')")
+                assert "balanced" in shown, shown
                 assert any(t.startswith("Majority vs minority") for t in _chart_titles(page))
             if width == 800 and path == "audit":  # charts stack: one chart per row
                 boxes = [page.locator(".js-plotly-plot").nth(i).bounding_box() for i in range(3)]

@@ -158,7 +158,7 @@ def test_audit_opens_on_the_balanced_split_with_the_majority_minority_aggregate_
     app.switch_page("pages/audit.py").run()
     assert app.selectbox(key="audit_split").value == "balanced"
     titles = _titles(app)
-    assert titles[0] == "Majority vs minority: relative accuracy drop per method · balanced split, mitigation off"
+    assert titles[0] == "Majority vs minority · balanced split, mitigation off"
     per_chart = [t for t in titles if not t.startswith("Accuracy vs estimated")]
     assert all("balanced split" in t for t in per_chart)  # the split is in every chart title
     assert any("below an equal share" in c.value for c in app.caption)  # the class rule is shown
