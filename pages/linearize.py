@@ -78,7 +78,7 @@ if st.session_state.get("budget_base") != base:  # a new checkpoint: start at 10
 left, right = st.columns(2)
 with left:
     method = st.radio("Method", METHODS, key="method", format_func=METHOD_NOTES.get, horizontal=True)
-    st.segmented_control("Budget presets (% of the base model's ReLUs)", BUDGET_PRESETS, key="budget_preset",
+    st.pills("Budget presets (% of the base model's ReLUs)", BUDGET_PRESETS, key="budget_preset",
                          format_func=lambda p: f"{p:g}%", on_change=_from_preset)
     st.select_slider("ReLUs kept (% of base, log scale; fewer to the right)", list(reversed(BUDGET_STEPS)),
                      key="budget_pct", format_func=lambda p: f"{p:g}%", on_change=_from_percent)
