@@ -12,12 +12,13 @@ from fairlin_core.data import list_datasets
 from fairlin_core.data.registry import get_spec
 from ui.checkpoint_views import checkpoint_choices, user_checkpoint_dir
 from ui.jobs_panel import compact_jobs_panel
-from ui.shell import enter_shell
+from ui.shell import enter_shell, narrow_screen_style
 from ui.state import current, remember
 
 st.set_page_config(page_title="FairLin", page_icon="⚖️", layout="wide")  # an emoji favicon is drawn locally; a
 # ":material/...:" favicon would be fetched from fonts.gstatic.com (nav and button icons use the bundled font)
 
+narrow_screen_style()
 previous = current()
 with st.sidebar:
     st.session_state.setdefault("data_root", previous["data_root"] or "")

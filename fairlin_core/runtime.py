@@ -142,6 +142,19 @@ def comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def format_interval(mean: float, ci_low: float, ci_high: float, digits: int = 1) -> str:
+    """A mean with its interval as the pages and reports print it: ``"97.1 [95.3, 98.9]"`` (the mean alone
+    when the interval is NaN, e.g. one seed; "–" when the mean is NaN). Values are printed as given (scale
+    fractions to % first)."""
+    def number(value: float) -> str:
+        return f"{value:.{digits}f}"
+    if mean is None or math.isnan(mean):
+        return "–"
+    if ci_low is None or ci_high is None or math.isnan(ci_low) or math.isnan(ci_high):
+        return number(mean)
+    return f"{number(mean)} [{number(ci_low)}, {number(ci_high)}]"
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine (one we may not signal counts)."""
     try:

@@ -4,15 +4,17 @@ import json
 
 import streamlit as st
 
-from fairlin_core.audit.results import AuditResults
+from fairlin_core.audit.results import CLASS_RULE, AuditResults
 from fairlin_core.cost.profiles import DEFAULT_PROFILE, list_profiles, load_profile
 from fairlin_core.errors import FairLinError
 from ui.errors import show_error
 from fairlin_core.viz import audit_figures as figures
+from fairlin_core.viz import tables
+from fairlin_core.viz.audit_figures import BUDGET_TITLE
 from fairlin_core.viz.report import audit_report_html
 from ui.linearize_form import job_configs, submit_jobs
 from ui.jobs_panel import manager
-from ui.results_source import MITIGATION_LABELS, Rows, chart, open_results
+from ui.results_source import MITIGATION_LABELS, Rows, chart, group_style, open_results, opened_run
 from ui.shell import require_shell
 from ui.state import current
 
@@ -20,66 +22,91 @@ require_shell()
 
 key, results = open_results("Fairness audit")
 names = results.group_names
+minority = tuple(results.minority_groups())
+opened = opened_run(results)
+if opened is not None:  # arrived from a job card's link: show that run's method, budget and mitigation
+    st.session_state.update(audit_method=opened["method"], audit_budget=opened["budget"],
+                            audit_mitigation=opened["mitigation"])
+    st.caption(f"Opened on run {results.run_labels().get(opened['run_id'])}.")
 
-controls = st.columns(3)
+controls = st.columns(4)
 method = controls[0].selectbox("Method", results.methods(), key="audit_method")
-split = controls[1].selectbox("Test split", results.splits(), key="audit_split",
-                              help="test: imbalanced like training; balanced: every held-out example")
+splits = results.splits()
+if st.session_state.get("audit_split") not in splits:
+    st.session_state["audit_split"] = results.default_split()
+split = controls[1].selectbox("Test split", splits, key="audit_split",
+                              help="balanced: every group equally represented (the default where the dataset has "
+                                   "it); test: imbalanced like training")
 mitigations = [m for m in ("off", "on") if m in set(results.runs["mitigation"])]
 mitigation = controls[2].radio("Mitigation", mitigations, key="audit_mitigation", horizontal=True,
                                format_func=MITIGATION_LABELS.get)
+highlight = controls[3].selectbox("Highlight a group", ["none", *names], key="audit_highlight",
+                                  help="grey every other group in the per-group charts")
+style = group_style(results, highlight)
+on_split = f"· {split} split"
 
 drop = results.group_drop(split, method, mitigation)
+budgets = results.budgets(method)
 st.header("Who pays for the ReLU budget")
-left, right = st.columns(2)
+st.caption(f"Groups classed by training share: {CLASS_RULE}. Minority here: "
+           f"{', '.join(results.minority_groups()) or 'none'} (warm colours); majority groups in cool colours. "
+           f"Relative drop = (base − linearized) / base × 100; bands and bars are 95% intervals across seeds.")
+st.plotly_chart(chart(key, figures.class_lines, Rows(AuditResults.class_drop, (split, mitigation)),
+                      f"Majority vs minority {on_split}, mitigation {mitigation}",
+                      f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}"),
+                key="fig_classes")
 drop_rows = Rows(AuditResults.group_drop, (split, method, mitigation))
-left.plotly_chart(chart(key, figures.group_bars, drop_rows, names, x="budget", y="drop_mean", low="drop_ci_low",
-                        high="drop_ci_high", title=f"{method}: relative accuracy drop per group",
-                        y_title="relative drop (%)"), key="fig_drop")
-right.plotly_chart(chart(key, figures.accuracy_lines, drop_rows, names,
-                         f"{method}: accuracy vs ReLU count (95% band across seeds)"), key="fig_lines")
+if len(budgets) > 1:
+    left, right = st.columns(2)
+    left.plotly_chart(chart(key, figures.group_bars, drop_rows, style, x="budget", y="drop_mean", low="drop_ci_low",
+                            high="drop_ci_high", title=f"{method}: relative accuracy drop per group {on_split}",
+                            y_title="relative drop (%)"), key="fig_drop")
+    right.plotly_chart(chart(key, figures.accuracy_lines, drop_rows, style,
+                             f"{method}: accuracy per group {on_split}, 95% band"), key="fig_lines")
+else:
+    st.info(f"{method} has runs at one budget only ({', '.join(budgets) or 'none'}): the per-budget curves need "
+            f"two; the budget below shows every group.")
 
 
 @st.fragment
 def budget_scrubber() -> None:
     """Re-runs alone when the slider moves: only this section is redrawn."""
-    budgets = results.budgets(method)
     if not budgets:
         st.info(f"No {method} runs.")
         return
     if st.session_state.get("audit_budget") not in budgets:
         st.session_state["audit_budget"] = budgets[len(budgets) // 2]
-    budget = st.select_slider("ReLU budget (completed budgets)", budgets, key="audit_budget")
+    budget = st.select_slider(f"{BUDGET_TITLE} (completed budgets; fewer to the right)", budgets,
+                              key="audit_budget")
     at_budget = drop[drop["budget"] == budget]
     relus = int(round(at_budget["relu_count"].mean()))
     left, right = st.columns(2)
-    left.plotly_chart(chart(key, figures.budget_snapshot, drop_rows.at("budget", budget), names,
-                            f"{method} at {budget} ({relus:,} ReLUs)"), key="fig_snapshot")
+    left.plotly_chart(chart(key, figures.budget_snapshot, drop_rows.at("budget", budget), style,
+                            f"{method} at {budget} ({relus:,} ReLUs) {on_split}"), key="fig_snapshot")
     compared = Rows(AuditResults.method_comparison, (split, mitigation)).at("budget", budget)
-    right.plotly_chart(chart(key, figures.group_bars, compared, names, x="method", y="drop_mean", low="drop_ci_low",
-                             high="drop_ci_high", title=f"Methods compared at {budget}", y_title="relative drop (%)"),
-                       key="fig_methods")
-    table = at_budget[["group", "train_n", "n", "base_accuracy", "accuracy_mean", "accuracy_ci_low",
-                       "accuracy_ci_high", "drop_mean", "n_seeds"]].rename(columns={"n": "test_n"})
+    right.plotly_chart(chart(key, figures.group_bars, compared, style, x="method", y="drop_mean", low="drop_ci_low",
+                             high="drop_ci_high", title=f"Methods compared at {budget} {on_split}",
+                             y_title="relative drop (%)", x_title="method"), key="fig_methods")
+    table = chart(key, tables.group_table, drop_rows.at("budget", budget), minority)
     st.dataframe(table, hide_index=True, key="table_budget")
-    st.download_button("Download this table (CSV)", table.to_csv(index=False), f"audit_{method}_{budget}.csv",
-                       "text/csv", key="download_budget")
+    st.download_button("Download this table (CSV)", lambda: table.to_csv(index=False),
+                       tables.file_name("audit", method, budget, split), "text/csv", key="download_budget")
 
 
 st.header("Scrub the budget")
 budget_scrubber()
 
 st.header("Worst group and parity gap")
-summary = results.fairness_summary(split)
 left, right = st.columns(2)
 rows = Rows(AuditResults.fairness_summary, (split,))
-left.plotly_chart(chart(key, figures.summary_lines, rows, "worst_group_accuracy", "Worst-group accuracy",
-                        "accuracy (%)"), key="fig_worst")
-right.plotly_chart(chart(key, figures.summary_lines, rows, "parity_gap", "Parity gap (best − worst group)",
-                         "points"), key="fig_gap")
-st.dataframe(summary, hide_index=True, key="table_summary")
-st.download_button("Download the summary (CSV)", summary.to_csv(index=False), "audit_summary.csv", "text/csv",
-                   key="download_summary")
+left.plotly_chart(chart(key, figures.summary_lines, rows, "worst_group_accuracy",
+                        f"Worst-group accuracy {on_split}", "accuracy (%)"), key="fig_worst")
+right.plotly_chart(chart(key, figures.summary_lines, rows, "parity_gap",
+                         f"Parity gap, best − worst group {on_split}", "points"), key="fig_gap")
+summary_table = chart(key, tables.summary_table, rows)
+st.dataframe(summary_table, hide_index=True, key="table_summary")
+st.download_button("Download the summary (CSV)", lambda: summary_table.to_csv(index=False),
+                   tables.file_name("audit_summary", split), "text/csv", key="download_summary")
 
 st.header("What the ReLU budget buys")
 profiles = list_profiles()
@@ -93,22 +120,27 @@ except FairLinError as error:
 else:
     st.plotly_chart(chart(key, figures.cost_front, Rows(AuditResults.cost_front, (split, profile)),
                           f"Accuracy vs estimated online latency ({profile}), Pareto front across methods and "
-                          f"budgets"), key="fig_cost_front")
+                          f"budgets {on_split}"), key="fig_cost_front")
     source = load_profile(profile).source
     st.caption(f"Estimates from {source['paper']}. Online latency = compute + bytes at the profile's bandwidth; "
-               f"no network variation, batching or hardware of your own (see the README's cost model section).")
-    st.dataframe(front[front["front_worst"] | front["front_minority"]], hide_index=True, key="table_cost_front")
+               f"no network variation, batching or hardware of your own (see the README's cost model section). "
+               f"Minority groups: {CLASS_RULE}.")
+    st.dataframe(chart(key, tables.front_table, Rows(AuditResults.cost_front, (split, profile))), hide_index=True,
+                 key="table_cost_front")
 
 if set(mitigations) == {"off", "on"}:
     st.header("Mitigated vs unmitigated")
-    effect = results.mitigation_effect(split, method)
-    st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), names,
-                          x="budget", y="drop_difference",
-                          title=f"{method}: relative drop without minus with mitigation "
-                                f"(positive = mitigation helped the group)",
+    st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), style,
+                          x="budget", y="drop_difference", low="drop_difference_ci_low",
+                          high="drop_difference_ci_high",
+                          title=f"{method}: relative drop without minus with mitigation {on_split} "
+                                f"(positive = mitigation helped; 95% intervals across seeds)",
                           y_title="drop difference (points)"), key="fig_mitigation")
-    st.download_button("Download mitigated vs unmitigated (CSV)", effect.to_csv(index=False),
-                       f"mitigation_{method}.csv", "text/csv", key="download_mitigation")
+    effect_table = chart(key, tables.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
+    with st.expander("Mitigated vs unmitigated, per group and budget (table)"):
+        st.dataframe(effect_table, hide_index=True, key="table_mitigation")
+    st.download_button("Download mitigated vs unmitigated (CSV)", lambda: effect_table.to_csv(index=False),
+                       tables.file_name("mitigation", method, split), "text/csv", key="download_mitigation")
 
 st.header("Runs")
 missing = results.missing_runs()
@@ -129,10 +161,11 @@ if len(missing):
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)
 run_ids = list(results.runs["run_id"])
-run_id = st.selectbox("Run configuration", run_ids, key="audit_run")
-st.download_button("Download the run's config (JSON)", json.dumps(results.configs.get(run_id, {}), indent=1),
-                   f"{run_id}.json", "application/json", key="download_config")
-st.download_button("Download every table (CSV)", results.groups.merge(results.runs, on="run_id").to_csv(index=False),
+run_labels = results.run_labels()
+run_id = st.selectbox("Run configuration", run_ids, key="audit_run", format_func=lambda r: run_labels.get(r, r))
+st.download_button("Download the run's config (JSON)", lambda: json.dumps(results.configs.get(run_id, {}), indent=1),
+                   tables.file_name(run_id, suffix="json"), "application/json", key="download_config")
+st.download_button("Download every table (CSV)", lambda: results.groups.merge(results.runs, on="run_id").to_csv(index=False),
                    "audit_groups.csv", "text/csv", key="download_all")
 if st.button("Build the HTML report", key="build_report", icon=":material/description:"):
     st.session_state["audit_report"] = audit_report_html(results, split=split, method=method, mitigation=mitigation,

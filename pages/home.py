@@ -1,11 +1,14 @@
-"""Home: which datasets are available with their group sizes, and the shipped base checkpoints."""
+"""Home: "Start here" (the shipped audit's finding, measured from its results, and where to go next), the base
+model per group on the balanced split, the datasets with their group sizes, and the shipped base checkpoints."""
 
 import streamlit as st
 
 from fairlin_core.checkpoints.catalog import checkpoint_group_table, checkpoint_table
 from fairlin_core.data import list_datasets, load_dataset
+from fairlin_core.viz import audit_figures
 from ui.errors import show_error
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
+from ui.results_source import SHIPPED_AUDIT, group_style, load_shipped
 from ui.shell import require_shell
 
 require_shell()
@@ -20,6 +23,28 @@ def dataset_sizes(name: str, data_root: str | None):
 st.title("FairLin")
 st.markdown("Audit who pays when ReLUs are linearized for private inference: pick a dataset and its protected "
             "groups, a base checkpoint and a ReLU budget, and compare per-group accuracy.")
+
+st.header("Start here")
+if (SHIPPED_AUDIT / "meta.json").is_file():
+    shipped = load_shipped()
+    split = shipped.default_split()
+    headline = shipped.headline(split)
+    if headline:
+        st.success(f"**The shipped audit ({shipped.meta.get('checkpoint')} on {shipped.meta.get('dataset')}):** "
+                   f"{headline['text']}")
+    links = st.columns(2)  # material icons come from Streamlit's bundled font (emoji need a system font)
+    links[0].page_link("pages/audit.py", label="Fairness audit: who pays, per budget and method",
+                       icon=":material/bar_chart:")
+    links[0].page_link("pages/why.py", label="Why: gradients, curvature, distance to the boundary",
+                       icon=":material/troubleshoot:")
+    links[1].page_link("pages/linearize.py", label="Linearize your own model", icon=":material/tune:")
+    links[1].page_link("pages/toy_lab.py", label="Toy lab: the effect in 2-D", icon=":material/science:")
+    st.plotly_chart(audit_figures.base_accuracy_bars(
+        shipped.base_accuracy(split), group_style(shipped),
+        f"Base model {shipped.meta.get('checkpoint')}: accuracy per group · {split} split "
+        f"(95% bootstrap intervals)"), key="fig_home_base")
+    st.caption(f"Minority groups (warm colours): {', '.join(shipped.minority_groups()) or 'none'}, those below "
+               f"an equal share of the training set; n = test examples per group.")
 
 data_root = st.session_state.get("data_root") or None
 datasets = list_datasets(data_root)

@@ -9,7 +9,9 @@ from fairlin_core.finetune import DEFAULT_MU
 from fairlin_core.jobs import EXECUTORS
 from fairlin_core.jobs.ray_executor import ADDRESS_ENV
 from fairlin_core.linearize import METHODS
-from ui.linearize_form import MITIGATION_MODES, budget_preview, job_configs, submit_jobs
+from ui.form_state import persist, restore
+from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, FORM_DIAGNOSTICS, MITIGATION_MODES, WHY_DIAGNOSTICS,
+                               budget_preview, job_configs, nearest_step, submit_jobs)
 from ui.jobs_panel import default_executor, jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
@@ -36,24 +38,55 @@ except Exception as error:  # every error: one readable message, never a traceba
     st.stop()
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _words(text: str) -> list[str]:
+    return [v for v in text.split(",") if v in FORM_DIAGNOSTICS]
+
+
+FIELDS = {"method": (lambda t: t if t in METHODS else METHODS[0], str), "budget_count": (int, str),
+          "seeds": (_ints, lambda v: ",".join(str(i) for i in v)), "snl_epochs": (int, str),
+          "finetune_epochs": (int, str), "mitigation": (lambda t: t if t in MITIGATION_MODES else "off", str),
+          "mu": (float, str), "diagnostics": (_words, ",".join)}
+restore({k: parse for k, (parse, _) in FIELDS.items()})
+for field, default in (("seeds", [0]), ("snl_epochs", 30), ("finetune_epochs", 10), ("mu", DEFAULT_MU),
+                       ("diagnostics", list(WHY_DIAGNOSTICS))):
+    st.session_state.setdefault(field, default)  # defaults here, not on the widgets: a restored value wins
+
+
 def _from_percent() -> None:
     st.session_state["budget_count"] = max(1, round(st.session_state["budget_pct"] * base / 100))
 
 
 def _from_count() -> None:
-    st.session_state["budget_pct"] = min(100.0, max(0.1, round(100 * st.session_state["budget_count"] / base, 1)))
+    st.session_state["budget_pct"] = nearest_step(100 * st.session_state["budget_count"] / base)
+
+
+def _from_preset() -> None:
+    preset = st.session_state.get("budget_preset")
+    if preset is not None:
+        st.session_state["budget_pct"] = float(preset)
+        _from_percent()
 
 
 if st.session_state.get("budget_base") != base:  # a new checkpoint: start at 10% of its ReLUs
     st.session_state["budget_base"] = base
-    st.session_state["budget_pct"] = 10.0
-    _from_percent()
+    restored = st.session_state.get("budget_count")
+    if isinstance(restored, int) and 1 <= restored <= base:  # a count restored from the address bar
+        _from_count()
+    else:
+        st.session_state["budget_pct"] = 10.0
+        _from_percent()
 
 left, right = st.columns(2)
 with left:
     method = st.radio("Method", METHODS, key="method", format_func=METHOD_NOTES.get, horizontal=True)
-    st.slider("ReLU budget (% of the base model's ReLUs)", 0.1, 100.0, step=0.1, key="budget_pct",
-              on_change=_from_percent)
+    st.pills("Budget presets (% of the base model's ReLUs)", BUDGET_PRESETS, key="budget_preset",
+                         format_func=lambda p: f"{p:g}%", on_change=_from_preset)
+    st.select_slider("ReLUs kept (% of base, log scale; fewer to the right)", list(reversed(BUDGET_STEPS)),
+                     key="budget_pct", format_func=lambda p: f"{p:g}%", on_change=_from_percent)
     count = st.number_input(f"Exact ReLU count (of {base:,})", 1, base, step=1, key="budget_count",
                             on_change=_from_count)
     try:
@@ -63,15 +96,21 @@ with left:
         st.stop()
     st.info(preview["text"], icon=":material/info:")
 with right:
-    seeds = st.multiselect("Seeds", list(range(10)), default=[0], key="seeds")
+    seeds = st.multiselect("Seeds", list(range(10)), key="seeds")
     epochs_left, epochs_right = st.columns(2)
-    snl_epochs = epochs_left.number_input("SNL epochs (max)", 1, 500, 30, key="snl_epochs",
+    snl_epochs = epochs_left.number_input("SNL epochs (max)", 1, 500, key="snl_epochs",
                                           disabled=method != "snl", help="Only SNL learns masks.")
-    finetune_epochs = epochs_right.number_input("Finetune epochs", 0, 500, 10, key="finetune_epochs")
+    finetune_epochs = epochs_right.number_input("Finetune epochs", 0, 500, key="finetune_epochs")
+    if finetune_epochs == 0:
+        st.warning("Finetune epochs is 0: the linearized model is not finetuned after its ReLUs are removed, so its "
+                   "accuracy (and every group's) reflects the raw cut, not what a deployed model would reach.")
     mitigation = st.radio("Mitigation", MITIGATION_MODES, key="mitigation", format_func=MITIGATION_NOTES.get,
                           horizontal=True)
-    mu = st.number_input("mu (multiplier step size)", 0.0001, 10.0, DEFAULT_MU, step=0.001, format="%.4f",
+    mu = st.number_input("mu (multiplier step size)", 0.0001, 10.0, step=0.001, format="%.4f",
                          key="mu", disabled=mitigation == "off")
+    diagnostics = st.multiselect("Diagnostics (for the Why page)", FORM_DIAGNOSTICS, key="diagnostics",
+                                 help="computed on each saved model on the test split; the Why page draws them for "
+                                      "these runs (attr: attribution maps)")
     executor = st.radio("Run on", EXECUTORS, index=EXECUTORS.index(default_executor()), key="executor",
                         format_func=EXECUTOR_NOTES.get, horizontal=True,
                         help="Ray runs each job as a Ray task; results come back to this machine's run store.")
@@ -84,12 +123,14 @@ with right:
         try:
             configs = job_configs(checkpoint, method, int(count), seeds, snl_epochs=int(snl_epochs),
                                   finetune_epochs=int(finetune_epochs), mitigation=mitigation, mu=float(mu),
-                                  group=choice["group"], data_root=choice["data_root"])
+                                  group=choice["group"], data_root=choice["data_root"], diagnostics=diagnostics)
             ids = submit_jobs(manager(), configs)
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)
         else:
             st.success(f"Submitted {len(ids)} job(s): {', '.join(ids)} (identical runs are reused).")
+
+persist({k: text for k, (_, text) in FIELDS.items()})
 
 st.header("Jobs")
 jobs_panel()

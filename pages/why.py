@@ -4,8 +4,11 @@ distance, distance to the decision boundary, the Theorem 4.4 bound and attributi
 import streamlit as st
 
 from fairlin_core.audit.results import AuditResults
+from fairlin_core.errors import FairLinError
 from fairlin_core.viz import audit_figures as figures
-from ui.results_source import MITIGATION_LABELS, Rows, chart, open_results
+from fairlin_core.viz import tables
+from fairlin_core.viz.audit_figures import BUDGET_TITLE
+from ui.results_source import MITIGATION_LABELS, Rows, chart, group_style, open_results
 from ui.shell import require_shell
 
 require_shell()
@@ -18,34 +21,41 @@ if results.diagnostics.empty:
     st.stop()
 
 with_diagnostics = results.runs[results.runs["run_id"].isin(set(results.diagnostics["run_id"]))]
-controls = st.columns(2)
+controls = st.columns(3)
 method = controls[0].selectbox("Method", [m for m in results.methods() if m in set(with_diagnostics["method"])],
                                 key="why_method")
 mitigations = [m for m in ("off", "on") if m in set(with_diagnostics["mitigation"])]
 mitigation = controls[1].radio("Mitigation", mitigations, key="why_mitigation", horizontal=True,
                                format_func=MITIGATION_LABELS.get)
+highlight = controls[2].selectbox("Highlight a group", ["none", *names], key="why_highlight",
+                                  help="grey every other group")
+style = group_style(results, highlight)
 diag = results.diagnostics_by_budget(method, mitigation)
 seeds = int(diag["n_seeds"].max()) if len(diag) else 0
-st.caption(f"Diagnostics on the test split, mean over {seeds} seed(s) that have them; the base model is the "
-           f"point at 100%.")
+on_split = "· test split"  # the split the diagnostics were measured on (run_audit's)
+st.caption(f"Diagnostics were measured on the test split (the split the runs were audited on), mean over {seeds} "
+           f"seed(s) that have them; the base model is the point at 100%. Minority groups (warm colours): "
+           f"{', '.join(results.minority_groups()) or 'none'}.")
 
 st.header("Gradient norms and curvature per group")
 left, right = st.columns(2)
 rows = Rows(AuditResults.diagnostics_by_budget, (method, mitigation))
-left.plotly_chart(chart(key, figures.diagnostic_lines, rows, names, "grad_norm",
-                        "Group gradient norm ||g_a|| (Figure 3)", "||∇ loss_a||", log_y=True), key="fig_grad")
-right.plotly_chart(chart(key, figures.diagnostic_lines, rows, names, "top_eigenvalue",
-                         "Top Hessian eigenvalue per group (Figure 4)", "λ_max(H_a)", log_y=True), key="fig_hessian")
+left.plotly_chart(chart(key, figures.diagnostic_lines, rows, style, "grad_norm",
+                        f"Group gradient norm ||g_a|| (Figure 3) {on_split}", "||∇ loss_a|| (log)", log_y=True),
+                  key="fig_grad")
+right.plotly_chart(chart(key, figures.diagnostic_lines, rows, style, "top_eigenvalue",
+                         f"Top Hessian eigenvalue per group (Figure 4) {on_split}", "λ_max(H_a) (log)", log_y=True),
+                   key="fig_hessian")
 left, right = st.columns(2)
-left.plotly_chart(chart(key, figures.diagnostic_scatter, rows, names, "grad_norm", "group gradient norm",
-                        "Accuracy vs gradient norm"), key="fig_scatter_grad")
-right.plotly_chart(chart(key, figures.diagnostic_scatter, rows, names, "input_margin_mean",
-                         "mean distance to the boundary (input space)", "Boundary distance vs accuracy (Figure 8)"),
-                   key="fig_scatter_boundary")
+left.plotly_chart(chart(key, figures.diagnostic_scatter, rows, style, "grad_norm", "group gradient norm",
+                        f"Accuracy vs gradient norm {on_split}"), key="fig_scatter_grad")
+right.plotly_chart(chart(key, figures.diagnostic_scatter, rows, style, "input_margin_mean",
+                         "mean distance to the boundary (input space)",
+                         f"Boundary distance vs accuracy (Figure 8) {on_split}"), key="fig_scatter_boundary")
 st.plotly_chart(chart(key, figures.distance_lines, Rows(AuditResults.parameter_distances),
-                      "||θ_lin − θ_base|| vs ReLU count"), key="fig_distance")
-st.download_button("Download the diagnostics (CSV)", diag.to_csv(index=False), f"diagnostics_{method}.csv",
-                   "text/csv", key="download_diagnostics")
+                      "Parameter distance ||θ_lin − θ_base|| vs ReLUs kept"), key="fig_distance")
+st.download_button("Download the diagnostics (CSV)", diag.to_csv(index=False),
+                   tables.file_name("diagnostics", method, mitigation), "text/csv", key="download_diagnostics")
 
 st.header("At one budget")
 budgets = [b for b in dict.fromkeys(diag["budget"]) if b != "base"]
@@ -54,25 +64,35 @@ if not budgets:
     st.stop()
 if st.session_state.get("why_budget") not in budgets:
     st.session_state["why_budget"] = budgets[len(budgets) // 2]
-budget = st.select_slider("ReLU budget", budgets, key="why_budget")
+budget = st.select_slider(f"{BUDGET_TITLE} (fewer to the right)", budgets, key="why_budget")
 at_budget = diag[diag["budget"] == budget]
-st.plotly_chart(chart(key, figures.bound_bars, rows.at("budget", budget), names,
-                      f"Theorem 4.4 at {budget}: bound vs measured excess loss"), key="fig_bound")
-st.dataframe(at_budget[["group", "grad_norm", "top_eigenvalue", "input_margin_mean", "bound", "excess_loss",
-                        "accuracy"]], hide_index=True, key="table_bound")
+agreement = results.bound_agreement(method, budget, mitigation)
+st.plotly_chart(chart(key, figures.bound_scatter, rows.at("budget", budget), style,
+                      f"Theorem 4.4 at {budget}: bound vs measured excess loss {on_split}",
+                      f"Spearman ρ = {agreement['spearman']:.2f} across {agreement['n_groups']} groups"),
+                key="fig_bound")
+st.markdown(agreement["text"])
+st.dataframe(tables.diagnostics_table(at_budget), hide_index=True, key="table_bound")
 
 density_run = results.diagnostic_run(method, budget, mitigation, "density")
 if density_run is not None:
     st.plotly_chart(chart(key, figures.density_lines, Rows(AuditResults.run_rows, ("density", density_run)),
-                          names, f"Hessian eigenvalue density per group ({density_run})"), key="fig_density")
+                          style, f"Hessian eigenvalue density per group {on_split} "
+                                 f"({results.run_labels().get(density_run, density_run)})"), key="fig_density")
 attribution_run = results.diagnostic_run(method, budget, mitigation, "attributions")
 shape = results.meta.get("input_shape")
 if attribution_run is not None and shape:
     group = st.selectbox("Group for the attribution maps", names, index=len(names) - 1, key="why_group")
     attributions = Rows(AuditResults.run_rows, ("attributions", attribution_run))
+    try:
+        mean_input = results.mean_inputs("test", st.session_state.get("data_root") or None)
+    except FairLinError as error:  # the base checkpoint or its data are not on this machine
+        mean_input = None
+        st.caption(f"No mean input image: {error}")
     st.plotly_chart(chart(key, figures.attribution_maps, attributions, group, tuple(shape),
-                          f"Mean |attribution| of group {group}: base vs linearized ({attribution_run})"),
-                    key="fig_attr")
+                          f"Mean |attribution| of group {group}: base vs linearized {on_split} "
+                          f"({results.run_labels().get(attribution_run, attribution_run)})",
+                          mean_input=mean_input), key="fig_attr")
 if density_run is None and attribution_run is None:
     st.caption("No Hessian density or attribution maps at this budget (they are computed for the unmitigated runs "
                "of the diagnostic seed).")

@@ -127,6 +127,8 @@ def _draw_jobs(rows: list[dict], _limit: int, _kind: str | None) -> None:
                 elif row["overall_accuracy"] is not None:
                     st.markdown(f"Test accuracy **{row['overall_accuracy']:.1%}** overall, worst group "
                                 f"**{row['worst_group_accuracy']:.1%}**")
+                    st.page_link("pages/audit.py", label="Open the audit on this run", icon=":material/bar_chart:",
+                                 query_params={"run": row["id"]})
                 curve = run_history(mgr, row["id"])
             if curve is not None and not curve.empty and ({"loss", "relu_count"} & set(curve.columns)):
                 with st.expander("Loss / ReLU-count curve"):

@@ -13,6 +13,17 @@ from fairlin_core.linearize import METHODS, nearest_configuration, resolve_budge
 from fairlin_core.models import ModelSpec, relu_count
 
 MITIGATION_MODES = ("off", "on", "both")
+BUDGET_PRESETS = (20.0, 10.0, 5.0, 2.0, 1.0, 0.5)  # % of the base ReLUs, the shipped audit's grid
+# the budget slider's stops (% of the base ReLUs): log-spaced, so 0.5% and 1% are as far apart as 50% and 100%
+BUDGET_STEPS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 70.0, 100.0)
+FORM_DIAGNOSTICS = ("accuracy", "grad", "hessian", "boundary", "bound", "attr")  # what the Why page draws
+WHY_DIAGNOSTICS = ["grad", "hessian", "boundary", "bound"]
+
+
+def nearest_step(percent: float) -> float:
+    """The budget slider's stop nearest to ``percent`` on a log scale."""
+    import math
+    return min(BUDGET_STEPS, key=lambda step: abs(math.log(step) - math.log(max(percent, 1e-6))))
 
 
 def base_relu_count(checkpoint: str | Path) -> int:
@@ -49,8 +60,12 @@ def budget_preview(checkpoint: str | Path, method: str, budget: int) -> dict[str
 
 def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, seeds: list[int], *,
                 snl_epochs: int, finetune_epochs: int, mitigation: str = "off", mu: float = DEFAULT_MU,
-                group: str | None = None, data_root: str | None = None) -> list[JobConfig]:
+                group: str | None = None, data_root: str | None = None,
+                diagnostics: list[str] | None = None) -> list[JobConfig]:
     """One validated JobConfig per seed and mitigation setting (``off``, ``on`` or ``both``).
+
+    diagnostics: audit diagnostics run on each saved model (e.g. ``FORM_DIAGNOSTICS``; the Why page draws
+    them for these runs); None or empty = none.
 
     group: the protected attribute; when it differs from the checkpoint's own, the runs use the
     checkpoint's dataset grouped by ``group`` instead.
@@ -71,7 +86,8 @@ def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, 
         for setting in settings:
             configs.append(JobConfig(checkpoint=str(checkpoint), method=method, budget=budget, seed=int(seed),
                                      snl={"epochs": int(snl_epochs)}, finetune={"epochs": int(finetune_epochs)},
-                                     mitigation=setting, dataset=dataset, data_root=data_root or None).validate())
+                                     mitigation=setting, dataset=dataset, data_root=data_root or None,
+                                     diagnostics=list(diagnostics or [])).validate())
     return configs
 
 

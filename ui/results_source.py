@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fairlin_core.audit.results import SHIPPED_AUDIT
+from fairlin_core.audit.results import SHIPPED_AUDIT, AuditResults, collect_from_store, load_results
 from ui.errors import show_error
 from fairlin_core.jobs import get_manager
-from fairlin_core.audit.results import AuditResults, collect_from_store, load_results
+from fairlin_core.viz.audit_figures import GroupStyle
 from ui.state import current
 
 SHIPPED_LABEL = "Shipped default audit"
@@ -84,6 +84,13 @@ def choose_results() -> tuple[str, AuditResults] | None:
                     f"the Linearize page (or below), or run `python -m fairlin_core sweep --checkpoint "
                     f"{checkpoint} --methods snl,random --budgets 10%,1% --seeds 0,1,2 --mitigation both`.")
             return None
+        wanted_run = st.query_params.get("run")
+        if wanted_run and len(stored.runs) and wanted_run in set(stored.runs["run_id"]) \
+                and st.session_state.get("_opened_run") != wanted_run:
+            # a job card's link: open the run store's results on that run (once; the user may move on)
+            st.session_state["_opened_run"] = wanted_run
+            st.session_state["results_source"] = sources[-1]
+            st.session_state["_open_run"] = wanted_run
         source = st.radio("Results", sources, horizontal=True, key="results_source") if len(sources) > 1 else sources[0]
         if source == SHIPPED_LABEL:
             key, results = "shipped", load_shipped()
@@ -92,8 +99,29 @@ def choose_results() -> tuple[str, AuditResults] | None:
     except Exception as error:  # every error: one readable message, never a traceback
         show_error(error)
         return None
+    recipes = results.recipes()
+    if len(recipes) > 1:  # runs of different training protocols are never averaged into one series
+        recipe = st.selectbox("Training protocol", recipes, key="results_recipe",
+                              help="runs are compared only with runs trained the same way")
+        key, results = f"{key}|{recipe}", results.restricted(recipe)
     _register(key, results)
     return key, results
+
+
+def opened_run(results: AuditResults) -> dict | None:
+    """The run a job card's link asked to open (``?run=<id>``), once: its method, budget and mitigation, for the
+    page to select; None otherwise."""
+    run_id = st.session_state.pop("_open_run", None)
+    if run_id is None or run_id not in set(results.runs["run_id"]):
+        return None
+    return results.runs[results.runs["run_id"] == run_id].iloc[0].to_dict()
+
+
+def group_style(results: AuditResults, highlight: str | None = None) -> GroupStyle:
+    """The groups' colours of these results (minority groups in the warm hues), greying all but ``highlight``
+    (None or "none": no highlight)."""
+    return GroupStyle.of(results.group_names, results.minority_groups(),
+                         None if highlight in (None, "none") else highlight)
 
 
 def source_caption(results: AuditResults) -> str:
@@ -135,8 +163,8 @@ _BY_NAME = {types.FunctionType: lambda function: f"{function.__module__}.{functi
 @st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_BY_NAME)
 def chart(key: str, figure: Callable, rows: Rows, *args, **kwargs):
     """``figure(rows.of(results), *args, **kwargs)`` for the results registered under ``key`` (``figure``: a
-    function of :mod:`fairlin_core.viz.audit_figures`); built once per input and shared (figures are not
-    copied: st.plotly_chart only reads them)."""
+    function of :mod:`fairlin_core.viz.audit_figures`, or a readable table of :mod:`fairlin_core.viz.tables`);
+    built once per input and shared (not copied: st.plotly_chart and st.dataframe only read them)."""
     return figure(rows.of(_registry()[key]), *args, **kwargs)
 
 

@@ -12,6 +12,21 @@ from streamlit.runtime.pages_manager import PagesManager
 
 _entered = False
 
+# under ~1,000 px wide (a narrow window, a tablet) rows of charts stack into one column; Streamlit's own
+# columns only stack below 640 px. Figures fix no width, so each then takes the full width.
+NARROW_SCREEN_CSS = """<style>
+@media (max-width: 1000px) {
+  [data-testid="stHorizontalBlock"]:has(.stPlotlyChart) { flex-direction: column; }
+  [data-testid="stHorizontalBlock"]:has(.stPlotlyChart) > [data-testid="stColumn"] {
+    width: 100% !important; flex: 1 1 100% !important; min-width: 100% !important; }
+}
+</style>"""
+
+
+def narrow_screen_style() -> None:
+    """Called by app.py on every run: the narrow-screen layout rule above."""
+    st.html(NARROW_SCREEN_CSS)
+
 
 def enter_shell() -> None:
     """Called by app.py: from now on this server process builds its navigation itself."""

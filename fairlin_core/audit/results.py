@@ -69,6 +69,7 @@ COLUMNS = {
 }
 TEXT_COLUMNS = {"run_id": str, "group": str, "budget": str, "method": str, "mitigation": str, "model": str,
                 "split": str, "configuration": str}
+CLASS_RULE = "minority = a group whose share of the training set is below an equal share (1 / number of groups)"
 RUN_KEYS = ["method", "budget", "budget_fraction", "mitigation"]
 CELL_KEYS = ["budget", "budget_fraction", "group"]
 DIAGNOSTIC_VALUES = ["loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean", "input_margin_mean", "bound",
@@ -270,7 +271,10 @@ class AuditResults:
     @_view
     def mitigation_effect(self, split: str, method: str) -> pd.DataFrame:
         """The paper's Figure 9: per budget and group, relative drop without minus with mitigation (points;
-        positive = mitigation helped), with both drops and the accuracy difference (means across seeds)."""
+        positive = mitigation helped), with both drops and the accuracy difference (means across seeds), and a
+        Student-t 95% interval of the difference over the seeds that ran both (drop_difference_ci_low/high,
+        n_seeds)."""
+        from ..metrics.fairness import seed_summary
         off = self.group_drop(split, method, "off")
         on = self.group_drop(split, method, "on")
         keys = CELL_KEYS
@@ -278,6 +282,14 @@ class AuditResults:
             on[[*keys, "drop_mean", "accuracy_mean"]], on=keys, suffixes=("_off", "_on"))
         table["drop_difference"] = table["drop_mean_off"] - table["drop_mean_on"]
         table["accuracy_gain"] = table["accuracy_mean_on"] - table["accuracy_mean_off"]
+        rows = self.group_runs(split)
+        rows = rows[rows["method"] == method]
+        paired = rows[rows["mitigation"] == "off"].merge(rows[rows["mitigation"] == "on"], on=[*keys, "seed"],
+                                                         suffixes=("_off", "_on"))
+        paired["difference"] = paired["relative_drop_off"] - paired["relative_drop_on"]
+        interval = seed_summary(paired, "difference", by=keys)[[*keys, "n_seeds", "ci_low", "ci_high"]].rename(
+            columns={"ci_low": "drop_difference_ci_low", "ci_high": "drop_difference_ci_high"})
+        table = table.merge(interval, on=keys, how="left")
         return self._ordered(table).reset_index(drop=True)
 
     @_view
@@ -327,20 +339,14 @@ class AuditResults:
         """The base architecture (:class:`~fairlin_core.models.ModelSpec`): ``meta["model"]`` where the results
         carry it, else the sidecar of the base checkpoint (a run configuration's path, else the shipped
         checkpoints folder); FairLinError when neither is found or its ReLU count disagrees with the results."""
-        from ..checkpoints import read_sidecar, resolve_checkpoint_path
-        from ..checkpoints.catalog import SHIPPED_CHECKPOINTS
+        from ..checkpoints import read_sidecar
         from ..models import ModelSpec, build_model, total_sites
         data = self.meta.get("model")
         if not data:
-            name = str(self.meta.get("checkpoint", ""))
-            candidates = [Path(c["checkpoint"]) for c in self.configs.values() if c.get("checkpoint")]
-            candidates += [SHIPPED_CHECKPOINTS / Path(name).name] if name else []
-            found = next((path for path in candidates if path.is_file() and path.name == Path(name).name), None)
-            if found is None:
-                raise FairLinError(f"cannot estimate costs: base checkpoint {name!r} of these results was not found "
-                                   f"(looked in the run configurations and {SHIPPED_CHECKPOINTS}); expected its "
-                                   f".safetensors + .json beside the results' checkpoint path")
-            data = read_sidecar(resolve_checkpoint_path(found))["model"]
+            try:
+                data = read_sidecar(self.base_checkpoint())["model"]
+            except FairLinError as error:
+                raise FairLinError(f"cannot estimate costs: {error}") from None
         spec = ModelSpec.from_dict(data)
         base = self.meta.get("base_relu_count")
         sites = total_sites(build_model(spec)) if base is not None else None
@@ -360,13 +366,227 @@ class AuditResults:
         from ..cost import run_costs
         return run_costs(self.model_spec(), self.runs, profile)
 
+
+    @_view
+    def run_protocols(self) -> pd.DataFrame:
+        """Per run, its protocol from its configuration: run_id, method, budget, seed, mitigation,
+        finetune_epochs, snl_epochs (SNL runs only, else NaN), mu (mitigated runs only, else NaN), and label
+        (e.g. "snl 1% · seed 0 · finetune 20 ep · SNL 100 ep · mitigated, mu 0.01"), the name a run goes by
+        instead of its id."""
+        rows = []
+        for run in self.runs.itertuples(index=False):
+            config = self.configs.get(run.run_id) or {}
+            finetune = (config.get("finetune") or {}).get("epochs")
+            snl = (config.get("snl") or {}).get("epochs") if run.method == "snl" else None
+            mu = run.mu if run.mitigation == "on" else None
+            parts = [f"{run.method} {run.budget}", f"seed {int(run.seed)}"]
+            parts += [f"finetune {int(finetune)} ep"] if finetune is not None else []
+            parts += [f"SNL {int(snl)} ep"] if snl is not None else []
+            parts += [f"mitigated, mu {mu:g}" if mu is not None and pd.notna(mu) else
+                      "mitigated" if run.mitigation == "on" else "plain finetune"]
+            rows.append({"run_id": run.run_id, "method": run.method, "budget": run.budget, "seed": run.seed,
+                         "mitigation": run.mitigation,
+                         "finetune_epochs": float("nan") if finetune is None else float(finetune),
+                         "snl_epochs": float("nan") if snl is None else float(snl),
+                         "mu": float("nan") if mu is None else float(mu), "label": " · ".join(parts)})
+        return pd.DataFrame(rows, columns=["run_id", "method", "budget", "seed", "mitigation", "finetune_epochs",
+                                           "snl_epochs", "mu", "label"])
+
+    def run_labels(self) -> dict[str, str]:
+        """run_id -> the run's protocol label (:meth:`run_protocols`)."""
+        table = self.run_protocols()
+        return dict(zip(table["run_id"], table["label"]))
+
+    @_view
+    def recipes(self) -> list[str]:
+        """The training protocols the runs follow, as labels ("finetune 10 ep · SNL 30 ep · mu 0.01"): the
+        finetune epochs, SNL epochs (of SNL runs) and mitigation mu that must agree for runs to be averaged
+        into one series. One recipe (or none) means every series is homogeneous."""
+        return list(dict.fromkeys(_recipe_label(*key) for key in self._recipe_keys()))
+
+    def _recipe_keys(self) -> list[tuple]:
+        table = self.run_protocols()
+        finetune = sorted(set(table["finetune_epochs"].dropna())) or [float("nan")]
+        snl = sorted(set(table["snl_epochs"].dropna())) or [float("nan")]
+        mus = sorted(set(table["mu"].dropna())) or [float("nan")]
+        keys = [(f, e, m) for f in finetune for e in snl for m in mus]
+        return [k for k in keys if len(self._recipe_runs(k))]
+
+    def _recipe_runs(self, key: tuple) -> list[str]:
+        finetune, snl, mu = key
+        table = self.run_protocols()
+
+        def same(column: pd.Series, value: float) -> pd.Series:
+            return column.isna() | (column == value) if pd.notna(value) else column.isna()
+
+        keep = same(table["finetune_epochs"], finetune) & same(table["snl_epochs"], snl) & same(table["mu"], mu)
+        return table[keep]["run_id"].tolist()
+
+    @_view
+    def restricted(self, recipe: str) -> AuditResults:
+        """These results narrowed to the runs of one training protocol of :meth:`recipes` (runs of every
+        method that agree with it; unmitigated runs join every mu), as a new :class:`AuditResults`."""
+        keys = {(_recipe_label(*k)): k for k in self._recipe_keys()}
+        if recipe not in keys:
+            raise FairLinError(f"unknown training protocol {recipe!r}; expected one of {', '.join(keys)}")
+        keep = set(self._recipe_runs(keys[recipe]))
+        narrowed = {name: getattr(self, name) for name in ("runs", "groups", "diagnostics", "density",
+                                                             "attributions")}
+        tables = {name: table[table["run_id"].isin(keep)] for name, table in narrowed.items()}
+        return AuditResults.from_tables(tables, group_sizes=self.group_sizes,
+                                        configs={r: c for r, c in self.configs.items() if r in keep}, meta=self.meta)
+
+    @_view
+    def group_classes(self) -> pd.DataFrame:
+        """group, train_n, train_share (fraction of the training set), group_class: "minority" when the group's
+        share of the training set is below an equal share (1 / number of groups, :data:`CLASS_RULE`), else
+        "majority"; groups in the dataset's order (every group "majority" without training sizes)."""
+        sizes = self.train_sizes().set_index("group").reindex(self.group_names).reset_index()
+        total = sizes["train_n"].sum()
+        share = sizes["train_n"] / total if total else sizes["train_n"] * float("nan")
+        minority = share < 1.0 / max(len(sizes), 1)
+        return sizes.assign(train_share=share, group_class=["minority" if m else "majority" for m in minority])
+
     @_view
     def minority_groups(self) -> list[str]:
         """Groups whose share of the training set is below an equal share (1 / number of groups)."""
-        sizes = self.train_sizes()
-        if sizes.empty:
-            return []
-        return sizes[sizes["train_n"] < sizes["train_n"].sum() / len(sizes)]["group"].tolist()
+        classes = self.group_classes()
+        return classes[classes["group_class"] == "minority"]["group"].tolist()
+
+    @_view
+    def default_split(self) -> str:
+        """The split the pages open on: ``balanced`` (every group equally represented) where present, else
+        ``test``, else the first split."""
+        splits = self.splits()
+        return next((s for s in ("balanced", "test") if s in splits), splits[0] if splits else "test")
+
+    @_view
+    def class_drop(self, split: str, mitigation: str) -> pd.DataFrame:
+        """Majority vs minority (:meth:`group_classes`): per method, budget and class, the relative drop (%) of
+        the class's accuracy (test-n-weighted over its groups, base and linearized alike), mean across seeds
+        with a Student-t 95% interval.
+
+        Columns: method, budget, budget_fraction, group_class, relu_count (mean), n (examples of the class),
+        n_seeds, drop_mean, drop_ci_low, drop_ci_high, accuracy_mean, base_accuracy; methods in the engine's
+        order, budgets largest first.
+        """
+        from ..metrics.fairness import seed_summary
+        rows = self.group_runs(split)
+        rows = rows[(rows["mitigation"] == mitigation) & (rows["n"] > 0)]
+        classes = dict(zip(*self.group_classes()[["group", "group_class"]].T.values))
+        rows = rows.assign(group_class=rows["group"].map(classes), weight_lin=rows["accuracy"] * rows["n"],
+                           weight_base=rows["base_accuracy"] * rows["n"])
+        keys = ["method", "budget", "budget_fraction", "group_class"]
+        per_run = rows.groupby([*keys, "run_id", "seed"], sort=False).agg(
+            n=("n", "sum"), correct=("weight_lin", "sum"), base=("weight_base", "sum"),
+            relu_count=("relu_count", "first")).reset_index()
+        per_run["accuracy"] = per_run["correct"] / per_run["n"]
+        per_run["base_accuracy"] = per_run["base"] / per_run["n"]
+        per_run = with_relative_drop(per_run)
+        columns = [*keys, "relu_count", "n", "n_seeds", "drop_mean", "drop_ci_low", "drop_ci_high",
+                   "accuracy_mean", "base_accuracy"]
+        if per_run.empty:
+            return pd.DataFrame(columns=columns)
+        drop = seed_summary(per_run, "relative_drop", by=keys).rename(columns={
+            "mean": "drop_mean", "ci_low": "drop_ci_low", "ci_high": "drop_ci_high"})
+        extra = per_run.groupby(keys, sort=False).agg(relu_count=("relu_count", "mean"), n=("n", "first"),
+                                                      accuracy_mean=("accuracy", "mean"),
+                                                      base_accuracy=("base_accuracy", "first")).reset_index()
+        table = drop.merge(extra, on=keys)
+        order = {m: i for i, m in enumerate(self.methods())}
+        table = table.assign(_m=table["method"].map(order)).sort_values(
+            ["_m", "budget_fraction", "group_class"], ascending=[True, False, False]).drop(columns="_m")
+        return table[columns].reset_index(drop=True)
+
+    @_view
+    def headline(self, split: str) -> dict[str, Any]:
+        """The audit's finding in one sentence, measured from the results: at the smallest budget of the first
+        method, the minority and majority relative drops (:meth:`class_drop`, unmitigated) and the group that
+        pays most. Keys: method, budget, relu_count, split, n_seeds, minority / majority (dicts of mean,
+        ci_low, ci_high in %), worst_group, worst_group_drop, text; {} without runs or without a minority."""
+        methods = self.methods()
+        if not methods:
+            return {}
+        method = methods[0]
+        table = self.class_drop(split, "off")
+        table = table[table["method"] == method]
+        if table.empty or set(table["group_class"]) != {"minority", "majority"}:
+            return {}
+        budget = self.budgets(method)[-1]
+        cells = table[table["budget"] == budget].set_index("group_class")
+        groups = self.group_drop(split, method, "off")
+        groups = groups[groups["budget"] == budget]
+        worst = groups.loc[groups["drop_mean"].idxmax()]
+        values = {c: {"mean": float(cells.at[c, "drop_mean"]), "ci_low": float(cells.at[c, "drop_ci_low"]),
+                      "ci_high": float(cells.at[c, "drop_ci_high"])} for c in ("minority", "majority")}
+        relus = int(round(float(cells["relu_count"].mean())))
+        n_seeds = int(cells["n_seeds"].max())
+        from ..runtime import format_interval
+        text = (f"With {method} keeping {budget} of the ReLUs ({relus:,}), the minority groups lose "
+                f"{format_interval(**values['minority'])}% of their accuracy and the majority groups "
+                f"{format_interval(**values['majority'])}% (relative drop, mean [95% interval] over {n_seeds} "
+                f"seeds, {split} split); group {worst['group']} pays most ({worst['drop_mean']:.1f}%).")
+        return {"method": method, "budget": budget, "relu_count": relus, "split": split, "n_seeds": n_seeds,
+                **values, "worst_group": str(worst["group"]), "worst_group_drop": float(worst["drop_mean"]),
+                "text": text}
+
+    @_view
+    def base_accuracy(self, split: str) -> pd.DataFrame:
+        """The base model's accuracy per group on ``split`` with a percentile-bootstrap 95% interval over the
+        group's examples: group, group_class, train_n, n, accuracy, ci_low, ci_high (fractions)."""
+        from ..metrics.fairness import bootstrap_accuracy
+        rows = self.groups[self.groups["split"] == split].drop_duplicates("group")[["group", "n", "base_accuracy"]]
+        table = self.group_classes()[["group", "group_class", "train_n"]].merge(
+            rows.rename(columns={"base_accuracy": "accuracy"}), on="group")
+        low, high = bootstrap_accuracy(table["accuracy"], table["n"])
+        return table.assign(ci_low=low, ci_high=high)
+
+    @_view
+    def bound_agreement(self, method: str, budget: str, mitigation: str = "off") -> dict[str, Any]:
+        """How Theorem 4.4's bound tracks the measured excess loss across groups at one budget: spearman (rank
+        correlation, scipy.stats.spearmanr), p_value, n_groups, median_ratio (median of bound / excess loss
+        over the groups whose excess loss is positive; NaN when none is) and text (one sentence)."""
+        from scipy.stats import spearmanr
+        rows = self.diagnostics_by_budget(method, mitigation)
+        rows = rows[(rows["budget"] == budget)].dropna(subset=["bound", "excess_loss"])
+        if len(rows) < 3:
+            return {"spearman": float("nan"), "p_value": float("nan"), "n_groups": len(rows),
+                    "median_ratio": float("nan"), "text": "Too few groups with a bound to rank."}
+        result = spearmanr(rows["bound"], rows["excess_loss"])
+        positive = rows[rows["excess_loss"] > 0]
+        ratio = float((positive["bound"] / positive["excess_loss"]).median()) if len(positive) else float("nan")
+        rho, p = float(result.statistic), float(result.pvalue)
+        loose = (f"the bound is a median {ratio:,.0f}× the measured excess loss (over the {len(positive)} groups "
+                 f"whose loss grew), so it is loose in size" if len(positive) else "no group's loss grew")
+        ranking = ("it ranks the groups as the measured loss does" if rho >= 0.5 else
+                   "it does not rank the groups reliably here" if rho > -0.5 else "it ranks the groups backwards")
+        text = (f"Spearman rank correlation between bound and measured excess loss across {len(rows)} groups: "
+                f"ρ = {rho:.2f} (p = {p:.2g}); {loose}, and {ranking}.")
+        return {"spearman": rho, "p_value": p, "n_groups": len(rows), "median_ratio": ratio, "text": text}
+
+    def base_checkpoint(self) -> Path:
+        """The base checkpoint of these results on this machine (a run configuration's path, else the shipped
+        checkpoints folder); FairLinError when it is not found."""
+        from ..checkpoints import resolve_checkpoint_path
+        from ..checkpoints.catalog import SHIPPED_CHECKPOINTS
+        name = str(self.meta.get("checkpoint", ""))
+        candidates = [Path(c["checkpoint"]) for c in self.configs.values() if c.get("checkpoint")]
+        candidates += [SHIPPED_CHECKPOINTS / Path(name).name] if name else []
+        found = next((path for path in candidates if path.is_file() and path.name == Path(name).name), None)
+        if found is None:
+            raise FairLinError(f"base checkpoint {name!r} of these results was not found (looked in the run "
+                               f"configurations and {SHIPPED_CHECKPOINTS}); expected its .safetensors + .json "
+                               f"beside the results' checkpoint path")
+        return resolve_checkpoint_path(found)
+
+    @_view
+    def mean_inputs(self, split: str = "test", data_root: str | None = None) -> pd.DataFrame:
+        """The mean input image of each group (group, element, value: flat, normalised inputs), from the
+        dataset of the base checkpoint (:meth:`base_checkpoint`) reloaded with its options."""
+        from ..checkpoints import load_dataset_for, read_sidecar
+        bundle = load_dataset_for(read_sidecar(self.base_checkpoint()), data_root,
+                                  group=self.meta.get("group_attribute"))
+        return bundle.group_mean_inputs(split if split in bundle.splits else "test")
 
     @_view
     def cost_front(self, split: str, profile: str = "delphi") -> pd.DataFrame:
@@ -432,6 +652,13 @@ class AuditResults:
         if name not in TABLES:
             raise FairLinError(f"unknown results table {brief(name)}; one of {', '.join(TABLES)}")
         return getattr(self, name)
+
+
+def _recipe_label(finetune: float, snl: float, mu: float) -> str:
+    parts = [f"finetune {int(finetune)} ep"] if pd.notna(finetune) else []
+    parts += [f"SNL {int(snl)} ep"] if pd.notna(snl) else []
+    parts += [f"mu {mu:g}"] if pd.notna(mu) else []
+    return " · ".join(parts) or "default protocol"
 
 
 def _accuracies(accuracy: pd.Series, n: pd.Series, minority: pd.Series) -> dict[str, float]:

@@ -85,6 +85,18 @@ class DatasetBundle:
                 rows.append({"split": split_name, "group": name, "group_index": index, "n": counts[index]})
         return pd.DataFrame(rows, columns=["split", "group", "group_index", "n"])
 
+    def group_mean_inputs(self, split: str = "test") -> pd.DataFrame:
+        """The mean (normalised) input of each group's examples of ``split``: one row per group and flat input
+        element (group, element, value); a group without examples has no rows."""
+        data = self.splits[split]
+        rows = []
+        for index, name in enumerate(self.group_names):
+            chosen = data.x[data.group == index]
+            if len(chosen):
+                mean = chosen.float().mean(dim=0).flatten().numpy()
+                rows.append(pd.DataFrame({"group": name, "element": range(mean.size), "value": mean}))
+        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["group", "element", "value"])
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary: name, group_names, splits -> {group: count}, skipped."""
         sizes = self.group_sizes()

@@ -131,3 +131,24 @@ def seed_summary(frame: pd.DataFrame, value: str, by: Sequence[str] = ("group",)
     half = np.where(n > 1, half, np.nan)
     table["ci_low"], table["ci_high"] = table["mean"] - half, table["mean"] + half
     return table
+
+
+def bootstrap_accuracy(accuracy: Sequence[float], n: Sequence[int], confidence: float = 0.95, draws: int = 2000,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile-bootstrap interval of each group's accuracy (fractions) from its accuracy and size n.
+
+    Resampling a group's n examples with replacement draws its number of correct predictions from
+    Binomial(n, accuracy), so the bootstrap needs only the two numbers. Returns (low, high) arrays of
+    fractions; NaN where n is 0.
+    """
+    accuracy = np.asarray(accuracy, dtype=float)
+    n = np.asarray(n, dtype=int)
+    rng = np.random.default_rng(seed)
+    safe = np.clip(np.nan_to_num(accuracy), 0.0, 1.0)
+    correct = rng.binomial(np.maximum(n, 0)[:, None], safe[:, None], size=(len(n), draws))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resampled = correct / n[:, None]
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(resampled, tail, axis=1), np.quantile(resampled, 1 - tail, axis=1)
+    empty = n <= 0
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)

@@ -177,20 +177,21 @@ def test_diagnostic_views_put_the_base_model_at_100_percent(results):
 @pytest.mark.slow
 def test_figures_use_one_colour_per_group_everywhere(results):
     names = results.group_names
-    colors = audit_figures.group_colors(names)
+    style = audit_figures.GroupStyle.of(names, results.minority_groups())
+    colors = audit_figures.group_colors(names, results.minority_groups())
     drop = results.group_drop("test", "random", "off")
-    bars = audit_figures.group_bars(drop, names, x="budget", y="drop_mean", low="drop_ci_low", high="drop_ci_high",
+    bars = audit_figures.group_bars(drop, style, x="budget", y="drop_mean", low="drop_ci_low", high="drop_ci_high",
                                     title="t", y_title="y")
-    lines = audit_figures.accuracy_lines(drop, names, "t")
+    lines = audit_figures.accuracy_lines(drop, style, "t")
     diag = results.diagnostics_by_budget("random", "off")
-    grad = audit_figures.diagnostic_lines(diag, names, "grad_norm", "t", "y", log_y=True)
+    grad = audit_figures.diagnostic_lines(diag, style, "grad_norm", "t", "y", log_y=True)
     for fig in (bars, lines, grad):
         named = [t for t in fig.data if t.showlegend is not False]
         assert len(named) == 10
         for trace, group in zip(named, names):
             color = trace.marker.color if trace.type == "bar" else trace.line.color
             assert color == colors[group] and trace.name.startswith(group)
-    assert bars.data[0].name == "0 (train n=96)"
+    assert bars.data[0].name == "0 (majority, train n=96)" and grad.data[0].name == "0 (majority)"
     rows = results.run_rows("attributions", "random-1%-seed0-mit-off")
     attribution = audit_figures.attribution_maps(rows, "9", (1, 8, 8), "t")
     assert [t.z.shape for t in attribution.data] == [(8, 8)] * 4

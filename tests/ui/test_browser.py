@@ -27,14 +27,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _serve(tmp_path_factory, *options: str):
     port = _free_port()
     env = {**os.environ, "FAIRLIN_DATA_ROOT": str(tmp_path_factory.mktemp("data")),
            "FAIRLIN_STORE": str(tmp_path_factory.mktemp("store")), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                 "--server.port", str(port), "--server.address", "127.0.0.1",
-                                "--browser.gatherUsageStats", "false"],
+                                "--browser.gatherUsageStats", "false", *options],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -53,12 +52,28 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def server(tmp_path_factory):
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def dark_server(tmp_path_factory):
+    yield from _serve(tmp_path_factory, "--theme.base", "dark")
+
+
+@pytest.fixture(scope="module")
+def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    yield page
+    page.close()
 
 
 def test_home_page_renders_datasets_charts_and_checkpoints(server, page):
@@ -92,12 +107,14 @@ def test_every_page_slider_job_and_upload_in_the_browser(server, page):
         assert page.locator('[data-testid="stSidebar"]').get_by_text("Jobs").count() >= 1
         page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
 
-    # Linearize: move the budget slider (click near its left end); the exact count and the text follow
+    # Linearize (opened with diagnostics=accuracy in the address: form state comes from the query parameters):
+    # move the budget slider (click near its right end, fewer ReLUs); the exact count and the text follow
+    _open(page, f"{server}/linearize?diagnostics=accuracy", "Linearize")
     count = page.get_by_label("Exact ReLU count (of 7,680)")
     assert count.input_value() == "768"
     thumb = page.get_by_role("slider").first.bounding_box()
     track = page.locator('[data-testid="stSlider"]').first.bounding_box()
-    page.mouse.click(track["x"] + 0.05 * track["width"], thumb["y"] + thumb["height"] / 2)
+    page.mouse.click(track["x"] + 0.9 * track["width"], thumb["y"] + thumb["height"] / 2)
     page.wait_for_function("() => document.querySelector('input[aria-label^=\"Exact ReLU count\"]').value !== '768'",
                            timeout=30_000)
     budget = int(count.input_value())
@@ -170,7 +187,7 @@ def test_audit_and_why_pages_open_on_the_default_audit_and_scrub(server, page):
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7", timeout=60_000)
     _no_exception(page)
     titles = _chart_titles(page)
-    assert "Group gradient norm ||g_a|| (Figure 3)" in titles
+    assert "Group gradient norm ||g_a|| (Figure 3) · test split" in titles
     assert any(t.startswith("Mean |attribution| of group 9") for t in titles)
     page.screenshot(path=str(ARTIFACTS / "why.png"), full_page=True)
 
@@ -185,3 +202,51 @@ def test_toy_lab_trains_once_and_draws_both_boundaries(server, page):
     titles = _chart_titles(page)
     assert any(t.startswith("ReLU") for t in titles) and any(t.startswith("Linearized") for t in titles)
     page.screenshot(path=str(ARTIFACTS / "toy_lab_trained.png"), full_page=True)
+
+
+PAGES = (("", "FairLin", "home"), ("models_data", "Models & data", "models_data"), ("linearize", "Linearize", "linearize"),
+         ("audit", "Fairness audit", "audit"), ("why", "Why (diagnostics)", "why"), ("toy_lab", "Toy lab", "toy_lab"))
+
+# for every Plotly legend: its visible height (the background rect) and its content's (the scrollbox's bbox)
+LEGEND_HEIGHTS = """() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(plot =>
+    [...plot.querySelectorAll('g.legend')].map(legend => {
+        const bg = legend.querySelector('rect.bg'), box = legend.querySelector('g.scrollbox');
+        return {title: (plot.querySelector('.gtitle') || {}).textContent || '',
+                visible: bg ? bg.getBBox().height : 0, content: box ? box.getBBox().height : 0};
+    }))"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_page_at_two_widths_with_legends_that_never_scroll_and_no_outside_request(
+        theme, server, dark_server, browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    url = server if theme == "light" else dark_server
+    local = url.split("//")[1]
+    for width in (1400, 800):
+        page = browser.new_page(viewport={"width": width, "height": 1200})
+        outside = []
+        page.on("request", lambda request: outside.append(request.url)
+                if request.url.split("//")[-1].split("/")[0] != local
+                and not request.url.startswith(("data:", "blob:")) else None)
+        for path, heading, shot in PAGES:
+            _open(page, f"{url}/{path}", heading)
+            if path in ("audit", "why", ""):
+                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2",
+                                       timeout=60_000)
+                page.wait_for_timeout(1500)
+            _no_exception(page)
+            for legend in page.evaluate(LEGEND_HEIGHTS):
+                assert legend["visible"] + 1 >= legend["content"], f"{shot} {width}px scrolls: {legend}"
+            if path == "audit":
+                split = page.locator('[data-testid="stSelectbox"]', has_text="Test split")
+                shown = split.evaluate("el => el.innerText + ' ' + [...el.querySelectorAll('input')]"
+                                       ".map(i => i.value + ' ' + (i.getAttribute('aria-label') || '')).join(' ')")
+                assert "balanced" in shown, shown
+                assert any(t.startswith("Majority vs minority") for t in _chart_titles(page))
+            if width == 800 and path == "audit":  # charts stack: one chart per row
+                boxes = [page.locator(".js-plotly-plot").nth(i).bounding_box() for i in range(3)]
+                assert boxes[1]["y"] > boxes[0]["y"] and boxes[2]["y"] > boxes[1]["y"]
+                assert abs(boxes[1]["width"] - boxes[0]["width"]) < 5
+            page.screenshot(path=str(ARTIFACTS / f"{shot}_{width}_{theme}.png"), full_page=True)
+        assert not outside, f"requests left localhost: {outside[:5]}"
+        page.close()

@@ -2,6 +2,7 @@
 install opens on) and on an empty run store."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,12 @@ def test_audit_page_opens_on_the_shipped_default_audit(app):
     assert [h.value for h in app.header] == ["Who pays for the ReLU budget", "Scrub the budget",
                                              "Worst group and parity gap", "What the ReLU budget buys",
                                              "Mitigated vs unmitigated", "Runs"]
-    assert len(app.get("plotly_chart")) == 8
+    assert len(app.get("plotly_chart")) == 9
     assert app.select_slider(key="audit_budget").options == ["20%", "10%", "5%", "2%", "1%", "0.5%"]
     table = app.dataframe[0].value
-    assert list(table["group"]) == [str(d) for d in range(10)] and (table["n_seeds"] == 3).all()
+    assert list(table["Group"]) == [str(d) for d in range(10)] and (table["Seeds"] == 3).all()
+    assert list(table["Class"]) == ["majority"] * 5 + ["minority"] * 5
+    assert all(re.fullmatch(r"-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]", v) for v in table["Accuracy (%) [95% CI]"])
     assert any("deepreduce at 1%" in c.value for c in app.caption)  # skipped budgets are explained
 
 
@@ -55,7 +58,7 @@ def test_audit_budget_method_and_mitigation_change_what_is_shown(app):
 
     app.selectbox(key="audit_method").set_value("deepreduce").run()
     assert app.select_slider(key="audit_budget").options == ["20%", "10%", "5%", "2%"]
-    assert "deepreduce: relative accuracy drop per group" in _titles(app)
+    assert "deepreduce: relative accuracy drop per group · balanced split" in _titles(app)
 
     before = app.dataframe[0].value
     app.radio(key="audit_mitigation").set_value("on").run()
@@ -70,7 +73,7 @@ def _cost_chart(app) -> dict:
 
 
 def _front_table(app):
-    return next(d.value for d in app.dataframe if "front_worst" in d.value.columns)
+    return next(d.value for d in app.dataframe if "On the worst-group front" in d.value.columns)
 
 
 def test_audit_page_shows_accuracy_vs_estimated_latency_with_the_front(app):
@@ -83,12 +86,12 @@ def test_audit_page_shows_accuracy_vs_estimated_latency_with_the_front(app):
     fronts = [t for t in chart["data"] if t["name"] == "Pareto front"]
     assert len(fronts) == 2 and all(len(t["x"]) >= 2 for t in fronts)  # worst group and minority panels
     table = _front_table(app)
-    assert (table["front_worst"] | table["front_minority"]).all() and "base" in set(table["method"])
-    delphi_latency = table["online_latency_s"].tolist()
+    assert (table["On the worst-group front"] | table["On the minority front"]).all() and "base" in set(table["Method"])
+    delphi_latency = table["Online latency (s)"].tolist()
     app.selectbox(key="audit_profile").set_value("delphi-client-garbler").run()
     assert not app.exception and not app.error
     assert "(delphi-client-garbler)" in _cost_chart(app)["layout"]["title"]["text"]
-    assert _front_table(app)["online_latency_s"].tolist() != delphi_latency
+    assert _front_table(app)["Online latency (s)"].tolist() != delphi_latency
 
 
 def test_audit_page_offers_downloads_and_a_standalone_report(app):
@@ -105,14 +108,14 @@ def test_why_page_shows_the_diagnostics_across_budgets(app):
     app.switch_page("pages/why.py").run()
     assert not app.exception and not app.error
     titles = _titles(app)
-    assert {"Group gradient norm ||g_a|| (Figure 3)", "Top Hessian eigenvalue per group (Figure 4)",
-            "Boundary distance vs accuracy (Figure 8)"} <= set(titles)
+    assert {"Group gradient norm ||g_a|| (Figure 3) · test split", "Top Hessian eigenvalue per group (Figure 4) · "
+            "test split", "Boundary distance vs accuracy (Figure 8) · test split"} <= set(titles)
     assert any(t.startswith("Hessian eigenvalue density per group") for t in titles)
     assert any(t.startswith("Mean |attribution| of group 9") for t in titles)
     app.select_slider(key="why_budget").set_value("0.5%").run()
-    assert "Theorem 4.4 at 0.5%: bound vs measured excess loss" in _titles(app)
+    assert "Theorem 4.4 at 0.5%: bound vs measured excess loss · test split" in _titles(app)
     app.selectbox(key="why_method").set_value("random").run()
-    assert "Theorem 4.4 at 0.5%: bound vs measured excess loss" in _titles(app)
+    assert "Theorem 4.4 at 0.5%: bound vs measured excess loss · test split" in _titles(app)
     app.radio(key="why_mitigation").set_value("on").run()
     assert not any(t.startswith("Hessian eigenvalue density") for t in _titles(app))  # detail: unmitigated only
     assert not app.exception
@@ -145,3 +148,102 @@ def test_run_store_results_offer_to_queue_the_missing_cells(app, tmp_path):
     assert "1 run of this grid is missing." in at.warning[0].value
     at.button(key="queue_missing").click().run()
     assert "Queued 1 run(s)" in at.success[0].value
+
+
+def _charts(app) -> dict[str, dict]:
+    return {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in app.get("plotly_chart")}
+
+
+def test_audit_opens_on_the_balanced_split_with_the_majority_minority_aggregate_first(app):
+    app.switch_page("pages/audit.py").run()
+    assert app.selectbox(key="audit_split").value == "balanced"
+    titles = _titles(app)
+    assert titles[0] == "Majority vs minority · balanced split, mitigation off"
+    per_chart = [t for t in titles if not t.startswith("Accuracy vs estimated")]
+    assert all("balanced split" in t for t in per_chart)  # the split is in every chart title
+    assert any("below an equal share" in c.value for c in app.caption)  # the class rule is shown
+    aggregate = _charts(app)[titles[0]]
+    lines = [t for t in aggregate["data"] if t.get("mode") == "lines+markers"]
+    assert {t["name"] for t in lines} == {"majority groups", "minority groups"} and len(lines) == 6  # x 3 methods
+    bands = [t for t in aggregate["data"] if t.get("fill") == "toself"]
+    assert len(bands) == 6  # a 95% interval across seeds for every line
+    minority_snl = next(t for t in lines if t["name"] == "minority groups")
+    majority_snl = next(t for t in lines if t["name"] == "majority groups")
+    assert minority_snl["y"][0] > majority_snl["y"][0]  # at 0.5% the minority pays more (x runs 0.5 .. 20)
+
+
+def test_every_budget_axis_runs_from_many_to_few_relus_with_ticks_at_the_grid(app):
+    app.switch_page("pages/audit.py").run()
+    charts = _charts(app)
+    lines = charts["snl: accuracy per group · balanced split, 95% band"]["layout"]["xaxis"]
+    assert lines["title"]["text"] == "ReLUs kept (% of base)" and lines["type"] == "log"
+    assert lines["autorange"] == "reversed" and lines["ticktext"] == ["20%", "10%", "5%", "2%", "1%", "0.5%"]
+    assert lines["tickvals"] == [20.0, 10.0, 5.0, 2.0, 1.0, 0.5]
+    bars = charts["snl: relative accuracy drop per group · balanced split"]
+    assert bars["layout"]["xaxis"]["categoryarray"] == ["20%", "10%", "5%", "2%", "1%", "0.5%"]
+    assert "ReLUs" in bars["data"][0]["hovertemplate"]
+    for chart in charts.values():  # legends are horizontal, below the plot, and never scroll
+        legend = chart["layout"].get("legend", {})
+        assert legend.get("orientation") == "h" and legend.get("y", 0) < 0 and legend.get("maxheight") == 1
+
+
+def test_minority_groups_are_warm_and_a_highlight_greys_the_others(app):
+    from fairlin_core.viz.audit_figures import MAJORITY_COLORS, MINORITY_COLORS, MUTED
+    app.switch_page("pages/audit.py").run()
+    bars = _charts(app)["snl: relative accuracy drop per group · balanced split"]["data"]
+    colors = {t["name"].split(" ")[0]: t["marker"]["color"] for t in bars}
+    assert all(colors[str(g)] in MAJORITY_COLORS for g in range(5))
+    assert all(colors[str(g)] in MINORITY_COLORS for g in range(5, 10)) and len(set(colors.values())) == 10
+    assert all(t["error_y"]["color"] == "#8c8c8c" for t in bars)  # error bars readable on both themes
+    app.selectbox(key="audit_highlight").set_value("8").run()
+    bars = _charts(app)["snl: relative accuracy drop per group · balanced split"]["data"]
+    highlighted = {t["name"].split(" ")[0]: t["marker"]["color"] for t in bars}
+    assert highlighted["8"] == colors["8"] and all(highlighted[g] == MUTED for g in highlighted if g != "8")
+    app.switch_page("pages/why.py").run()  # the same group has the same colour on the Why page
+    grad = _charts(app)["Group gradient norm ||g_a|| (Figure 3) · test split"]["data"]
+    assert {t["name"].split(" ")[0]: t["line"]["color"] for t in grad}["8"] == colors["8"]
+
+
+def test_mitigation_chart_has_intervals_and_downloads_carry_no_percent_sign(app):
+    app.switch_page("pages/audit.py").run()
+    title = next(t for t in _titles(app) if "without minus with mitigation" in t)
+    bars = _charts(app)[title]["data"]
+    assert all(t["error_y"]["array"] for t in bars)
+    from fairlin_core.viz.tables import file_name  # what every download of the audit pages is named by
+    assert file_name("audit", "snl", "0.5%", "balanced") == "audit_snl_0.5pct_balanced.csv"
+    assert file_name("random-1%-seed0-mit-off", suffix="json") == "random-1pct-seed0-mit-off.json"
+
+
+def test_why_page_scatters_the_bound_with_its_rank_correlation_and_logs_every_density_axis(app):
+    app.switch_page("pages/why.py").run()
+    charts = _charts(app)
+    bound = charts["Theorem 4.4 at 2%: bound vs measured excess loss · test split"]
+    assert bound["layout"]["yaxis"]["type"] == "log" and len(bound["data"]) == 10
+    assert all(t["mode"] == "markers+text" for t in bound["data"])
+    assert any("Spearman rank correlation" in m.value and "median" in m.value for m in app.markdown)
+    density = next(c for t, c in charts.items() if t.startswith("Hessian eigenvalue density"))
+    axes = [v for k, v in density["layout"].items() if k.startswith("yaxis")]
+    assert len(axes) == 2 and all(a["type"] == "log" for a in axes)
+    attribution = next(c for t, c in charts.items() if t.startswith("Mean |attribution| of group 9"))
+    titles = [a["text"] for a in attribution["layout"]["annotations"]]
+    assert titles[0] == "mean input of group 9" and len(attribution["data"]) == 6  # input + 2 maps, 2 models
+
+
+def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
+    toy = str(Path(APP).parent / "checkpoints" / "toy2d_mlp.safetensors")
+    manager = get_manager(tmp_path / "store")
+    ids = [manager.submit(JobConfig(toy, "random", budget, seed=0, finetune={"epochs": epochs}))
+           for budget, epochs in ((16, 1), (8, 1), (8, 2))]
+    assert manager.wait(ids, timeout=120)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset"] = "toy2d"
+    at.query_params["run"] = ids[1]
+    at.run()
+    at.switch_page("pages/audit.py").run()
+    assert not at.exception and not at.error
+    # runs of different protocols (finetune 1 vs 2 epochs) are never one series: a protocol picker
+    assert at.selectbox(key="results_recipe").options == ["finetune 1 ep", "finetune 2 ep"]
+    assert at.select_slider(key="audit_budget").value == "25%"  # the linked run's budget
+    assert any("Opened on run random 25% · seed 0 · finetune 1 ep · plain finetune" in c.value for c in at.caption)
+    labels = at.selectbox(key="audit_run").options
+    assert labels and all("seed 0" in label and "finetune" in label for label in labels)

@@ -65,13 +65,50 @@ def test_method_and_budget_change_what_is_shown(app):
     assert "SNL learns masks down to 768 of 7,680" in app.info[0].value
     app.radio(key="method").set_value("deepreduce").run()
     assert "DeepReDuce configuration: stages 1,2 culled + thinned" in app.info[0].value
-    app.slider(key="budget_pct").set_value(40.0).run()
-    assert app.number_input(key="budget_count").value == 3072
+    slider = app.select_slider(key="budget_pct")
+    assert slider.options[0] == "100%" and slider.options[-1] == "0.1%"  # fewer ReLUs to the right, log stops
+    app.select_slider(key="budget_pct").set_value(50.0).run()
+    assert app.number_input(key="budget_count").value == 3840
+    app.number_input(key="budget_count").set_value(3072).run()
+    assert app.select_slider(key="budget_pct").value == 50.0  # the log stop nearest to 40%
     assert "stages 1,4 culled" in app.info[0].value
     app.number_input(key="budget_count").set_value(7680).run()
-    assert app.slider(key="budget_pct").value == 100.0
+    assert app.select_slider(key="budget_pct").value == 100.0
     assert "no stage culled" in app.info[0].value
     assert not app.exception
+
+
+def test_budget_presets_set_the_budget_and_zero_finetune_epochs_warn(app):
+    app.switch_page("pages/linearize.py").run()
+    assert not app.warning
+    app.get("button_group")[0].set_value(0.5).run()
+    assert app.number_input(key="budget_count").value == 38 and app.select_slider(key="budget_pct").value == 0.5
+    app.number_input(key="finetune_epochs").set_value(0).run()
+    assert "Finetune epochs is 0" in app.warning[0].value
+    assert app.multiselect(key="diagnostics").options == ["accuracy", "grad", "hessian", "boundary", "bound", "attr"]
+    assert app.multiselect(key="diagnostics").value == ["grad", "hessian", "boundary", "bound"]
+
+
+def test_linearize_form_state_survives_a_reload(app):
+    app.switch_page("pages/linearize.py").run()
+    app.radio(key="method").set_value("random").run()
+    app.number_input(key="budget_count").set_value(154).run()
+    app.number_input(key="finetune_epochs").set_value(3).run()
+    app.multiselect(key="diagnostics").set_value(["accuracy", "attr"]).run()
+    params = dict(app.query_params)
+    assert params["method"] == "random" and params["budget_count"] == "154"
+    # a reload: a fresh session opening the page with the same address
+    fresh = AppTest.from_file(APP, default_timeout=60)
+    fresh.run()
+    for key, value in params.items():
+        fresh.query_params[key] = value
+    fresh.switch_page("pages/linearize.py").run()
+    assert not fresh.exception
+    assert fresh.radio(key="method").value == "random"
+    assert fresh.number_input(key="budget_count").value == 154
+    assert fresh.number_input(key="finetune_epochs").value == 3
+    assert fresh.multiselect(key="diagnostics").value == ["accuracy", "attr"]
+    assert fresh.select_slider(key="budget_pct").value == 2.0
 
 
 def test_sidebar_offers_global_choices_that_pages_follow(app, store):
@@ -95,9 +132,10 @@ def test_sidebar_offers_global_choices_that_pages_follow(app, store):
 
 def test_submitted_tiny_job_appears_in_the_jobs_panel_and_finishes(app, store):
     app.switch_page("pages/linearize.py").run()
-    app.slider(key="budget_pct").set_value(20.0).run()
+    app.select_slider(key="budget_pct").set_value(20.0).run()
     app.number_input(key="snl_epochs").set_value(1).run()
     app.number_input(key="finetune_epochs").set_value(0).run()
+    app.multiselect(key="diagnostics").set_value(["accuracy"]).run()
     app.button(key="submit").click().run()
     assert not app.exception
     assert "Submitted 1 job(s)" in app.success[0].value
@@ -111,6 +149,10 @@ def test_submitted_tiny_job_appears_in_the_jobs_panel_and_finishes(app, store):
     assert "digits_resnet18 · snl · 1536 ReLUs · seed 0" in text
     run = manager.store.list_runs()[0]
     assert f"Test accuracy **{run['overall_accuracy']:.1%}** overall, worst group **{run['worst_group_accuracy']:.1%}**" in text
+    links = [e.proto for e in app.get("page_link")]
+    assert any(link.label == "Open the audit on this run" and f"run={ids[0]}" in link.query_string
+               for link in links)
+    assert run["config"]["diagnostics"] == ["accuracy"]
     assert not app.exception
     # a fresh session (a browser reload) still lists it: the state lives in the manager and the store
     fresh = AppTest.from_file(APP, default_timeout=60)
