@@ -25,14 +25,16 @@ def test_home_lists_datasets_group_sizes_and_checkpoints(app):
     assert app.selectbox(key="home_dataset").value == "digits"
     checkpoints = app.dataframe[1].value
     assert {"digits_resnet18", "toy2d_mlp"} <= set(checkpoints["checkpoint"])
-    assert len(app.get("plotly_chart")) == 3  # group sizes + one accuracy chart per checkpoint
+    charts = app.get("plotly_chart")
+    assert len(charts) == 4  # "Start here" base-model bars, group sizes, one accuracy chart per checkpoint
+    assert charts[0].key == "fig_home_base"
 
 
 def test_switching_dataset_redraws_group_sizes(app):
     app.run()
     app.selectbox(key="home_dataset").set_value("toy2d").run()
     assert not app.exception
-    assert "target: class" in app.caption[0].value
+    assert any("target: class" in caption.value for caption in app.caption)
 
 
 def test_malformed_dataset_gives_a_readable_message_not_a_traceback(app, tmp_path):
@@ -45,4 +47,4 @@ def test_malformed_dataset_gives_a_readable_message_not_a_traceback(app, tmp_pat
     app.selectbox(key="home_dataset").set_value("cifar10").run()
     assert not app.exception
     assert "data_batch_1" in app.error[0].value
-    assert len(app.get("plotly_chart")) == 2  # the checkpoint charts are still drawn
+    assert [c.key for c in app.get("plotly_chart")] == ["fig_home_base", "acc_digits_resnet18", "acc_toy2d_mlp"]  # still drawn
