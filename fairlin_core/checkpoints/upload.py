@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import FairLinError
 from ..models import relu_count
+from ..outputs import prepare_output_file
 from .io import load_checkpoint
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -43,10 +44,9 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
     if len(sidecar) > MAX_SIDECAR_BYTES:
         raise FairLinError(f"the sidecar is {len(sidecar) / 2**20:.1f} MiB; expected a small JSON file (at most "
                            f"{MAX_SIDECAR_BYTES / 2**20:.0f} MiB)")
-    dest_dir = Path(dest_dir)
-    target = dest_dir / name
-    if target.exists() or target.with_suffix(".json").exists():
-        raise FairLinError(f"a user checkpoint named {stem} already exists; rename the file to upload it as well")
+    target = prepare_output_file(Path(dest_dir) / name, [".json"], what="user checkpoints",
+                                 hint=f"rename the file to upload it as well (a user checkpoint named {stem} exists)")
+    dest_dir = target.parent
     with tempfile.TemporaryDirectory(prefix="fairlin-upload-") as temp:
         staged = Path(temp) / name
         staged.write_bytes(weights)
@@ -59,7 +59,6 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
             data = json.loads(sidecar)
             data["relu_count"] = relu_count(checkpoint.model)
             staged.with_suffix(".json").write_text(json.dumps(data, indent=1))
-        dest_dir.mkdir(parents=True, exist_ok=True)
         partial = dest_dir / f".{stem}.{uuid.uuid4().hex}.partial"
         shutil.copyfile(staged.with_suffix(".json"), partial.with_suffix(".json"))
         shutil.copyfile(staged, partial)

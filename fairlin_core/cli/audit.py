@@ -9,12 +9,12 @@ from typing import Any
 
 from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
                           run_audit, write_audit_csvs)
-from ..audit.grid import DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
-from ..audit.results import SHIPPED_AUDIT
-from ..errors import FairLinError
+from ..audit.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit, normalize_grid
 from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
 from ..runtime import comma_list
+from ..outputs import prepare_output
+from .common import add_overwrite_arg, int_list, print_notes
 from .progress import TqdmProgress
 
 
@@ -28,7 +28,9 @@ def _print_text(result: dict[str, Any]) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    parse_diagnostics(args.diagnostics)  # refuse bad names before any work starts
+    parse_diagnostics(args.diagnostics)  # refuse bad names and outputs before any work starts
+    if args.out:
+        prepare_output(args.out, ["*.csv"], overwrite=args.overwrite)
     bar = TqdmProgress("audit")
     try:
         result = run_audit(args.base, args.linearized, split=args.split, diagnostics=args.diagnostics, seed=args.seed,
@@ -55,23 +57,22 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     p.add_argument("--json", action="store_true", help="print the per-group tables as JSON")
     p.add_argument("--out", help="folder to write every table as CSV (incl. per-sample tables)")
+    add_overwrite_arg(p, "tables already in --out")
     p.set_defaults(func=cmd_audit)
 
 
 def cmd_default_audit(args: argparse.Namespace) -> None:
-    try:
-        seeds = tuple(int(s) for s in comma_list(args.seeds))
-        diagnostic_seeds = tuple(int(s) for s in comma_list(args.diagnostic_seeds))
-    except ValueError:
-        raise FairLinError(f"--seeds and --diagnostic-seeds expect comma-separated integers, got {args.seeds!r} "
-                           f"and {args.diagnostic_seeds!r}") from None
-    grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)), budgets=tuple(comma_list(args.budgets)),
-                     seeds=seeds, mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
+    grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)),
+                     budgets=tuple(comma_list(args.budgets)), seeds=tuple(int_list(args.seeds, "--seeds")),
+                     mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
-                     diagnostic_seeds=diagnostic_seeds, data_root=args.data_root)
+                     diagnostic_seeds=tuple(int_list(args.diagnostic_seeds, "--diagnostic-seeds")),
+                     data_root=args.data_root)
+    grid, notes = normalize_grid(grid)  # refuses a bad grid (e.g. a budget typo) before anything is written
+    print_notes(notes)
     bar = TqdmProgress("audit grid")
     try:
-        results = build_audit(grid, args.out, progress=bar)
+        results = build_audit(grid, args.out, progress=bar, overwrite=args.overwrite)
     finally:
         bar.close()
     print(f"wrote {len(results.runs)} runs ({len(results.groups)} group rows) to {args.out}")
@@ -79,8 +80,10 @@ def cmd_default_audit(args: argparse.Namespace) -> None:
 
 def configure_default_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="base checkpoint (default: shipped digits)")
-    p.add_argument("--out", default=str(SHIPPED_AUDIT),
-                   help="results folder (default: the shipped results/default_audit)")
+    p.add_argument("--out", default=DEFAULT_AUDIT_OUT,
+                   help=f"results folder (default ./{DEFAULT_AUDIT_OUT}; the shipped results/default_audit only "
+                        f"with --overwrite)")
+    add_overwrite_arg(p, "a results folder of another grid or checkpoint, or the shipped results")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default snl,deepreduce,random)")
     p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="comma-separated (default 20%%..0.5%%)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")

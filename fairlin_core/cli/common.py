@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..errors import FairLinError
@@ -51,3 +52,15 @@ def add_data_args(parser: argparse.ArgumentParser, with_seed: bool = True) -> No
 
 def add_json_arg(parser: argparse.ArgumentParser, help: str = "print JSON") -> None:
     parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_overwrite_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """--overwrite: replace ``what`` (without it, finished results at the output are refused before any work)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} (without it the command refuses before any work starts)")
+
+
+def print_notes(notes: list[str]) -> None:
+    """One ``note: ...`` line on stderr per note (e.g. duplicate inputs that were merged)."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
