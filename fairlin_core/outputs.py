@@ -24,7 +24,7 @@ _DEFAULT_PATH_MAX = 4096
 def _name_max(folder: Path) -> tuple[int, int]:
     """(longest file name, longest path) the file system under ``folder``'s nearest existing ancestor allows."""
     probe = folder
-    while not probe.exists() and probe != probe.parent:
+    while not os.path.exists(probe) and probe != probe.parent:  # os.path: False (no error) for too-long names
         probe = probe.parent
     try:
         return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
@@ -45,10 +45,12 @@ def _matches(folder: Path, pattern: str) -> list[Path]:
     return [folder / pattern] if (folder / pattern).exists() else []
 
 
-def check_writable(folder: str | os.PathLike[str], what: str = "output folder") -> Path:
+def check_writable(folder: str | os.PathLike[str], what: str = "output folder", keep: bool = False) -> Path:
     """Create ``folder`` (and its parents), write and remove a probe file in it; returns it (absolute).
 
-    FairLinError naming the folder when a name is too long, a parent is a regular file, or it is not writable.
+    The folders this call created are removed again unless ``keep`` (a command refused later for another
+    reason leaves nothing behind; writers create their folder when they write). FairLinError naming the
+    folder when a name is too long, a parent is a regular file, or it is not writable.
     """
     folder = Path(folder).expanduser().absolute()
     name_max, path_max = _name_max(folder)
@@ -56,6 +58,7 @@ def check_writable(folder: str | os.PathLike[str], what: str = "output folder") 
     if long_part is not None or len(str(folder).encode()) >= path_max:
         raise FairLinError(f"{what} {_shown(folder)} has a name too long for the file system (at most {name_max} "
                            f"bytes per name, {path_max} per path); expected a shorter path")
+    created = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -75,6 +78,13 @@ def check_writable(folder: str | os.PathLike[str], what: str = "output folder") 
         reason = "read-only" if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else error.strerror
         raise FairLinError(f"{what} {_shown(folder)} is not writable ({reason}); expected a folder this "
                            f"process can write") from None
+    finally:
+        if not keep:
+            for path in created:  # deepest first; only the empty folders this call made
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
     return folder
 
 

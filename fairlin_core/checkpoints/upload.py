@@ -59,6 +59,7 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
             data = json.loads(sidecar)
             data["relu_count"] = relu_count(checkpoint.model)
             staged.with_suffix(".json").write_text(json.dumps(data, indent=1))
+        dest_dir.mkdir(parents=True, exist_ok=True)
         partial = dest_dir / f".{stem}.{uuid.uuid4().hex}.partial"
         shutil.copyfile(staged.with_suffix(".json"), partial.with_suffix(".json"))
         shutil.copyfile(staged, partial)

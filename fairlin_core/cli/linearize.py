@@ -101,6 +101,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     finally:
         bar.close()
     if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
         for name in COMPARISON_TABLES:
             getattr(comparison, name).to_csv(Path(args.out) / f"{name}.csv", index=False)
     result = {**comparison_json(comparison, args.split), "mitigation": mitigation.to_dict(),

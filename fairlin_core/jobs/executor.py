@@ -149,6 +149,7 @@ def install_checkpoint(weights: Path, target: Path) -> Path:
     checkpoint of that name exists already. Both copies are staged first, then renamed into place, the
     sidecar last (a checkpoint without its sidecar is refused on load, never half-trusted)."""
     target = prepare_output_file(target, [".json"], what="user checkpoint", hint="choose another name")
+    target.parent.mkdir(parents=True, exist_ok=True)
     pairs = [(weights, target), (sidecar_path(weights), sidecar_path(target))]
     partials = [dest.with_name(f".{dest.name}.{os.getpid()}.partial") for _, dest in pairs]
     try:
