@@ -97,13 +97,19 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _start_time(pid: int) -> str:
-    """The kernel's start time of process ``pid`` (Linux, clock ticks since boot); "" where unknown."""
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state first); [] where unknown (not Linux)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+        return []
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> str:
+    """The kernel's start time of process ``pid`` (Linux, clock ticks since boot); "" where unknown."""
+    fields = _proc_stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def process_owner(pid: int | None = None) -> str:
@@ -120,6 +126,9 @@ def owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname():
         return True
     pid = int(pid_text)
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # killed and not yet reaped by its parent: dead
+        return False
     return pid_alive(pid) and _start_time(pid) == start
 
 
