@@ -213,7 +213,8 @@ def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None
     if problem:
         shutil.rmtree(out / "chunks", ignore_errors=True)
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    manifest_path.write_text(json.dumps(record, indent=1) + "\n")
+    if problem or not manifest_path.exists():  # resuming the same grid rewrites nothing
+        manifest_path.write_text(json.dumps(record, indent=1) + "\n")
     chunks = [(m, s) for m in grid.methods for s in grid.seeds]
     while True:
         pending = [(m, s) for m, s in chunks if not (_chunk_dir(out, m, s) / "configs.json").exists()]

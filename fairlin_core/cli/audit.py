@@ -15,7 +15,7 @@ from ..linearize import METHODS
 from ..runtime import comma_list
 from ..outputs import prepare_output
 from .common import add_overwrite_arg, int_list, print_notes
-from .progress import TqdmProgress
+from .progress import LazyProgress, TqdmProgress
 
 
 def _print_text(result: dict[str, Any]) -> None:
@@ -70,7 +70,7 @@ def cmd_default_audit(args: argparse.Namespace) -> None:
                      data_root=args.data_root)
     grid, notes = normalize_grid(grid)  # refuses a bad grid (e.g. a budget typo) before anything is written
     print_notes(notes)
-    bar = TqdmProgress("audit grid")
+    bar = LazyProgress("audit grid")
     try:
         results = build_audit(grid, args.out, progress=bar, overwrite=args.overwrite)
     finally:

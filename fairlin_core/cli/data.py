@@ -11,7 +11,7 @@ from ..linearize import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
 from .common import add_data_args, add_overwrite_arg, int_list, parse_option, print_json
-from .progress import TqdmProgress
+from .progress import LazyProgress
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -60,7 +60,7 @@ def _input_shape(model: str, input_size: int, channels: int) -> tuple[int, ...]:
 
 
 def cmd_train_base(args: argparse.Namespace) -> None:
-    bar = _LazyBar(f"train {args.model} on {args.dataset}")
+    bar = LazyProgress(f"train {args.model} on {args.dataset}")
     try:
         path, result = train_base_checkpoint(
             args.dataset, args.model, out=args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
@@ -73,23 +73,6 @@ def cmd_train_base(args: argparse.Namespace) -> None:
         print_json(result)
     else:
         print(f"wrote {path} ({result['train_seconds']:.1f} s); test accuracy {result['overall_accuracy']:.4f}")
-
-
-class _LazyBar:
-    """A tqdm bar drawn from the first progress report on (so a refused dataset or model draws none)."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar: TqdmProgress | None = None
-
-    def __call__(self, update) -> None:
-        if self.bar is None:
-            self.bar = TqdmProgress(self.description)
-        self.bar(update)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
