@@ -263,7 +263,7 @@ class RunStore:
         ``runs.sqlite.old-<time>``. Returns {"store", "done", "damaged": [{"id", "problem"}],
         "unindexed": [{"id", "problem", "moved_to"}], "old_index"}.
         """
-        root = check_writable(resolve_store_root(root), "run store")
+        root = check_writable(resolve_store_root(root), "run store", keep=True)
         runs_dir = root / "runs"
         rows, damaged, unindexed = [], [], []
         for folder in _run_folders(runs_dir):
