@@ -1,14 +1,15 @@
 """Shared plumbing: device choice and training speed-ups (precision, memory layout), progress reports (and their
-rescaling), cooperative cancel, batching, strict-JSON values, comma-separated lists, process liveness and the
-model-code switch."""
+rescaling), cooperative cancel, batching, strict-JSON values, comma-separated lists (and merging their
+duplicates), file digests, process liveness and the model-code switch."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -155,6 +156,31 @@ def format_interval(mean: float, ci_low: float, ci_high: float, digits: int = 1)
     return f"{number(mean)} [{number(ci_low)}, {number(ci_high)}]"
 
 
+def merge_duplicates(items: Iterable[Any], what: str, key: Callable[[Any], Any] | None = None,
+                     unit: str = "") -> tuple[list[Any], list[str]]:
+    """``items`` in first-seen order with duplicates merged, and one note per merged group.
+
+    key: what makes two items the same (default: the item itself; e.g. the ReLU count a budget resolves
+    to); unit: how to name a key in the note (``"ReLUs"``). ``merge_duplicates([0, 0, 1], "seed")`` ->
+    ``([0, 1], ["seed 0 was given 2 times; it counts once"])``. Duplicates would fake statistics (two
+    identical seeds give a zero-width interval) or write the same run twice.
+    """
+    key = key or (lambda item: item)
+    groups: dict[Any, list[Any]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    notes = []
+    for k, group in groups.items():
+        if len(group) < 2:
+            continue
+        if len(set(map(repr, group))) == 1:
+            notes.append(f"{what} {group[0]!r} was given {len(group)} times; it counts once")
+        else:
+            same = f" ({k} {unit})" if unit else ""
+            notes.append(f"{what}s {', '.join(map(repr, group))} are the same{same}; kept {group[0]!r} only")
+    return [group[0] for group in groups.values()], notes
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine (one we may not signal counts)."""
     try:
@@ -186,3 +212,12 @@ def _trusted() -> set[str]:
 def model_code_trusted(factory: str) -> bool:
     """Whether ``factory`` was named in :func:`trust_model_code` in this process (or its parent)."""
     return factory in _trusted()
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """sha256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

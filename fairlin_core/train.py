@@ -23,6 +23,7 @@ from .data import DatasetBundle, load_dataset
 from .errors import FairLinError, brief, check_seed
 from .metrics import evaluate_model, evaluate_split
 from .models import ModelSpec, build_model, relu_count, resolve_spec, state_shapes
+from .outputs import prepare_output_file
 from .runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
 
 FLIP_DATASETS = {"cifar10", "utkface"}
@@ -146,15 +147,19 @@ def train_base_checkpoint(dataset: str, model: str, *, out: str | Path, model_op
                           target: str | None = None, group: str | None = None,
                           dataset_options: dict[str, Any] | None = None, dataset_seed: int | None = None,
                           device: torch.device | None = None, progress: ProgressFn | None = None,
-                          cancel: CancelFlag | None = None) -> tuple[Path, dict[str, Any]]:
+                          cancel: CancelFlag | None = None, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
     """The one way to train a base checkpoint (CLI ``train-base`` and the dashboard's train-base jobs).
 
-    Loads ``dataset`` (seeded by ``dataset_seed``, None = ``seed``), checks the model spec against it
-    before any training, trains, builds the sidecar metadata and saves ``out`` (.safetensors + .json).
+    Checks ``out`` first (:func:`~fairlin_core.outputs.prepare_output_file`: writable, and no checkpoint
+    there unless ``overwrite``), loads ``dataset`` (seeded by ``dataset_seed``, None = ``seed``), checks the
+    model spec against it before any training, trains, builds the sidecar metadata and saves ``out`` (.safetensors + .json).
     Returns (weights path, {"checkpoint", "train_seconds", **test evaluation}). Raises Cancelled when
     ``cancel`` is set; nothing is written then.
     """
     seed = check_seed(seed)
+    out = Path(out)
+    out = prepare_output_file(out if out.suffix == ".safetensors" else out.with_suffix(".safetensors"), [".json"],
+                              overwrite=overwrite, what="checkpoint")
     bundle = load_dataset(dataset, data_root=data_root, seed=seed if dataset_seed is None else dataset_seed,
                           target=target, group=group, **(dataset_options or {}))
     options = dict(model_options or {})

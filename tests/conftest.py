@@ -3,6 +3,7 @@ import the constants with ``from conftest import DIGITS, TOY, ...``. Markers (py
 (more than ~20 s on 2 cores) and ``browser`` (Playwright + Debian chromium)."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -51,3 +52,12 @@ def toy_checkpoint():
     """The shipped toy2d base checkpoint, loaded once (treat as read-only)."""
     from fairlin_core.checkpoints import load_checkpoint
     return load_checkpoint(TOY)
+
+
+def without_dac_override(argv):
+    """``argv`` run so that file permissions apply even to root (setpriv drops CAP_DAC_OVERRIDE)."""
+    if os.geteuid() != 0:
+        return argv
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions cannot be made to apply")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all", "--", *argv]

@@ -9,7 +9,7 @@ and Student-t 95% interval); ``summary`` gives overall and worst-group accuracy 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -18,25 +18,37 @@ from ..checkpoints import Checkpoint
 from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
-from ..linearize import LinearizeOptions, finish, prepare_students
+from ..linearize import LinearizeOptions, finish, prepare_students, unique_budgets
 from ..metrics.fairness import seed_summary
-from ..runtime import CancelFlag, Progress, ProgressFn, json_ready
+from ..models import relu_count
+from ..runtime import CancelFlag, Progress, ProgressFn, json_ready, merge_duplicates
 
 Variant = tuple[Callable[[], BatchObjective] | None, FinetuneConfig | None]
 
 
+COMPARISON_TABLES = ("runs", "rows", "summary")  # the tables `compare --out` writes as NAME.csv
+
+
 @dataclass
 class Comparison:
+    """runs, rows and summary (see the module docstring); notes: duplicate seeds or budgets that were merged."""
+
     runs: pd.DataFrame
     rows: pd.DataFrame
     summary: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
 
 
 def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets: list[Any], seeds: list[int],
                    variants: dict[str, Variant], *, options: LinearizeOptions | None = None,
                    splits: tuple[str, ...] = ("test",), device=None, progress: ProgressFn | None = None,
                    cancel: CancelFlag | None = None) -> Comparison:
-    """Run every (seed, budget, variant); variants map a name to (objective factory, finetune override)."""
+    """Run every (seed, budget, variant); variants map a name to (objective factory, finetune override).
+
+    Duplicate seeds, and budgets that resolve to the same ReLU count, are run once (``notes`` says so).
+    """
+    budgets, budget_notes = unique_budgets(budgets, relu_count(base))
+    seeds, seed_notes = merge_duplicates(seeds, "seed")
     if not seeds:
         raise FairLinError("no seed given; expected at least one (e.g. --seeds 0,1,2)")
     seeds = [check_seed(seed) for seed in seeds]
@@ -79,7 +91,7 @@ def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets:
     per_seed["parity_gap"] = per_seed["best_group_accuracy"] - per_seed["worst_group_accuracy"]
     summary = per_seed.groupby(["split", "budget", "variant"], sort=False)[
         ["overall_accuracy", "worst_group_accuracy", "parity_gap"]].mean().reset_index()
-    return Comparison(runs=runs, rows=rows, summary=summary)
+    return Comparison(runs=runs, rows=rows, summary=summary, notes=budget_notes + seed_notes)
 
 
 def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:

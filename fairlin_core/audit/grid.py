@@ -7,7 +7,13 @@ every reporting split, and (on the diagnostic seeds) audited with the paper's di
 is written to ``out/chunks/`` as soon as it is done, so an interrupted build resumes where it stopped;
 at the end the chunks are merged into the :mod:`fairlin_core.results` folder layout.
 
-    python -m fairlin_core default-audit            # regenerates results/default_audit (shipped)
+    python -m fairlin_core default-audit            # into ./fairlin_audit
+    python -m fairlin_core default-audit --out results/default_audit --overwrite   # regenerates the shipped one
+
+The output is guarded: the shipped ``results/default_audit`` is written only with ``overwrite``; a folder
+holding another grid, another checkpoint or files that are no audit is refused (naming what differs)
+unless ``overwrite``; the same grid resumes. The grid is checked whole (every budget resolved against the
+checkpoint, duplicates merged with a note) before anything is written.
 """
 
 from __future__ import annotations
@@ -18,26 +24,29 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .core import parse_diagnostics, run_audit
-from ..checkpoints import load_checkpoint, load_dataset_for
+from ..checkpoints import load_checkpoint, load_dataset_for, resolve_checkpoint_path
 from ..errors import FairLinError, check_seed
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
-                         resolve_budget)
+                         resolve_budget, unique_budgets)
 from ..linearize.output import save_linearized
 from ..models import relu_count
-from .results import AuditResults, audit_rows, budget_fraction, run_groups
-from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, pid_alive
+from ..outputs import check_writable
+from .results import SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, run_groups
+from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, file_digest, merge_duplicates, pid_alive
 
 DEFAULT_BUDGETS = ("20%", "10%", "5%", "2%", "1%", "0.5%")
 MITIGATIONS = ("off", "on")
 OWNER = "owner.pid"
+DEFAULT_AUDIT_OUT = "fairlin_audit"  # default-audit's folder when no --out is given (relative to the working folder)
+REPO_AUDIT = Path(__file__).resolve().parents[2] / "results" / "default_audit"  # shipped; read-only to the tool
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,30 @@ class AuditGrid:
         data.pop("data_root")
         data["checkpoint"] = Path(self.checkpoint).name
         return data
+
+
+def normalize_grid(grid: AuditGrid) -> tuple[AuditGrid, list[str]]:
+    """The grid validated whole before anything is written (methods, mu, diagnostics, the checkpoint and its
+    dataset, every budget resolved against the checkpoint's ReLU count), with duplicate methods, seeds,
+    diagnostic seeds and budgets that resolve to the same count merged; returns (grid, notes on merges)."""
+    grid = grid.validate()
+    checkpoint = load_checkpoint(grid.checkpoint)
+    load_dataset_for(checkpoint.sidecar, grid.data_root)
+    methods, notes = merge_duplicates(grid.methods, "method")
+    budgets, more = unique_budgets(grid.budgets, relu_count(checkpoint.model))
+    notes += more
+    seeds, more = merge_duplicates(grid.seeds, "seed")
+    notes += more
+    diagnostic_seeds, more = merge_duplicates(grid.diagnostic_seeds, "diagnostic seed")
+    notes += more
+    return replace(grid, methods=tuple(methods), budgets=tuple(budgets), seeds=tuple(seeds),
+                   diagnostic_seeds=tuple(diagnostic_seeds)), notes
+
+
+def grid_record(grid: AuditGrid) -> dict[str, Any]:
+    """What ``chunks/grid.json`` holds: the grid's manifest plus the checkpoint's sha256 (another checkpoint of
+    the same file name is another audit)."""
+    return {**grid.manifest(), "checkpoint_sha256": file_digest(resolve_checkpoint_path(grid.checkpoint))}
 
 
 def method_budgets(grid: AuditGrid, method: str, spec: Any, base_count: int) -> tuple[list[str], list[dict[str, Any]]]:
@@ -163,22 +196,35 @@ ChunkRunner = Callable[[AuditGrid, list[tuple[str, int]], ProgressFn | None, Can
 
 
 def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None = None,
-                cancel: CancelFlag | None = None, run_chunks: ChunkRunner | None = None) -> AuditResults:
+                cancel: CancelFlag | None = None, run_chunks: ChunkRunner | None = None,
+                overwrite: bool = False) -> AuditResults:
     """Run (or resume) the whole grid into ``out`` and return the merged results (also saved there).
 
     run_chunks: None = this process runs one claimed chunk after the other; else a runner (e.g. the jobs
     wing's Ray runner) handed every chunk this process could claim at once, yielding
     ``((method, seed), chunk)`` as each finishes (in any order).
+    Refused before anything is written (FairLinError): an invalid grid (:func:`normalize_grid`), the shipped
+    results folder, and a folder holding another grid, checkpoint or files that are no audit, unless
+    ``overwrite`` (the stale chunks are then deleted). The same grid resumes from its chunks. Duplicate
+    inputs are merged; ``results.meta["notes"]`` says which.
     """
-    grid = grid.validate()
+    grid, notes = normalize_grid(grid)
     out = Path(out)
+    record = grid_record(grid)
+    if not overwrite and out.resolve() in {REPO_AUDIT, SHIPPED_AUDIT.resolve()}:
+        raise FairLinError(f"{out} is the shipped default audit, read-only to the tool; write elsewhere (--out DIR; "
+                           f"default ./{DEFAULT_AUDIT_OUT}), or regenerate it explicitly with --out {out} --overwrite")
+    problem = _other_results(out, record)
+    if problem and not overwrite:
+        raise FairLinError(f"{out} holds {problem}; refusing to replace it: choose another --out (an empty or new "
+                           f"folder, or one of the same grid to resume), or pass --overwrite to replace it")
+    check_writable(out, "results folder")
     manifest_path = out / "chunks" / "grid.json"
-    manifest = grid.manifest()
-    if manifest_path.exists() and json.loads(manifest_path.read_text()) != json.loads(json.dumps(manifest)):
-        raise FairLinError(f"{out} holds chunks of a different audit grid ({manifest_path}); expected the same "
-                           f"grid to resume, or an empty folder")
+    if problem:
+        shutil.rmtree(out / "chunks", ignore_errors=True)
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    if problem or not manifest_path.exists():  # resuming the same grid rewrites nothing
+        manifest_path.write_text(json.dumps(record, indent=1) + "\n")
     chunks = [(m, s) for m in grid.methods for s in grid.seeds]
     while True:
         pending = [(m, s) for m, s in chunks if not (_chunk_dir(out, m, s) / "configs.json").exists()]
@@ -205,7 +251,7 @@ def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None
         finally:
             for method, seed in left:  # unfinished claims: free them for the next attempt
                 shutil.rmtree(_staging(_chunk_dir(out, method, seed)), ignore_errors=True)
-    results = merge_chunks(grid, out)
+    results = merge_chunks(grid, out, notes)
     results.save(out)
     return results
 
@@ -219,6 +265,32 @@ def _commit_chunk(out: Path, method: str, seed: int, chunk: dict[str, Any]) -> N
     (staging / "configs.json").write_text(json.dumps(chunk["configs"], indent=1) + "\n")
     (staging / OWNER).unlink()
     staging.rename(folder)
+
+
+def _other_results(out: Path, record: dict[str, Any]) -> str:
+    """What in ``out`` is not this grid's audit ("" when ``out`` is new, empty, or this grid's results): another
+    grid or checkpoint (naming each field that differs), or files that are no audit."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return ""
+    stored = None
+    for path, read in ((out / "chunks" / "grid.json", lambda data: data), (out / "meta.json", lambda data: data["grid"])):
+        if path.is_file():
+            try:
+                stored = read(json.loads(path.read_text()))
+            except (ValueError, KeyError, TypeError):
+                return f"an unreadable audit description ({path})"
+            break
+    if not isinstance(stored, dict):
+        names = sorted(p.name for p in out.iterdir())
+        return f"files that are not an audit results folder ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})"
+    current = json.loads(json.dumps(record))
+    keys = [k for k in current if k in stored or k != "checkpoint_sha256"]  # older folders have no digest
+    differ = [k for k in keys if stored.get(k) != current[k]]
+    if not differ:
+        return ""
+    details = "; ".join("checkpoint content (sha256)" if k == "checkpoint_sha256" else
+                        f"{k} {stored.get(k)!r} there, {current[k]!r} asked" for k in differ)
+    return f"a different audit grid ({details})"
 
 
 def _staging(folder: Path) -> Path:
@@ -253,8 +325,9 @@ def _within(progress: ProgressFn | None, k: int, total: int) -> Callable[[Progre
     return lambda p: progress(Progress((k + p.fraction) / total, p.stage, f"chunk {k + 1}/{total}: {p.message}"))
 
 
-def merge_chunks(grid: AuditGrid, out: Path) -> AuditResults:
-    """The chunks under ``out/chunks`` as one :class:`AuditResults` (dataset facts from the checkpoint)."""
+def merge_chunks(grid: AuditGrid, out: Path, notes: list[str] | None = None) -> AuditResults:
+    """The chunks under ``out/chunks`` as one :class:`AuditResults` (dataset facts from the checkpoint);
+    notes: duplicate inputs that were merged (kept in ``meta["notes"]``)."""
     checkpoint = load_checkpoint(grid.checkpoint)
     bundle = load_dataset_for(checkpoint.sidecar, grid.data_root)
     tables: dict[str, list[pd.DataFrame]] = {}
@@ -273,9 +346,8 @@ def merge_chunks(grid: AuditGrid, out: Path) -> AuditResults:
             "group_attribute": bundle.group_attribute,
             "group_names": list(bundle.group_names), "base_relu_count": base_count,
             "input_shape": list(checkpoint.spec.input_shape), "model": checkpoint.spec.to_dict(),
-            "grid": grid.manifest(),
-            "skipped": skipped,
-            "regenerate": "python -m fairlin_core default-audit"}
+            "grid": grid_record(grid), "skipped": skipped, "notes": list(notes or []),
+            "regenerate": "python -m fairlin_core default-audit --out results/default_audit --overwrite"}
     return AuditResults.from_tables({name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()},
                                     group_sizes=bundle.group_sizes()[["split", "group", "n"]], configs=configs,
                                     meta=meta)

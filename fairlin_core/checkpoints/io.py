@@ -72,7 +72,7 @@ class Checkpoint:
         return bundle
 
     def save(self, path: str | Path) -> Path:
-        """Write ``NAME.safetensors`` + ``NAME.json`` (atomically); returns the weights path, also kept in ``path``."""
+        """Write ``NAME.safetensors`` + ``NAME.json`` (as a pair, see :func:`save_checkpoint`); returns the weights path, also kept in ``path``."""
         metadata = {k: v for k, v in self.sidecar.items() if k not in _WRITTEN_BY_SAVE}
         self.path = save_checkpoint(path, self.model, self.spec, metadata)
         return self.path
@@ -89,24 +89,27 @@ def package_versions() -> dict[str, str]:
             "safetensors": safetensors.__version__, "python": platform.python_version()}
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename over ``path``."""
+def _staged(path: Path, write) -> str:
+    """Write via ``write(tmp)`` into a temporary file beside ``path``; returns the temporary file's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, metadata: dict[str, Any]) -> Path:
-    """Write ``path`` (.safetensors) and its JSON sidecar atomically; returns the weights path.
+    """Write ``path`` (.safetensors) and its JSON sidecar as a pair; returns the weights path.
 
     metadata: dataset, seed, metrics, ... (merged into the sidecar next to the model spec).
+    Both files are staged completely first; then the old sidecar goes, the weights are renamed into place
+    and the sidecar last, so an interruption leaves the old pair, the new pair, or weights without a sidecar
+    (refused on load as incomplete), never new weights under an old sidecar.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -115,8 +118,19 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, metadat
     sidecar = {"format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION, "model": spec.to_dict(),
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "versions": package_versions(), **metadata}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": SIDECAR_FORMAT}))
-    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2) + "\n"))
+    text = json.dumps(sidecar, indent=2) + "\n"
+    side = sidecar_path(path)
+    staged = []
+    try:
+        staged.append(_staged(path, lambda tmp: save_file(state, tmp, metadata={"format": SIDECAR_FORMAT})))
+        staged.append(_staged(side, lambda tmp: Path(tmp).write_text(text)))
+        side.unlink(missing_ok=True)
+        os.replace(staged[0], path)
+        os.replace(staged[1], side)
+    finally:
+        for tmp in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return path
 
 

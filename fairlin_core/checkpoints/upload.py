@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import FairLinError, brief
 from ..models import CODE_MODEL, relu_count
+from ..outputs import prepare_output_file
 from .importers import IMPORT_SUFFIXES, import_checkpoint, importable
 from .io import load_checkpoint
 
@@ -58,10 +59,9 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
     if len(sidecar) > MAX_SIDECAR_BYTES:
         raise FairLinError(f"the sidecar is {len(sidecar) / 2**20:.1f} MiB; expected a small JSON file (at most "
                            f"{MAX_SIDECAR_BYTES / 2**20:.0f} MiB)")
-    dest_dir = Path(dest_dir)
-    target = dest_dir / name
-    if target.exists() or target.with_suffix(".json").exists():
-        raise FairLinError(f"a user checkpoint named {stem} already exists; rename the file to upload it as well")
+    target = prepare_output_file(Path(dest_dir) / name, [".json"], what="user checkpoints",
+                                 hint=f"rename the file to upload it as well (a user checkpoint named {stem} exists)")
+    dest_dir = target.parent
     refuse_model_code(sidecar)
     with tempfile.TemporaryDirectory(prefix="fairlin-upload-") as temp:
         staged = Path(temp) / name

@@ -9,17 +9,17 @@ from typing import Any
 
 from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
                           run_audit, write_audit_csvs)
-from ..audit.grid import DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
-from ..audit.results import SHIPPED_AUDIT
+from ..audit.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit, normalize_grid
 from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
 from ..checkpoints.importers import ensure_checkpoint
 from ..jobs.paths import user_checkpoint_dir
 from ..jobs.ray_executor import RayChunkRunner
 from ..runtime import comma_list
-from .common import add_import_args, import_kwargs, seed_arg, seed_list
+from ..outputs import prepare_output
+from .common import add_import_args, add_overwrite_arg, import_kwargs, print_notes, seed_arg, seed_list
 from .jobs import add_executor_args
-from .progress import TqdmProgress
+from .progress import LazyProgress, TqdmProgress
 
 
 def _print_text(result: dict[str, Any]) -> None:
@@ -32,7 +32,9 @@ def _print_text(result: dict[str, Any]) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    parse_diagnostics(args.diagnostics)  # refuse bad names before any work starts
+    parse_diagnostics(args.diagnostics)  # refuse bad names and outputs before any work starts
+    if args.out:
+        prepare_output(args.out, ["*.csv"], overwrite=args.overwrite)
     kwargs = import_kwargs(args, args.data_seed)
     store = user_checkpoint_dir()
     base = ensure_checkpoint(args.base, store, **{**kwargs, "format_options": {}})
@@ -72,20 +74,23 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
     imports.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                          help="dataset option, repeatable")
     imports.add_argument("--data-seed", type=int, default=0, help="seed of the dataset splits (default 0)")
+    add_overwrite_arg(p, "tables already in --out")
     p.set_defaults(func=cmd_audit)
 
 
 def cmd_default_audit(args: argparse.Namespace) -> None:
-    seeds = tuple(seed_list(args.seeds, "--seeds"))
-    diagnostic_seeds = tuple(seed_list(args.diagnostic_seeds, "--diagnostic-seeds"))
-    grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)), budgets=tuple(comma_list(args.budgets)),
-                     seeds=seeds, mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
+    grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)),
+                     budgets=tuple(comma_list(args.budgets)), seeds=tuple(seed_list(args.seeds, "--seeds")),
+                     mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
-                     diagnostic_seeds=diagnostic_seeds, data_root=args.data_root)
+                     diagnostic_seeds=tuple(seed_list(args.diagnostic_seeds, "--diagnostic-seeds")),
+                     data_root=args.data_root)
+    grid, notes = normalize_grid(grid)  # refuses a bad grid (e.g. a budget typo) before anything is written
+    print_notes(notes)
     runner = RayChunkRunner(args.ray_address, args.ray_retries) if args.executor == "ray" else None
-    bar = TqdmProgress("audit grid")
+    bar = LazyProgress("audit grid")
     try:
-        results = build_audit(grid, args.out, progress=bar, run_chunks=runner)
+        results = build_audit(grid, args.out, progress=bar, run_chunks=runner, overwrite=args.overwrite)
     finally:
         bar.close()
         if runner is not None:
@@ -95,8 +100,10 @@ def cmd_default_audit(args: argparse.Namespace) -> None:
 
 def configure_default_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="base checkpoint (default: shipped digits)")
-    p.add_argument("--out", default=str(SHIPPED_AUDIT),
-                   help="results folder (default: the shipped results/default_audit)")
+    p.add_argument("--out", default=DEFAULT_AUDIT_OUT,
+                   help=f"results folder (default ./{DEFAULT_AUDIT_OUT}; the shipped results/default_audit only "
+                        f"with --overwrite)")
+    add_overwrite_arg(p, "a results folder of another grid or checkpoint, or the shipped results")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default snl,deepreduce,random)")
     p.add_argument("--budgets", default=",".join(DEFAULT_BUDGETS), help="comma-separated (default 20%%..0.5%%)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")

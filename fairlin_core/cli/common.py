@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..errors import FairLinError, brief, check_seed
@@ -107,3 +108,15 @@ def import_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             "dataset_options": dict(parse_option(o) for o in args.dataset_option), "num_classes": args.num_classes,
             "seed": seed, "data_root": args.data_root, "model_options": model_options,
             "format_options": format_options}
+
+
+def add_overwrite_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """--overwrite: replace ``what`` (without it, finished results at the output are refused before any work)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} (without it the command refuses before any work starts)")
+
+
+def print_notes(notes: list[str]) -> None:
+    """One ``note: ...`` line on stderr per note (e.g. duplicate inputs that were merged)."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)

@@ -9,8 +9,8 @@ from ..data import list_datasets, load_dataset
 from ..linearize import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
-from .common import add_data_args, int_list, parse_option, print_json
-from .progress import TqdmProgress
+from .common import add_data_args, add_overwrite_arg, int_list, parse_option, print_json
+from .progress import LazyProgress
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -57,12 +57,13 @@ def _input_shape(model: str, input_size: int, channels: int) -> tuple[int, ...]:
 
 
 def cmd_train_base(args: argparse.Namespace) -> None:
-    bar = TqdmProgress(f"train {args.model} on {args.dataset}")
+    bar = LazyProgress(f"train {args.model} on {args.dataset}")
     try:
         path, result = train_base_checkpoint(
             args.dataset, args.model, out=args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
             target=args.target, group=args.group, dataset_options=dict(parse_option(o) for o in args.dataset_option),
-            model_options={"width": args.width, "depth": args.depth, "stem_stride": args.stem_stride}, progress=bar)
+            model_options={"width": args.width, "depth": args.depth, "stem_stride": args.stem_stride}, progress=bar,
+            overwrite=args.overwrite)
     finally:
         bar.close()
     if args.json:
@@ -119,6 +120,7 @@ def configure_train_base(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stem-stride", type=int, help="1 or 2 (ResNets)")
     p.add_argument("--epochs", type=int, help="epochs (default 30 for images, 2000 full-batch steps for mlp)")
     p.add_argument("--out", required=True, help="output path NAME.safetensors (NAME.json is written beside it)")
+    add_overwrite_arg(p, "an existing checkpoint at --out")
     add_data_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_train_base)

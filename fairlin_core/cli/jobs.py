@@ -2,11 +2,16 @@
 
 ``--json`` shapes:
 
-- ``sweep --json``: ``{"store", "counts": {status: n}, "runs": [run rows + "error"]}``
+- ``sweep --json``: ``{"store", "counts": {status: n}, "runs": [run rows + "error"], "notes": [duplicate inputs
+  merged]}``
 - ``runs --json``: ``[{"id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
   "worst_group_accuracy"}]``
 - ``runs show ID --json``: that row plus started, error, traceback, path, summary and
   ``tables`` ({"groups": rows, "history": rows, "audit:<name>": rows}).
+- ``runs --rebuild-index --json``: ``{"store", "done", "damaged": [{"id", "problem"}], "unindexed": [{"id",
+  "problem", "moved_to"}], "old_index"}``.
+
+``runs`` only reads (the store may be read-only); ``sweep`` and ``runs --verify`` write.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from typing import Any
 
 from ..errors import FairLinError
 from ..finetune import DEFAULT_MU
-from ..runtime import Progress, comma_list, json_records
-from .common import seed_list
+from ..checkpoints import read_sidecar, resolve_checkpoint_path
+from ..linearize import unique_budgets
+from ..runtime import Progress, comma_list, json_records, merge_duplicates
+from .common import print_notes, seed_list
 from .progress import TqdmProgress
 from ..jobs.config import JobConfig
 from ..jobs.manager import EXECUTORS, JobManager
@@ -47,8 +54,9 @@ def _seeds(text: str) -> list[int]:
     return seed_list(text, "--seeds")
 
 
-def sweep_configs(args: argparse.Namespace) -> list[JobConfig]:
-    """Every combination of method x budget x seed x mitigation, in that nesting order, validated."""
+def sweep_configs(args: argparse.Namespace) -> tuple[list[JobConfig], list[str]]:
+    """Every combination of method x budget x seed x mitigation, in that nesting order, validated; and notes on
+    the duplicate methods, seeds and budgets (equal ReLU counts, e.g. 16 and 0.5 of 32) that were merged."""
     mitigations: list[dict[str, float] | None] = []
     if args.mitigation in ("none", "both"):
         mitigations.append(None)
@@ -57,11 +65,19 @@ def sweep_configs(args: argparse.Namespace) -> list[JobConfig]:
     snl = {"epochs": args.snl_epochs} if args.snl_epochs is not None else {}
     tune = {"epochs": args.finetune_epochs} if args.finetune_epochs is not None else {}
     diagnostics = _items(args.diagnostics, "--diagnostics") if args.diagnostics else []
-    grid = itertools.product(_items(args.methods, "--methods"), _items(args.budgets, "--budgets"),
-                             _seeds(args.seeds), mitigations)
-    return [JobConfig(checkpoint=args.checkpoint, method=method, budget=budget, seed=seed, snl=snl, finetune=tune,
-                      mitigation=mitigation, diagnostics=diagnostics, data_root=args.data_root).validate()
-            for method, budget, seed, mitigation in grid]
+    methods, notes = merge_duplicates(_items(args.methods, "--methods"), "method")
+    seeds, more = merge_duplicates(_seeds(args.seeds), "seed")
+    budgets = _items(args.budgets, "--budgets")
+    base_count = read_sidecar(resolve_checkpoint_path(args.checkpoint)).get("relu_count")
+    if isinstance(base_count, int) and not isinstance(base_count, bool) and base_count > 0:
+        budgets, budget_notes = unique_budgets(budgets, base_count)
+    else:
+        budgets, budget_notes = merge_duplicates(budgets, "budget")
+    grid = itertools.product(methods, budgets, seeds, mitigations)
+    configs = [JobConfig(checkpoint=args.checkpoint, method=method, budget=budget, seed=seed, snl=snl, finetune=tune,
+                         mitigation=mitigation, diagnostics=diagnostics, data_root=args.data_root).validate()
+               for method, budget, seed, mitigation in grid]
+    return configs, notes + budget_notes + more
 
 
 def _record(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -70,10 +86,12 @@ def _record(store: RunStore, run_id: str) -> dict[str, Any]:
 
 
 def _follow(manager: JobManager, ids: list[str]) -> None:
-    """Draw one tqdm bar over the sweep until every run is finished."""
+    """Draw one tqdm bar over the sweep until every run is finished (taking over the runs of a peer process
+    that died or shut down before finishing them)."""
     bar = TqdmProgress(f"sweep of {len(ids)} runs")
     try:
         while True:
+            manager.take_over(ids)  # a peer sharing the sweep died: its runs are ours now
             states = [manager.status(run_id) for run_id in ids]
             running = [s for s in states if s.status in ACTIVE]
             finished = len(states) - len(running)
@@ -91,7 +109,8 @@ def _follow(manager: JobManager, ids: list[str]) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     """Queue every combination, follow them, print one line (or JSON) per run; Ctrl-C leaves them resumable."""
-    configs = sweep_configs(args)
+    configs, notes = sweep_configs(args)
+    print_notes(notes)
     store = RunStore(args.store)
     manager = JobManager(store, workers=args.workers, executor=args.executor, ray_address=args.ray_address,
                          ray_retries=args.ray_retries)
@@ -103,7 +122,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     records = [_record(store, run_id) for run_id in ids]
     counts = dict(Counter(r["status"] for r in records))
     if args.json:
-        _print_json({"store": str(store.root), "counts": counts, "runs": records})
+        _print_json({"store": str(store.root), "counts": counts, "runs": records, "notes": notes})
     else:
         for r in records:
             c = r["config"]
@@ -118,8 +137,23 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
-    """List the store's runs, or show one with its tables."""
-    store = RunStore(args.store)
+    """List the store's runs, or show one with its tables (read-only, unless --verify marks damaged runs);
+    --rebuild-index rebuilds a damaged index from the run folders."""
+    if args.rebuild_index:
+        if args.action or args.verify or args.status:
+            raise FairLinError("--rebuild-index rebuilds the whole index; expected no `show`, --status or --verify "
+                               "with it")
+        report = RunStore.rebuild_index(args.store)
+        if args.json:
+            _print_json(report)
+            return
+        print(f"rebuilt the index of {report['store']}: {report['done']} done run(s) indexed, "
+              f"{len(report['damaged'])} damaged, {len(report['unindexed'])} unreadable (moved aside); "
+              f"old index kept as {report['old_index']}")
+        for entry in report["damaged"] + report["unindexed"]:
+            print(f"  {entry['id']}: {entry['problem']}")
+        return
+    store = RunStore(args.store, read_only=not args.verify)
     if args.action == "show":
         if not args.run_id:
             raise FairLinError("runs show needs a run id; expected `runs show ID` (ids from `runs`)")
@@ -194,5 +228,8 @@ def configure_runs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", help=f"only these statuses, comma-separated ({', '.join(STATUSES)})")
     p.add_argument("--verify", action="store_true",
                    help="check every done run against its manifest first (damaged ones are marked)")
+    p.add_argument("--rebuild-index", action="store_true",
+                   help="rebuild a damaged runs.sqlite from the run folders' manifests and summaries (each "
+                        "verified; nothing is recomputed)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_runs)

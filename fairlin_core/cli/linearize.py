@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..audit.compare import comparison_json, run_comparison
+from ..audit.compare import COMPARISON_TABLES, comparison_json, run_comparison
 from ..checkpoints import load_checkpoint
 from ..data import load_dataset
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
-from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize
-from ..linearize.output import result_summary, save_linearized
-from ..runtime import comma_list
-from .common import add_data_args, int_list, parse_option, print_json, seed_arg, seed_list
+from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize, unique_budgets
+from ..linearize.output import LINEARIZED_FILES, result_summary, save_linearized
+from ..models import relu_count
+from ..outputs import prepare_output
+from ..runtime import comma_list, merge_duplicates
+from .common import add_data_args, add_overwrite_arg, int_list, parse_option, print_json, print_notes, seed_arg, seed_list
 from .progress import TqdmProgress
 
 
@@ -56,6 +58,7 @@ def cmd_linearize(args: argparse.Namespace) -> None:
     if not args.mitigate and (args.mu is not None or args.tolerance is not None):
         raise FairLinError("--mu and --tolerance configure mitigation; expected --mitigate with them")
     mitigation = _mitigation(args) if args.mitigate else None
+    prepare_output(args.out, LINEARIZED_FILES, overwrite=args.overwrite)
     checkpoint, bundle = _checkpoint_and_data(args)
     bar = TqdmProgress(f"{args.method} to {args.budget}")
     try:
@@ -80,9 +83,12 @@ def cmd_linearize(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     options = _linearize_options(args)
     mitigation = _mitigation(args)
+    if args.out:
+        prepare_output(args.out, [f"{name}.csv" for name in COMPARISON_TABLES], overwrite=args.overwrite)
     checkpoint, bundle = _checkpoint_and_data(args)
-    budgets = comma_list(args.budgets)
-    seeds = seed_list(args.seeds, "--seeds")
+    budgets, budget_notes = unique_budgets(comma_list(args.budgets), relu_count(checkpoint.model))
+    seeds, seed_notes = merge_duplicates(seed_list(args.seeds, "--seeds"), "seed")
+    print_notes(budget_notes + seed_notes)
     variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle.group_names, mitigation), None)}
     bar = TqdmProgress(f"compare {args.method}")
     try:
@@ -91,11 +97,11 @@ def cmd_compare(args: argparse.Namespace) -> None:
     finally:
         bar.close()
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in ("runs", "rows", "summary"):
-            getattr(comparison, name).to_csv(out / f"{name}.csv", index=False)
-    result = {**comparison_json(comparison, args.split), "mitigation": mitigation.to_dict()}
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        for name in COMPARISON_TABLES:
+            getattr(comparison, name).to_csv(Path(args.out) / f"{name}.csv", index=False)
+    result = {**comparison_json(comparison, args.split), "mitigation": mitigation.to_dict(),
+              "notes": budget_notes + seed_notes}
     if args.json:
         print_json(result)
         return
@@ -136,6 +142,7 @@ def configure_linearize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", required=True,
                    help="ReLUs to keep: a count (500), a fraction of the base count (0.1) or a percentage (10%%)")
     p.add_argument("--out", required=True, help="output folder (model.safetensors + model.json are written)")
+    add_overwrite_arg(p, "a model already in --out")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of SNL, random placement and finetuning (default 0)")
     p.add_argument("--mitigate", action="store_true", help="fairness-constrained finetune (the paper's Algorithm 1)")
     _add_linearize_args(p)
@@ -150,6 +157,7 @@ def configure_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--split", default="test", help="split the accuracies are reported on (default test)")
     p.add_argument("--out", help="folder for runs.csv, rows.csv and summary.csv")
+    add_overwrite_arg(p, "those tables already in --out")
     _add_linearize_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_compare)

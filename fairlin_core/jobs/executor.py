@@ -32,6 +32,7 @@ from ..errors import FairLinError, brief
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..linearize.output import result_summary, save_linearized
+from ..outputs import check_writable, prepare_output_file
 from ..runtime import CancelFlag, ProgressFn, check_cancel, default_device, json_ready, report, scaled_progress
 from ..train import train_base_checkpoint
 from .config import AnyConfig, JobConfig, TrainBaseConfig
@@ -61,6 +62,7 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
     (the requested diagnostics, on the test split) and summary.json. Raises Cancelled when ``cancel``
     is set (checked every batch); ``run_dir`` is then incomplete and must be discarded.
     """
+    check_writable(run_dir, "run folder")
     if isinstance(config, TrainBaseConfig):
         return execute_train_base(config, run_dir, progress, cancel, device,
                                   config_hash=remote[0] if remote is not None else None)
@@ -118,6 +120,7 @@ def execute_train_base(config: TrainBaseConfig, run_dir: Path, progress: Progres
     if not remote:
         config = config.validate()
         config_hash = config.canonical_hash()  # before installing: a validated config refuses an existing one
+    prepare_output_file(config.checkpoint_path, [".json"], what="user checkpoint", hint="choose another name")
     started = time.perf_counter()
     run_dir = Path(run_dir)
     data = config.dataset
@@ -149,19 +152,20 @@ def execute_train_base(config: TrainBaseConfig, run_dir: Path, progress: Progres
 
 
 def install_checkpoint(weights: Path, target: Path) -> Path:
-    """Copy ``weights`` and its sidecar to ``target`` (.safetensors) and its sidecar, each atomically (the weights
-    first); FairLinError if a checkpoint of that name exists already."""
+    """Copy ``weights`` and its sidecar to ``target`` (.safetensors) and its sidecar; FairLinError if a
+    checkpoint of that name exists already. Both copies are staged first, then renamed into place, the
+    sidecar last (a checkpoint without its sidecar is refused on load, never half-trusted)."""
+    target = prepare_output_file(target, [".json"], what="user checkpoint", hint="choose another name")
     target.parent.mkdir(parents=True, exist_ok=True)
     pairs = [(weights, target), (sidecar_path(weights), sidecar_path(target))]
-    if any(dest.exists() for _, dest in pairs):
-        raise FairLinError(f"a user checkpoint named {target.stem} already exists in {target.parent}; "
-                           f"choose another name")
-    for source, dest in pairs:
-        partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-        try:
+    partials = [dest.with_name(f".{dest.name}.{os.getpid()}.partial") for _, dest in pairs]
+    try:
+        for (source, _), partial in zip(pairs, partials):
             shutil.copyfile(source, partial)
+        for (_, dest), partial in zip(pairs, partials):
             os.replace(partial, dest)
-        finally:
+    finally:
+        for partial in partials:
             partial.unlink(missing_ok=True)
     return target
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FairLinError
+from ..outputs import prepare_output_file
 from ..runtime import Cancelled, Progress
 from .config import AnyConfig, TrainBaseConfig, as_config, config_from_dict
 from .executor import Executor, ExecutorJob, LocalThreadExecutor
@@ -112,6 +113,8 @@ class JobManager:
         if isinstance(config, TrainBaseConfig) and config.out_dir is None:
             config = replace(config, out_dir=str(user_checkpoint_dir(self.store.root)))
         config = config.validate()
+        if isinstance(config, TrainBaseConfig):  # its checkpoint's folder must take it before the run is queued
+            prepare_output_file(config.checkpoint_path, [".json"], what="user checkpoint", hint="choose another name")
         config_hash = config.canonical_hash()
         with self._lock:
             if self._closed:
@@ -141,6 +144,19 @@ class JobManager:
             raise FairLinError(f"the checkpoint of run {row['id']} ({config.checkpoint}) changed since it was queued; "
                                f"expected the same file (submit the config again to run it as a new run)")
         return self.submit(config)
+
+    def take_over(self, run_ids: list[str]) -> list[str]:
+        """Queue here the runs among ``run_ids`` that another process had queued or was running and left
+        ``interrupted`` (it died or shut down): a sweep shared with a peer finishes the peer's share instead
+        of giving up. Runs this manager queued itself are left alone. Returns the ids taken over."""
+        taken = []
+        for run_id in run_ids:
+            with self._lock:
+                if run_id in self._jobs:
+                    continue
+            if self.store.row(run_id)["status"] == "interrupted":  # reading a dead owner's row marks it so
+                taken.append(self.requeue(run_id))
+        return taken
 
     # -- worker callbacks (executor threads) -----------------------------------------------------
     def _start(self, job: _Job) -> Path | None:

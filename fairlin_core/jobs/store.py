@@ -6,7 +6,8 @@ so listing thousands of runs parses little JSON yet reads back exactly the optio
 
 Layout under the root (default ``./fairlin_runs``, else ``$FAIRLIN_STORE``, else the ``root`` given)::
 
-    runs.sqlite                 the index (WAL mode; safe across threads and processes)
+    runs.sqlite                 the index (rollback journal; safe across threads and processes, and readable
+                                in a read-only folder without writing anything)
     runs/<id>/                  a finished run: model.safetensors + model.json, groups.csv,
                                 history.csv, summary.json, audit/*.csv, manifest.json
                                 (a train-base run: its base checkpoint, groups.csv with test accuracy
@@ -20,6 +21,13 @@ A run is marked ``done`` only after its folder is complete: files are written to
 into place, then the row is updated. Reading a run checks it against its manifest; a missing or
 corrupt file marks only that run ``damaged``. Runs left queued or running by a process that no
 longer exists are marked ``interrupted`` when a store is opened (and when such a row is read).
+
+A store opened with ``read_only=True`` (listing and showing runs) never writes: no folder is created, the
+index is opened in SQLite's read-only mode, and dead or damaged runs are reported without being marked. A
+writable store refuses a folder it cannot write with one clear line. An index that is missing, empty,
+truncated or not SQLite while run folders exist is refused (nothing is recomputed or replaced) until
+:meth:`RunStore.rebuild_index` (``fairlin runs --rebuild-index``) rebuilds it from the folders' manifests
+and summaries.
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError, brief
-from ..runtime import comma_list, pid_alive
+from ..outputs import check_writable
+from ..runtime import comma_list, file_digest, pid_alive
 from .config import TRAIN_BASE, option_defaults
 from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
 
@@ -51,6 +60,8 @@ STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted", "
 ACTIVE = ("queued", "running")
 MANIFEST = "manifest.json"
 ID_LENGTH = 16
+INDEX = "runs.sqlite"
+INTERRUPTED = "the process running it stopped before it finished; requeue it to finish it"
 LIST_COLUMNS = ("id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
                 "worst_group_accuracy")
 
@@ -86,13 +97,19 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _start_time(pid: int) -> str:
-    """The kernel's start time of process ``pid`` (Linux, clock ticks since boot); "" where unknown."""
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state first); [] where unknown (not Linux)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+        return []
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _start_time(pid: int) -> str:
+    """The kernel's start time of process ``pid`` (Linux, clock ticks since boot); "" where unknown."""
+    fields = _proc_stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def process_owner(pid: int | None = None) -> str:
@@ -109,16 +126,10 @@ def owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname():
         return True
     pid = int(pid_text)
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # killed and not yet reaped by its parent: dead
+        return False
     return pid_alive(pid) and _start_time(pid) == start
-
-
-def file_digest(path: Path) -> str:
-    """sha256 (hex) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -161,32 +172,140 @@ class Claim:
 class RunStore:
     """The index and artifact folders under ``root`` (see the module docstring); thread- and process-safe."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
         self.root = resolve_store_root(root)
+        self.read_only = read_only
         self.runs_dir = self.root / "runs"
         self.staging_root = self.root / "staging"
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.staging_root.mkdir(exist_ok=True)
-        self.path = self.root / "runs.sqlite"
+        self.path = self.root / INDEX
         self.owner = process_owner()
         self._local = threading.local()
-        self._db().executescript(_SCHEMA)
-        self.recover()
+        if not read_only:
+            check_writable(self.root, "run store")
+            if self.path.exists() and not os.access(self.path, os.W_OK):
+                raise FairLinError(f"the index {self.path} of run store {self.root} is not writable (read-only); "
+                                   f"expected a store this process can write (listing it works read-only)")
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            self.staging_root.mkdir(exist_ok=True)
+        problem = self._index_problem()
+        if problem:
+            folders = len(_run_folders(self.runs_dir))
+            raise FairLinError(f"the index {self.path} of run store {self.root} {problem}"
+                               f"{f' while {folders} run folder(s) exist' if folders else ''}; nothing was changed "
+                               f"or recomputed. Rebuild it from the run folders with `fairlin runs --rebuild-index "
+                               f"--store {self.root}`")
+        if not read_only:
+            self._db().executescript(_SCHEMA)
+            self.recover()
 
     # -- connections ---------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit; transactions are explicit)."""
+        """This thread's connection (autocommit; transactions are explicit); read-only: SQLite's read-only
+        mode (an in-memory empty index when the store has none yet)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = _connect(self.path, self.read_only)
+            if self.read_only and not self.path.exists():
+                db.executescript(_SCHEMA)
+            if not self.read_only:
+                db.execute("PRAGMA journal_mode=DELETE")  # readers of a rollback-journal index write nothing
+                db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
 
     def _transaction(self) -> _Transaction:
+        self._writable()
         return _Transaction(self._db())
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise FairLinError(f"run store {self.root} is open read-only; expected a writable store to change runs")
+
+    def _index_problem(self) -> str:
+        """What is wrong with the index ("" when it is sound, or absent with no run folders yet)."""
+        has_runs = bool(_run_folders(self.runs_dir))
+        if not self.path.exists():
+            return "is missing" if has_runs else ""
+        size = self.path.stat().st_size
+        if size == 0:
+            return "is empty (0 bytes)" if has_runs else ""
+        with open(self.path, "rb") as handle:
+            header = handle.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+            return f"is not a SQLite database ({size} bytes)"
+        page_size = int.from_bytes(header[16:18], "big")
+        pages = int.from_bytes(header[28:32], "big")
+        if header[24:28] == header[92:96] and size < pages * (65536 if page_size == 1 else page_size):
+            return f"is truncated ({size} of {pages * (65536 if page_size == 1 else page_size)} bytes)"
+        try:
+            db = _connect(self.path, read_only=True)
+            try:
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                count = db.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+                if "defaults" in tables:
+                    db.execute("SELECT count(*) FROM defaults").fetchone()
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as error:
+            return f"is corrupt ({error})"
+        if count == 0 and has_runs:
+            return "lists no runs"
+        return ""
+
+    @classmethod
+    def rebuild_index(cls, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """Rebuild the index from the run folders (``fairlin runs --rebuild-index``); nothing is recomputed.
+
+        Every folder under ``runs/`` is verified against its manifest: an intact one is indexed ``done``
+        (config, hash and results from its summary.json), a damaged one with a readable summary is indexed
+        ``damaged`` (a later submit recomputes it), and one whose summary is unreadable is moved to
+        ``unindexed/`` and reported. The old index (and its journal files) is kept beside it as
+        ``runs.sqlite.old-<time>``. Returns {"store", "done", "damaged": [{"id", "problem"}],
+        "unindexed": [{"id", "problem", "moved_to"}], "old_index"}.
+        """
+        root = check_writable(resolve_store_root(root), "run store", keep=True)
+        runs_dir = root / "runs"
+        rows, damaged, unindexed = [], [], []
+        for folder in _run_folders(runs_dir):
+            entry, problem = _indexed_row(folder)
+            if entry is None:
+                target = root / "unindexed" / folder.name
+                target.parent.mkdir(exist_ok=True)
+                os.replace(folder, target)
+                unindexed.append({"id": folder.name, "problem": problem, "moved_to": str(target)})
+                continue
+            rows.append(entry)
+            if problem:
+                damaged.append({"id": folder.name, "problem": problem})
+        fresh = root / f"{INDEX}.rebuild-{os.getpid()}"
+        fresh.unlink(missing_ok=True)
+        db = sqlite3.connect(fresh, isolation_level=None)
+        try:
+            db.executescript(_SCHEMA)
+            db.execute("BEGIN")
+            for entry in rows:
+                sparse, defaults = _pack(entry.pop("config"))
+                digest = hashlib.sha256(defaults.encode()).hexdigest()[:ID_LENGTH]
+                db.execute("INSERT OR IGNORE INTO defaults (digest, options) VALUES (?, ?)", (digest, defaults))
+                values = {**entry, "config": sparse, "defaults": digest}
+                db.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                           tuple(values.values()))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        old = None
+        index = root / INDEX
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            path = index.with_name(INDEX + suffix)
+            if path.exists():
+                moved = index.with_name(f"{INDEX}.old-{stamp}{suffix}")
+                os.replace(path, moved)
+                old = old or str(moved)
+        os.replace(fresh, index)
+        cls(root)  # opens cleanly now (recovers nothing: every row is done or damaged)
+        return {"store": str(root), "done": len(rows) - len(damaged), "damaged": damaged, "unindexed": unindexed,
+                "old_index": old}
 
     # -- recovery ------------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -194,11 +313,11 @@ class RunStore:
 
         Returns the ids marked.
         """
+        self._writable()
         rows = self._db().execute("SELECT id, owner FROM runs WHERE status IN ('queued', 'running')").fetchall()
         dead = [r["id"] for r in rows if r["owner"] != self.owner and not owner_alive(r["owner"])]
         for run_id in dead:
-            self._set(run_id, "interrupted", only_from=ACTIVE, finished=now(),
-                      error="the process running it stopped before it finished; requeue it to finish it")
+            self._set(run_id, "interrupted", only_from=ACTIVE, finished=now(), error=INTERRUPTED)
         for staging in self.staging_root.iterdir():
             pid = (staging.name.split("-") + [""])[1]
             if not pid.isdigit() or not pid_alive(int(pid)):
@@ -238,6 +357,7 @@ class RunStore:
 
     def _set(self, run_id: str, status: str, *, only_from: tuple[str, ...], **values: Any) -> bool:
         """Set the status (and other columns) if the run's status is in ``only_from``; True if it was."""
+        self._writable()
         values = {"status": status, **values}
         marks = ", ".join("?" * len(only_from))
         cursor = self._db().execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} "
@@ -311,8 +431,11 @@ class RunStore:
         run_id = self.resolve_id(run_id)
         row = dict(self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
         if row["status"] in ACTIVE and row["owner"] != self.owner and not owner_alive(row["owner"]):
-            self.recover()
-            row = dict(self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+            if self.read_only:  # reported as it will be marked, without writing
+                row.update(status="interrupted", error=INTERRUPTED)
+            else:
+                self.recover()
+                row = dict(self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
         row["config"] = _unpack(row["config"], self._defaults()[row.pop("defaults")])
         return row
 
@@ -357,20 +480,20 @@ class RunStore:
 
     def verify(self, run_id: str) -> str:
         """"" when the done run's folder matches its manifest; else what is wrong, and the run is marked
-        ``damaged`` with that message."""
+        ``damaged`` with that message (a read-only store only reports it)."""
         run_id = self.resolve_id(run_id)
         problem = _check_folder(self.runs_dir / run_id, run_id)
-        if problem:
-            self._set(run_id, "damaged", only_from=("done",), error=f"artifacts damaged: {problem}; "
-                      f"resubmit (or requeue) the run to recompute it")
+        if problem and not self.read_only:
+            self._set(run_id, "damaged", only_from=("done",), error=_damaged_message(problem))
         return problem
 
     def get_run(self, run_id: str) -> Run:
         """A run with its summary and tables (verified against the manifest first when it is done)."""
         run_id = self.resolve_id(run_id)
-        if self.row(run_id)["status"] == "done":
-            self.verify(run_id)
+        problem = self.verify(run_id) if self.row(run_id)["status"] == "done" else ""
         row = self.row(run_id)
+        if problem and self.read_only:
+            row.update(status="damaged", error=_damaged_message(problem))
         folder = self.runs_dir / run_id
         run = Run(id=row["id"], status=row["status"], config=row["config"], created=row["created"],
                   started=row["started"], finished=row["finished"], relu_count=row["relu_count"],
@@ -483,3 +606,53 @@ def _check_folder(folder: Path, run_id: str) -> str:
         if file_digest(path) != expected["sha256"]:
             return f"{path} does not match its sha256 in the manifest (corrupt)"
     return ""
+
+
+def _damaged_message(problem: str) -> str:
+    return f"artifacts damaged: {problem}; resubmit (or requeue) the run to recompute it"
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    """A connection to the index; read-only ones use SQLite's ``mode=ro`` URI (an index left in WAL mode
+    with nothing pending is opened ``immutable``, since WAL readers would create -wal/-shm files)."""
+    if read_only:
+        if not path.exists():
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=True)
+        else:
+            with open(path, "rb") as handle:
+                wal = handle.read(20)[18:20] == b"\x02\x02"
+            pending = path.with_name(path.name + "-wal").exists()
+            mode = "immutable=1" if wal and not pending else "mode=ro"
+            uri = f"{path.absolute().as_uri()}?{mode}"
+            db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=True)
+    else:
+        db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=True)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def _run_folders(runs_dir: Path) -> list[Path]:
+    """The published run folders under ``runs/`` (none when it does not exist)."""
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+
+
+def _indexed_row(folder: Path) -> tuple[dict[str, Any] | None, str]:
+    """(index row of a published run folder, "" or what is wrong with it); the row is None when the folder's
+    summary cannot tell which run it holds."""
+    run_id = folder.name
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        config, config_hash = summary["config"], summary["config_hash"]
+        if not (isinstance(config, dict) and isinstance(config_hash, str) and config_hash[:ID_LENGTH] == run_id):
+            raise ValueError("summary.json names another run")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return None, f"its summary.json is unreadable ({error})"
+    problem = _check_folder(folder, run_id)
+    stamp = datetime.fromtimestamp((folder / MANIFEST).stat().st_mtime if (folder / MANIFEST).exists()
+                                   else folder.stat().st_mtime, timezone.utc).isoformat(timespec="microseconds")
+    row = {"id": run_id, "config_hash": config_hash, "status": "damaged" if problem else "done", "config": config,
+           "created": stamp, "finished": stamp, "error": _damaged_message(problem) if problem else None}
+    if not problem:
+        row.update(relu_count=int(summary["relu_count"]), overall_accuracy=_number(summary["overall_accuracy"]),
+                   worst_group_accuracy=_number(summary["worst_group_accuracy"]))
+    return row, problem

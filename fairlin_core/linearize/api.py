@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from ..errors import FairLinError, brief, check_seed
 from ..metrics import evaluate_model
 from ..finetune import BatchObjective, FinetuneConfig, finetune
 from ..models import ModelSpec, get_masks, relu_count, total_sites
-from ..runtime import CancelFlag, ProgressFn, default_device, scaled_progress
+from ..runtime import CancelFlag, ProgressFn, default_device, merge_duplicates, scaled_progress
 from .base import LINEARIZERS, get_linearizer
 from .options import LinearizeOptions
 
@@ -97,6 +97,12 @@ def resolve_budget(budget: Any, base_count: int) -> int:
     if count > base_count:
         raise FairLinError(f"budget {brief(budget)} is above the base model's {base_count} ReLUs; expected at most that")
     return int(count)
+
+
+def unique_budgets(budgets: Sequence[Any], base_count: int) -> tuple[list[Any], list[str]]:
+    """``budgets`` with those that resolve to the same ReLU count merged (``16`` and ``0.5`` of 32), in
+    first-seen order, and one note per merge; FairLinError for an invalid budget (:func:`resolve_budget`)."""
+    return merge_duplicates(budgets, "budget", key=lambda budget: resolve_budget(budget, base_count), unit="ReLUs")
 
 
 def _evaluate_all(model: nn.Module, bundle: DatasetBundle) -> dict[str, Any]:

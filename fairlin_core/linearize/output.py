@@ -10,6 +10,8 @@ from ..data import DatasetBundle
 from ..runtime import json_ready
 from .api import LinearizationResult
 
+LINEARIZED_FILES = ("model.safetensors", "model.json")  # what save_linearized writes into its folder
+
 
 def result_summary(result: LinearizationResult, split: str = "test") -> dict[str, Any]:
     """The CLI's JSON: method, budget_requested, relu_count, base_relu_count, overall_accuracy and groups

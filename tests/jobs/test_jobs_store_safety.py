@@ -1,0 +1,157 @@
+"""Nothing finished is lost: a damaged index is refused and rebuilt from the run folders (nothing recomputed),
+a read-only store lists without writing a byte, and a sweep whose peer process died takes over its runs
+(real files, real processes)."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from fairlin_core.cli import main
+from fairlin_core.jobs import RunStore
+from fairlin_core.jobs.manager import _live_managers
+from conftest import REPO, TOY, without_dac_override
+
+SWEEP = ["sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "8,4", "--seeds", "0",
+         "--finetune-epochs", "0"]
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(root):
+    """Every file under ``root`` with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def damage_truncated(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 + 100])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda path: path.write_bytes(b""),
+    damage_truncated,
+    lambda path: path.write_bytes(b"not a database at all " * 200),
+], ids=["zero-byte", "truncated", "garbage"])
+def test_a_damaged_index_is_refused_then_rebuilt_and_nothing_is_recomputed(capsys, tmp_path, damage):
+    store = tmp_path / "store"
+    assert run_cli(capsys, *SWEEP, "--store", store)[0] == 0
+    folders = {p.name: snapshot(p) for p in (store / "runs").iterdir()}
+    damage(store / "runs.sqlite")
+    for argv in (["runs", "--json"], SWEEP):
+        code, out, err = run_cli(capsys, *argv, "--store", store)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+        assert "runs --rebuild-index" in err and "2 run folder(s)" in err
+    assert {p.name: snapshot(p) for p in (store / "runs").iterdir()} == folders  # nothing replaced
+
+    code, out, _ = run_cli(capsys, "runs", "--rebuild-index", "--store", store, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["done"] == 2 and report["damaged"] == [] and report["unindexed"] == []
+    code, out, _ = run_cli(capsys, *SWEEP, "--store", store, "--json")
+    assert code == 0 and json.loads(out)["counts"] == {"done": 2}
+    assert {p.name: snapshot(p) for p in (store / "runs").iterdir()} == folders  # found done, not recomputed
+
+
+def test_rebuild_reports_damaged_and_unreadable_folders_and_does_not_index_them_done(capsys, tmp_path):
+    store = tmp_path / "store"
+    assert run_cli(capsys, *SWEEP, "--seeds", "0,1", "--store", store)[0] == 0
+    first, second, third, _ = sorted((store / "runs").iterdir())
+    (first / "groups.csv").write_text("tampered")
+    (second / "summary.json").write_text("{")
+    (third / "manifest.json").unlink()
+    (store / "runs.sqlite").write_bytes(b"")
+    code, out, _ = run_cli(capsys, "runs", "--rebuild-index", "--store", store, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["done"] == 1
+    assert sorted(d["id"] for d in report["damaged"]) == sorted([first.name, third.name])
+    assert [u["id"] for u in report["unindexed"]] == [second.name] and (store / "unindexed" / second.name).is_dir()
+    statuses = {r["id"]: r["status"] for r in RunStore(store).list_runs()}
+    assert statuses[first.name] == statuses[third.name] == "damaged" and second.name not in statuses
+    assert report["old_index"] and os.path.exists(report["old_index"])  # the damaged index is kept, not deleted
+
+
+def test_a_read_only_store_lists_without_writing_and_writers_refuse_in_one_line(capsys, tmp_path):
+    store = tmp_path / "store"
+    assert run_cli(capsys, *SWEEP, "--store", store)[0] == 0
+    run_id = RunStore(store).list_runs()[0]["id"]
+    before = snapshot(store)
+    assert run_cli(capsys, "runs", "--store", store, "--json")[0] == 0  # in this process too: nothing written
+    assert run_cli(capsys, "runs", "show", run_id, "--store", store, "--json")[0] == 0
+    assert snapshot(store) == before and not list(store.glob("runs.sqlite-*"))
+
+    paths = [store, *store.rglob("*")]
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        cli = [sys.executable, "-m", "fairlin_core"]
+        listed = subprocess.run(without_dac_override([*cli, "runs", "--store", str(store), "--json"]),
+                                capture_output=True, text=True, cwd=REPO, timeout=300)
+        shown = subprocess.run(without_dac_override([*cli, "runs", "show", run_id, "--store", str(store), "--json"]),
+                               capture_output=True, text=True, cwd=REPO, timeout=300)
+        swept = subprocess.run(without_dac_override([*cli, *map(str, SWEEP), "--store", str(store)]),
+                               capture_output=True, text=True, cwd=REPO, timeout=300)
+    finally:
+        for path in paths:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["status"] for r in json.loads(listed.stdout)] == ["done", "done"]
+    assert shown.returncode == 0 and json.loads(shown.stdout)["tables"]["groups"], shown.stderr
+    assert swept.returncode == 2 and len(swept.stderr.strip().splitlines()) == 1 and "not writable" in swept.stderr
+    assert snapshot(store) == before and not list(store.glob("runs.sqlite-*"))
+
+
+PEER = """
+import sys, time
+from fairlin_core.jobs import JobConfig, JobManager
+store, toy = sys.argv[1:]
+manager = JobManager(store, workers=1)
+manager.submit(JobConfig(toy, "random", 8, seed=0, finetune={"epochs": 30}))
+time.sleep(600)
+"""
+
+
+def test_a_sweep_takes_over_the_runs_of_a_peer_that_died(capsys, tmp_path):
+    """A peer process runs a shared sweep's run; this sweep waits for it, the peer is killed (-9), and this
+    sweep runs the peer's run itself instead of giving up."""
+    root = tmp_path / "store"
+    peer = subprocess.Popen([sys.executable, "-c", PEER, str(root), TOY], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while not (root.joinpath("runs.sqlite").exists() and RunStore(root, read_only=True).list_runs("running")):
+            assert time.monotonic() < deadline and peer.poll() is None, "the peer never started its run"
+            time.sleep(0.05)
+
+        def kill_peer_once_this_sweep_follows():
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                mine = [m for m in list(_live_managers) if m.store.root == root]
+                if mine and mine[0].jobs():  # our own run (seed 1, submitted last) is queued: the sweep follows
+                    break
+                time.sleep(0.02)
+            os.kill(peer.pid, signal.SIGKILL)  # left a zombie (not reaped) on purpose: a dead owner all the same
+
+        killer = threading.Thread(target=kill_peer_once_this_sweep_follows, daemon=True)
+        killer.start()
+        code, out, err = run_cli(capsys, "sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "8",
+                                 "--seeds", "0,1", "--finetune-epochs", "30", "--store", root, "--json")
+        killer.join()
+    finally:
+        if peer.poll() is None:
+            os.kill(peer.pid, signal.SIGKILL)
+        peer.wait()
+    assert peer.returncode == -signal.SIGKILL
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["counts"] == {"done": 2}
+    assert [r["config"]["seed"] for r in result["runs"]] == [0, 1]
+    assert stat.S_ISDIR(os.stat(root / "runs" / result["runs"][0]["id"]).st_mode)  # the peer's run, finished here
