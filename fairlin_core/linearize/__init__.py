@@ -6,7 +6,7 @@ The wing is callable: ``fairlin_core.linearize(checkpoint, method, budget, ...)`
 
 from ..lazy import callable_wing
 
-from .api import (METHODS, LinearizationResult, LinearizeOptions, Prepared, Student, finish, linearize,
+from .api import (METHODS, LinearizationResult, LinearizeOptions, Prepared, Student, finish, finish_selections, linearize,
                   linearize_sweep, prepare_students, resolve_budget)
 from .checkpoint import linearize_checkpoint
 from .base import LINEARIZERS, Linearizer, Placement, get_linearizer, register_linearizer
@@ -14,7 +14,7 @@ from .deepreduce import DeepReduceConfig, apply_deepreduce, configuration_counts
 from .random_masks import apply_random_masks
 from .snl import SNLConfig, binarize_masks, snl_trajectory
 
-__all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "Student", "finish", "linearize",
+__all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "Student", "finish", "finish_selections", "linearize",
            "linearize_sweep", "prepare_students", "resolve_budget",
            "LINEARIZERS", "Linearizer", "Placement", "get_linearizer", "register_linearizer",
            "DeepReduceConfig", "apply_deepreduce", "configuration_counts", "nearest_configuration",
