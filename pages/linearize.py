@@ -5,7 +5,8 @@ import streamlit as st
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import DEFAULT_MU
 from fairlin_core.linearize import METHODS
-from ui.linearize_form import MITIGATION_MODES, budget_preview, job_configs, submit_jobs
+from ui.linearize_form import (DEFAULT_SELECT, MITIGATION_METHODS, MITIGATION_MODES, SELECT_RULES, budget_preview,
+                               job_configs, submit_jobs)
 from ui.jobs_panel import jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
@@ -14,8 +15,12 @@ require_shell()
 
 METHOD_NOTES = {"snl": "SNL: learned per-pixel masks", "deepreduce": "DeepReDuce: cull/thin whole stages",
                 "random": "random ReLU placement (baseline)"}
-MITIGATION_NOTES = {"off": "off (plain KD finetune)", "on": "on (fairness-constrained finetune)",
+MITIGATION_NOTES = {"off": "off (plain KD finetune)", "on": "on (mitigated finetune)",
                     "both": "both (one job each)"}
+METHOD_MITIGATION_NOTES = {"lagrangian": "Lagrangian (paper's Algorithm 1)", "reweight": "group reweighting",
+                           "groupdro": "group DRO"}
+SELECT_NOTES = {"overall": "best overall accuracy", "worst-group": "best worst-group accuracy",
+                "constrained": "best overall with worst group near its best"}
 
 st.title("Linearize")
 choice = current()
@@ -65,14 +70,20 @@ with right:
     finetune_epochs = epochs_right.number_input("Finetune epochs", 0, 500, 10, key="finetune_epochs")
     mitigation = st.radio("Mitigation", MITIGATION_MODES, key="mitigation", format_func=MITIGATION_NOTES.get,
                           horizontal=True)
+    method_mitigation = st.selectbox("Mitigation method", MITIGATION_METHODS, key="mitigation_method",
+                                     format_func=lambda m: METHOD_MITIGATION_NOTES.get(m, m),
+                                     disabled=mitigation == "off")
     mu = st.number_input("mu (multiplier step size)", 0.0001, 10.0, DEFAULT_MU, step=0.001, format="%.4f",
-                         key="mu", disabled=mitigation == "off")
+                         key="mu", disabled=mitigation == "off" or method_mitigation != "lagrangian")
+    select = st.selectbox("Model selection (validation split)", SELECT_RULES, key="select",
+                          index=SELECT_RULES.index(DEFAULT_SELECT), format_func=lambda r: f"{r}: {SELECT_NOTES[r]}")
     jobs = len(seeds) * (2 if mitigation == "both" else 1)
     if st.button(f"Submit {jobs} job{'s' if jobs != 1 else ''}", type="primary", key="submit", disabled=not jobs,
                  icon=":material/send:"):
         try:
             configs = job_configs(checkpoint, method, int(count), seeds, snl_epochs=int(snl_epochs),
                                   finetune_epochs=int(finetune_epochs), mitigation=mitigation, mu=float(mu),
+                                  method_mitigation=method_mitigation, select=select,
                                   group=choice["group"], data_root=choice["data_root"])
             ids = submit_jobs(manager(), configs)
         except FairLinError as error:

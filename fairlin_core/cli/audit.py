@@ -68,7 +68,7 @@ def cmd_default_audit(args: argparse.Namespace) -> None:
     grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)), budgets=tuple(comma_list(args.budgets)),
                      seeds=seeds, mu=args.mu, mitigation=args.mitigation, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
-                     diagnostic_seeds=diagnostic_seeds, data_root=args.data_root)
+                     diagnostic_seeds=diagnostic_seeds, data_root=args.data_root).validate()
     bar = TqdmProgress("audit grid")
     try:
         results = build_audit(grid, args.out, progress=bar)

@@ -26,6 +26,7 @@ def _linearize_options(args: argparse.Namespace):
                                                "temperature": args.temperature, "kd_weight": args.kd_weight,
                                                "ce_weight": args.ce_weight, "select": args.select,
                                                "select_tolerance": args.select_tolerance}.items() if v is not None})
+    tune.validate()  # before any progress bar: bad input is one line
     deepreduce = None
     if args.cull is not None or args.thin or args.stem_stride is not None:
         if args.method != "deepreduce":
