@@ -86,7 +86,32 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
         ["overall", "worst", "gap"]].mean().reset_index()
 
 
-def analyse(paths: list[str], split: str) -> None:
+def markdown(runs: pd.DataFrame, label: str) -> str:
+    """README rows: per budget and variant, overall / worst / gap (means, %) under overall and worst-group
+    selection, and the worst-group gain vs reweight (same selection) with its 95% interval."""
+    means = summary(runs).set_index(["budget", "variant", "select"])
+    gains = paired_gains(runs, "reweight").set_index(["budget", "variant", "select"])
+    lines = []
+    for (budget, variant), _ in means.groupby(level=[0, 1], sort=False):
+        cells = [label, budget, variant, str(runs.loc[runs["variant"] == variant, "seed"].nunique())]
+        for select in ("overall", "worst-group"):
+            m = means.loc[(budget, variant, select)]
+            cells.append(f"{m['overall']:.1f} / {m['worst']:.1f} / {m['gap']:.1f}")
+        for select in ("overall", "worst-group"):
+            key = (budget, variant, select)
+            cells.append(gains.loc[key, "worst_gain"] + " (overall " + gains.loc[key, "overall_gain"].split(" ")[0] + ")"
+                         if key in gains.index else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def analyse(paths: list[str], split: str, as_markdown: bool = False) -> None:
+    if as_markdown:
+        for path in paths:
+            runs = pd.read_csv(path, dtype={"group": str, "budget": str})
+            runs = runs[runs["split"] == (split if split in set(runs["split"]) else "test")]
+            print(markdown(runs, f"{runs['checkpoint'].iloc[0]} {runs['method'].iloc[0]}"))
+        return
     for path in paths:
         runs = pd.read_csv(path, dtype={"group": str, "budget": str})
         runs = runs[runs["split"] == split]
@@ -110,9 +135,10 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/evidence17")
     parser.add_argument("--analyse", nargs="+", metavar="RUNS_CSV", help="only analyse runs_*.csv of an earlier run")
     parser.add_argument("--split", default="balanced", help="split the analysis reports (balanced, test)")
+    parser.add_argument("--markdown", action="store_true", help="with --analyse: the README table rows")
     args = parser.parse_args()
     if args.analyse:
-        analyse(args.analyse, args.split)
+        analyse(args.analyse, args.split, args.markdown)
         return
     seeds = [int(s) for s in args.seeds.split(",")]
     options = LinearizeOptions(snl=SNLConfig(epochs=args.snl_epochs), finetune=FinetuneConfig(epochs=args.finetune_epochs))

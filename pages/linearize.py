@@ -19,7 +19,7 @@ MITIGATION_NOTES = {"off": "off (plain KD finetune)", "on": "on (mitigated finet
                     "both": "both (one job each)"}
 METHOD_MITIGATION_NOTES = {"lagrangian": "Lagrangian (paper's Algorithm 1)", "reweight": "group reweighting",
                            "groupdro": "group DRO"}
-SELECT_NOTES = {"overall": "best overall accuracy", "worst-group": "best worst-group accuracy",
+SELECT_NOTES = {"auto": "constrained when mitigated, else overall", "overall": "best overall accuracy", "worst-group": "best worst-group accuracy",
                 "constrained": "best overall with worst group near its best"}
 
 st.title("Linearize")

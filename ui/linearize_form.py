@@ -7,14 +7,14 @@ from typing import Any
 
 from fairlin_core.checkpoints import load_checkpoint, read_sidecar
 from fairlin_core.errors import FairLinError
-from fairlin_core.finetune import DEFAULT_MU, SELECTIONS, FinetuneConfig, mitigation_names
+from fairlin_core.finetune import AUTO, DEFAULT_MU, SELECTIONS, FinetuneConfig, mitigation_names
 from fairlin_core.jobs import JobConfig, JobManager
 from fairlin_core.linearize import METHODS, nearest_configuration, resolve_budget
 from fairlin_core.models import ModelSpec, relu_count
 
 MITIGATION_MODES = ("off", "on", "both")
 MITIGATION_METHODS = mitigation_names()[1:]  # lagrangian, reweight, groupdro: what "on" runs
-SELECT_RULES = SELECTIONS
+SELECT_RULES = (AUTO, *SELECTIONS)
 DEFAULT_SELECT = FinetuneConfig().select
 
 
@@ -56,7 +56,8 @@ def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, 
                 group: str | None = None, data_root: str | None = None) -> list[JobConfig]:
     """One validated JobConfig per seed and mitigation setting (``off``, ``on`` or ``both``); ``on`` runs
     ``method_mitigation`` (lagrangian with step ``mu``, reweight or groupdro); select: the finetune's
-    validation selection rule (overall, worst-group, constrained).
+    validation selection rule (auto = constrained when mitigated, else overall; overall, worst-group,
+    constrained).
 
     group: the protected attribute; when it differs from the checkpoint's own, the runs use the
     checkpoint's dataset grouped by ``group`` instead.

@@ -190,7 +190,8 @@ def configure_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", action="store_true", help="lagrangian: violations relative to the population loss")
     p.add_argument("--lambda-max", type=float, help="lagrangian: cap of the multipliers (default: none)")
     p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"groupdro step size (default {DEFAULT_ETA})")
-    p.add_argument("--select", help="validation model selection: overall, worst-group, constrained")
+    p.add_argument("--select", help="validation model selection: auto (default: constrained when mitigated, else "
+                                    "overall), overall, worst-group, constrained")
     p.add_argument("--diagnostics", help="audit diagnostics per run, comma-separated (accuracy, grad, hessian, "
                                          "boundary, bound, attr, density; default none)")
     p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")

@@ -156,9 +156,10 @@ def add_mitigation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", action="store_true",
                    help="lagrangian: violations relative to the population loss (mu means the same across datasets)")
     p.add_argument("--lambda-max", type=float, help="lagrangian: cap of the multipliers (default: none)")
-    p.add_argument("--eta", type=float, help="groupdro: step size of the group weights per batch (default 0.1)")
+    p.add_argument("--eta", type=float, help="groupdro: step size of the group weights per batch (default 0.01)")
     p.add_argument("--select", metavar="RULE",
-                   help=f"validation model selection: {', '.join(SELECTIONS)} (default {FinetuneConfig().select})")
+                   help=f"validation model selection: auto (constrained when mitigated, else overall; the default), "
+                        f"{', '.join(SELECTIONS)}")
     p.add_argument("--select-tolerance", type=float,
                    help="constrained selection: worst-group tolerance, a fraction (default 0.02 = 2 points)")
 

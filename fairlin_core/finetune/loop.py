@@ -24,14 +24,15 @@ from ..metrics import evaluate_split
 from ..models import activation_sites
 from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
 from .kd import distillation_loss_per_sample, teacher_logits
-from .selection import DEFAULT_SELECT, SELECTIONS, Selector, check_selection
+from .selection import AUTO, DEFAULT_SELECT, SELECTIONS, Selector, check_selection, resolve_selection
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """epochs (0 = no finetune); SGD lr, momentum, weight_decay; batch_size; KD temperature and weights;
-    select: the validation selection rule (overall, worst-group, constrained) and select_tolerance its
-    worst-group tolerance for ``constrained`` (a fraction of accuracy, 0.02 = 2 points)."""
+    select: the validation selection rule (overall, worst-group, constrained; auto = constrained when
+    mitigated, else overall) and select_tolerance its worst-group tolerance for ``constrained`` (a
+    fraction of accuracy, 0.02 = 2 points)."""
 
     epochs: int = 20
     lr: float = 1e-3
@@ -55,7 +56,7 @@ class FinetuneConfig:
         if self.ce_weight < 0 or self.kd_weight < 0 or self.ce_weight + self.kd_weight == 0:
             raise FairLinError(f"ce_weight and kd_weight must be >= 0 and not both 0, got "
                                f"{self.ce_weight} and {self.kd_weight}")
-        check_selection(self.select)
+        check_selection(self.select, allow_auto=True)
         if not 0 <= self.select_tolerance <= 1:
             raise FairLinError(f"finetune select_tolerance must be in [0, 1] (a fraction of accuracy), got "
                                f"{self.select_tolerance}")
@@ -93,8 +94,9 @@ def validation_row(model: nn.Module, bundle: DatasetBundle, device: torch.device
 
 @dataclass
 class FinetuneResult:
-    """The model ``select`` keeps (eval mode, on CPU), its epoch, and the per-epoch history; ``selected``
-    maps every selection rule to (epoch, state dict) so :meth:`model_for` gives any rule's model."""
+    """The model ``select`` (the rule applied, auto resolved) keeps (eval mode, on CPU), its epoch, and the
+    per-epoch history; ``selected`` maps every rule to (epoch, state dict) so :meth:`model_for` gives any
+    rule's model."""
 
     model: nn.Module
     best_epoch: int
@@ -104,7 +106,7 @@ class FinetuneResult:
 
     def model_for(self, rule: str) -> tuple[int, nn.Module]:
         """(epoch, model in eval mode on CPU) that selection ``rule`` keeps, from the same finetune."""
-        check_selection(rule)
+        rule = self.select if rule == AUTO else check_selection(rule)
         if rule == self.select or self.selected is None:
             return self.best_epoch, self.model
         epoch, state = self.selected[rule]
@@ -124,6 +126,7 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
     """
     config.validate()
     device = device or default_device()
+    select = resolve_selection(config.select, mitigated=objective is not None)
     objective = objective or MeanObjective()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -168,9 +171,9 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
         report(progress, epoch / config.epochs, stage, f"epoch {epoch}/{config.epochs}",
                loss=row["loss"], val_accuracy=row["val_accuracy"])
     selected = {rule: selector.chosen(rule) for rule in SELECTIONS}
-    best_epoch, best_state = selected[config.select]
+    best_epoch, best_state = selected[select]
     model.cpu().load_state_dict(best_state)
     model.eval()
-    return FinetuneResult(model=model, best_epoch=best_epoch, history=pd.DataFrame(history), select=config.select,
+    return FinetuneResult(model=model, best_epoch=best_epoch, history=pd.DataFrame(history), select=select,
                           selected=selected)
 

@@ -189,7 +189,7 @@ def finish_selections(prepared: Prepared, student: Student, bundle: DatasetBundl
             method=prepared.method, budget_requested=student.budget_requested, budget=student.budget,
             relu_count=relu_count(model), base_relu_count=prepared.base_count, model=model, spec=student.spec,
             masks=get_masks(model), configuration={**student.configuration, "finetune_best_epoch": epoch,
-                                                   "finetune_select": rule},
+                                                   "finetune_select": tuned.select if rule == "auto" else rule},
             history=history, evaluations={"base": prepared.base_evaluations, "linearized": student.evaluations,
                                           "finetuned": _evaluate_all(model, bundle)},
             seed=prepared.seed, options=prepared.options)

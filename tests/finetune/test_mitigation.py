@@ -159,7 +159,7 @@ def test_linearize_mitigate_records_it_in_the_sidecar(capsys, tmp_path):
                  "--mu", "0.05", "--finetune-epochs", "1", "--out", str(tmp_path / "m"), "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["mitigation"] == {"method": "lagrangian", "mu": 0.05, "tolerance": 0.0,
-                                                  "normalize": False, "lambda_max": None, "eta": 0.1}
+                                                  "normalize": False, "lambda_max": None, "eta": 0.01}
     sidecar = json.loads((tmp_path / "m" / "model.json").read_text())
     assert sidecar["mitigation"] == result["mitigation"]
     assert "lambda:9" in sidecar["history"][-1]

