@@ -88,19 +88,21 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(runs: pd.DataFrame, label: str) -> str:
     """README rows: per budget and variant, overall / worst / gap (means, %) under overall and worst-group
-    selection, and the worst-group gain vs reweight (same selection) with its 95% interval."""
+    selection, and the worst-group gain (95% interval; overall change) vs unmitigated (worst-group
+    selection) and vs reweight (each selection), same selection on both sides."""
     means = summary(runs).set_index(["budget", "variant", "select"])
     gains = paired_gains(runs, "reweight").set_index(["budget", "variant", "select"])
+    plain = paired_gains(runs, "unmitigated").set_index(["budget", "variant", "select"])
     lines = []
     for (budget, variant), _ in means.groupby(level=[0, 1], sort=False):
         cells = [label, budget, variant, str(runs.loc[runs["variant"] == variant, "seed"].nunique())]
         for select in ("overall", "worst-group"):
             m = means.loc[(budget, variant, select)]
             cells.append(f"{m['overall']:.1f} / {m['worst']:.1f} / {m['gap']:.1f}")
-        for select in ("overall", "worst-group"):
+        for table, select in ((plain, "worst-group"), (gains, "overall"), (gains, "worst-group")):
             key = (budget, variant, select)
-            cells.append(gains.loc[key, "worst_gain"] + " (overall " + gains.loc[key, "overall_gain"].split(" ")[0] + ")"
-                         if key in gains.index else "-")
+            cells.append(table.loc[key, "worst_gain"] + " (overall " + table.loc[key, "overall_gain"].split(" ")[0] + ")"
+                         if key in table.index else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
