@@ -1,13 +1,15 @@
-"""Evidence for issue 5: does the Lagrangian mitigation raise worst-group accuracy at aggressive budgets
-without costing more than 1 point of overall accuracy, and does it do more than the obvious baselines?
+"""Evidence for issue 17: which mitigation raises the worst group most, and does any beat plain group
+reweighting without costing more than 0.5 points of overall accuracy?
 
-For each dataset/method/budget/seed the masks are placed once; every variant finetunes the same
-students: plain KD finetune, the Lagrangian at each mu, a group-reweighted finetune (same epochs), and a
-plain finetune with twice the epochs. Reports overall accuracy, worst-group accuracy and parity gap
-(means over seeds) on the imbalanced test split and, where the dataset has it, the balanced split.
+For each dataset/method/seed the masks are placed once for every budget (SNL: one shared trajectory);
+every variant finetunes the same students for the same number of epochs: plain KD finetune
+("unmitigated"), the Lagrangian (normalised violations, multipliers capped at lambda_max) at each mu,
+the group-reweighted finetune and group DRO. Every finetune reports the model of each validation
+selection rule (overall, worst-group, constrained) from the same run. Rows are written to
+``runs_<checkpoint>_<method>.csv`` after every seed, so a partial run can be analysed.
 
-    python benchmarks/bench_mitigation_evidence.py --out results/mitigation [--seeds 0,1,2,3,4]
-    python benchmarks/bench_mitigation_evidence.py --analyse results/mitigation/runs_*.csv
+    python benchmarks/bench_mitigation_evidence.py --out /tmp/evidence17 [--jobs digits-snl,digits-random,toy]
+    python benchmarks/bench_mitigation_evidence.py --analyse /tmp/evidence17/runs_*.csv [--split balanced]
 """
 
 from __future__ import annotations
@@ -15,98 +17,152 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 from scipy import stats
 
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
-from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.audit.compare import run_comparison
-from fairlin_core.checkpoints import load_dataset_for
-from fairlin_core.finetune import FinetuneConfig, MitigationConfig, mitigation_factory
-from fairlin_core.finetune.reweight import reweighting_factory
+from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
+from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
+from fairlin_core.finetune import SELECTIONS, FinetuneConfig, MitigationConfig, mitigation_factory
 from fairlin_core.linearize import LinearizeOptions, SNLConfig
 
+JOBS = {"digits-snl": ("digits_resnet18", "snl", "0.02,0.01,0.005"),
+        "digits-random": ("digits_resnet18", "random", "0.02,0.01,0.005"),
+        "toy": ("toy2d_mlp", "random", "0.5")}
+BASELINES = ("unmitigated", "reweight")
 
-def variants(bundle, finetune: FinetuneConfig, mus: list[float]) -> dict:
-    train = bundle.splits["train"]
+
+def variants(bundle, mus: list[float], lambda_max: float, etas: list[float]) -> dict:
     table = {"unmitigated": (None, None)}
-    table.update({f"lagrangian mu={mu:g}": (mitigation_factory(bundle.group_names, MitigationConfig(mu=mu)), None)
-                  for mu in mus})
-    table["reweighted"] = (reweighting_factory(train.group, len(bundle.group_names)), None)
-    table["plain, 2x epochs"] = (None, replace(finetune, epochs=2 * finetune.epochs))
+    table.update({f"lagrangian mu={mu:g}": (mitigation_factory(bundle, MitigationConfig(
+        method="lagrangian", mu=mu, normalize=True, lambda_max=lambda_max)), None) for mu in mus})
+    table["reweight"] = (mitigation_factory(bundle, MitigationConfig(method="reweight")), None)
+    table.update({("groupdro" if len(etas) == 1 else f"groupdro eta={eta:g}"): (
+        mitigation_factory(bundle, MitigationConfig(method="groupdro", eta=eta)), None) for eta in etas})
     return table
 
 
-def paired_gains(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per split, budget and variant: the change vs the unmitigated finetune of the same seed (same masks) in
-    worst-group and overall accuracy, in points, mean and Student-t 95% interval over seeds, and how many
-    seeds saw the worst group improve."""
+def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per split x budget x variant x select x seed: overall, worst and parity gap, in points."""
     present = runs[runs["n"] > 0]
-    per_seed = present.groupby(["split", "budget", "variant", "seed"]).agg(
-        overall=("overall_accuracy", "first"), worst=("accuracy", "min")).reset_index()
-    plain = per_seed[per_seed["variant"] == "unmitigated"].drop(columns="variant")
-    delta = per_seed[per_seed["variant"] != "unmitigated"].merge(plain, on=["split", "budget", "seed"],
-                                                                 suffixes=("", "_plain"))
-    delta["worst_gain"] = 100 * (delta["worst"] - delta["worst_plain"])
-    delta["overall_gain"] = 100 * (delta["overall"] - delta["overall_plain"])
+    table = present.groupby(["split", "budget", "variant", "select", "seed"], sort=False).agg(
+        overall=("overall_accuracy", "first"), worst=("accuracy", "min"), best=("accuracy", "max")).reset_index()
+    table["gap"] = table["best"] - table["worst"]
+    table[["overall", "worst", "gap"]] *= 100
+    return table.drop(columns="best")
+
+
+def interval(values: pd.Series) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t 95% interval of the mean over seeds."""
+    mean, n = values.mean(), len(values)
+    half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    return mean, mean - half, mean + half
+
+
+def paired_gains(runs: pd.DataFrame, against: str) -> pd.DataFrame:
+    """Per split, budget, variant and selection: change vs ``against`` (same seed, same masks; the baseline
+    under the same selection rule) in worst-group, overall accuracy and parity gap, points, mean and
+    Student-t 95% interval over seeds."""
+    table = per_seed(runs)
+    base = table[table["variant"] == against].drop(columns="variant")
+    delta = table[table["variant"] != against].merge(base, on=["split", "budget", "select", "seed"],
+                                                     suffixes=("", "_base"))
     rows = []
-    for (split, budget, variant), cell in delta.groupby(["split", "budget", "variant"], sort=False):
-        row = {"split": split, "budget": budget, "variant": variant, "seeds": len(cell),
-               "worst_up": int((cell["worst_gain"] > 0).sum())}
-        for name in ("worst_gain", "overall_gain"):
-            mean, sd, n = cell[name].mean(), cell[name].std(ddof=1), len(cell)
-            half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
-            row[name] = f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}]"
+    for (split, budget, variant, select), cell in delta.groupby(["split", "budget", "variant", "select"], sort=False):
+        row = {"split": split, "budget": budget, "variant": variant, "select": select, "seeds": len(cell)}
+        for name in ("worst", "overall", "gap"):
+            mean, low, high = interval(cell[name] - cell[f"{name}_base"])
+            row[f"{name}_gain"] = f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+            row[f"{name}_low"] = low
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Means over seeds: overall / worst / gap, points, per split x budget x variant x select."""
+    return per_seed(runs).groupby(["split", "budget", "variant", "select"], sort=False)[
+        ["overall", "worst", "gap"]].mean().reset_index()
+
+
+def markdown(runs: pd.DataFrame, label: str) -> str:
+    """README rows: per budget and variant, overall / worst / gap (means, %) under overall and worst-group
+    selection, and the worst-group gain (95% interval; overall change) vs unmitigated (worst-group
+    selection) and vs reweight (each selection), same selection on both sides."""
+    means = summary(runs).set_index(["budget", "variant", "select"])
+    gains = paired_gains(runs, "reweight").set_index(["budget", "variant", "select"])
+    plain = paired_gains(runs, "unmitigated").set_index(["budget", "variant", "select"])
+    lines = []
+    for (budget, variant), _ in means.groupby(level=[0, 1], sort=False):
+        cells = [label, budget, variant, str(runs.loc[runs["variant"] == variant, "seed"].nunique())]
+        for select in ("overall", "worst-group"):
+            m = means.loc[(budget, variant, select)]
+            cells.append(f"{m['overall']:.1f} / {m['worst']:.1f} / {m['gap']:.1f}")
+        for table, select in ((plain, "worst-group"), (gains, "overall"), (gains, "worst-group")):
+            key = (budget, variant, select)
+            cells.append(table.loc[key, "worst_gain"] + " (overall " + table.loc[key, "overall_gain"].split(" ")[0] + ")"
+                         if key in table.index else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def analyse(paths: list[str], split: str, as_markdown: bool = False) -> None:
+    if as_markdown:
+        for path in paths:
+            runs = pd.read_csv(path, dtype={"group": str, "budget": str})
+            runs = runs[runs["split"] == (split if split in set(runs["split"]) else "test")]
+            print(markdown(runs, f"{runs['checkpoint'].iloc[0]} {runs['method'].iloc[0]}"))
+        return
+    for path in paths:
+        runs = pd.read_csv(path, dtype={"group": str, "budget": str})
+        runs = runs[runs["split"] == split]
+        print(f"\n== {path}: split {split}, seeds {sorted(runs['seed'].unique())}")
+        print(summary(runs).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        for against in BASELINES:
+            gains = paired_gains(runs, against)
+            print(f"\n-- change vs {against}, points, mean [95% interval] over seeds")
+            print(gains.drop(columns=[c for c in gains if c.endswith("_low")]).to_string(index=False))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--mus", default="0.005,0.05,0.5")
-    parser.add_argument("--digits-budgets", default="0.05,0.02,0.01,0.005")
-    parser.add_argument("--methods", default="snl,random")
+    parser.add_argument("--mus", default="0.01,0.05,0.2", help="Lagrangian mu values (normalised violations)")
+    parser.add_argument("--lambda-max", type=float, default=0.5)
+    parser.add_argument("--etas", default="0.1", help="group DRO step sizes")
+    parser.add_argument("--jobs", default="digits-snl,digits-random,toy", help=f"any of {', '.join(JOBS)}")
     parser.add_argument("--snl-epochs", type=int, default=100)
     parser.add_argument("--finetune-epochs", type=int, default=20)
-    parser.add_argument("--skip-toy", action="store_true")
-    parser.add_argument("--out", default="results/mitigation")
-    parser.add_argument("--analyse", nargs="+", metavar="RUNS_CSV",
-                        help="only print the paired gains of runs_*.csv files written by an earlier run")
+    parser.add_argument("--out", default="/tmp/evidence17")
+    parser.add_argument("--analyse", nargs="+", metavar="RUNS_CSV", help="only analyse runs_*.csv of an earlier run")
+    parser.add_argument("--split", default="balanced", help="split the analysis reports (balanced, test)")
+    parser.add_argument("--markdown", action="store_true", help="with --analyse: the README table rows")
     args = parser.parse_args()
     if args.analyse:
-        for path in args.analyse:
-            print(f"\n== {path}: change vs unmitigated, points, mean [95% interval] over seeds")
-            print(paired_gains(pd.read_csv(path, dtype={"group": str})).to_string(index=False))
+        analyse(args.analyse, args.split, args.markdown)
         return
     seeds = [int(s) for s in args.seeds.split(",")]
-    mus = [float(m) for m in args.mus.split(",")]
-    finetune = FinetuneConfig(epochs=args.finetune_epochs)
-    options = LinearizeOptions(snl=SNLConfig(epochs=args.snl_epochs), finetune=finetune)
-    jobs = [("digits_resnet18", method, args.digits_budgets.split(",")) for method in args.methods.split(",")]
-    if not args.skip_toy:
-        jobs.append(("toy2d_mlp", "random", ["0.5"]))
+    options = LinearizeOptions(snl=SNLConfig(epochs=args.snl_epochs), finetune=FinetuneConfig(epochs=args.finetune_epochs))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for name, method, budgets in jobs:
+    for job in args.jobs.split(","):
+        name, method, budgets = JOBS[job]
         checkpoint = load_checkpoint(SHIPPED_CHECKPOINTS / f"{name}.safetensors")
         bundle = load_dataset_for(checkpoint.sidecar)
         splits = tuple(s for s in ("test", "balanced") if s in bundle.splits)
-        start = time.perf_counter()
-        comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, method, budgets, seeds,
-                                    variants(bundle, finetune, mus), options=options, splits=splits)
-        comparison.runs.assign(checkpoint=name, method=method).to_csv(out / f"runs_{name}_{method}.csv", index=False)
-        summary = comparison.summary.assign(checkpoint=name, method=method)
-        summaries.append(summary)
-        print(f"\n== {name} / {method}: {time.perf_counter() - start:.0f} s, seeds {seeds}")
-        print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print("change vs unmitigated, points, mean [95% interval] over seeds:")
-        print(paired_gains(comparison.runs).to_string(index=False))
-    pd.concat(summaries).to_csv(out / "summary.csv", index=False)
+        table = variants(bundle, [float(m) for m in args.mus.split(",")], args.lambda_max,
+                         [float(e) for e in args.etas.split(",")])
+        path = out / f"runs_{name}_{method}.csv"
+        done = []
+        for seed in seeds:
+            start = time.perf_counter()
+            comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, method, budgets.split(","), [seed],
+                                        table, options=options, splits=splits, selections=SELECTIONS)
+            done.append(comparison.runs.assign(checkpoint=name, method=method))
+            pd.concat(done).to_csv(path, index=False)
+            print(f"{job} seed {seed}: {time.perf_counter() - start:.0f} s -> {path}", flush=True)
+        analyse([str(path)], "balanced" if "balanced" in splits else "test")
 
 
 if __name__ == "__main__":

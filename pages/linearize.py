@@ -10,8 +10,9 @@ from fairlin_core.jobs import EXECUTORS
 from fairlin_core.jobs.ray_executor import ADDRESS_ENV
 from fairlin_core.linearize import METHODS
 from ui.form_state import persist, restore
-from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, FORM_DIAGNOSTICS, MITIGATION_MODES, WHY_DIAGNOSTICS,
-                               budget_preview, job_configs, nearest_step, submit_jobs)
+from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_SELECT, FORM_DIAGNOSTICS, MITIGATION_METHODS,
+                               MITIGATION_MODES, SELECT_RULES, WHY_DIAGNOSTICS, budget_preview, job_configs,
+                               nearest_step, submit_jobs)
 from ui.jobs_panel import default_executor, jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
@@ -21,8 +22,12 @@ require_shell()
 METHOD_NOTES = {"snl": "SNL: learned per-pixel masks", "deepreduce": "DeepReDuce: cull/thin whole stages",
                 "random": "random ReLU placement (baseline)"}
 EXECUTOR_NOTES = {"local": "this machine (threads)", "ray": "Ray cluster"}
-MITIGATION_NOTES = {"off": "off (plain KD finetune)", "on": "on (fairness-constrained finetune)",
+MITIGATION_NOTES = {"off": "off (plain KD finetune)", "on": "on (mitigated finetune)",
                     "both": "both (one job each)"}
+METHOD_MITIGATION_NOTES = {"lagrangian": "Lagrangian (paper's Algorithm 1)", "reweight": "group reweighting",
+                           "groupdro": "group DRO"}
+SELECT_NOTES = {"auto": "constrained when mitigated, else overall", "overall": "best overall accuracy", "worst-group": "best worst-group accuracy",
+                "constrained": "best overall with worst group near its best"}
 
 st.title("Linearize")
 choice = current()
@@ -106,8 +111,13 @@ with right:
                    "accuracy (and every group's) reflects the raw cut, not what a deployed model would reach.")
     mitigation = st.radio("Mitigation", MITIGATION_MODES, key="mitigation", format_func=MITIGATION_NOTES.get,
                           horizontal=True)
+    method_mitigation = st.selectbox("Mitigation method", MITIGATION_METHODS, key="mitigation_method",
+                                     format_func=lambda m: METHOD_MITIGATION_NOTES.get(m, m),
+                                     disabled=mitigation == "off")
     mu = st.number_input("mu (multiplier step size)", 0.0001, 10.0, step=0.001, format="%.4f",
-                         key="mu", disabled=mitigation == "off")
+                         key="mu", disabled=mitigation == "off" or method_mitigation != "lagrangian")
+    select = st.selectbox("Model selection (validation split)", SELECT_RULES, key="select",
+                          index=SELECT_RULES.index(DEFAULT_SELECT), format_func=lambda r: f"{r}: {SELECT_NOTES[r]}")
     diagnostics = st.multiselect("Diagnostics (for the Why page)", FORM_DIAGNOSTICS, key="diagnostics",
                                  help="computed on each saved model on the test split; the Why page draws them for "
                                       "these runs (attr: attribution maps)")
@@ -123,6 +133,7 @@ with right:
         try:
             configs = job_configs(checkpoint, method, int(count), seeds, snl_epochs=int(snl_epochs),
                                   finetune_epochs=int(finetune_epochs), mitigation=mitigation, mu=float(mu),
+                                  method_mitigation=method_mitigation, select=select,
                                   group=choice["group"], data_root=choice["data_root"], diagnostics=diagnostics)
             ids = submit_jobs(manager(), configs)
         except Exception as error:  # every error: one readable message, never a traceback

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from fairlin_core.checkpoints import load_checkpoint, read_sidecar
 from fairlin_core.errors import FairLinError, brief
-from fairlin_core.finetune import DEFAULT_MU
+from fairlin_core.finetune import AUTO, DEFAULT_MU, SELECTIONS, FinetuneConfig, mitigation_names
 from fairlin_core.jobs import JobConfig, JobManager
 from fairlin_core.linearize import METHODS, nearest_configuration, resolve_budget
 from fairlin_core.models import ModelSpec, relu_count
@@ -20,9 +21,13 @@ FORM_DIAGNOSTICS = ("accuracy", "grad", "hessian", "boundary", "bound", "attr") 
 WHY_DIAGNOSTICS = ["grad", "hessian", "boundary", "bound"]
 
 
+MITIGATION_METHODS = mitigation_names()[1:]  # lagrangian, reweight, groupdro: what "on" runs
+SELECT_RULES = (AUTO, *SELECTIONS)
+DEFAULT_SELECT = FinetuneConfig().select
+
+
 def nearest_step(percent: float) -> float:
     """The budget slider's stop nearest to ``percent`` on a log scale."""
-    import math
     return min(BUDGET_STEPS, key=lambda step: abs(math.log(step) - math.log(max(percent, 1e-6))))
 
 
@@ -60,9 +65,13 @@ def budget_preview(checkpoint: str | Path, method: str, budget: int) -> dict[str
 
 def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, seeds: list[int], *,
                 snl_epochs: int, finetune_epochs: int, mitigation: str = "off", mu: float = DEFAULT_MU,
+                method_mitigation: str = "lagrangian", select: str = DEFAULT_SELECT,
                 group: str | None = None, data_root: str | None = None,
                 diagnostics: list[str] | None = None) -> list[JobConfig]:
-    """One validated JobConfig per seed and mitigation setting (``off``, ``on`` or ``both``).
+    """One validated JobConfig per seed and mitigation setting (``off``, ``on`` or ``both``); ``on`` runs
+    ``method_mitigation`` (lagrangian with step ``mu``, reweight or groupdro); select: the finetune's
+    validation selection rule (auto = constrained when mitigated, else overall; overall, worst-group,
+    constrained); diagnostics: audit diagnostics computed for each run (the Why page draws them).
 
     diagnostics: audit diagnostics run on each saved model (e.g. ``FORM_DIAGNOSTICS``; the Why page draws
     them for these runs); None or empty = none.
@@ -80,12 +89,14 @@ def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, 
         dataset = {"name": own["name"], "options": {k: v for k, v in (own.get("options") or {}).items()
                                                      if k not in ("seed", "target", "group")},
                    "target": own.get("target"), "group": group, "seed": (own.get("options") or {}).get("seed", 0)}
-    settings = {"off": [None], "on": [{"mu": float(mu)}], "both": [None, {"mu": float(mu)}]}[mitigation]
+    on = {"method": method_mitigation, **({"mu": float(mu)} if method_mitigation == "lagrangian" else {})}
+    settings = {"off": [None], "on": [on], "both": [None, on]}[mitigation]
     configs = []
     for seed in seeds:
         for setting in settings:
             configs.append(JobConfig(checkpoint=str(checkpoint), method=method, budget=budget, seed=int(seed),
-                                     snl={"epochs": int(snl_epochs)}, finetune={"epochs": int(finetune_epochs)},
+                                     snl={"epochs": int(snl_epochs)},
+                                     finetune={"epochs": int(finetune_epochs), "select": select},
                                      mitigation=setting, dataset=dataset, data_root=data_root or None,
                                      diagnostics=list(diagnostics or [])).validate())
     return configs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from typing import Any
 
 import pandas as pd
@@ -18,7 +19,7 @@ from ..checkpoints import Checkpoint
 from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
-from ..linearize import LinearizeOptions, finish, prepare_students, unique_budgets
+from ..linearize import LinearizeOptions, finish_selections, prepare_students, unique_budgets
 from ..metrics.fairness import seed_summary
 from ..models import relu_count
 from ..runtime import CancelFlag, Progress, ProgressFn, json_ready, merge_duplicates
@@ -41,11 +42,13 @@ class Comparison:
 
 def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets: list[Any], seeds: list[int],
                    variants: dict[str, Variant], *, options: LinearizeOptions | None = None,
-                   splits: tuple[str, ...] = ("test",), device=None, progress: ProgressFn | None = None,
-                   cancel: CancelFlag | None = None) -> Comparison:
+                   splits: tuple[str, ...] = ("test",), selections: Sequence[str] | None = None, device=None,
+                   progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Comparison:
     """Run every (seed, budget, variant); variants map a name to (objective factory, finetune override).
 
-    Duplicate seeds, and budgets that resolve to the same ReLU count, are run once (``notes`` says so).
+    selections: validation selection rules to report from each variant's ONE finetune (column ``select``);
+    None = the finetune config's own ``select``. Duplicate seeds, and budgets that resolve to the same ReLU
+    count, are run once (``notes`` says so).
     """
     budgets, budget_notes = unique_budgets(budgets, relu_count(base))
     seeds, seed_notes = merge_duplicates(seeds, "seed")
@@ -65,31 +68,34 @@ def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets:
         for student in prepared.students:
             for name, (factory, config) in variants.items():
                 _report(progress, done / steps, f"seed {seed}, budget {student.budget_requested}, {name}")
-                result = finish(prepared, student, bundle, device=device, cancel=cancel, objective_factory=factory,
-                                finetune_config=config)
+                tuning = config or prepared.options.finetune
+                results = finish_selections(prepared, student, bundle, tuple(selections or (tuning.select,)),
+                                            device=device, cancel=cancel, objective_factory=factory,
+                                            finetune_config=tuning)
                 done += 1
-                for split in splits:
+                for (select, result), split in product(results.items(), splits):
                     base_groups = {g["group"]: g for g in result.evaluations["base"][split]["groups"]}
                     for group in result.evaluations["finetuned"][split]["groups"]:
                         base_acc = base_groups[group["group"]]["accuracy"]
-                        records.append({"seed": seed, "budget": student.budget_requested, "relu_count": result.relu_count,
-                                        "variant": name, "split": split, "group": group["group"], "n": group["n"],
+                        records.append({"seed": seed, "budget": student.budget_requested,
+                                        "relu_count": result.relu_count, "variant": name, "select": select,
+                                        "split": split, "group": group["group"], "n": group["n"],
                                         "accuracy": group["accuracy"], "base_accuracy": base_acc,
                                         "relative_drop": (base_acc - group["accuracy"]) / base_acc * 100
                                         if base_acc else float("nan"),
                                         "overall_accuracy": result.evaluations["finetuned"][split]["overall_accuracy"]})
     runs = pd.DataFrame(records)
-    keys = ["split", "budget", "variant", "group"]
+    keys = ["split", "budget", "variant", "select", "group"]
     accuracy = seed_summary(runs, "accuracy", by=keys).rename(columns={
         "mean": "accuracy_mean", "std": "accuracy_std", "ci_low": "accuracy_ci_low", "ci_high": "accuracy_ci_high"})
     drop = runs.groupby(keys, sort=False)["relative_drop"].mean().rename("relative_drop_mean").reset_index()
     rows = accuracy.merge(drop, on=keys)
     present = runs[runs["n"] > 0]
-    per_seed = present.groupby(["split", "budget", "variant", "seed"], sort=False).agg(
+    per_seed = present.groupby(["split", "budget", "variant", "select", "seed"], sort=False).agg(
         overall_accuracy=("overall_accuracy", "first"), worst_group_accuracy=("accuracy", "min"),
         best_group_accuracy=("accuracy", "max")).reset_index()
     per_seed["parity_gap"] = per_seed["best_group_accuracy"] - per_seed["worst_group_accuracy"]
-    summary = per_seed.groupby(["split", "budget", "variant"], sort=False)[
+    summary = per_seed.groupby(["split", "budget", "variant", "select"], sort=False)[
         ["overall_accuracy", "worst_group_accuracy", "parity_gap"]].mean().reset_index()
     return Comparison(runs=runs, rows=rows, summary=summary, notes=budget_notes + seed_notes)
 
@@ -116,19 +122,20 @@ def comparison_json(comparison: Comparison, split: str = "test") -> dict[str, An
 
 
 def compare(base: Checkpoint, method: str, budgets: Sequence[Any], *, seeds: Sequence[int] = (0, 1, 2),
-            data: DatasetBundle | None = None, mitigation: MitigationConfig | dict[str, Any] | None = None,
+            data: DatasetBundle | None = None, mitigation: MitigationConfig | dict[str, Any] | str | None = None,
             finetune_epochs: int | None = None, snl_epochs: int | None = None,
             options: LinearizeOptions | None = None, splits: Sequence[str] = ("test",), device=None,
             progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Comparison:
     """Mitigated vs unmitigated finetunes on the same masks for every budget and seed, in memory (``fl.compare``,
-    the notebook's ``fairlin compare``); mitigation: the mitigated variant's settings (default ``MitigationConfig()``).
+    the notebook's ``fairlin compare``); mitigation: the mitigated variant, a method name or its settings
+    (default ``MitigationConfig()``, the lagrangian; see :meth:`MitigationConfig.coerce`).
 
     Returns a :class:`Comparison`: ``runs`` (one row per seed x budget x variant x group), ``rows`` (mean
     and 95% interval across seeds) and ``summary``.
     """
     bundle = base.resolve_data(data)
     config = MitigationConfig.coerce(mitigation) or MitigationConfig()
-    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle.group_names, config), None)}
+    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle, config), None)}
     return run_comparison(base.model, base.spec, bundle, method, list(budgets), list(seeds), variants,
                           options=(options or LinearizeOptions()).with_epochs(snl_epochs, finetune_epochs),
                           splits=tuple(splits), device=device, progress=progress, cancel=cancel)

@@ -33,7 +33,8 @@ import pandas as pd
 from .core import parse_diagnostics, run_audit
 from ..checkpoints import load_checkpoint, load_dataset_for, resolve_checkpoint_path
 from ..errors import FairLinError, check_seed
-from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory
+from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
+from ..finetune.fair import NONE
 from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
                          resolve_budget, unique_budgets)
 from ..linearize.output import save_linearized
@@ -51,14 +52,16 @@ REPO_AUDIT = Path(__file__).resolve().parents[2] / "results" / "default_audit"  
 
 @dataclass(frozen=True)
 class AuditGrid:
-    """What to run. ``diagnostics`` are computed on the runs of ``diagnostic_seeds`` (both mitigations);
-    ``detail`` (the costlier density and attribution maps) only on their unmitigated runs."""
+    """What to run. ``mitigation``: the method of the mitigated ("on") runs (lagrangian, reweight, groupdro;
+    ``mu`` is lagrangian's step size). ``diagnostics`` are computed on the runs of ``diagnostic_seeds``
+    (both mitigations); ``detail`` (the costlier density and attribution maps) only on their unmitigated runs."""
 
     checkpoint: str
     methods: tuple[str, ...] = METHODS
     budgets: tuple[str, ...] = DEFAULT_BUDGETS
     seeds: tuple[int, ...] = (0, 1, 2)
     mu: float = DEFAULT_MU
+    mitigation: str = "lagrangian"
     snl_epochs: int = 100
     finetune_epochs: int = 20
     diagnostics: tuple[str, ...] = ("grad", "hessian", "boundary", "bound")
@@ -74,9 +77,15 @@ class AuditGrid:
             raise FairLinError("an audit needs at least one budget and one seed")
         for seed in (*self.seeds, *self.diagnostic_seeds):
             check_seed(seed)
-        MitigationConfig(mu=self.mu).validate()
+        if self.mitigation == NONE:
+            raise FairLinError("the audit grid's mitigated runs need a method; expected one of "
+                               f"{', '.join(mitigation_names()[1:])}, not none")
+        self.mitigation_config().validate()
         parse_diagnostics([*self.diagnostics, *self.detail] or ["accuracy"])
         return self
+
+    def mitigation_config(self) -> MitigationConfig:
+        return MitigationConfig(method=self.mitigation, mu=self.mu)
 
     def manifest(self) -> dict[str, Any]:
         data = asdict(self)
@@ -132,7 +141,7 @@ def _run_config(grid: AuditGrid, method: str, budget: str, seed: int, mitigated:
     return {"checkpoint": Path(grid.checkpoint).name, "method": method, "budget": budget, "seed": seed,
             "snl": asdict(SNLConfig(epochs=grid.snl_epochs)),
             "finetune": asdict(FinetuneConfig(epochs=grid.finetune_epochs)),
-            "mitigation": asdict(MitigationConfig(mu=grid.mu)) if mitigated else None,
+            "mitigation": asdict(grid.mitigation_config()) if mitigated else None,
             "diagnostics": diagnostics, "shared_masks": "plain and mitigated finetunes start from the same masks"}
 
 
@@ -147,7 +156,7 @@ def run_chunk(grid: AuditGrid, method: str, seed: int, *, progress: ProgressFn |
     _report(progress, 0.0, f"{method} seed {seed}: placing masks for {len(budgets)} budgets")
     prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, method, budgets, options=options, seed=seed,
                                 cancel=cancel)
-    factory = mitigation_factory(list(bundle.group_names), MitigationConfig(mu=grid.mu))
+    factory = mitigation_factory(bundle, grid.mitigation_config())
     tables: dict[str, list[pd.DataFrame]] = {}
     configs: dict[str, Any] = {}
     steps = len(prepared.students) * len(MITIGATIONS)

@@ -81,7 +81,7 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
 def cmd_default_audit(args: argparse.Namespace) -> None:
     grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)),
                      budgets=tuple(comma_list(args.budgets)), seeds=tuple(seed_list(args.seeds, "--seeds")),
-                     mu=args.mu, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
+                     mu=args.mu, mitigation=args.mitigation, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
                      diagnostic_seeds=tuple(seed_list(args.diagnostic_seeds, "--diagnostic-seeds")),
                      data_root=args.data_root)
@@ -112,7 +112,9 @@ def configure_default_audit(p: argparse.ArgumentParser) -> None:
                    help="diagnostics of those runs (default grad,hessian,boundary,bound)")
     p.add_argument("--detail", default=",".join(AuditGrid.detail),
                    help="costlier diagnostics of their unmitigated runs only (default density,attr; '' = none)")
-    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"mitigation multiplier step (default {DEFAULT_MU})")
+    p.add_argument("--mitigation", default="lagrangian", metavar="NAME",
+                   help="method of the mitigated runs: lagrangian, reweight, groupdro (default lagrangian)")
+    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
     p.add_argument("--snl-epochs", type=int, default=100, help="maximum SNL epochs (default 100)")
     p.add_argument("--finetune-epochs", type=int, default=20, help="finetune epochs (default 20)")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")

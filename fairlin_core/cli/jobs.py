@@ -24,8 +24,8 @@ from typing import Any
 
 
 from ..errors import FairLinError
-from ..finetune import DEFAULT_MU
 from ..checkpoints import read_sidecar, resolve_checkpoint_path
+from ..finetune import DEFAULT_ETA, DEFAULT_MU, mitigation_names
 from ..linearize import unique_budgets
 from ..runtime import Progress, comma_list, json_records, merge_duplicates
 from .common import print_notes, seed_list
@@ -35,7 +35,21 @@ from ..jobs.manager import EXECUTORS, JobManager
 from ..jobs.ray_executor import ADDRESS_ENV, DEFAULT_RETRIES
 from ..jobs.store import ACTIVE, LIST_COLUMNS, STATUSES, RunStore
 
-MITIGATION_CHOICES = ("none", "on", "both")
+MITIGATION_ALIASES = {"on": ["lagrangian"], "both": ["none", "lagrangian"]}  # the choices before method names
+
+
+def sweep_mitigations(text: str) -> list[str]:
+    """Mitigation method names of ``--mitigation``: comma-separated names (none, lagrangian, reweight,
+    groupdro), where ``on`` means lagrangian and ``both`` none + lagrangian; duplicates dropped, order kept."""
+    names: list[str] = []
+    for item in _items(text, "--mitigation"):
+        for name in MITIGATION_ALIASES.get(item, [item]):
+            if name not in mitigation_names():
+                raise FairLinError(f"unknown mitigation {item!r}; expected comma-separated names from "
+                                   f"{', '.join(mitigation_names())}, or on (= lagrangian) or both (= none,lagrangian)")
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def _print_json(data: Any) -> None:
@@ -57,13 +71,12 @@ def _seeds(text: str) -> list[int]:
 def sweep_configs(args: argparse.Namespace) -> tuple[list[JobConfig], list[str]]:
     """Every combination of method x budget x seed x mitigation, in that nesting order, validated; and notes on
     the duplicate methods, seeds and budgets (equal ReLU counts, e.g. 16 and 0.5 of 32) that were merged."""
-    mitigations: list[dict[str, float] | None] = []
-    if args.mitigation in ("none", "both"):
-        mitigations.append(None)
-    if args.mitigation in ("on", "both"):
-        mitigations.append({"mu": args.mu, "tolerance": args.tolerance})
+    options = {"lagrangian": {"mu": args.mu, "tolerance": args.tolerance, "normalize": args.normalize,
+                              "lambda_max": args.lambda_max}, "groupdro": {"eta": args.eta}}
+    mitigations = [None if name == "none" else {"method": name, **options.get(name, {})}
+                   for name in sweep_mitigations(args.mitigation)]
     snl = {"epochs": args.snl_epochs} if args.snl_epochs is not None else {}
-    tune = {"epochs": args.finetune_epochs} if args.finetune_epochs is not None else {}
+    tune = {k: v for k, v in {"epochs": args.finetune_epochs, "select": args.select}.items() if v is not None}
     diagnostics = _items(args.diagnostics, "--diagnostics") if args.diagnostics else []
     methods, notes = merge_duplicates(_items(args.methods, "--methods"), "method")
     seeds, more = merge_duplicates(_seeds(args.seeds), "seed")
@@ -127,13 +140,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         for r in records:
             c = r["config"]
             print(f"{r['id']}  {r['status']:11s} {c['method']:10s} budget={c['budget']!s:6s} seed={c['seed']} "
-                  f"mitigation={'off' if c['mitigation'] is None else c['mitigation']['mu']} "
+                  f"mitigation={'off' if c['mitigation'] is None else _mitigation_label(c['mitigation'])} "
                   f"relus={r['relu_count']} acc={r['overall_accuracy']} worst={r['worst_group_accuracy']}")
     failed = [r for r in records if r["status"] != "done"]
     if failed:
         first = failed[0]
         raise FairLinError(f"{len(failed)} of {len(records)} runs did not finish (first: {first['id']} "
                            f"{first['status']}: {first['error']}); see `runs show ID` in store {store.root}")
+
+
+def _mitigation_label(mitigation: dict[str, Any]) -> str:
+    """``lagrangian mu=0.01``, ``reweight``, ...; a stored (sparse or pre-method) dict lacks defaults."""
+    method = mitigation.get("method", "lagrangian")
+    return f"lagrangian mu={mitigation.get('mu', DEFAULT_MU)}" if method == "lagrangian" else method
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
@@ -204,10 +223,16 @@ def configure_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budgets", required=True,
                    help="comma-separated ReLU budgets: counts (500), fractions (0.1) or percentages (10%%)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    p.add_argument("--mitigation", choices=MITIGATION_CHOICES, default="none",
-                   help="none: plain KD finetune; on: fairness-constrained finetune; both: one run of each")
-    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"mitigation multiplier step (default {DEFAULT_MU})")
-    p.add_argument("--tolerance", type=float, default=0.0, help="mitigation: violations up to this are free (0)")
+    p.add_argument("--mitigation", default="none", metavar="NAMES",
+                   help=f"comma-separated finetune objectives, one run each: {', '.join(mitigation_names())}; "
+                        f"on = lagrangian, both = none,lagrangian (default none)")
+    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
+    p.add_argument("--tolerance", type=float, default=0.0, help="lagrangian: violations up to this are free (0)")
+    p.add_argument("--normalize", action="store_true", help="lagrangian: violations relative to the population loss")
+    p.add_argument("--lambda-max", type=float, help="lagrangian: cap of the multipliers (default: none)")
+    p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"groupdro step size (default {DEFAULT_ETA})")
+    p.add_argument("--select", help="validation model selection: auto (default: constrained when mitigated, else "
+                                    "overall), overall, worst-group, constrained")
     p.add_argument("--diagnostics", help="audit diagnostics per run, comma-separated (accuracy, grad, hessian, "
                                          "boundary, bound, attr, density; default none)")
     p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")

@@ -9,7 +9,9 @@ from ..audit.compare import COMPARISON_TABLES, comparison_json, run_comparison
 from ..checkpoints import load_checkpoint
 from ..data import load_dataset
 from ..errors import FairLinError
-from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
+from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
+from ..finetune.fair import NONE
+from ..finetune.selection import SELECTIONS
 from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize, unique_budgets
 from ..linearize.output import LINEARIZED_FILES, result_summary, save_linearized
 from ..models import relu_count
@@ -24,7 +26,9 @@ def _linearize_options(args: argparse.Namespace):
                        if v is not None})
     tune = FinetuneConfig(**{k: v for k, v in {"epochs": args.finetune_epochs, "lr": args.finetune_lr,
                                                "temperature": args.temperature, "kd_weight": args.kd_weight,
-                                               "ce_weight": args.ce_weight}.items() if v is not None})
+                                               "ce_weight": args.ce_weight, "select": args.select,
+                                               "select_tolerance": args.select_tolerance}.items() if v is not None})
+    tune.validate()  # before any progress bar: bad input is one line
     deepreduce = None
     if args.cull is not None or args.thin or args.stem_stride is not None:
         if args.method != "deepreduce":
@@ -46,25 +50,33 @@ def _checkpoint_and_data(args: argparse.Namespace):
     return checkpoint, checkpoint.resolve_data(bundle)
 
 
-def _mitigation(args: argparse.Namespace):
-    config = MitigationConfig(**{k: v for k, v in {"mu": args.mu, "tolerance": args.tolerance}.items()
-                                 if v is not None})
-    config.validate()
-    return config
+def mitigation_from_args(args: argparse.Namespace, default: str = NONE) -> MitigationConfig | None:
+    """The MitigationConfig of --mitigation NAME (--mitigate = lagrangian) and its options; None for none."""
+    mitigate = getattr(args, "mitigate", False)
+    if mitigate and args.mitigation not in (None, "lagrangian"):
+        raise FairLinError(f"--mitigate means --mitigation lagrangian, got --mitigation {args.mitigation}; "
+                           f"expected one of them")
+    name = args.mitigation or ("lagrangian" if mitigate else default)
+    given = {k: v for k, v in {"mu": args.mu, "tolerance": args.tolerance, "normalize": args.normalize or None,
+                               "lambda_max": args.lambda_max, "eta": args.eta}.items() if v is not None}
+    if name == NONE:
+        if given:
+            raise FairLinError(f"--{', --'.join(k.replace('_', '-') for k in given)} configure a mitigation; "
+                               f"expected --mitigation {'|'.join(mitigation_names()[1:])} (or --mitigate) with them")
+        return None
+    return MitigationConfig.coerce({"method": name, **given})
 
 
 def cmd_linearize(args: argparse.Namespace) -> None:
     options = _linearize_options(args)
-    if not args.mitigate and (args.mu is not None or args.tolerance is not None):
-        raise FairLinError("--mu and --tolerance configure mitigation; expected --mitigate with them")
-    mitigation = _mitigation(args) if args.mitigate else None
+    mitigation = mitigation_from_args(args)
     prepare_output(args.out, LINEARIZED_FILES, overwrite=args.overwrite)
     checkpoint, bundle = _checkpoint_and_data(args)
     bar = TqdmProgress(f"{args.method} to {args.budget}")
     try:
         result = linearize(checkpoint.model, checkpoint.spec, bundle, args.method, args.budget, options=options,
                            seed=args.seed, progress=bar,
-                           objective_factory=mitigation_factory(bundle.group_names, mitigation))
+                           objective_factory=mitigation_factory(bundle, mitigation))
     finally:
         bar.close()
     path = save_linearized(result, args.out, bundle, base_checkpoint=checkpoint.path,
@@ -82,14 +94,17 @@ def cmd_linearize(args: argparse.Namespace) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> None:
     options = _linearize_options(args)
-    mitigation = _mitigation(args)
+    mitigation = mitigation_from_args(args, default="lagrangian")
+    if mitigation is None:
+        raise FairLinError("compare sets a mitigated finetune against the plain one; expected --mitigation "
+                           f"{'|'.join(mitigation_names()[1:])}, not none")
     if args.out:
         prepare_output(args.out, [f"{name}.csv" for name in COMPARISON_TABLES], overwrite=args.overwrite)
     checkpoint, bundle = _checkpoint_and_data(args)
     budgets, budget_notes = unique_budgets(comma_list(args.budgets), relu_count(checkpoint.model))
     seeds, seed_notes = merge_duplicates(seed_list(args.seeds, "--seeds"), "seed")
     print_notes(budget_notes + seed_notes)
-    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle.group_names, mitigation), None)}
+    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle, mitigation), None)}
     bar = TqdmProgress(f"compare {args.method}")
     try:
         comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, args.method, budgets, seeds, variants,
@@ -128,12 +143,29 @@ def _add_linearize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cull", help="deepreduce: stages to cull, e.g. 1,2 (default: nearest configuration to the budget)")
     p.add_argument("--thin", action="store_true", help="deepreduce: thin the kept stages")
     p.add_argument("--stem-stride", type=int, choices=[1, 2], help="deepreduce: stem stride of the student")
-    p.add_argument("--mu", type=float, help="mitigation: Lagrange multiplier step size (default 0.01)")
-    p.add_argument("--tolerance", type=float, help="mitigation: group-loss violations up to this are free (default 0)")
+    add_mitigation_args(p)
     p.add_argument("--protect", help="group attribute to protect, if not the checkpoint's (e.g. age on utkface)")
     p.add_argument("--dataset", help="use this dataset instead of the checkpoint's (must match its classes and input)")
     p.add_argument("--data-seed", type=seed_arg, default=0, help="seed of the --dataset splits (default 0)")
     add_data_args(p, with_seed=False)
+
+
+def add_mitigation_args(p: argparse.ArgumentParser) -> None:
+    """--mitigation NAME and the mitigations' options (read by :func:`mitigation_from_args`), --select."""
+    p.add_argument("--mitigation", metavar="NAME",
+                   help=f"finetune objective: {', '.join(mitigation_names())} (linearize: default none; compare: the "
+                        f"mitigated variant, default lagrangian)")
+    p.add_argument("--mu", type=float, help="lagrangian: multiplier step size per epoch (default 0.01)")
+    p.add_argument("--tolerance", type=float, help="lagrangian: group-loss violations up to this are free (default 0)")
+    p.add_argument("--normalize", action="store_true",
+                   help="lagrangian: violations relative to the population loss (mu means the same across datasets)")
+    p.add_argument("--lambda-max", type=float, help="lagrangian: cap of the multipliers (default: none)")
+    p.add_argument("--eta", type=float, help="groupdro: step size of the group weights per batch (default 0.01)")
+    p.add_argument("--select", metavar="RULE",
+                   help=f"validation model selection: auto (constrained when mitigated, else overall; the default), "
+                        f"{', '.join(SELECTIONS)}")
+    p.add_argument("--select-tolerance", type=float,
+                   help="constrained selection: worst-group tolerance, a fraction (default 0.02 = 2 points)")
 
 
 def configure_linearize(p: argparse.ArgumentParser) -> None:
@@ -144,7 +176,7 @@ def configure_linearize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (model.safetensors + model.json are written)")
     add_overwrite_arg(p, "a model already in --out")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of SNL, random placement and finetuning (default 0)")
-    p.add_argument("--mitigate", action="store_true", help="fairness-constrained finetune (the paper's Algorithm 1)")
+    p.add_argument("--mitigate", action="store_true", help="alias of --mitigation lagrangian (the paper's Algorithm 1)")
     _add_linearize_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_linearize)

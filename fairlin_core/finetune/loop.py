@@ -1,8 +1,9 @@
 """Masks-frozen finetuning of a linearized student by knowledge distillation from the base teacher.
 
 SGD (lr 1e-3, momentum 0.9, weight decay 5e-4) with a cosine schedule on ``ce_weight * CE +
-kd_weight * KD_T`` (T = 4), as in SNL's reference finetune. The epoch kept is the one with the best
-validation accuracy (epoch 0 = the starting point is a candidate), never selected on test. The batch
+kd_weight * KD_T`` (T = 4), as in SNL's reference finetune. The epoch kept is chosen on the validation
+split by ``config.select`` (epoch 0 = the starting point is a candidate; see :mod:`.selection`), never
+on test; one finetune keeps the best state of every selection rule. The batch
 objective is pluggable: the default is the mean per-sample loss; the fairness-constrained finetune
 supplies its own (see :mod:`fairlin_core.finetune.fair`).
 """
@@ -23,11 +24,15 @@ from ..metrics import evaluate_split
 from ..models import activation_sites
 from ..runtime import CancelFlag, ProgressFn, autocast, batch_indices, check_cancel, default_device, for_training, report
 from .kd import distillation_loss_per_sample, teacher_logits
+from .selection import AUTO, DEFAULT_SELECT, SELECTIONS, Selector, check_selection, resolve_selection
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """epochs (0 = no finetune); SGD lr, momentum, weight_decay; batch_size; KD temperature and weights."""
+    """epochs (0 = no finetune); SGD lr, momentum, weight_decay; batch_size; KD temperature and weights;
+    select: the validation selection rule (overall, worst-group, constrained; auto = constrained when
+    mitigated, else overall) and select_tolerance its worst-group tolerance for ``constrained`` (a
+    fraction of accuracy, 0.02 = 2 points)."""
 
     epochs: int = 20
     lr: float = 1e-3
@@ -37,6 +42,8 @@ class FinetuneConfig:
     temperature: float = 4.0
     ce_weight: float = 1.0
     kd_weight: float = 1.0
+    select: str = DEFAULT_SELECT
+    select_tolerance: float = 0.02
 
     def validate(self) -> None:
         if self.epochs < 0:
@@ -49,6 +56,10 @@ class FinetuneConfig:
         if self.ce_weight < 0 or self.kd_weight < 0 or self.ce_weight + self.kd_weight == 0:
             raise FairLinError(f"ce_weight and kd_weight must be >= 0 and not both 0, got "
                                f"{self.ce_weight} and {self.kd_weight}")
+        check_selection(self.select, allow_auto=True)
+        if not 0 <= self.select_tolerance <= 1:
+            raise FairLinError(f"finetune select_tolerance must be in [0, 1] (a fraction of accuracy), got "
+                               f"{self.select_tolerance}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,11 +94,25 @@ def validation_row(model: nn.Module, bundle: DatasetBundle, device: torch.device
 
 @dataclass
 class FinetuneResult:
-    """The best-on-validation model (eval mode, on CPU), its epoch, and the per-epoch history."""
+    """The model ``select`` (the rule applied, auto resolved) keeps (eval mode, on CPU), its epoch, and the
+    per-epoch history; ``selected`` maps every rule to (epoch, state dict) so :meth:`model_for` gives any
+    rule's model."""
 
     model: nn.Module
     best_epoch: int
     history: pd.DataFrame
+    select: str = DEFAULT_SELECT
+    selected: dict[str, tuple[int, dict[str, torch.Tensor]]] | None = None
+
+    def model_for(self, rule: str) -> tuple[int, nn.Module]:
+        """(epoch, model in eval mode on CPU) that selection ``rule`` keeps, from the same finetune."""
+        rule = self.select if rule == AUTO else check_selection(rule)
+        if rule == self.select or self.selected is None:
+            return self.best_epoch, self.model
+        epoch, state = self.selected[rule]
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(state)
+        return epoch, model.eval()
 
 
 def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, config: FinetuneConfig, *,
@@ -106,6 +131,7 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
     seed = check_seed(seed)
     bundle.require("train", "val", purpose="finetuning (the best epoch is selected on val)")
     device = device or default_device()
+    select = resolve_selection(config.select, mitigated=objective is not None)
     objective = objective or MeanObjective()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -120,9 +146,13 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
     steps = max(1, config.epochs * len(list(batch_indices(len(train), config.batch_size))))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
 
-    best_row = {"stage": stage, "epoch": 0, **validation_row(model, bundle, device)}
-    history = [best_row]
-    best_state = copy.deepcopy(model.state_dict())
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    selector = Selector(config.select_tolerance)
+    first = {"stage": stage, "epoch": 0, **validation_row(model, bundle, device)}
+    history = [first]
+    selector.offer(first, snapshot)
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, seen = torch.zeros((), dtype=torch.float64, device=device), 0
@@ -143,11 +173,13 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
         row = {"stage": stage, "epoch": epoch, "loss": float(total) / seen, "lr": scheduler.get_last_lr()[0],
                **objective.end_epoch(), **validation_row(model, bundle, device)}
         history.append(row)
-        if row["val_accuracy"] > best_row["val_accuracy"]:
-            best_row, best_state = row, copy.deepcopy(model.state_dict())
+        selector.offer(row, snapshot)
         report(progress, epoch / config.epochs, stage, f"epoch {epoch}/{config.epochs}",
                loss=row["loss"], val_accuracy=row["val_accuracy"])
-    model.load_state_dict(best_state)
-    model.eval().cpu()
-    return FinetuneResult(model=model, best_epoch=int(best_row["epoch"]), history=pd.DataFrame(history))
+    selected = {rule: selector.chosen(rule) for rule in SELECTIONS}
+    best_epoch, best_state = selected[select]
+    model.cpu().load_state_dict(best_state)
+    model.eval()
+    return FinetuneResult(model=model, best_epoch=best_epoch, history=pd.DataFrame(history), select=select,
+                          selected=selected)
 

@@ -6,7 +6,6 @@ group carries equal total weight; the batch objective is the weighted mean.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,7 +25,3 @@ class GroupReweightedObjective:
 
     def end_epoch(self) -> dict[str, Any]:
         return {}
-
-
-def reweighting_factory(train_groups: torch.Tensor, num_groups: int) -> Callable[[], GroupReweightedObjective]:
-    return lambda: GroupReweightedObjective(train_groups, num_groups)

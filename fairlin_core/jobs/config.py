@@ -33,11 +33,15 @@ from ..data import load_dataset
 from ..data.registry import get_spec
 from ..errors import CheckpointError, FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
+from ..finetune.fair import NONE
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
 from .paths import user_checkpoint_dir
 
-HASH_FORMAT = 1
+# 2: mitigation method/normalize/lambda_max/eta and finetune select/select_tolerance joined the config (issue 17);
+# every linearize hash changed, so runs stored under format 1 stay listed and shown but are not reused.
+HASH_FORMAT = 2
+TRAIN_BASE_HASH_FORMAT = 1  # train-base configs did not change
 LINEARIZE = "linearize"
 TRAIN_BASE = "train-base"
 KINDS = (LINEARIZE, TRAIN_BASE)
@@ -58,7 +62,9 @@ class JobConfig:
     snl: :class:`~fairlin_core.linearize.SNLConfig` fields to override (e.g. epochs, mask_lr, lam).
     finetune: :class:`~fairlin_core.finetune.FinetuneConfig` fields (e.g. epochs, lr, temperature,
     kd_weight, ce_weight).
-    mitigation: None = plain KD finetune; ``{"mu", "tolerance"}`` = the fairness-constrained finetune.
+    mitigation: None (or ``"none"``) = plain KD finetune; a method name (``"lagrangian"``, ``"reweight"``,
+    ``"groupdro"``) or :class:`~fairlin_core.finetune.MitigationConfig` fields (``{"method", "mu", "tolerance",
+    "normalize", "lambda_max", "eta"}``; a dict without ``method`` is the lagrangian, as stored before methods).
     diagnostics: audit diagnostics to run on the saved model (``accuracy``, ``grad``, ...; empty = none).
     data_root: folder holding the datasets (None = $FAIRLIN_DATA_ROOT, else ./data); not hashed.
     """
@@ -120,8 +126,7 @@ class JobConfig:
         return replace(self, checkpoint=str(weights), budget=budget, seed=int(self.seed),
                        dataset=_normalise_dataset(self.dataset), snl=_filled(SNLConfig, self.snl, "snl"),
                        finetune=_filled(FinetuneConfig, self.finetune, "finetune"),
-                       mitigation=None if self.mitigation is None else _filled(MitigationConfig, self.mitigation,
-                                                                               "mitigation"),
+                       mitigation=_mitigation(self.mitigation),
                        diagnostics=diagnostics)
 
     def canonical(self) -> dict[str, Any]:
@@ -236,7 +241,7 @@ class TrainBaseConfig:
         """What the hash covers: the validated config (kind included) without data_root."""
         config = self.validate().to_dict()
         del config["data_root"]
-        config["hash_format"] = HASH_FORMAT
+        config["hash_format"] = TRAIN_BASE_HASH_FORMAT
         return config
 
     def canonical_hash(self) -> str:
@@ -313,15 +318,34 @@ def _filled(kind: type, given: Any, name: str) -> dict[str, Any]:
     if unknown:
         raise FairLinError(f"unknown {name} option(s) {clip(', '.join(unknown))}; valid: {', '.join(sorted(valid))}")
     defaults = asdict(kind())
-    typed = {}
+    typed: dict[str, Any] = {}
     for key, value in given.items():
-        whole = isinstance(defaults[key], int)
+        default = defaults[key]
+        if isinstance(default, (str, bool)):
+            if not isinstance(value, type(default)):
+                raise FairLinError(f"{name} option {key} must be {'text' if isinstance(default, str) else 'true or false'}"
+                                   f", got {value!r}")
+            typed[key] = value
+            continue
+        if value is None and default is None:  # an optional number (e.g. lambda_max: None = no cap)
+            typed[key] = None
+            continue
+        whole = isinstance(default, int)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
             raise FairLinError(f"{name} option {key} must be {'an integer' if whole else 'a number'}, got {brief(value)}")
         typed[key] = int(value) if whole else float(value)
     instance = kind(**typed)
     instance.validate()
     return asdict(instance)
+
+
+def _mitigation(given: Any) -> dict[str, Any] | None:
+    """None for no mitigation (None or "none"); a method name or a fields dict filled with the defaults."""
+    if given is None or given == NONE:
+        return None
+    if isinstance(given, str):
+        given = {"method": given}
+    return _filled(MitigationConfig, given, "mitigation")
 
 
 def _normalise_dataset(dataset: Any) -> dict[str, Any] | None:

@@ -78,7 +78,7 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
     split_at = 0.7 if config.diagnostics else 0.95
     result = linearize(checkpoint.model, checkpoint.spec, bundle, config.method, config.budget, options=options,
                        seed=config.seed, device=device, progress=scaled_progress(progress, 0.0, split_at), cancel=cancel,
-                       objective_factory=mitigation_factory(list(bundle.group_names), mitigation))
+                       objective_factory=mitigation_factory(bundle, mitigation))
     check_cancel(cancel)
     report(progress, split_at, "save", "writing artifacts")
     config_hash = config_hash or config.canonical_hash()

@@ -141,7 +141,8 @@ class JobManager:
             if isinstance(config, TrainBaseConfig):
                 raise FairLinError(f"run {row['id']} no longer hashes as when it was queued; expected the same "
                                    f"config (submit it again to run it as a new run)")
-            raise FairLinError(f"the checkpoint of run {row['id']} ({config.checkpoint}) changed since it was queued; "
+            raise FairLinError(f"run {row['id']} no longer hashes as when it was queued: its checkpoint "
+                               f"({config.checkpoint}) changed, or an older FairLin (another hash format) queued it; "
                                f"expected the same file (submit the config again to run it as a new run)")
         return self.submit(config)
 

@@ -6,16 +6,16 @@ The wing is callable: ``fairlin_core.linearize(checkpoint, method, budget, ...)`
 
 from ..lazy import callable_wing
 
-from .api import (METHODS, LinearizationResult, LinearizeOptions, Prepared, Student, finish, linearize,
-                  linearize_sweep, prepare_students, resolve_budget, unique_budgets)
+from .api import (METHODS, LinearizationResult, LinearizeOptions, Prepared, Student, finish, finish_selections,
+                  linearize, linearize_sweep, prepare_students, resolve_budget, unique_budgets)
 from .checkpoint import linearize_checkpoint
 from .base import LINEARIZERS, Linearizer, Placement, get_linearizer, register_linearizer
 from .deepreduce import DeepReduceConfig, apply_deepreduce, configuration_counts, nearest_configuration
 from .random_masks import apply_random_masks
 from .snl import SNLConfig, binarize_masks, snl_trajectory
 
-__all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "Student", "finish", "linearize",
-           "linearize_sweep", "prepare_students", "resolve_budget", "unique_budgets",
+__all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "Student", "finish", "finish_selections",
+           "linearize", "linearize_sweep", "prepare_students", "resolve_budget", "unique_budgets",
            "LINEARIZERS", "Linearizer", "Placement", "get_linearizer", "register_linearizer",
            "DeepReduceConfig", "apply_deepreduce", "configuration_counts", "nearest_configuration",
            "apply_random_masks", "SNLConfig", "binarize_masks", "snl_trajectory", "linearize_checkpoint"]

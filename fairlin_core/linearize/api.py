@@ -177,22 +177,38 @@ def finish(prepared: Prepared, student: Student, bundle: DatasetBundle, *, devic
            finetune_config: FinetuneConfig | None = None) -> LinearizationResult:
     """Finetune one student from the base teacher (masks frozen) and package the result.
 
-    objective_factory: the finetune's batch objective (None = plain KD finetune; the fairness-constrained
-    finetune and its baselines plug in here); finetune_config overrides ``prepared.options.finetune``.
+    objective_factory: the finetune's batch objective (None = plain KD finetune; the mitigations plug in
+    here); finetune_config overrides ``prepared.options.finetune`` (its ``select`` picks the epoch kept).
     """
-    tuned = finetune(student.model, prepared.base, bundle, finetune_config or prepared.options.finetune,
-                     seed=prepared.seed, device=device or default_device(),
+    config = finetune_config or prepared.options.finetune
+    return finish_selections(prepared, student, bundle, (config.select,), device=device, progress=progress,
+                             cancel=cancel, objective_factory=objective_factory,
+                             finetune_config=config)[config.select]
+
+
+def finish_selections(prepared: Prepared, student: Student, bundle: DatasetBundle, rules: Sequence[str], *,
+                      device: torch.device | None = None, progress: ProgressFn | None = None,
+                      cancel: CancelFlag | None = None, objective_factory: Callable[[], BatchObjective] | None = None,
+                      finetune_config: FinetuneConfig | None = None) -> dict[str, LinearizationResult]:
+    """Like :func:`finish`, from ONE finetune, one result per validation selection rule in ``rules``."""
+    config = finetune_config or prepared.options.finetune
+    tuned = finetune(student.model, prepared.base, bundle, config, seed=prepared.seed,
+                     device=device or default_device(),
                      objective=objective_factory() if objective_factory else None, progress=progress, cancel=cancel,
                      precision=prepared.options.precision)
-    model = tuned.model
-    return LinearizationResult(
-        method=prepared.method, budget_requested=student.budget_requested, budget=student.budget,
-        relu_count=relu_count(model), base_relu_count=prepared.base_count, model=model, spec=student.spec,
-        masks=get_masks(model), configuration={**student.configuration, "finetune_best_epoch": tuned.best_epoch},
-        history=pd.concat([student.history, tuned.history], ignore_index=True),
-        evaluations={"base": prepared.base_evaluations, "linearized": student.evaluations,
-                     "finetuned": _evaluate_all(model, bundle)},
-        seed=prepared.seed, options=prepared.options)
+    history = pd.concat([student.history, tuned.history], ignore_index=True)
+    results = {}
+    for rule in rules:
+        epoch, model = tuned.model_for(rule)
+        results[rule] = LinearizationResult(
+            method=prepared.method, budget_requested=student.budget_requested, budget=student.budget,
+            relu_count=relu_count(model), base_relu_count=prepared.base_count, model=model, spec=student.spec,
+            masks=get_masks(model), configuration={**student.configuration, "finetune_best_epoch": epoch,
+                                                   "finetune_select": tuned.select if rule == "auto" else rule},
+            history=history, evaluations={"base": prepared.base_evaluations, "linearized": student.evaluations,
+                                          "finetuned": _evaluate_all(model, bundle)},
+            seed=prepared.seed, options=prepared.options)
+    return results
 
 
 def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budgets: list[Any], *,

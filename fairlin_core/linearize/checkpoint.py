@@ -17,14 +17,16 @@ from .output import linearized_checkpoint
 
 def linearize_checkpoint(base: Checkpoint, method: str, budget: Any, *, data: DatasetBundle | None = None,
                          seed: int = 0, finetune_epochs: int | None = None, snl_epochs: int | None = None,
-                         mitigation: MitigationConfig | dict[str, Any] | None = None,
+                         mitigation: MitigationConfig | dict[str, Any] | str | None = None,
                          options: LinearizeOptions | None = None, device: torch.device | None = None,
                          progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Checkpoint:
     """Linearize ``base`` to ``budget`` ReLUs with ``method`` (snl, deepreduce, random) and finetune it.
 
     budget: a count (500), a fraction of the base count (0.01) or a percentage ("1%"); data: the
-    base's own dataset when None (checked against the model's input and classes); mitigation: None
-    (plain KD finetune) or the fairness-constrained finetune's settings, e.g. ``{"mu": 0.01}``.
+    base's own dataset when None (checked against the model's input and classes); mitigation: None or
+    ``"none"`` (plain KD finetune), a method name (``"lagrangian"``, ``"reweight"``, ``"groupdro"``) or its
+    settings, e.g. ``{"method": "lagrangian", "mu": 0.01, "normalize": True}`` (see MitigationConfig);
+    the finetune's validation selection is ``options.finetune.select``.
     Returns an in-memory :class:`Checkpoint` (``path`` None until saved) whose sidecar holds the method,
     counts, per-group accuracy before and after, and the per-epoch history.
     """
@@ -33,6 +35,6 @@ def linearize_checkpoint(base: Checkpoint, method: str, budget: Any, *, data: Da
     result = linearize(base.model, base.spec, bundle, method, budget,
                        options=(options or LinearizeOptions()).with_epochs(snl_epochs, finetune_epochs), seed=seed,
                        device=device, progress=progress, cancel=cancel,
-                       objective_factory=mitigation_factory(bundle.group_names, config))
+                       objective_factory=mitigation_factory(bundle, config))
     return linearized_checkpoint(result, bundle, base_checkpoint=base.path,
                                  extra={"mitigation": config.to_dict() if config else None})

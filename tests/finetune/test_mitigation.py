@@ -1,5 +1,5 @@
-"""Fairness-constrained finetune (Algorithm 1): the penalty really trains, multipliers grow, and the
-comparison shares masks between mitigated and unmitigated runs."""
+"""Fairness-constrained finetune (Algorithm 1): the penalty really trains, multipliers grow (normalised,
+capped), and the comparison shares masks between mitigated and unmitigated runs."""
 
 import json
 
@@ -67,9 +67,30 @@ def test_tolerance_leaves_small_violations_unpenalised():
 
 def test_invalid_mitigation_settings_are_refused():
     with pytest.raises(FairLinError, match="mu must be > 0"):
-        mitigation_factory(["a"], MitigationConfig(mu=0))
+        MitigationConfig(mu=0).validate()
+    with pytest.raises(FairLinError, match="unknown mitigation 'dro'"):
+        MitigationConfig.coerce("dro")
+    with pytest.raises(FairLinError, match="lambda_max must be > 0"):
+        MitigationConfig(lambda_max=0).validate()
     with pytest.raises(FairLinError, match="tolerance"):
         MitigationConfig(tolerance=-1).validate()
+
+
+def test_normalised_violations_are_relative_to_the_population_loss_and_multipliers_are_capped():
+    losses, groups = torch.tensor([1.0, 1.0, 1.0, 5.0]), torch.tensor([0, 0, 0, 1])
+    raw = LagrangianFairObjective(["a", "b"], MitigationConfig(mu=1.0)).penalty(losses, groups)[1]
+    scaled = LagrangianFairObjective(["a", "b"], MitigationConfig(mu=1.0, normalize=True)).penalty(10 * losses,
+                                                                                                   groups)[1]
+    assert torch.allclose(scaled, raw / 2.0)  # population loss 2 (and 20): the same relative violations
+    capped = LagrangianFairObjective(["a", "b"], MitigationConfig(mu=100.0, lambda_max=0.25))
+    capped(losses, groups)
+    assert capped.end_epoch()["lambda:b"] == 0.25
+
+
+def test_coerce_takes_names_dicts_and_none():
+    assert MitigationConfig.coerce("none") is None and MitigationConfig.coerce(None) is None
+    assert MitigationConfig.coerce("groupdro").method == "groupdro"
+    assert MitigationConfig.coerce({"mu": 0.05}) == MitigationConfig(method="lagrangian", mu=0.05)
 
 
 def test_reweighting_gives_every_group_equal_total_weight():
@@ -87,7 +108,7 @@ def test_mitigated_finetune_changes_the_weights_at_the_same_seed(base):
     plain = finish(prepared, student, bundle, device=CPU)
     again = finish(prepared, student, bundle, device=CPU)
     mitigated = finish(prepared, student, bundle, device=CPU,
-                       objective_factory=mitigation_factory(bundle.group_names, MitigationConfig(mu=0.5)))
+                       objective_factory=mitigation_factory(bundle, MitigationConfig(mu=0.5)))
     weights = [k for k in plain.model.state_dict() if not k.endswith(("alpha", "num_batches_tracked"))]
     assert all(torch.equal(plain.model.state_dict()[k], again.model.state_dict()[k]) for k in weights)
     assert not all(torch.equal(plain.model.state_dict()[k], mitigated.model.state_dict()[k]) for k in weights)
@@ -103,7 +124,7 @@ def test_mitigation_raises_the_worst_group_where_plain_finetuning_leaves_it_behi
     more than 10 points at every seed (measured: +22 to +30); a mitigation that does nothing fails."""
     checkpoint, bundle = base
     options = LinearizeOptions(finetune=FinetuneConfig(epochs=8))
-    factory = mitigation_factory(bundle.group_names, MitigationConfig(mu=0.05))
+    factory = mitigation_factory(bundle, MitigationConfig(mu=0.05))
     for seed in range(2):
         prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, "random", [0.02], options=options,
                                     seed=seed, device=CPU)
@@ -137,13 +158,14 @@ def test_linearize_mitigate_records_it_in_the_sidecar(capsys, tmp_path):
     code = main(["linearize", "--checkpoint", str(DIGITS), "--method", "random", "--budget", "0.1", "--mitigate",
                  "--mu", "0.05", "--finetune-epochs", "1", "--out", str(tmp_path / "m"), "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert code == 0 and result["mitigation"] == {"mu": 0.05, "tolerance": 0.0}
+    assert code == 0 and result["mitigation"] == {"method": "lagrangian", "mu": 0.05, "tolerance": 0.0,
+                                                  "normalize": False, "lambda_max": None, "eta": 0.01}
     sidecar = json.loads((tmp_path / "m" / "model.json").read_text())
-    assert sidecar["mitigation"] == {"mu": 0.05, "tolerance": 0.0}
+    assert sidecar["mitigation"] == result["mitigation"]
     assert "lambda:9" in sidecar["history"][-1]
     code = main(["linearize", "--checkpoint", str(DIGITS), "--method", "random", "--budget", "0.1", "--mu", "0.05",
                  "--out", str(tmp_path / "n")])
-    assert code == 2 and "expected --mitigate" in capsys.readouterr().err
+    assert code == 2 and "--mu configure a mitigation; expected --mitigation" in capsys.readouterr().err
 
 
 def test_comparison_json_marks_only_the_mitigated_variant():

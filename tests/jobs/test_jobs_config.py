@@ -27,10 +27,22 @@ def test_equal_configs_hash_equally_whatever_is_spelled_out():
     assert JobConfig.from_dict(config().to_dict()).canonical_hash() == plain
     assert config(mitigation={"mu": 0.01}).canonical_hash() == config(mitigation={"mu": 0.01, "tolerance": 0}
                                                                       ).canonical_hash()
+    assert config(mitigation="lagrangian").canonical_hash() == config(mitigation={"mu": 0.01}).canonical_hash()
+    assert config(mitigation="none").canonical_hash() == plain
+    assert config(finetune={"select": "auto"}).canonical_hash() == plain
     different = [config(seed=1), config(budget=16), config(method="random"), config(snl={"epochs": 2}),
-                 config(mitigation={"mu": 0.01}), config(diagnostics=["accuracy"])]
+                 config(mitigation={"mu": 0.01}), config(diagnostics=["accuracy"]), config(mitigation="reweight"),
+                 config(mitigation="groupdro"), config(mitigation={"mu": 0.01, "normalize": True}),
+                 config(finetune={"select": "worst-group"}), config(finetune={"select": "overall"})]
     hashes = {plain, *(c.canonical_hash() for c in different)}
     assert len(hashes) == len(different) + 1
+
+
+def test_a_format_1_mitigation_dict_still_reads_as_the_lagrangian():
+    """Stores written before mitigation methods hold {"mu", "tolerance"}: they validate, as the lagrangian."""
+    old = JobConfig.from_dict({"checkpoint": TOY, "method": "snl", "budget": 0.5, "mitigation": {"mu": 0.5, "tolerance": 0.0}})
+    assert old.validate().mitigation == {"method": "lagrangian", "mu": 0.5, "tolerance": 0.0, "normalize": False,
+                                         "lambda_max": None, "eta": 0.01}
 
 
 def test_validated_config_is_plain_json_with_defaults_filled():
@@ -70,6 +82,10 @@ def test_a_replaced_checkpoint_is_a_different_run(tmp_path):
     ({"snl": {"speed": 2}}, "unknown snl option(s) speed"),
     ({"finetune": {"epochs": 1.5}}, "finetune option epochs must be an integer"),
     ({"mitigation": {"mu": -1}}, "mitigation mu must be > 0"),
+    ({"mitigation": "dro"}, "unknown mitigation 'dro'; expected one of none, lagrangian, reweight, groupdro"),
+    ({"mitigation": {"method": "groupdro", "eta": 0}}, "mitigation eta must be > 0"),
+    ({"mitigation": {"normalize": 1}}, "mitigation option normalize must be true or false"),
+    ({"finetune": {"select": "best"}}, "unknown selection 'best'"),
     ({"dataset": {"name": "mnist"}}, "unknown dataset 'mnist'"),
     ({"dataset": {"name": "toy2d", "options": {"shape": "paper", "size": 3}}}, "unknown option(s) size"),
     ({"dataset": {"name": "toy2d"}, "diagnostics": ["accuracy"]}, "no dataset override"),

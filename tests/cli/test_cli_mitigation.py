@@ -1,0 +1,79 @@
+"""--mitigation NAME on linearize, compare, sweep and default-audit: method names, the --mitigate alias,
+the sweep's old on/both choices, --select; bad names exit 2 with one line."""
+
+import json
+
+import pytest
+
+from fairlin_core.cli import build_parser, main
+from fairlin_core.cli.jobs import sweep_configs
+from conftest import TOY
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+LINEARIZE = ["linearize", "--checkpoint", TOY, "--method", "random", "--budget", "0.5", "--finetune-epochs", "1",
+             "--json"]
+
+
+@pytest.mark.parametrize("argv,method", [(["--mitigation", "groupdro", "--eta", "0.2"], "groupdro"),
+                                         (["--mitigation", "reweight"], "reweight"),
+                                         (["--mitigate", "--mu", "0.05", "--normalize"], "lagrangian"),
+                                         (["--mitigation", "lagrangian", "--lambda-max", "1"], "lagrangian"),
+                                         (["--mitigation", "none", "--select", "worst-group"], None)])
+def test_linearize_takes_a_mitigation_by_name(capsys, tmp_path, argv, method):
+    code, out, _ = run(capsys, *LINEARIZE, "--out", tmp_path / "m", *argv)
+    result = json.loads(out)
+    assert code == 0
+    assert (result["mitigation"] or {}).get("method") == method
+    sidecar = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert sidecar["mitigation"] == result["mitigation"]
+    if "--eta" in argv:
+        assert result["mitigation"]["eta"] == 0.2
+    if "--normalize" in argv:
+        assert result["mitigation"]["normalize"] is True and result["mitigation"]["mu"] == 0.05
+    if "--select" in argv:
+        assert sidecar["configuration"]["finetune_select"] == "worst-group"
+
+
+def test_mitigate_is_an_alias_of_mitigation_lagrangian(capsys, tmp_path):
+    _, alias, _ = run(capsys, *LINEARIZE, "--out", tmp_path / "a", "--mitigate")
+    _, named, _ = run(capsys, *LINEARIZE, "--out", tmp_path / "b", "--mitigation", "lagrangian")
+    alias, named = json.loads(alias), json.loads(named)
+    assert alias["mitigation"] == named["mitigation"] and alias["groups"] == named["groups"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([*LINEARIZE, "--mitigation", "dro"], "unknown mitigation 'dro'; expected one of none, lagrangian, reweight"),
+    ([*LINEARIZE, "--mitigate", "--mitigation", "groupdro"], "--mitigate means --mitigation lagrangian"),
+    ([*LINEARIZE, "--eta", "0.1"], "--eta configure a mitigation"),
+    ([*LINEARIZE, "--mitigation", "groupdro", "--eta", "0"], "mitigation eta must be > 0"),
+    ([*LINEARIZE, "--select", "best"], "unknown selection 'best'"),
+    (["compare", "--checkpoint", TOY, "--method", "random", "--budgets", "0.5", "--mitigation", "none"],
+     "compare sets a mitigated finetune against the plain one"),
+    (["compare", "--checkpoint", TOY, "--method", "random", "--budgets", "0.5", "--mitigation", "magic"],
+     "unknown mitigation 'magic'"),
+    (["sweep", "--checkpoint", TOY, "--budgets", "0.5", "--mitigation", "on,dro"], "unknown mitigation 'dro'"),
+    (["default-audit", "--checkpoint", TOY, "--mitigation", "none"], "need a method"),
+])
+def test_bad_mitigation_input_exits_2_with_one_line(capsys, tmp_path, argv, message):
+    extra = ["--out", tmp_path / "o"] if argv[0] in ("linearize", "default-audit") else []
+    extra += ["--store", tmp_path / "store"] if argv[0] == "sweep" else []
+    code, _, err = run(capsys, *argv, *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("choice,methods", [("none", [None]), ("on", ["lagrangian"]), ("both", [None, "lagrangian"]),
+                                            ("none,reweight,groupdro", [None, "reweight", "groupdro"]),
+                                            ("groupdro,on", ["groupdro", "lagrangian"])])
+def test_sweep_mitigation_choices_old_and_new(choice, methods):
+    args = build_parser("sweep").parse_args(["sweep", "--checkpoint", TOY, "--budgets", "0.5", "--mitigation", choice,
+                                             "--mu", "0.05", "--select", "constrained"])
+    configs = sweep_configs(args)
+    assert [c.mitigation and c.mitigation["method"] for c in configs] == methods
+    assert all(c.mitigation["mu"] == 0.05 for c in configs if c.mitigation and c.mitigation["method"] == "lagrangian")
+    assert all(c.finetune["select"] == "constrained" for c in configs)
