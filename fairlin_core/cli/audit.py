@@ -19,7 +19,7 @@ from ..runtime import comma_list
 from ..outputs import prepare_output
 from .common import add_import_args, add_overwrite_arg, import_kwargs, print_notes, seed_arg, seed_list
 from .jobs import add_executor_args
-from .progress import LazyProgress, TqdmProgress
+from .progress import TqdmProgress
 
 
 def _print_text(result: dict[str, Any]) -> None:
@@ -88,7 +88,7 @@ def cmd_default_audit(args: argparse.Namespace) -> None:
     grid, notes = normalize_grid(grid)  # refuses a bad grid (e.g. a budget typo) before anything is written
     print_notes(notes)
     runner = RayChunkRunner(args.ray_address, args.ray_retries) if args.executor == "ray" else None
-    bar = LazyProgress("audit grid")
+    bar = TqdmProgress("audit grid")
     try:
         results = build_audit(grid, args.out, progress=bar, run_chunks=runner, overwrite=args.overwrite)
     finally:

@@ -10,7 +10,7 @@ from ..linearize import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
 from .common import add_data_args, add_overwrite_arg, int_list, parse_option, print_json
-from .progress import LazyProgress
+from .progress import TqdmProgress
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -57,7 +57,7 @@ def _input_shape(model: str, input_size: int, channels: int) -> tuple[int, ...]:
 
 
 def cmd_train_base(args: argparse.Namespace) -> None:
-    bar = LazyProgress(f"train {args.model} on {args.dataset}")
+    bar = TqdmProgress(f"train {args.model} on {args.dataset}")
     try:
         path, result = train_base_checkpoint(
             args.dataset, args.model, out=args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,

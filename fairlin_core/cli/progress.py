@@ -28,22 +28,5 @@ class TqdmProgress:
         self.bar.update(int(update.fraction * 1000) - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
-
-
-class LazyProgress:
-    """A :class:`TqdmProgress` drawn from the first progress report on (so a command refused before any work
-    draws no bar and its error stays one line)."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar: TqdmProgress | None = None
-
-    def __call__(self, update: Progress) -> None:
-        if self.bar is None:
-            self.bar = TqdmProgress(self.description)
-        self.bar(update)
-
-    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

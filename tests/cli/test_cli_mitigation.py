@@ -73,7 +73,7 @@ def test_bad_mitigation_input_exits_2_with_one_line(capsys, tmp_path, argv, mess
 def test_sweep_mitigation_choices_old_and_new(choice, methods):
     args = build_parser("sweep").parse_args(["sweep", "--checkpoint", TOY, "--budgets", "0.5", "--mitigation", choice,
                                              "--mu", "0.05", "--select", "constrained"])
-    configs = sweep_configs(args)
+    configs, _ = sweep_configs(args)
     assert [c.mitigation and c.mitigation["method"] for c in configs] == methods
     assert all(c.mitigation["mu"] == 0.05 for c in configs if c.mitigation and c.mitigation["method"] == "lagrangian")
     assert all(c.finetune["select"] == "constrained" for c in configs)

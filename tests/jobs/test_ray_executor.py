@@ -220,7 +220,8 @@ def test_without_ray_the_ray_executor_exits_2_with_the_install_command(monkeypat
     with pytest.raises(FairLinError, match=r'pip install "fairlin\[ray\]"'):
         JobManager(tmp_path / "store", executor="ray")
     for argv in (["sweep", "--checkpoint", TOY, "--budgets", "4", "--executor", "ray", "--store", str(tmp_path)],
-                 ["default-audit", "--checkpoint", TOY, "--methods", "random", "--out", str(tmp_path / "grid"),
+                 ["default-audit", "--checkpoint", TOY, "--methods", "random", "--budgets", "4", "--out",
+                  str(tmp_path / "grid"),
                   "--executor", "ray"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
