@@ -61,3 +61,16 @@ def without_dac_override(argv):
     if shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: permissions cannot be made to apply")
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all", "--", *argv]
+
+
+def run_cli(capsys, *argv):
+    """Run ``fairlin ARGV`` in this process (arguments made strings); returns (exit code, stdout, stderr)."""
+    from fairlin_core.cli import main
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(root):
+    """Every file under ``root`` with its size and modification time (to prove nothing there changed)."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}

@@ -10,17 +10,10 @@ import pytest
 
 from fairlin_core.checkpoints import load_checkpoint, save_checkpoint
 from fairlin_core.checkpoints.upload import accept_upload
-from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobManager, RunStore, TrainBaseConfig
 from fairlin_core.outputs import check_writable, prepare_output, prepare_output_file
-from conftest import REPO, TOY, without_dac_override
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import REPO, TOY, run_cli, without_dac_override
 
 
 def test_guard_creates_probes_and_refuses_bad_locations(tmp_path):

@@ -8,21 +8,10 @@ import pytest
 
 import fairlin_core as fl
 from fairlin_core.audit.grid import AuditGrid, normalize_grid
-from fairlin_core.cli import main
-from conftest import DIGITS, REPO, TOY
+from conftest import DIGITS, REPO, TOY, run_cli, snapshot
 
 TINY = ["--checkpoint", DIGITS, "--methods", "random", "--budgets", "2%", "--seeds", "0", "--finetune-epochs", "0",
         "--snl-epochs", "1", "--diagnostics", "", "--detail", ""]
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def snapshot(root):
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
 def test_shipped_results_are_read_only_and_the_default_out_is_local(capsys, tmp_path, monkeypatch):

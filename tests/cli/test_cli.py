@@ -6,14 +6,7 @@ import sys
 
 import pytest
 
-from conftest import DIGITS
-from fairlin_core.cli import main
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import DIGITS, run_cli
 
 
 def test_relu_count_resnet18_through_the_real_entry_point():

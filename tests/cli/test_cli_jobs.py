@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fairlin_core.cli import main
 from fairlin_core.jobs import JobManager, RunStore
 from fairlin_core.jobs.store import LIST_COLUMNS
-from conftest import REPO, TOY
-
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import REPO, TOY, run_cli
 
 
 SWEEP = ["sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "0.5,8", "--seeds", "0,1",

@@ -5,15 +5,9 @@ import json
 import pytest
 
 from fairlin_core.cli import main
-from conftest import DIGITS, TOY
+from conftest import DIGITS, TOY, run_cli
 
 QUICK = ["--snl-epochs", "2", "--finetune-epochs", "1"]
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_linearize_json_and_evaluate_on_the_output(capsys, tmp_path):

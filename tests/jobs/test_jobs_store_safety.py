@@ -13,24 +13,12 @@ import time
 
 import pytest
 
-from fairlin_core.cli import main
 from fairlin_core.jobs import RunStore
 from fairlin_core.jobs.manager import _live_managers
-from conftest import REPO, TOY, without_dac_override
+from conftest import REPO, TOY, run_cli, snapshot, without_dac_override
 
 SWEEP = ["sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "8,4", "--seeds", "0",
          "--finetune-epochs", "0"]
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def snapshot(root):
-    """Every file under ``root`` with its size and modification time."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
 def damage_truncated(path):

@@ -13,6 +13,7 @@ import torch
 
 from fairlin_core import toy
 from fairlin_core.toy import worker
+from conftest import run_cli
 from fairlin_core.errors import FairLinError
 from fairlin_core.models import build_model, relu_count, set_masks
 from fairlin_core.runtime import Cancelled, Progress
@@ -247,12 +248,12 @@ def test_share_sweep_in_the_child_process_and_the_cli(capsys):
     assert state["error"] is None and state["result"].shares == [0.0, 0.5]
     pd.testing.assert_frame_equal(state["result"].summary(), share_sweep(config, [0.5], [0]).summary(),
                                   check_exact=False, atol=1e-6)
-    code, out, _ = _cli(capsys, "toy", "--sweep", "0.5", "--seeds", "1", "--n", "200", "--steps", "40", "--json")
+    code, out, _ = run_cli(capsys, "toy", "--sweep", "0.5", "--seeds", "1", "--n", "200", "--steps", "40", "--json")
     document = json.loads(out)
     assert code == 0 and document["shares"] == [0.0, 0.5]
     assert {(row["share"], row["group"]) for row in document["summary"]} == {
         (s, g) for s in (0.0, 0.5) for g in ("overall", "majority", "minority")}
-    code, _, err = _cli(capsys, "toy", "--sweep", "0.5,nine")
+    code, _, err = run_cli(capsys, "toy", "--sweep", "0.5,nine")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--sweep" in err
 
 
@@ -272,15 +273,8 @@ def test_linearization_costs_the_paper_minority_but_not_the_disk():
     assert abs(_minority_drop(disk, "majority")) < 0.01
 
 
-def _cli(capsys, *argv):
-    from fairlin_core import cli
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_json_shape(capsys):
-    code, out, _ = _cli(capsys, "toy", "--shape", "paper", "--linearized", "0.5", "--seeds", "2", "--n", "300",
+    code, out, _ = run_cli(capsys, "toy", "--shape", "paper", "--linearized", "0.5", "--seeds", "2", "--n", "300",
                         "--steps", "100", "--json")
     assert code == 0
     data = json.loads(out)
@@ -297,6 +291,6 @@ def test_cli_json_shape(capsys):
     (["--shape", "paper", "--minority-ratio", "0.2"], "minority_ratio"),
 ])
 def test_cli_errors_are_one_line(capsys, argv, message):
-    code, out, err = _cli(capsys, "toy", *argv, "--json")
+    code, out, err = run_cli(capsys, "toy", *argv, "--json")
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
