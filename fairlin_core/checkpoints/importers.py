@@ -18,7 +18,6 @@ architecture the weights need and maps their names (and masks) onto that model's
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from abc import ABC, abstractmethod
@@ -33,9 +32,9 @@ from torch import nn
 
 from ..data import load_dataset
 from ..errors import CheckpointError, FairLinError
-from ..runtime import trust_model_code
+from ..runtime import file_digest, trust_model_code
 from .dataset import dataset_reference
-from .io import Checkpoint, load_checkpoint
+from .io import Checkpoint, load_checkpoint, shape_mismatch
 from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, build_model, relu_count, resolve_spec,
                       set_stage_masks)
 
@@ -48,14 +47,6 @@ _GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
 def importable(name: str) -> bool:
     """Whether a file name has a suffix the importer reads."""
     return name.lower().endswith(IMPORT_SUFFIXES)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _torch_load(path: Path) -> Any:
@@ -285,29 +276,20 @@ def import_weights(path: str | Path, fmt: str, arch: str, input_shape: tuple[int
     mapped, rules = layout.map_state(state, model, format_options)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in mapped.items()}
-    masks = {k for k in expected if k.endswith(".alpha")}
-    missing = sorted(set(expected) - set(found) - masks)
-    unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {len(missing)} tensor(s) e.g. {missing[:3]}")
-        if unexpected:
-            details.append(f"unexpected {len(unexpected)} tensor(s) e.g. {unexpected[:3]}")
-        if wrong:
-            details.append("wrong shape: " + ", ".join(f"{k} {found[k]} != {expected[k]}" for k in wrong[:3]))
+    # masks the file does not hold are optional (they default to on, or the format sets them)
+    mismatch = shape_mismatch({k: v for k, v in expected.items() if not k.endswith(".alpha") or k in found}, found)
+    if mismatch:
         raise CheckpointError(f"{path.name} is not a {fmt} checkpoint of {spec.name} (options {spec.options}, input "
-                              f"{tuple(input_shape)}, {num_classes} classes): " + "; ".join(details))
+                              f"{tuple(input_shape)}, {num_classes} classes): " + mismatch)
     current = model.state_dict()
     full = {k: mapped[k].to(current[k].dtype) if k in mapped else torch.ones(current[k].shape) for k in expected}
     model.load_state_dict(full, assign=True)
     layout.finish(model, format_options)
     model.eval()
-    record = {"source": path.name, "sha256": sha256_of(path), "format": fmt, "key_mapping": rules,
+    record = {"source": path.name, "sha256": file_digest(path), "format": fmt, "key_mapping": rules,
               "container": unwrapped["container"], "stripped_prefix": unwrapped["stripped_prefix"],
               "source_entries": unwrapped["extra"], "format_options": format_options,
-              "masks_in_file": len(masks & set(found)), "relu_count": relu_count(model)}
+              "masks_in_file": sum(k.endswith(".alpha") for k in found), "relu_count": relu_count(model)}
     return ImportedWeights(model, spec, record)
 
 
@@ -362,7 +344,7 @@ def ensure_checkpoint(path: str | Path, dest_dir: str | Path, **import_args: Any
         raise CheckpointError(f"{path.name} is not a FairLin checkpoint; to import it on the fly give --format, --arch "
                               f"(or --model-code) and --dataset, as for import-checkpoint")
     stem = path.name[: -len(next(s for s in IMPORT_SUFFIXES if path.name.lower().endswith(s)))]
-    out = Path(dest_dir) / f"{stem}-{sha256_of(path)[:10]}.safetensors"
+    out = Path(dest_dir) / f"{stem}-{file_digest(path)[:10]}.safetensors"
     if out.exists() and out.with_suffix(".json").exists():
         return out
     return import_checkpoint(path, out=out, **import_args).path

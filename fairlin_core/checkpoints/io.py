@@ -198,7 +198,7 @@ def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
                               f"safetensors file") from error
 
 
-def _mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
+def shape_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
     """What differs between two name -> shape maps ("" when they agree)."""
     if expected == found:
         return ""
@@ -229,7 +229,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         expected = state_shapes(spec)
     except FairLinError as error:
         raise CheckpointError(f"sidecar of {weights_path} describes no buildable model: {error}") from error
-    details = _mismatch(expected, _header_shapes(weights_path))
+    details = shape_mismatch(expected, _header_shapes(weights_path))
     if details:
         raise CheckpointError(f"{weights_path} does not match the architecture in its sidecar "
                               f"({spec.name}, options {spec.options}): {details}")
