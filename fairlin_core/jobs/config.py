@@ -85,17 +85,7 @@ class JobConfig:
     @classmethod
     def from_dict(cls, data: Any) -> JobConfig:
         """Build from a JSON object; unknown or missing keys are a FairLinError."""
-        if not isinstance(data, dict):
-            raise FairLinError(f"a job config must be a JSON object, got {type(data).__name__}")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise FairLinError(f"unknown job config key(s) {clip(', '.join(unknown))}; valid keys: "
-                               f"{', '.join(sorted(names))}")
-        missing = [k for k in ("checkpoint", "method", "budget") if k not in data]
-        if missing:
-            raise FairLinError(f"job config lacks {', '.join(missing)}; expected checkpoint, method and budget")
-        return cls(**data)
+        return cls(**_config_fields(cls, data, "job config", ("checkpoint", "method", "budget")))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (the inverse of :meth:`from_dict`)."""
@@ -183,15 +173,7 @@ class TrainBaseConfig:
         kind = data.pop("kind", TRAIN_BASE)
         if kind != TRAIN_BASE:
             raise FairLinError(f"job kind {brief(kind)} is not {brief(TRAIN_BASE)}")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise FairLinError(f"unknown train-base config key(s) {clip(', '.join(unknown))}; valid keys: "
-                               f"{', '.join(sorted(names | {'kind'}))}")
-        missing = [k for k in ("dataset", "model") if k not in data]
-        if missing:
-            raise FairLinError(f"train-base config lacks {', '.join(missing)}; expected dataset and model")
-        return cls(**data)
+        return cls(**_config_fields(cls, data, "train-base config", ("dataset", "model"), extra=("kind",)))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-ready dict with ``"kind": "train-base"`` (the inverse of :meth:`from_dict`)."""
@@ -396,3 +378,20 @@ def checkpoint_digest(weights: Path) -> str:
     with _digests_lock:
         _digests[key] = digest.hexdigest()
     return _digests[key]
+
+
+def _config_fields(cls: type, data: Any, what: str, required: tuple[str, ...],
+                   extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``data`` checked to be a JSON object holding only ``cls``'s fields (``extra`` are named as valid too,
+    already taken out) and every ``required`` one; FairLinError naming what is wrong otherwise."""
+    if not isinstance(data, dict):
+        raise FairLinError(f"a {what} must be a JSON object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise FairLinError(f"unknown {what} key(s) {clip(', '.join(unknown))}; valid keys: "
+                           f"{', '.join(sorted(names | set(extra)))}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise FairLinError(f"{what} lacks {', '.join(missing)}; expected {', '.join(required)}")
+    return data
