@@ -220,7 +220,7 @@ boundaries_tab, sweep_tab_, pieces_tab = st.tabs(["Decision boundaries", "Sweep 
                                                    "Why fewer pieces (Appendix B.1)"])
 with boundaries_tab:
     config, seeds = controls()
-    buttons = st.columns([1, 1, 4])
+    buttons = st.columns([1, 3, 3])  # wide enough for "Disk counter-example" at 800 px
     if buttons[0].button("Train", type="primary", key="toy_train"):
         start_job(JOB_KEY, config, seeds)
     buttons[1].button("Disk counter-example", key="toy_disk", on_click=st.session_state.update,
