@@ -154,8 +154,9 @@ def main() -> None:
         table = variants(bundle, [float(m) for m in args.mus.split(",")], args.lambda_max,
                          [float(e) for e in args.etas.split(",")])
         path = out / f"runs_{name}_{method}.csv"
-        done = []
-        for seed in seeds:
+        done = [pd.read_csv(path, dtype={"group": str, "budget": str})] if path.exists() else []
+        finished = set(done[0]["seed"]) if done else set()
+        for seed in (s for s in seeds if s not in finished):  # resumes: seeds already in the CSV are kept
             start = time.perf_counter()
             comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, method, budgets.split(","), [seed],
                                         table, options=options, splits=splits, selections=SELECTIONS)

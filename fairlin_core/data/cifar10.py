@@ -141,19 +141,19 @@ def load(data_root: Path, seed: int, target: str, group: str, options: dict[str,
 
     folder = data_root / FOLDER
     train = [read_batch(folder / name) for name in TRAIN_FILES]
-    train_x = np.concatenate([images for images, _ in train])
+    train_x = [images for images, _ in train]  # gathered from the batches as they are: no concatenated copy
     train_y = np.concatenate([labels for _, labels in train])
-    del train  # the batches' own arrays: only the concatenated copy stays
+    del train
     test_x, test_y = read_batch(folder / TEST_FILE)
     class_names = read_class_names(folder)
 
     keep = protocol.major_minor_fractions(10, opts["major_fraction"], opts["minor_fraction"])
     index = protocol.imbalanced_splits(train_y, test_y, keep, opts["val_fraction"], np.random.default_rng(seed))
 
-    def split(x: np.ndarray, y: np.ndarray, pos: np.ndarray | None):
+    def split(x: np.ndarray | list[np.ndarray], y: np.ndarray, pos: np.ndarray | None):
         return protocol.image_split(x, 255.0, opts["mean"], opts["std"], y, y, pos)
     splits = {"train": split(train_x, train_y, index["train"]), "val": split(train_x, train_y, index["val"])}
-    del train_x  # uint8 train images are freed before the test splits are converted
+    del train_x  # uint8 train batches are freed before the test splits are converted
     splits.update(test=split(test_x, test_y, index["test"]), balanced=split(test_x, test_y, None))
     return DatasetBundle("cifar10", splits, class_names, list(class_names), target, group,
                          options={"seed": seed, "target": target, "group": group, **opts})

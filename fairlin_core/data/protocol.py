@@ -149,22 +149,40 @@ def check_channels(name: str, value: Any, channels: int, *, positive: bool = Fal
 GATHER_CHUNK = 4096  # images converted at a time: the only extra memory beside the float32 result
 
 
-def image_split(images: np.ndarray, scale: float, mean: Sequence[float], std: Sequence[float],
-                y: np.ndarray, group: np.ndarray, index: np.ndarray | None = None) -> Split:
+def take_rows(images: np.ndarray | Sequence[np.ndarray], index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` of ``images``: one array (N, ...), or blocks (N_i, ...) that stack along axis 0 to
+    one (so batch files need no concatenated copy). Returns a new contiguous array (len(index), ...)."""
+    if isinstance(images, np.ndarray):
+        return np.ascontiguousarray(images[index])
+    offsets = np.cumsum([0, *(len(block) for block in images)])
+    which = np.searchsorted(offsets, index, side="right") - 1
+    rows = np.empty((len(index), *images[0].shape[1:]), dtype=images[0].dtype)
+    for number, block in enumerate(images):
+        chosen = which == number
+        if chosen.any():
+            rows[chosen] = block[index[chosen] - offsets[number]]
+    return rows
+
+
+def image_split(images: np.ndarray | Sequence[np.ndarray], scale: float, mean: Sequence[float],
+                std: Sequence[float], y: np.ndarray, group: np.ndarray, index: np.ndarray | None = None) -> Split:
     """Split from raw images (N, C, H, W) in units of ``scale`` (255 for uint8, 16 for digits), the rows
-    ``index`` (all when None) of ``images``, ``y`` and ``group``.
+    ``index`` (all when None) of ``images``, ``y`` and ``group``; ``images`` may also be blocks that stack
+    to (N, C, H, W) (see :func:`take_rows`).
 
     x = (images / scale - mean[c]) / std[c] as float32; y and group become int64. The rows are gathered and
     converted ``GATHER_CHUNK`` at a time straight into the result, so no full-size copy of the selected
     images (uint8 or float) is ever made besides the float32 result.
     """
-    index = np.arange(len(images)) if index is None else np.asarray(index)
-    x = torch.empty((len(index), *images.shape[1:]), dtype=torch.float32)
+    total = len(images) if isinstance(images, np.ndarray) else sum(len(block) for block in images)
+    shape = images.shape[1:] if isinstance(images, np.ndarray) else images[0].shape[1:]
+    index = np.arange(total) if index is None else np.asarray(index)
+    x = torch.empty((len(index), *shape), dtype=torch.float32)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     for start in range(0, len(index), GATHER_CHUNK):
         part = x[start:start + GATHER_CHUNK]
-        part.copy_(torch.from_numpy(np.ascontiguousarray(images[index[start:start + GATHER_CHUNK]])))
+        part.copy_(torch.from_numpy(take_rows(images, index[start:start + GATHER_CHUNK])))
         part.div_(scale).sub_(mean_t).div_(std_t)
     return Split(x, torch.as_tensor(np.asarray(y)[index], dtype=torch.int64),
                  torch.as_tensor(np.asarray(group)[index], dtype=torch.int64))

@@ -61,6 +61,22 @@ def test_subsample_classes_keeps_rounded_fraction_and_at_least_one():
 
 # ----------------------------------------------------------------------------- digits
 
+def test_image_split_from_blocks_equals_split_of_their_concatenation(monkeypatch):
+    """Batch files are gathered as blocks (no concatenated copy): same rows, same floats, across chunks."""
+    rng = np.random.default_rng(3)
+    blocks = [rng.integers(0, 256, (n, 3, 4, 4), dtype=np.uint8) for n in (5, 1, 7, 4)]
+    whole = np.concatenate(blocks)
+    index = np.array([0, 4, 5, 6, 12, 13, 16, 2, 9])  # every block boundary, out of order
+    assert np.array_equal(protocol.take_rows(blocks, index), whole[index])
+    monkeypatch.setattr(protocol, "GATHER_CHUNK", 2)
+    labels = np.arange(len(whole))
+    for pos in (index, None):
+        from_blocks = protocol.image_split(blocks, 255.0, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), labels, labels, pos)
+        from_whole = protocol.image_split(whole, 255.0, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), labels, labels, pos)
+        assert torch.equal(from_blocks.x, from_whole.x) and torch.equal(from_blocks.y, from_whole.y)
+    assert from_blocks.x.shape == (17, 3, 4, 4)
+
+
 def test_digits_protocol_counts_and_balanced_split():
     bundle = load_dataset("digits", seed=3)
     totals = np.bincount(load_digits().target, minlength=10)
