@@ -53,6 +53,36 @@ def eval_batch_size(device: torch.device) -> int:
     return 4096 if device.type == "cuda" else 512
 
 
+RESIDENT_SHARE = 0.5  # training data stays on a GPU when it takes at most this share of its free memory
+
+
+class DeviceRows:
+    """Rows of equally long tensors (N, ...) served on ``device`` batch by batch.
+
+    On CPU the tensors are used as they are. On CUDA they are copied to the device once when together they take
+    at most ``resident_share`` of its free memory (rows are then gathered on the device: no host transfer per
+    batch); otherwise they stay on the host and each batch is gathered there, pinned and copied asynchronously
+    (``non_blocking``), as a ``DataLoader(pin_memory=True)`` would. :attr:`resident` says which.
+    """
+
+    def __init__(self, *tensors: torch.Tensor, device: torch.device, resident_share: float = RESIDENT_SHARE) -> None:
+        import torch
+        self.device = device
+        size = sum(t.numel() * t.element_size() for t in tensors)
+        self.resident = device.type != "cuda" or size <= resident_share * torch.cuda.mem_get_info(device)[0]
+        self.tensors = tuple(t.to(device) if self.resident else t.cpu() for t in tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The rows ``index`` (a CPU int64 tensor (B,)) of every tensor, on the device."""
+        if self.resident:
+            index = index.to(self.device, non_blocking=True)
+            return tuple(t[index] for t in self.tensors)
+        return tuple(t[index].pin_memory().to(self.device, non_blocking=True) for t in self.tensors)
+
+
 @dataclass
 class Progress:
     """One progress report: fraction done in [0, 1], the current stage, a message, latest metrics."""

@@ -27,7 +27,7 @@ from ..errors import FairLinError
 from ..checkpoints import read_sidecar, resolve_checkpoint_path
 from ..finetune import DEFAULT_ETA, DEFAULT_MU, mitigation_names
 from ..linearize import unique_budgets
-from ..runtime import Progress, comma_list, json_records, merge_duplicates
+from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
 from .common import print_notes, seed_list
 from .progress import TqdmProgress
 from ..jobs.config import JobConfig
@@ -88,7 +88,8 @@ def sweep_configs(args: argparse.Namespace) -> tuple[list[JobConfig], list[str]]
         budgets, budget_notes = merge_duplicates(budgets, "budget")
     grid = itertools.product(methods, budgets, seeds, mitigations)
     configs = [JobConfig(checkpoint=args.checkpoint, method=method, budget=budget, seed=seed, snl=snl, finetune=tune,
-                         mitigation=mitigation, diagnostics=diagnostics, data_root=args.data_root).validate()
+                         mitigation=mitigation, diagnostics=diagnostics, data_root=args.data_root,
+                         precision=args.precision).validate()
                for method, budget, seed, mitigation in grid]
     return configs, notes + budget_notes + more
 
@@ -237,6 +238,8 @@ def configure_sweep(p: argparse.ArgumentParser) -> None:
                                          "boundary, bound, attr, density; default none)")
     p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")
     p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="training precision: fp32 (default, reproducible) or bf16 autocast on CUDA (a CPU run is fp32)")
     p.add_argument("--workers", type=int, help="runs at a time (default: local: one per CUDA GPU, else 1; ray: "
                                                "the cluster's GPUs, else its CPUs)")
     add_executor_args(p)

@@ -16,7 +16,7 @@ from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, 
 from ..linearize.output import LINEARIZED_FILES, result_summary, save_linearized
 from ..models import relu_count
 from ..outputs import prepare_output
-from ..runtime import comma_list, merge_duplicates
+from ..runtime import PRECISIONS, comma_list, merge_duplicates
 from .common import add_data_args, add_overwrite_arg, int_list, parse_option, print_json, print_notes, seed_arg, seed_list
 from .progress import TqdmProgress
 
@@ -131,7 +131,7 @@ def _add_linearize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lam-min-progress", type=float,
                    help="SNL grows lambda when an epoch cuts the ReLU count by less than this fraction "
                         "(default 0.1; reference 0: only when it stalls)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default, reproducible) or bf16 autocast of SNL and finetune on CUDA (no effect on CPU)")
     p.add_argument("--reference-budget", action="store_true",
                    help="SNL: binarise with alpha > 1e-2 like the reference (may undershoot) instead of exact top-k")

@@ -22,7 +22,8 @@ from ..data import DatasetBundle
 from ..errors import FairLinError, check_seed
 from ..metrics import evaluate_split
 from ..models import activation_sites
-from ..runtime import CancelFlag, ProgressFn, autocast, batch_indices, check_cancel, default_device, for_training, report
+from ..runtime import (CancelFlag, DeviceRows, ProgressFn, autocast, batch_indices, check_cancel, default_device,
+                       for_training, report)
 from .kd import distillation_loss_per_sample, teacher_logits
 from .selection import AUTO, DEFAULT_SELECT, SELECTIONS, Selector, check_selection, resolve_selection
 
@@ -139,8 +140,7 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
     for _, site in activation_sites(model):
         site.alpha.requires_grad_(False)
     train = bundle.splits["train"]
-    targets = teacher_logits(teacher, train.x, device)
-    x_all, y_all, g_all = train.x.to(device), train.y.to(device), train.group.to(device)
+    data = DeviceRows(train.x, train.y, train.group, teacher_logits(teacher, train.x, device), device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * len(list(batch_indices(len(train), config.batch_size))))
@@ -158,12 +158,11 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
         total, seen = torch.zeros((), dtype=torch.float64, device=device), 0
         for index in batch_indices(len(train), config.batch_size, generator):
             check_cancel(cancel)
-            index = index.to(device, non_blocking=True)
+            x, y, groups, targets = data.rows(index)
             with autocast(device, precision):
-                logits = model(x_all[index])
-                per_sample = distillation_loss_per_sample(logits, targets[index], y_all[index], config.temperature,
+                per_sample = distillation_loss_per_sample(model(x), targets, y, config.temperature,
                                                           config.ce_weight, config.kd_weight)
-                loss = objective(per_sample, g_all[index])
+                loss = objective(per_sample, groups)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

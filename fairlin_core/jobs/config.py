@@ -36,6 +36,7 @@ from ..finetune import FinetuneConfig, MitigationConfig
 from ..finetune.fair import NONE
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
+from ..runtime import PRECISIONS
 from .paths import user_checkpoint_dir
 
 # 2: mitigation method/normalize/lambda_max/eta and finetune select/select_tolerance joined the config (issue 17);
@@ -67,6 +68,9 @@ class JobConfig:
     "normalize", "lambda_max", "eta"}``; a dict without ``method`` is the lagrangian, as stored before methods).
     diagnostics: audit diagnostics to run on the saved model (``accuracy``, ``grad``, ...; empty = none).
     data_root: folder holding the datasets (None = $FAIRLIN_DATA_ROOT, else ./data); not hashed.
+    precision: ``fp32`` (default) or ``bf16`` (bf16 autocast of the training forward passes on CUDA; a CPU run
+    is fp32 whatever is asked). Hashed only when not fp32, so every fp32 config keeps the hash it had before
+    the field existed.
     """
 
     kind: ClassVar[str] = LINEARIZE  # not a field: never in to_dict() nor in the hash
@@ -81,6 +85,7 @@ class JobConfig:
     mitigation: dict[str, Any] | None = None
     diagnostics: list[str] = field(default_factory=list)
     data_root: str | None = None
+    precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, data: Any) -> JobConfig:
@@ -97,6 +102,8 @@ class JobConfig:
         check_seed(self.seed)
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise FairLinError(f"data_root must be a path (a string) or null, got {brief(self.data_root)}")
+        if self.precision not in PRECISIONS:
+            raise FairLinError(f"precision must be one of {', '.join(PRECISIONS)}, got {brief(self.precision)}")
         weights = resolve_checkpoint_path(_text(self.checkpoint, "checkpoint")).resolve()
         sidecar = read_sidecar(weights)
         try:  # the sidecar's sizes are bounded before anything is queued (nothing allocated)
@@ -124,6 +131,8 @@ class JobConfig:
         checkpoint's content hash next to its path."""
         config = self.validate().to_dict()
         del config["data_root"]
+        if config["precision"] == "fp32":
+            del config["precision"]
         budget = config["budget"]
         if isinstance(budget, str):
             config["budget"] = float(budget.strip()[:-1]) / 100.0

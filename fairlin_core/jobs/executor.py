@@ -74,7 +74,8 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
     checkpoint = load_checkpoint(checkpoint_file or config.checkpoint)
     bundle = _dataset(config, checkpoint)
     mitigation = MitigationConfig(**config.mitigation) if config.mitigation is not None else None
-    options = LinearizeOptions(snl=SNLConfig(**config.snl), finetune=FinetuneConfig(**config.finetune))
+    options = LinearizeOptions(snl=SNLConfig(**config.snl), finetune=FinetuneConfig(**config.finetune),
+                               precision=config.precision)
     split_at = 0.7 if config.diagnostics else 0.95
     result = linearize(checkpoint.model, checkpoint.spec, bundle, config.method, config.budget, options=options,
                        seed=config.seed, device=device, progress=scaled_progress(progress, 0.0, split_at), cancel=cancel,

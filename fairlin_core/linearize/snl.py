@@ -37,8 +37,8 @@ from torch import nn
 from ..data import DatasetBundle
 from ..finetune import distillation_loss_per_sample, teacher_logits
 from ..models import RELU_THRESHOLD, ModelSpec, activation_sites, relu_count
-from ..runtime import (CancelFlag, ProgressFn, autocast, batch_indices, check_cancel, default_device, for_training,
-                       report)
+from ..runtime import (CancelFlag, DeviceRows, ProgressFn, autocast, batch_indices, check_cancel, default_device,
+                       for_training, report)
 from .options import LinearizeOptions, SNLConfig
 from .base import Linearizer, Placement, register_linearizer
 
@@ -145,8 +145,7 @@ def snl_trajectory(base: nn.Module, bundle: DatasetBundle, budgets: list[int], c
     weights = [p for p in student.parameters() if id(p) not in mask_ids and p.requires_grad]
     optimizer = torch.optim.Adam([{"params": weights, "lr": config.lr}, {"params": masks, "lr": config.mask_lr}])
     train = bundle.splits["train"]
-    targets = teacher_logits(base, train.x, device)
-    x_all, y_all = train.x.to(device), train.y.to(device)
+    data = DeviceRows(train.x, train.y, teacher_logits(base, train.x, device), device=device)
 
     pending = sorted(set(budgets), reverse=True)
     snapshots: dict[int, SNLSnapshot] = {}
@@ -166,9 +165,7 @@ def snl_trajectory(base: nn.Module, bundle: DatasetBundle, budgets: list[int], c
         total, seen = torch.zeros((), dtype=torch.float64, device=device), 0
         for step, index in enumerate(batch_indices(len(train), config.batch_size, generator), 1):
             check_cancel(cancel)
-            index = index.to(device, non_blocking=True)
-            task = snl_step(student, optimizer, masks, x_all[index], y_all[index], targets[index], lam,
-                            config.temperature, precision)
+            task = snl_step(student, optimizer, masks, *data.rows(index), lam, config.temperature, precision)
             total += task.double() * len(index)
             seen += len(index)
             if on_device is None:

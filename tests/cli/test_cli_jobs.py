@@ -53,6 +53,23 @@ def test_sweep_and_runs_json_shapes(capsys, tmp_path):
     assert [r["finished"] for r in json.loads(out)["runs"]] == [r["finished"] for r in summary["runs"]]
 
 
+def test_sweep_precision_is_part_of_the_run_config(capsys, tmp_path):
+    """--precision bf16 travels in the job config (its own run and hash); a CPU run is fp32 whatever is asked,
+    so its weights equal the fp32 run's."""
+    one = ["sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "8", "--finetune-epochs", "1",
+           "--store", tmp_path, "--json"]
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        code, out, _ = run_cli(capsys, *one, "--precision", precision)
+        assert code == 0
+        runs[precision], = json.loads(out)["runs"]
+    assert runs["bf16"]["config"]["precision"] == "bf16" and runs["fp32"]["config"]["precision"] == "fp32"
+    assert runs["bf16"]["id"] != runs["fp32"]["id"]
+    store = RunStore(tmp_path)
+    weights = [(store.get_run(runs[p]["id"]).path / "model.safetensors").read_bytes() for p in ("fp32", "bf16")]
+    assert weights[0] == weights[1]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["sweep", "--checkpoint", TOY, "--methods", "snl,magic", "--budgets", "0.5"], "unknown method 'magic'"),
     (["sweep", "--checkpoint", TOY, "--budgets", "0.5,1000"], "above the base model's 32 ReLUs"),

@@ -30,10 +30,12 @@ def test_equal_configs_hash_equally_whatever_is_spelled_out():
     assert config(mitigation="lagrangian").canonical_hash() == config(mitigation={"mu": 0.01}).canonical_hash()
     assert config(mitigation="none").canonical_hash() == plain
     assert config(finetune={"select": "auto"}).canonical_hash() == plain
+    assert config(precision="fp32").canonical_hash() == plain  # fp32 configs keep their pre-precision hashes
     different = [config(seed=1), config(budget=16), config(method="random"), config(snl={"epochs": 2}),
                  config(mitigation={"mu": 0.01}), config(diagnostics=["accuracy"]), config(mitigation="reweight"),
                  config(mitigation="groupdro"), config(mitigation={"mu": 0.01, "normalize": True}),
-                 config(finetune={"select": "worst-group"}), config(finetune={"select": "overall"})]
+                 config(finetune={"select": "worst-group"}), config(finetune={"select": "overall"}),
+                 config(precision="bf16")]
     hashes = {plain, *(c.canonical_hash() for c in different)}
     assert len(hashes) == len(different) + 1
 
@@ -78,6 +80,7 @@ def test_a_replaced_checkpoint_is_a_different_run(tmp_path):
     ({"diagnostics": ["accuracy", "vibes"]}, "unknown diagnostic(s) 'vibes'"),
     ({"method": "deepreduce"}, "ResNets"),
     ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"precision": "fp16"}, "precision must be one of fp32, bf16, got 'fp16'"),
     ({"snl": {"epochs": 0}}, "SNL epochs must be >= 1"),
     ({"snl": {"speed": 2}}, "unknown snl option(s) speed"),
     ({"finetune": {"epochs": 1.5}}, "finetune option epochs must be an integer"),

@@ -6,7 +6,7 @@ import torch
 
 from fairlin_core.linearize import SNLConfig
 from fairlin_core.linearize.snl import snl_trajectory
-from fairlin_core.runtime import autocast, for_training
+from fairlin_core.runtime import DeviceRows, autocast, for_training
 
 
 def test_device_snapshots_read_every_k_batches_equal_the_per_batch_reads(toy_checkpoint):
@@ -30,3 +30,11 @@ def test_bf16_and_channels_last_apply_only_on_cuda(toy_checkpoint):
     assert for_training(toy_checkpoint.model, cpu) is toy_checkpoint.model
     with pytest.raises(ValueError, match="precision"):
         autocast(cpu, "fp16")
+
+
+def test_device_rows_on_cpu_serve_the_tensors_themselves():
+    x, y = torch.arange(24.0).view(6, 4), torch.arange(6)
+    rows = DeviceRows(x, y, device=torch.device("cpu"))
+    assert rows.resident and rows.tensors[0] is x and len(rows) == 6
+    xb, yb = rows.rows(torch.tensor([4, 1]))
+    assert torch.equal(xb, x[[4, 1]]) and yb.tolist() == [4, 1]
