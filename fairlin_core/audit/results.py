@@ -5,9 +5,10 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
 :mod:`fairlin_core.audit.grid`, or the finished runs of a run store via :func:`collect_from_store`):
 
 - ``runs``: one row per run: run_id, method, budget (as requested, text), budget_fraction (of the base
-  ReLUs, requested), relu_count, base_relu_count, seed, mitigation ("off"/"on"), mu (NaN when off),
-  configuration (the linearizer's, JSON text), param_distance (||theta_lin - theta_base||, NaN when
-  not measured).
+  ReLUs, requested), relu_count, base_relu_count, seed, mitigation ("off"/"on"), mu (the lagrangian's; NaN
+  when off or another method; the method itself is in the run's config, see ``run_protocols``),
+  configuration (the linearizer's, JSON text), param_distance (||theta_lin - theta_base||, NaN when not
+  measured).
 - ``groups``: one row per run x split x group: run_id, split, group, n, base_accuracy, accuracy and
   relative_drop (``(base - lin) / base * 100``, percent); accuracies are fractions.
 - ``diagnostics``: one row per run x group x model ("base"/"lin"): loss, grad_norm, top_eigenvalue,
@@ -370,27 +371,31 @@ class AuditResults:
     @_view
     def run_protocols(self) -> pd.DataFrame:
         """Per run, its protocol from its configuration: run_id, method, budget, seed, mitigation,
-        finetune_epochs, snl_epochs (SNL runs only, else NaN), mu (mitigated runs only, else NaN), and label
-        (e.g. "snl 1% · seed 0 · finetune 20 ep · SNL 100 ep · mitigated, mu 0.01"), the name a run goes by
-        instead of its id."""
+        finetune_epochs, snl_epochs (SNL runs only, else NaN), mu (lagrangian runs only, else NaN), objective
+        (:func:`mitigation_label` of the run's mitigation, "none" when off) and label (e.g. "snl 1% · seed 0 ·
+        finetune 20 ep · SNL 100 ep · lagrangian mu 0.01"), the name a run goes by instead of its id."""
         rows = []
         for run in self.runs.itertuples(index=False):
             config = self.configs.get(run.run_id) or {}
             finetune = (config.get("finetune") or {}).get("epochs")
             snl = (config.get("snl") or {}).get("epochs") if run.method == "snl" else None
-            mu = run.mu if run.mitigation == "on" else None
+            objective = "none"
+            if run.mitigation == "on":  # results without configs know only mu: they predate the other methods
+                mitigation = config.get("mitigation") or ({"mu": run.mu} if pd.notna(run.mu) else None)
+                objective = mitigation_label(mitigation) if mitigation else "mitigated"
+            mu = run.mu if run.mitigation == "on" and objective.startswith("lagrangian") else None
             parts = [f"{run.method} {run.budget}", f"seed {int(run.seed)}"]
             parts += [f"finetune {int(finetune)} ep"] if finetune is not None else []
             parts += [f"SNL {int(snl)} ep"] if snl is not None else []
-            parts += [f"mitigated, mu {mu:g}" if mu is not None and pd.notna(mu) else
-                      "mitigated" if run.mitigation == "on" else "plain finetune"]
+            parts += [objective if run.mitigation == "on" else "plain finetune"]
             rows.append({"run_id": run.run_id, "method": run.method, "budget": run.budget, "seed": run.seed,
                          "mitigation": run.mitigation,
                          "finetune_epochs": float("nan") if finetune is None else float(finetune),
                          "snl_epochs": float("nan") if snl is None else float(snl),
-                         "mu": float("nan") if mu is None else float(mu), "label": " · ".join(parts)})
+                         "mu": float("nan") if mu is None or pd.isna(mu) else float(mu), "objective": objective,
+                         "label": " · ".join(parts)})
         return pd.DataFrame(rows, columns=["run_id", "method", "budget", "seed", "mitigation", "finetune_epochs",
-                                           "snl_epochs", "mu", "label"])
+                                           "snl_epochs", "mu", "objective", "label"])
 
     def run_labels(self) -> dict[str, str]:
         """run_id -> the run's protocol label (:meth:`run_protocols`)."""
@@ -399,33 +404,36 @@ class AuditResults:
 
     @_view
     def recipes(self) -> list[str]:
-        """The training protocols the runs follow, as labels ("finetune 10 ep · SNL 30 ep · mu 0.01"): the
-        finetune epochs, SNL epochs (of SNL runs) and mitigation mu that must agree for runs to be averaged
-        into one series. One recipe (or none) means every series is homogeneous."""
+        """The training protocols the runs follow, as labels ("finetune 10 ep · SNL 30 ep · lagrangian mu 0.01"):
+        the finetune epochs, SNL epochs (of SNL runs) and mitigation objective that must agree for runs to be
+        averaged into one series (runs of two mitigation methods are two protocols). One recipe (or none) means
+        every series is homogeneous."""
         return list(dict.fromkeys(_recipe_label(*key) for key in self._recipe_keys()))
 
     def _recipe_keys(self) -> list[tuple]:
         table = self.run_protocols()
         finetune = sorted(set(table["finetune_epochs"].dropna())) or [float("nan")]
         snl = sorted(set(table["snl_epochs"].dropna())) or [float("nan")]
-        mus = sorted(set(table["mu"].dropna())) or [float("nan")]
-        keys = [(f, e, m) for f in finetune for e in snl for m in mus]
+        objectives = sorted(set(table.loc[table["mitigation"] == "on", "objective"])) or [None]
+        keys = [(f, e, o) for f in finetune for e in snl for o in objectives]
         return [k for k in keys if len(self._recipe_runs(k))]
 
     def _recipe_runs(self, key: tuple) -> list[str]:
-        finetune, snl, mu = key
+        finetune, snl, objective = key
         table = self.run_protocols()
 
         def same(column: pd.Series, value: float) -> pd.Series:
             return column.isna() | (column == value) if pd.notna(value) else column.isna()
 
-        keep = same(table["finetune_epochs"], finetune) & same(table["snl_epochs"], snl) & same(table["mu"], mu)
+        plain = table["mitigation"] == "off"
+        keep = same(table["finetune_epochs"], finetune) & same(table["snl_epochs"], snl) \
+            & (plain | (table["objective"] == objective))
         return table[keep]["run_id"].tolist()
 
     @_view
     def restricted(self, recipe: str) -> AuditResults:
         """These results narrowed to the runs of one training protocol of :meth:`recipes` (runs of every
-        method that agree with it; unmitigated runs join every mu), as a new :class:`AuditResults`."""
+        method that agree with it; unmitigated runs join every mitigation objective), as a new :class:`AuditResults`."""
         keys = {(_recipe_label(*k)): k for k in self._recipe_keys()}
         if recipe not in keys:
             raise FairLinError(f"unknown training protocol {recipe!r}; expected one of {', '.join(keys)}")
@@ -654,11 +662,29 @@ class AuditResults:
         return getattr(self, name)
 
 
-def _recipe_label(finetune: float, snl: float, mu: float) -> str:
+def _recipe_label(finetune: float, snl: float, objective: str | None) -> str:
     parts = [f"finetune {int(finetune)} ep"] if pd.notna(finetune) else []
     parts += [f"SNL {int(snl)} ep"] if pd.notna(snl) else []
-    parts += [f"mu {mu:g}"] if pd.notna(mu) else []
+    parts += [objective] if objective else []
     return " · ".join(parts) or "default protocol"
+
+
+def mitigation_label(mitigation: dict[str, Any] | None) -> str:
+    """A run config's mitigation as text: "none", "lagrangian mu 0.01" (plus "normalised", "tolerance T",
+    "lambda_max M" when set), "reweight", "groupdro eta 0.01". A dict without ``method`` is the lagrangian
+    (configs stored before methods existed); settings a sparse dict lacks are left out."""
+    if mitigation is None:
+        return "none"
+    method = mitigation.get("method", "lagrangian")
+    parts = [method]
+    if method == "lagrangian":
+        parts += [f"mu {mitigation['mu']:g}"] if mitigation.get("mu") is not None else []
+        parts += ["normalised"] if mitigation.get("normalize") else []
+        parts += [f"tolerance {mitigation['tolerance']:g}"] if mitigation.get("tolerance") else []
+        parts += [f"lambda_max {mitigation['lambda_max']:g}"] if mitigation.get("lambda_max") is not None else []
+    elif method == "groupdro" and mitigation.get("eta") is not None:
+        parts.append(f"eta {mitigation['eta']:g}")
+    return " ".join(parts)
 
 
 def _accuracies(accuracy: pd.Series, n: pd.Series, minority: pd.Series) -> dict[str, float]:
@@ -865,7 +891,8 @@ def collect_from_store(store: Any, checkpoint: str | Path, *, group: str | None 
         runs.append({"run_id": run.id, "method": config["method"], "budget": budget_label(fraction),
                      "budget_fraction": fraction, "relu_count": summary["relu_count"], "base_relu_count": base_count,
                      "seed": config["seed"], "mitigation": "on" if mitigation else "off",
-                     "mu": mitigation["mu"] if mitigation else float("nan"),
+                     "mu": mitigation["mu"] if mitigation and mitigation.get("method", "lagrangian") == "lagrangian"
+                     else float("nan"),
                      "configuration": json.dumps(summary.get("configuration", {}), sort_keys=True),
                      "param_distance": distance})
         groups = run.tables["groups"].astype({"group": str}).assign(run_id=run.id)

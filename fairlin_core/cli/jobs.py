@@ -30,6 +30,7 @@ from ..linearize import unique_budgets
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
 from .common import print_notes, seed_list
 from .progress import TqdmProgress
+from ..audit.results import mitigation_label
 from ..jobs.config import JobConfig
 from ..jobs.manager import EXECUTORS, JobManager
 from ..jobs.ray_executor import ADDRESS_ENV, DEFAULT_RETRIES
@@ -141,19 +142,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         for r in records:
             c = r["config"]
             print(f"{r['id']}  {r['status']:11s} {c['method']:10s} budget={c['budget']!s:6s} seed={c['seed']} "
-                  f"mitigation={'off' if c['mitigation'] is None else _mitigation_label(c['mitigation'])} "
+                  f"mitigation={'off' if c['mitigation'] is None else mitigation_label(c['mitigation'])} "
                   f"relus={r['relu_count']} acc={r['overall_accuracy']} worst={r['worst_group_accuracy']}")
     failed = [r for r in records if r["status"] != "done"]
     if failed:
         first = failed[0]
         raise FairLinError(f"{len(failed)} of {len(records)} runs did not finish (first: {first['id']} "
                            f"{first['status']}: {first['error']}); see `runs show ID` in store {store.root}")
-
-
-def _mitigation_label(mitigation: dict[str, Any]) -> str:
-    """``lagrangian mu=0.01``, ``reweight``, ...; a stored (sparse or pre-method) dict lacks defaults."""
-    method = mitigation.get("method", "lagrangian")
-    return f"lagrangian mu={mitigation.get('mu', DEFAULT_MU)}" if method == "lagrangian" else method
 
 
 def cmd_runs(args: argparse.Namespace) -> None:

@@ -53,6 +53,7 @@ import pandas as pd
 from ..errors import FairLinError, brief
 from ..outputs import check_writable
 from ..runtime import comma_list, file_digest, pid_alive
+from ..audit.results import mitigation_label
 from .config import TRAIN_BASE, option_defaults
 from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
 
@@ -466,15 +467,17 @@ class RunStore:
         return int(count), latest
 
     def runs_table(self, status: str | list[str] | None = None) -> pd.DataFrame:
-        """One row per run: id, status, method, budget, seed, mitigation_mu (NaN = none), checkpoint, created,
-        finished, relu_count, overall_accuracy, worst_group_accuracy (tidy, for tables and plots).
+        """One row per run: id, status, method, budget, seed, mitigation (its label: "none", "lagrangian mu 0.01",
+        "reweight", "groupdro eta 0.01", ...), mitigation_mu (the lagrangian's mu; NaN otherwise), checkpoint,
+        created, finished, relu_count, overall_accuracy, worst_group_accuracy (tidy, for tables and plots).
 
         A train-base run lists as method ``train-base`` with an empty budget, no mitigation and the
         checkpoint it wrote."""
         rows = [{"id": r["id"], "status": r["status"], **_table_fields(r["config"]), "created": r["created"],
                  "finished": r["finished"], "relu_count": r["relu_count"], "overall_accuracy": r["overall_accuracy"],
                  "worst_group_accuracy": r["worst_group_accuracy"]} for r in self.list_runs(status)]
-        return pd.DataFrame(rows, columns=["id", "status", "method", "budget", "seed", "mitigation_mu", "checkpoint",
+        return pd.DataFrame(rows, columns=["id", "status", "method", "budget", "seed", "mitigation", "mitigation_mu",
+                                           "checkpoint",
                                            "created", "finished", "relu_count", "overall_accuracy",
                                            "worst_group_accuracy"])
 
@@ -536,13 +539,17 @@ def _pack(config: dict[str, Any]) -> tuple[str, str]:
 
 
 def _table_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """method, budget, seed, mitigation_mu and checkpoint of a run config (either kind) for runs_table."""
+    """method, budget, seed, mitigation, mitigation_mu and checkpoint of a run config (either kind) for runs_table."""
     if config.get("kind") == TRAIN_BASE:
         checkpoint = str(Path(str(config.get("out_dir"))) / f"{config.get('name')}.safetensors")
-        return {"method": TRAIN_BASE, "budget": "", "seed": config["seed"], "mitigation_mu": float("nan"),
-                "checkpoint": checkpoint}
+        return {"method": TRAIN_BASE, "budget": "", "seed": config["seed"], "mitigation": "none",
+                "mitigation_mu": float("nan"), "checkpoint": checkpoint}
+    mitigation = config["mitigation"]
+    lagrangian = mitigation is not None and mitigation.get("method", "lagrangian") == "lagrangian"
     return {"method": config["method"], "budget": str(config["budget"]), "seed": config["seed"],
-            "mitigation_mu": (config["mitigation"] or {}).get("mu", float("nan")), "checkpoint": config["checkpoint"]}
+            "mitigation": mitigation_label(mitigation),
+            "mitigation_mu": mitigation.get("mu", float("nan")) if lagrangian else float("nan"),
+            "checkpoint": config["checkpoint"]}
 
 
 def _unpack(sparse: str, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:

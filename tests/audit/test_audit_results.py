@@ -235,6 +235,31 @@ def test_collect_from_store_gives_the_same_tables_for_job_runs(tmp_path):
     assert json.loads(json.dumps(collected.configs[runs["run_id"].iloc[0]]))["method"] == "random"
 
 
+def test_runs_of_two_mitigation_methods_are_two_protocols_never_one_series(tmp_path):
+    """A reweight and a lagrangian run are both "on": their protocol (and label) tells them apart, each
+    protocol keeps the plain runs, and the runs table names the method (mu only for the lagrangian)."""
+    manager = JobManager(tmp_path / "store", workers=1)
+    try:
+        ids = [manager.submit(JobConfig(TOY, "random", 16, finetune={"epochs": 1}, mitigation=mitigation))
+               for mitigation in (None, "reweight", {"method": "lagrangian", "mu": 0.05}, "groupdro")]
+        assert manager.wait(ids, timeout=300)
+        collected = collect_from_store(manager.store, TOY)
+        table = manager.store.runs_table().set_index("id")
+    finally:
+        manager.shutdown()
+    assert collected.recipes() == ["finetune 1 ep · groupdro eta 0.01", "finetune 1 ep · lagrangian mu 0.05",
+                                   "finetune 1 ep · reweight"]
+    for recipe, on in zip(collected.recipes(), ids[3:] + ids[2:3] + ids[1:2]):
+        assert set(collected.restricted(recipe).runs["run_id"]) == {ids[0], on}
+    labels = collected.run_labels()
+    assert labels[ids[1]] == "random 50% · seed 0 · finetune 1 ep · reweight"
+    assert labels[ids[0]] == "random 50% · seed 0 · finetune 1 ep · plain finetune"
+    runs = collected.runs.set_index("run_id")
+    assert runs.loc[ids[2], "mu"] == 0.05 and runs.loc[[ids[0], ids[1], ids[3]], "mu"].isna().all()
+    assert list(table.loc[ids, "mitigation"]) == ["none", "reweight", "lagrangian mu 0.05", "groupdro eta 0.01"]
+    assert table.loc[ids[2], "mitigation_mu"] == 0.05 and table.loc[[ids[1], ids[3]], "mitigation_mu"].isna().all()
+
+
 # -- storage: Parquet tables, the older CSV folders, lazy detail tables, memoised views -------------------
 
 def _csv_folder(results, folder):

@@ -95,9 +95,9 @@ def test_mitigation_effect_has_paired_intervals_across_seeds(shipped):
 
 def test_runs_go_by_their_protocol_and_one_protocol_restricts_nothing(shipped):
     labels = shipped.run_labels()
-    assert labels["snl-0.5%-seed1-mit-on"] == "snl 0.5% · seed 1 · finetune 20 ep · SNL 100 ep · mitigated, mu 0.01"
+    assert labels["snl-0.5%-seed1-mit-on"] == "snl 0.5% · seed 1 · finetune 20 ep · SNL 100 ep · lagrangian mu 0.01"
     assert labels["random-1%-seed0-mit-off"] == "random 1% · seed 0 · finetune 20 ep · plain finetune"
-    assert shipped.recipes() == ["finetune 20 ep · SNL 100 ep · mu 0.01"]
+    assert shipped.recipes() == ["finetune 20 ep · SNL 100 ep · lagrangian mu 0.01"]
     assert len(shipped.restricted(shipped.recipes()[0]).runs) == len(shipped.runs)
 
 
