@@ -10,6 +10,9 @@ Conventions every figure follows (the pages and the HTML report draw the same fi
 - budgets: the x axis is "ReLUs kept (% of base)" on a log scale, decreasing to the right (the direction the
   budget slider moves), with ticks at the grid's budgets only and the ReLU count in the hover;
 - legends are horizontal, below the plot, and never scroll (``maxheight`` is the whole figure);
+- a ``reference`` (the same view of other results, e.g. the shipped default audit beside a run store's) is
+  drawn as its own lighter series (dashed lines, grey-edged diamonds on bars) named ``reference_name``, never
+  merged with the results' own series;
 - no figure fixes a width or a background, so Streamlit's columns, narrow screens and both themes apply;
   error bars are a mid grey that reads on light and dark backgrounds.
 """
@@ -129,12 +132,16 @@ def _errors(rows: pd.DataFrame, y: str, low: str | None, high: str | None, scale
 
 def group_bars(table: pd.DataFrame, style: GroupStyle, *, x: str, y: str, title: str, y_title: str,
                low: str | None = None, high: str | None = None, scale: float = 1.0,
-               x_title: str | None = None) -> go.Figure:
+               x_title: str | None = None, unit: str = "", hover_format: str = ".1f",
+               reference: pd.DataFrame | None = None, reference_name: str = "reference") -> go.Figure:
     """Grouped bars: one bar per group (its colour) at every ``x`` category, optional 95% error bars.
 
     table: one row per x value and group with columns ``x``, ``y``, group, train_n (for the legend)
     and optionally ``low``/``high``, n, relu_count. The paper's Figures 1, 6 and 9 are this chart. With
     ``x="budget"`` the categories run from the largest budget to the smallest (the budget convention).
+    Hovers show values in ``hover_format`` followed by ``unit`` (e.g. "%"). reference: the same columns from
+    other results (e.g. the shipped audit), drawn as a light grey-edged diamond on each group's bar (categories
+    of ``table`` only), one legend entry ``reference_name``.
     """
     fig = go.Figure()
     categories = list(dict.fromkeys(table[x]))
@@ -143,20 +150,42 @@ def group_bars(table: pd.DataFrame, style: GroupStyle, *, x: str, y: str, title:
         if rows.empty:
             continue
         extra = rows[["n"]].to_numpy() if "n" in rows else None
-        hover = f"group {group}<br>%{{x}}: %{{y:.1f}}" + ("<br>test n=%{customdata[0]}" if extra is not None else "")
+        hover = (f"group {group}<br>%{{x}}: %{{y:{hover_format}}}{unit}"
+                 + ("<br>test n=%{customdata[0]}" if extra is not None else ""))
         if x == "budget" and "relu_count" in rows:
             extra = np.column_stack([rows["n"].to_numpy() if "n" in rows else np.full(len(rows), np.nan),
                                      rows["relu_count"].to_numpy(dtype=float)])
-            hover = (f"group {group}<br>ReLUs kept %{{x}} (%{{customdata[1]:,.0f}} ReLUs): %{{y:.1f}}"
-                     f"<br>test n=%{{customdata[0]}}")
+            hover = (f"group {group}<br>ReLUs kept %{{x}} (%{{customdata[1]:,.0f}} ReLUs): "
+                     f"%{{y:{hover_format}}}{unit}<br>test n=%{{customdata[0]}}")
         # plain lists: plotly converts pandas columns through narwhals, several ms each
         fig.add_trace(go.Bar(x=rows[x].tolist(), y=(rows[y] * scale).tolist(), name=_legend_name(rows.iloc[0], style),
                              marker_color=style.color(group), error_y=_errors(rows, y, low, high, scale),
-                             customdata=extra, hovertemplate=hover + "<extra></extra>"))
+                             offsetgroup=group, customdata=extra, hovertemplate=hover + "<extra></extra>"))
+    if reference is not None:
+        _reference_marks(fig, reference[reference[x].isin(categories)], style, x, y, scale,
+                         f"%{{y:{hover_format}}}{unit}", reference_name)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=categories,
                      title_text=x_title or (BUDGET_TITLE if x == "budget" else x))
     fig.update_yaxes(title_text=y_title, zeroline=True)
-    return _layout(fig, title, barmode="group")
+    return _layout(fig, title, barmode="group", scattermode="group")
+
+
+def _reference_marks(fig: go.Figure, reference: pd.DataFrame, style: GroupStyle, x: str, y: str, scale: float,
+                     value: str, name: str) -> None:
+    """The reference's value of every group and category as a diamond centred on that group's bar (the bar's
+    ``offsetgroup``), lighter than the bars with a grey edge; one legend entry ``name`` for all of them."""
+    shown = False
+    for group in style.names:
+        rows = reference[reference["group"] == group]
+        if rows.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=rows[x].tolist(), y=(rows[y] * scale).tolist(), mode="markers", offsetgroup=group, name=name,
+            legendgroup="reference", showlegend=not shown,
+            marker={"symbol": "diamond-wide", "size": 11, "color": _lighter(style.color(group)),
+                    "line": {"color": ERROR_COLOR, "width": 1.5}},
+            hovertemplate=f"{name}, group {group}<br>%{{x}}: {value}<extra></extra>"))
+        shown = True
 
 
 def accuracy_lines(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
@@ -181,10 +210,13 @@ def accuracy_lines(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Fig
     return _layout(budget_axis(fig, table), title)
 
 
-def class_lines(table: pd.DataFrame, title: str, rule: str) -> go.Figure:
+def class_lines(table: pd.DataFrame, title: str, rule: str, reference: pd.DataFrame | None = None,
+                reference_name: str = "reference") -> go.Figure:
     """Majority vs minority: the relative drop (%) of each class's accuracy vs ReLUs kept, one panel per
     method, with 95% bands across seeds (:meth:`AuditResults.class_drop`); ``rule`` (how groups are
-    classed) is printed under the title."""
+    classed) is printed under the title. reference: :meth:`AuditResults.class_drop` of other results (e.g.
+    the shipped audit), drawn dashed and lighter, without bands, in the panels of ``table``'s methods, as
+    legend entries "<class> groups · ``reference_name``"."""
     methods = list(dict.fromkeys(table["method"]))
     fig = make_subplots(rows=1, cols=max(1, len(methods)), shared_yaxes=True, subplot_titles=methods,
                         horizontal_spacing=0.04)
@@ -205,12 +237,30 @@ def class_lines(table: pd.DataFrame, title: str, rule: str) -> go.Figure:
                                      customdata=_budget_hover(rows),
                                      hovertemplate=f"{method}, {kind}<br>{HOVER_BUDGET}: %{{y:.1f}}% drop"
                                                    f"<extra></extra>"), row=1, col=col)
+            if reference is not None:
+                _reference_line(fig, reference[(reference["method"] == method) & (reference["group_class"] == kind)],
+                                kind, method, reference_name, col)
         budget_axis(fig, table[table["method"] == method], row=1, col=col)
         fig.update_xaxes(title_text=BUDGET_TITLE if col == 1 else "", row=1, col=col)
     fig.update_yaxes(title_text="relative accuracy drop (%)", zeroline=True, row=1, col=1)
-    fig = _layout(fig, title, height=470, margin={"t": 110})
-    fig.update_layout(title={"subtitle": {"text": rule, "font": {"size": 11}}})
+    fig = _layout(fig, title, height=490, margin={"t": 130})
+    fig.update_layout(title={"subtitle": {"text": rule, "font": {"size": 11}}, "y": 0.97, "yanchor": "top"})
     return fig
+
+
+def _reference_line(fig: go.Figure, rows: pd.DataFrame, kind: str, method: str, name: str, col: int) -> None:
+    """One class's relative drop in the reference results: dashed, lighter, open markers (panel ``col``)."""
+    if rows.empty:
+        return
+    rows = rows.sort_values("budget_fraction")
+    color = _alpha(CLASS_COLORS[kind], 0.6)
+    fig.add_trace(go.Scatter(x=(100 * rows["budget_fraction"]).tolist(), y=rows["drop_mean"].tolist(),
+                             mode="lines+markers", name=f"{kind} groups · {name}", legendgroup=f"{kind}-reference",
+                             showlegend=col == 1, line={"color": color, "width": 1.5, "dash": "dash"},
+                             marker={"symbol": "circle-open", "size": 7, "color": color},
+                             customdata=_budget_hover(rows),
+                             hovertemplate=f"{name}: {method}, {kind}<br>{HOVER_BUDGET}: %{{y:.1f}}% drop"
+                                           f"<extra></extra>"), row=1, col=col)
 
 
 def budget_snapshot(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
@@ -434,6 +484,11 @@ def _image(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
         return None
     image = values.reshape(shape)
     return image.mean(axis=0) if image.ndim == 3 else image.reshape(1, -1) if image.ndim == 1 else image
+
+
+def _lighter(color: str) -> str:
+    """``color`` (a hex colour of the palettes, or an rgba such as :data:`MUTED`) at 45% opacity."""
+    return _alpha(color, 0.45) if color.startswith("#") else color
 
 
 def _alpha(color: str, alpha: float) -> str:
