@@ -125,8 +125,8 @@ except FairLinError as error:
     st.warning(str(error))
 else:
     st.plotly_chart(chart(key, figures.cost_front, Rows(AuditResults.cost_front, (split, profile)),
-                          f"Accuracy vs estimated online latency ({profile}), Pareto front across methods and "
-                          f"budgets {on_split}"), key="fig_cost_front")
+                          f"Accuracy vs estimated online latency ({profile}) {on_split}",
+                          "Pareto front across methods and budgets"), key="fig_cost_front")
     source = load_profile(profile).source
     st.caption(f"Estimates from {source['paper']}. Online latency = compute + bytes at the profile's bandwidth; "
                f"no network variation, batching or hardware of your own (see the README's cost model section). "
@@ -139,9 +139,9 @@ if set(mitigations) == {"off", "on"}:
     st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), style,
                           x="budget", y="drop_difference", low="drop_difference_ci_low",
                           high="drop_difference_ci_high",
-                          title=f"{method}: relative drop without minus with mitigation {on_split} "
-                                f"(positive = mitigation helped; 95% intervals across seeds)",
-                          y_title="drop difference (points)"), key="fig_mitigation")
+                          title=f"{method}: drop without minus with mitigation {on_split}",
+                          subtitle="relative drop, in points; positive = mitigation helped; 95% intervals across "
+                                   "seeds", y_title="drop difference (points)"), key="fig_mitigation")
     effect_table = chart(key, tables.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
     with st.expander("Mitigated vs unmitigated, per group and budget (table)"):
         st.dataframe(effect_table, hide_index=True, key="table_mitigation")

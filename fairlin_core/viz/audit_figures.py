@@ -91,10 +91,13 @@ def _legend_name(row: pd.Series, style: GroupStyle) -> str:
 LOG_AXIS = {"type": "log", "dtick": 1, "minor": {"showgrid": False, "ticks": ""}}  # labels at powers of ten only
 
 
-def _layout(fig: go.Figure, title: str, height: int = 430, **extra) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int = 430, subtitle: str = "", **extra) -> go.Figure:
+    """The house layout: ``title`` (short enough for an 800 px window) with ``subtitle`` in small type under it
+    (more top margin then), the legend below, no fixed width."""
     legend = {**LEGEND_BELOW, **extra.pop("legend", {})}
-    margin = {**MARGIN, **extra.pop("margin", {})}
-    fig.update_layout(title=title, height=height, margin=margin, legend=legend, **extra)
+    margin = {**MARGIN, **({"t": 85} if subtitle else {}), **extra.pop("margin", {})}
+    heading = {"text": title, **({"subtitle": {"text": subtitle, "font": {"size": 11}}} if subtitle else {})}
+    fig.update_layout(title=heading, height=height + (25 if subtitle else 0), margin=margin, legend=legend, **extra)
     return fig
 
 
@@ -133,7 +136,8 @@ def _errors(rows: pd.DataFrame, y: str, low: str | None, high: str | None, scale
 def group_bars(table: pd.DataFrame, style: GroupStyle, *, x: str, y: str, title: str, y_title: str,
                low: str | None = None, high: str | None = None, scale: float = 1.0,
                x_title: str | None = None, unit: str = "", hover_format: str = ".1f",
-               reference: pd.DataFrame | None = None, reference_name: str = "reference") -> go.Figure:
+               reference: pd.DataFrame | None = None, reference_name: str = "reference",
+               subtitle: str = "") -> go.Figure:
     """Grouped bars: one bar per group (its colour) at every ``x`` category, optional 95% error bars.
 
     table: one row per x value and group with columns ``x``, ``y``, group, train_n (for the legend)
@@ -141,7 +145,7 @@ def group_bars(table: pd.DataFrame, style: GroupStyle, *, x: str, y: str, title:
     ``x="budget"`` the categories run from the largest budget to the smallest (the budget convention).
     Hovers show values in ``hover_format`` followed by ``unit`` (e.g. "%"). reference: the same columns from
     other results (e.g. the shipped audit), drawn as a light grey-edged diamond on each group's bar (categories
-    of ``table`` only), one legend entry ``reference_name``.
+    of ``table`` only), one legend entry ``reference_name``. ``subtitle`` is printed under the title.
     """
     fig = go.Figure()
     categories = list(dict.fromkeys(table[x]))
@@ -167,7 +171,7 @@ def group_bars(table: pd.DataFrame, style: GroupStyle, *, x: str, y: str, title:
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=categories,
                      title_text=x_title or (BUDGET_TITLE if x == "budget" else x))
     fig.update_yaxes(title_text=y_title, zeroline=True)
-    return _layout(fig, title, barmode="group", scattermode="group")
+    return _layout(fig, title, barmode="group", scattermode="group", subtitle=subtitle)
 
 
 def _reference_marks(fig: go.Figure, reference: pd.DataFrame, style: GroupStyle, x: str, y: str, scale: float,
@@ -283,9 +287,9 @@ def budget_snapshot(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Fi
     return _layout(fig, title)
 
 
-def base_accuracy_bars(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
+def base_accuracy_bars(table: pd.DataFrame, style: GroupStyle, title: str, subtitle: str = "") -> go.Figure:
     """The base model's accuracy (%) per group with a bootstrap 95% interval and the group's n in the label
-    (:meth:`AuditResults.base_accuracy`)."""
+    (:meth:`AuditResults.base_accuracy`); ``subtitle`` is printed under the title."""
     rows = table.set_index("group").reindex([g for g in style.names if g in set(table["group"])]).reset_index()
     labels = [f"{g}<br>n={int(n)}" for g, n in zip(rows["group"], rows["n"])]
     fig = go.Figure(go.Bar(x=labels, y=(100 * rows["accuracy"]).tolist(),
@@ -294,7 +298,7 @@ def base_accuracy_bars(table: pd.DataFrame, style: GroupStyle, title: str) -> go
                            hovertemplate="group %{x}: %{y:.1f}%<extra></extra>"))
     fig.update_xaxes(type="category", title_text="group (test examples n)")
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 105])
-    return _layout(fig, title, height=380, showlegend=False)
+    return _layout(fig, title, height=380, showlegend=False, subtitle=subtitle)
 
 
 def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
@@ -313,14 +317,14 @@ def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -
 
 
 FRONT_PANELS = (("worst_group_accuracy", "front_worst", "worst group"),
-                ("minority_accuracy", "front_minority", "minority groups (below an equal training share)"))
+                ("minority_accuracy", "front_minority", "minority groups"))
 MITIGATION_SYMBOL = {"off": "circle", "on": "diamond"}
 
 
-def cost_front(table: pd.DataFrame, title: str) -> go.Figure:
+def cost_front(table: pd.DataFrame, title: str, subtitle: str = "") -> go.Figure:
     """Worst-group accuracy (left) and minority accuracy (right), in %, against estimated online latency
     (s, log): one marker per method x budget x mitigation of :meth:`AuditResults.cost_front` (colour = method,
-    diamond = mitigated, star = base model) and its Pareto front as a step line."""
+    diamond = mitigated, star = base model) and its Pareto front as a step line; ``subtitle`` under the title."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[label for _, _, label in FRONT_PANELS],
                         horizontal_spacing=0.08)
     for col, (value, front, _) in enumerate(FRONT_PANELS, start=1):
@@ -341,7 +345,7 @@ def cost_front(table: pd.DataFrame, title: str) -> go.Figure:
                                  legendgroup="front", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
     fig.update_xaxes(**LOG_AXIS, title_text="estimated online latency (s, log)")
     fig.update_yaxes(title_text="accuracy (%)", col=1)
-    return _layout(fig, title, height=460)
+    return _layout(fig, title, height=460, subtitle=subtitle, margin={"t": 115 if subtitle else 90})
 
 
 def diagnostic_lines(table: pd.DataFrame, style: GroupStyle, value: str, title: str, y_title: str,
@@ -378,9 +382,9 @@ def diagnostic_scatter(table: pd.DataFrame, style: GroupStyle, x: str, x_title: 
     return _layout(fig, title)
 
 
-def density_lines(density: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
+def density_lines(density: pd.DataFrame, style: GroupStyle, title: str, subtitle: str = "") -> go.Figure:
     """Hessian eigenvalue density per group (log density axis on every panel), base model and linearized
-    side by side."""
+    side by side; ``subtitle`` (e.g. the run) under the title."""
     models = [m for m in ("base", "lin") if m in set(density["model"])]
     fig = make_subplots(rows=1, cols=max(1, len(models)), shared_yaxes=True,
                         subplot_titles=[{"base": "base model", "lin": "linearized"}[m] for m in models])
@@ -396,7 +400,7 @@ def density_lines(density: pd.DataFrame, style: GroupStyle, title: str) -> go.Fi
         fig.update_xaxes(title_text="eigenvalue", row=1, col=col)
     fig.update_yaxes(**LOG_AXIS)
     fig.update_yaxes(title_text="density (log)", row=1, col=1)
-    return _layout(fig, title)
+    return _layout(fig, title, subtitle=subtitle, margin={"t": 115 if subtitle else 90})
 
 
 def distance_lines(distances: pd.DataFrame, title: str) -> go.Figure:
@@ -429,17 +433,15 @@ def bound_scatter(table: pd.DataFrame, style: GroupStyle, title: str, note: str 
                                                f"<extra></extra>"))
     fig.update_xaxes(title_text="measured excess loss R(a) (nats)", zeroline=True)
     fig.update_yaxes(title_text="bound (nats, log)", **LOG_AXIS)
-    fig = _layout(fig, title, margin={"t": 85} if note else {})
-    if note:
-        fig.update_layout(title={"subtitle": {"text": note, "font": {"size": 11}}})
-    return fig
+    return _layout(fig, title, subtitle=note)
 
 
 def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequence[int], title: str,
-                     mean_input: pd.DataFrame | None = None) -> go.Figure:
+                     mean_input: pd.DataFrame | None = None, subtitle: str = "") -> go.Figure:
     """Mean |attribution| of one group's examples as heatmaps: rows = base / linearized model, columns =
     the group's mean input image (``mean_input``: group, element, value; first column, greys) then one per
-    attribution method; channels are averaged, each attribution map scaled to its own maximum."""
+    attribution method; channels are averaged, each attribution map scaled to its own maximum. Panel titles
+    take two short lines (they fit an 800 px window); ``subtitle`` (e.g. the run) goes under the title."""
     rows = attributions[attributions["group"] == group]
     models = [m for m in ("base", "lin") if m in set(rows["model"])]
     methods = list(dict.fromkeys(rows["method"]))
@@ -451,8 +453,8 @@ def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequen
     first = 1 if image_input is not None else 0
     cols = first + max(1, len(methods))
     model_names = {"base": "base", "lin": "linearized"}
-    titles = [t for m in models for t in ([f"mean input of group {group}"] if first else []) +
-              [f"{model_names[m]} · {method.replace('_', ' ')}" for method in methods]]
+    titles = [t for m in models for t in ([f"mean input<br>of group {group}"] if first else []) +
+              [f"{model_names[m]}<br>{method.replace('_', ' ')}" for method in methods]]
     fig = make_subplots(rows=max(1, len(models)), cols=cols, subplot_titles=titles, horizontal_spacing=0.04,
                         vertical_spacing=0.12)
     for r, model in enumerate(models, start=1):
@@ -475,7 +477,9 @@ def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequen
             fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if axis == 1 else axis}", row=r, col=c,
                              showticklabels=False)
             fig.update_xaxes(showticklabels=False, row=r, col=c)
-    return _layout(fig, title, height=240 * max(1, len(models)) + 60, showlegend=False)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title, height=250 * max(1, len(models)) + 60, showlegend=False, subtitle=subtitle,
+                   margin={"t": 130 if subtitle else 105})
 
 
 def _image(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -226,7 +226,7 @@ def test_why_page_scatters_the_bound_with_its_rank_correlation_and_logs_every_de
     assert len(axes) == 2 and all(a["type"] == "log" for a in axes)
     attribution = next(c for t, c in charts.items() if t.startswith("Mean |attribution| of group 9"))
     titles = [a["text"] for a in attribution["layout"]["annotations"]]
-    assert titles[0] == "mean input of group 9" and len(attribution["data"]) == 6  # input + 2 maps, 2 models
+    assert titles[0] == "mean input<br>of group 9" and len(attribution["data"]) == 6  # input + 2 maps, 2 models
 
 
 def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
