@@ -21,6 +21,28 @@ def dataset_sizes(name: str, data_root: str | None):
     return bundle.group_sizes(), bundle.describe()
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def sizes_chart(name: str, data_root: str | None):
+    """The group sizes of dataset ``name`` per split, built once (st.plotly_chart only reads it)."""
+    sizes = dataset_sizes(name, data_root)[0]
+    return group_sizes_figure(sizes, f"{name}: examples per group, every split", dataset_group_style(sizes))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def checkpoint_charts(data_root: str | None) -> dict:
+    """{checkpoint: its per-group accuracy chart} of the shipped checkpoints (their sidecars), built once."""
+    charts = {}
+    for name, table in checkpoint_group_table().groupby("checkpoint", sort=False):
+        try:
+            sizes = dataset_sizes(table["dataset"].iloc[0], data_root)[0]
+        except Exception:  # a dataset that is not available here: the chart draws no minority
+            sizes = None
+        split, shown = accuracy_on_default_split(table, sizes)
+        charts[name] = group_accuracy_figure(shown, f"{name}: accuracy per group · {split} split",
+                                             dataset_group_style(sizes, shown["group"].tolist()))
+    return charts
+
+
 st.title("FairLin")
 st.markdown("Audit who pays when ReLUs are linearized for private inference: pick a dataset and its protected "
             "groups, a base checkpoint and a ReLU budget, and compare per-group accuracy.")
@@ -63,8 +85,7 @@ if chosen:
     else:
         st.caption(f"target: {info['target']} · protected group: {info['group']} · "
                    f"input shape: {tuple(info['input_shape'])} · skipped files: {info['skipped']}")
-        st.plotly_chart(group_sizes_figure(sizes, f"{chosen}: examples per group, every split",
-                                           dataset_group_style(sizes)), width="stretch")
+        st.plotly_chart(sizes_chart(chosen, data_root), width="stretch")
 
 st.header("Shipped base checkpoints")
 checkpoints = checkpoint_table()
@@ -74,12 +95,5 @@ else:
     st.dataframe(checkpoints.drop(columns=["path"]), hide_index=True, width="stretch",
                  column_config={"overall_accuracy": st.column_config.NumberColumn(format="%.3f"),
                                 "worst_group_accuracy": st.column_config.NumberColumn(format="%.3f")})
-    for name, table in checkpoint_group_table().groupby("checkpoint", sort=False):
-        try:
-            sizes = dataset_sizes(table["dataset"].iloc[0], data_root)[0]
-        except Exception:  # a dataset that is not available here: the chart draws no minority
-            sizes = None
-        split, shown = accuracy_on_default_split(table, sizes)
-        st.plotly_chart(group_accuracy_figure(shown, f"{name}: accuracy per group · {split} split",
-                                              dataset_group_style(sizes, shown["group"].tolist())),
-                        width="stretch", key=f"acc_{name}")
+    for name, figure in checkpoint_charts(data_root).items():
+        st.plotly_chart(figure, width="stretch", key=f"acc_{name}")
