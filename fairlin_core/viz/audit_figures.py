@@ -244,7 +244,10 @@ def class_lines(table: pd.DataFrame, title: str, rule: str, reference: pd.DataFr
             if reference is not None:
                 _reference_line(fig, reference[(reference["method"] == method) & (reference["group_class"] == kind)],
                                 kind, method, reference_name, col)
-        budget_axis(fig, table[table["method"] == method], row=1, col=col)
+        ticks = table[table["method"] == method]
+        if reference is not None:  # the reference's budgets are ticked too
+            ticks = pd.concat([ticks, reference[reference["method"] == method]], ignore_index=True)
+        budget_axis(fig, ticks, row=1, col=col)
         fig.update_xaxes(title_text=BUDGET_TITLE if col == 1 else "", row=1, col=col)
     fig.update_yaxes(title_text="relative accuracy drop (%)", zeroline=True, row=1, col=1)
     fig = _layout(fig, title, height=490, margin={"t": 130})
@@ -479,7 +482,7 @@ def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequen
             fig.update_xaxes(showticklabels=False, row=r, col=c)
     fig.update_annotations(font_size=12)
     return _layout(fig, title, height=250 * max(1, len(models)) + 60, showlegend=False, subtitle=subtitle,
-                   margin={"t": 130 if subtitle else 105})
+                   margin={"t": 145 if subtitle else 105})
 
 
 def _image(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
