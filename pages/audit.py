@@ -14,7 +14,8 @@ from fairlin_core.viz.audit_figures import BUDGET_TITLE
 from fairlin_core.viz.report import audit_report_html
 from ui.linearize_form import job_configs, submit_jobs
 from ui.jobs_panel import manager
-from ui.results_source import MITIGATION_LABELS, Rows, chart, group_style, open_results, opened_run
+from ui.results_source import (MITIGATION_LABELS, Rows, chart, group_style, open_results, opened_run,
+                               shipped_overlay)
 from ui.shell import require_shell
 from ui.state import current
 
@@ -44,6 +45,8 @@ highlight = controls[3].selectbox("Highlight a group", ["none", *names], key="au
                                   help="grey every other group in the per-group charts")
 style = group_style(results, highlight)
 on_split = f"· {split} split"
+shipped = shipped_overlay(key)
+overlay = {"against": shipped, "reference_name": "shipped audit"} if shipped else {}
 
 drop = results.group_drop(split, method, mitigation)
 budgets = results.budgets(method)
@@ -53,14 +56,17 @@ st.caption(f"Groups classed by training share: {CLASS_RULE}. Minority here: "
            f"Relative drop = (base − linearized) / base × 100; bands and bars are 95% intervals across seeds.")
 st.plotly_chart(chart(key, figures.class_lines, Rows(AuditResults.class_drop, (split, mitigation)),
                       f"Majority vs minority {on_split}, mitigation {mitigation}",
-                      f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}"),
-                key="fig_classes")
+                      f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}",
+                      **overlay), key="fig_classes")
+if shipped:
+    st.caption("Dashed lines and grey-edged diamonds: the shipped default audit (its own seeds and training "
+               "protocol) at the same split, method and mitigation, drawn beside these runs, never averaged in.")
 drop_rows = Rows(AuditResults.group_drop, (split, method, mitigation))
 if len(budgets) > 1:
     left, right = st.columns(2)
     left.plotly_chart(chart(key, figures.group_bars, drop_rows, style, x="budget", y="drop_mean", low="drop_ci_low",
                             high="drop_ci_high", title=f"{method}: relative accuracy drop per group {on_split}",
-                            y_title="relative drop (%)"), key="fig_drop")
+                            y_title="relative drop (%)", unit="%", **overlay), key="fig_drop")
     right.plotly_chart(chart(key, figures.accuracy_lines, drop_rows, style,
                              f"{method}: accuracy per group {on_split}, 95% band"), key="fig_lines")
 else:
@@ -86,7 +92,7 @@ def budget_scrubber() -> None:
     compared = Rows(AuditResults.method_comparison, (split, mitigation)).at("budget", budget)
     right.plotly_chart(chart(key, figures.group_bars, compared, style, x="method", y="drop_mean", low="drop_ci_low",
                              high="drop_ci_high", title=f"Methods compared at {budget} {on_split}",
-                             y_title="relative drop (%)", x_title="method"), key="fig_methods")
+                             y_title="relative drop (%)", x_title="method", unit="%", **overlay), key="fig_methods")
     table = chart(key, tables.group_table, drop_rows.at("budget", budget), minority)
     st.dataframe(table, hide_index=True, key="table_budget")
     st.download_button("Download this table (CSV)", lambda: table.to_csv(index=False),
@@ -119,8 +125,8 @@ except FairLinError as error:
     st.warning(str(error))
 else:
     st.plotly_chart(chart(key, figures.cost_front, Rows(AuditResults.cost_front, (split, profile)),
-                          f"Accuracy vs estimated online latency ({profile}), Pareto front across methods and "
-                          f"budgets {on_split}"), key="fig_cost_front")
+                          f"Accuracy vs estimated online latency ({profile}) {on_split}",
+                          "Pareto front across methods and budgets"), key="fig_cost_front")
     source = load_profile(profile).source
     st.caption(f"Estimates from {source['paper']}. Online latency = compute + bytes at the profile's bandwidth; "
                f"no network variation, batching or hardware of your own (see the README's cost model section). "
@@ -133,9 +139,9 @@ if set(mitigations) == {"off", "on"}:
     st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), style,
                           x="budget", y="drop_difference", low="drop_difference_ci_low",
                           high="drop_difference_ci_high",
-                          title=f"{method}: relative drop without minus with mitigation {on_split} "
-                                f"(positive = mitigation helped; 95% intervals across seeds)",
-                          y_title="drop difference (points)"), key="fig_mitigation")
+                          title=f"{method}: drop without minus with mitigation {on_split}",
+                          subtitle="relative drop, in points; positive = mitigation helped; 95% intervals across "
+                                   "seeds", y_title="drop difference (points)"), key="fig_mitigation")
     effect_table = chart(key, tables.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
     with st.expander("Mitigated vs unmitigated, per group and budget (table)"):
         st.dataframe(effect_table, hide_index=True, key="table_mitigation")

@@ -7,9 +7,9 @@ from fairlin_core.data import load_dataset
 from ui.errors import show_error
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
-from ui.checkpoint_views import (IMPORT_TYPES, NOT_SUPPORTED, checkpoint_groups_overview, checkpoints_overview,
-                                  import_architectures, import_formats_overview, import_upload, submit_base_training,
-                                  user_checkpoint_dir)
+from ui.checkpoint_views import (IMPORT_TYPES, NOT_SUPPORTED, accuracy_on_default_split, checkpoint_groups_overview,
+                                  checkpoints_overview, dataset_group_style, import_architectures,
+                                  import_formats_overview, import_upload, submit_base_training, user_checkpoint_dir)
 from ui.jobs_panel import jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
@@ -33,22 +33,26 @@ st.dataframe(table.drop(columns=["path"]), hide_index=True, width="stretch",
              column_config={"overall_accuracy": st.column_config.NumberColumn(format="%.3f"),
                             "worst_group_accuracy": st.column_config.NumberColumn(format="%.3f")})
 st.caption(f"User checkpoints live in `{user_dir}`.")
+try:
+    sizes, sizes_error = dataset_sizes(dataset, group, data_root), None
+except Exception as error:  # shown under "Group sizes" below; the charts then draw no minority
+    sizes, sizes_error = None, error
 groups = checkpoint_groups_overview(user_dir)
-shown = groups[(groups["split"] == "test") & (groups["dataset"] == dataset)]
-if shown.empty:
+groups = groups[groups["dataset"] == dataset]
+if groups.empty:
     st.info(f"No checkpoint with recorded per-group accuracy on {dataset}.")
 else:
-    st.plotly_chart(group_accuracy_figure(shown, f"{dataset}: test accuracy per group and checkpoint"),
+    split, shown = accuracy_on_default_split(groups, sizes)
+    st.plotly_chart(group_accuracy_figure(shown, f"{dataset}: accuracy per group and checkpoint · {split} split",
+                                          dataset_group_style(sizes, shown["group"].tolist())),
                     width="stretch", key="models_group_accuracy")
 
 st.header(f"Group sizes: {dataset} by {group}")
-try:
-    sizes = dataset_sizes(dataset, group, data_root)
-except Exception as error:  # every error: one readable message, never a traceback
-    show_error(error)
+if sizes_error is not None:
+    show_error(sizes_error)
 else:
-    st.plotly_chart(group_sizes_figure(sizes, f"{dataset}: examples per {group} and split"), width="stretch",
-                    key="models_group_sizes")
+    st.plotly_chart(group_sizes_figure(sizes, f"{dataset}: examples per {group}, every split",
+                                       dataset_group_style(sizes)), width="stretch", key="models_group_sizes")
 
 st.header("Upload a checkpoint")
 st.caption(f"A safetensors weights file and its FairLin JSON sidecar (at most {MAX_UPLOAD_BYTES // 2**20} MiB). "

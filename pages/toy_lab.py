@@ -21,7 +21,7 @@ JOB_KEY = "toy_job"
 SWEEP_KEY = "toy_sweep_job"
 SWEEP_SHARES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 POLL_SECONDS = 1.0
-SHAPE_NOTES = {"paper": "crescent minority (the paper's Figure 2)", "disk": "disk minority (counter-example)",
+SHAPE_NOTES = {"paper": "crescent minority (Figure 2)", "disk": "disk minority (counter-example)",
                "moons": "two moons", "circles": "concentric circles", "xor": "xor quadrants", "spiral": "two spirals"}
 WHICH_NOTES = {"random": "random units", "neurons": "the same share in every layer", "last": "last layers first"}
 MODE_NOTES = {"scratch": "train from scratch with fixed masks (paper)", "snl": "SNL on the trained ReLU model"}

@@ -77,8 +77,8 @@ st.dataframe(tables.diagnostics_table(at_budget), hide_index=True, key="table_bo
 density_run = results.diagnostic_run(method, budget, mitigation, "density")
 if density_run is not None:
     st.plotly_chart(chart(key, figures.density_lines, Rows(AuditResults.run_rows, ("density", density_run)),
-                          style, f"Hessian eigenvalue density per group {on_split} "
-                                 f"({results.run_labels().get(density_run, density_run)})"), key="fig_density")
+                          style, f"Hessian eigenvalue density per group {on_split}",
+                          f"run {results.run_labels().get(density_run, density_run)}"), key="fig_density")
 attribution_run = results.diagnostic_run(method, budget, mitigation, "attributions")
 shape = results.meta.get("input_shape")
 if attribution_run is not None and shape:
@@ -90,9 +90,10 @@ if attribution_run is not None and shape:
         mean_input = None
         st.caption(f"No mean input image: {error}")
     st.plotly_chart(chart(key, figures.attribution_maps, attributions, group, tuple(shape),
-                          f"Mean |attribution| of group {group}: base vs linearized {on_split} "
-                          f"({results.run_labels().get(attribution_run, attribution_run)})",
-                          mean_input=mean_input), key="fig_attr")
+                          f"Mean |attribution| of group {group} {on_split}",
+                          mean_input=mean_input, subtitle=f"base vs linearized; run "
+                                                          f"{results.run_labels().get(attribution_run, attribution_run)}"),
+                    key="fig_attr")
 if density_run is None and attribution_run is None:
     st.caption("No Hessian density or attribution maps at this budget (they are computed for the unmitigated runs "
                "of the diagnostic seed).")

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from fairlin_core.audit.results import classify_groups, default_split
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS, checkpoint_group_table, checkpoint_table
 from fairlin_core.checkpoints.importers import FORMATS, IMPORT_SUFFIXES
 from fairlin_core.checkpoints.upload import accept_import
 from fairlin_core.jobs import JobManager, TrainBaseConfig
 from fairlin_core.jobs.store import user_checkpoint_dir
+from fairlin_core.viz.audit_figures import GroupStyle
 
-__all__ = ["user_checkpoint_dir", "checkpoints_overview", "checkpoint_groups_overview", "checkpoint_choices",
+__all__ = ["user_checkpoint_dir", "checkpoints_overview", "checkpoint_groups_overview", "dataset_group_style",
+           "accuracy_on_default_split", "checkpoint_choices",
            "submit_base_training", "IMPORT_TYPES", "NOT_SUPPORTED", "import_formats_overview", "import_architectures",
            "import_upload"]
 
@@ -39,6 +42,27 @@ def checkpoint_groups_overview(user_dir: str | Path | None = None) -> pd.DataFra
     if user_dir is not None and Path(user_dir).is_dir():
         tables.append(checkpoint_group_table(user_dir))
     return pd.concat(tables, ignore_index=True)
+
+
+def dataset_group_style(sizes: pd.DataFrame | None, names: list[str] | tuple[str, ...] = ()) -> GroupStyle:
+    """The groups' colours on the checkpoint and dataset charts, as on the audit pages: the groups of a dataset's
+    group-sizes table (split, group, n) in its order, then any of ``names`` it lacks; minority groups by their
+    training share (:func:`classify_groups`); no minority without ``sizes``."""
+    if sizes is None or sizes.empty:
+        return GroupStyle.of(list(dict.fromkeys(str(n) for n in names)))
+    classes = classify_groups(sizes)
+    ordered = list(dict.fromkeys([*classes["group"], *(str(n) for n in names)]))
+    return GroupStyle.of(ordered, classes[classes["group_class"] == "minority"]["group"].tolist())
+
+
+def accuracy_on_default_split(groups: pd.DataFrame, sizes: pd.DataFrame | None) -> tuple[str, pd.DataFrame]:
+    """Of :func:`checkpoint_groups_overview` rows: the split the charts open on (balanced where recorded, else
+    test) and its rows, with each group's training-set size (train_n, from ``sizes``) for the legend."""
+    split = default_split(list(dict.fromkeys(groups["split"])))
+    rows = groups[groups["split"] == split].astype({"group": str})
+    if sizes is not None and not sizes.empty:
+        rows = rows.merge(classify_groups(sizes)[["group", "train_n"]], on="group", how="left")
+    return split, rows
 
 
 def checkpoint_choices(user_dir: str | Path | None = None, dataset: str | None = None) -> dict[str, str]:

@@ -161,11 +161,31 @@ _BY_NAME = {types.FunctionType: lambda function: f"{function.__module__}.{functi
 
 
 @st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_BY_NAME)
-def chart(key: str, figure: Callable, rows: Rows, *args, **kwargs):
+def chart(key: str, figure: Callable, rows: Rows, *args, against: str | None = None, **kwargs):
     """``figure(rows.of(results), *args, **kwargs)`` for the results registered under ``key`` (``figure``: a
     function of :mod:`fairlin_core.viz.audit_figures`, or a readable table of :mod:`fairlin_core.viz.tables`);
-    built once per input and shared (not copied: st.plotly_chart and st.dataframe only read them)."""
+    built once per input and shared (not copied: st.plotly_chart and st.dataframe only read them).
+    ``against``: the key of other registered results (:func:`shipped_overlay`), whose same rows the figure
+    draws as its ``reference``."""
+    if against is not None:
+        kwargs["reference"] = rows.of(_registry()[against])
     return figure(rows.of(_registry()[key]), *args, **kwargs)
+
+
+def shipped_overlay(key: str) -> str | None:
+    """On run-store results of the checkpoint and group attribute of the shipped default audit: the "Overlay
+    the shipped default audit" toggle. Returns the shipped audit's registry key (for :func:`chart`'s
+    ``against``) while it is on, else None (also on the shipped audit itself and on other checkpoints)."""
+    choice = current()
+    if key.startswith("shipped") or not _shipped_for(choice["checkpoint_path"]) \
+            or choice["group"] != load_shipped().meta.get("group_attribute"):
+        return None
+    if not st.toggle("Overlay the shipped default audit", key="audit_overlay",
+                     help="draw the shipped audit's series for the same split, method and mitigation beside your "
+                          "runs (dashed lines, grey-edged diamonds): a reference, never averaged with them"):
+        return None
+    _register("shipped", load_shipped())
+    return "shipped"
 
 
 def open_results(title: str) -> tuple[str, AuditResults]:

@@ -12,14 +12,19 @@ from streamlit.runtime.pages_manager import PagesManager
 
 _entered = False
 
-# under ~1,000 px wide (a narrow window, a tablet) rows of charts stack into one column; Streamlit's own
-# columns only stack below 640 px. Figures fix no width, so each then takes the full width.
+# under ~1,000 px wide (a narrow window, a tablet) rows of charts, of page links and of forms with sliders (the
+# Linearize and Toy lab forms) stack into one column; Streamlit's own columns only stack below 640 px. Figures fix no width, so each then takes the full width; page links wrap rather than being cut.
 NARROW_SCREEN_CSS = """<style>
 @media (max-width: 1000px) {
-  [data-testid="stHorizontalBlock"]:has(.stPlotlyChart) { flex-direction: column; }
-  [data-testid="stHorizontalBlock"]:has(.stPlotlyChart) > [data-testid="stColumn"] {
+  [data-testid="stHorizontalBlock"]:has(.stPlotlyChart),
+  [data-testid="stHorizontalBlock"]:has([data-testid="stPageLink"]),
+  [data-testid="stHorizontalBlock"]:has([data-testid="stSlider"]) { flex-direction: column; }
+  [data-testid="stHorizontalBlock"]:has(.stPlotlyChart) > [data-testid="stColumn"],
+  [data-testid="stHorizontalBlock"]:has([data-testid="stPageLink"]) > [data-testid="stColumn"],
+  [data-testid="stHorizontalBlock"]:has([data-testid="stSlider"]) > [data-testid="stColumn"] {
     width: 100% !important; flex: 1 1 100% !important; min-width: 100% !important; }
 }
+[data-testid="stPageLink"] p { white-space: normal; overflow: visible; text-overflow: clip; }
 </style>"""
 
 

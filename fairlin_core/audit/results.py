@@ -449,11 +449,7 @@ class AuditResults:
         """group, train_n, train_share (fraction of the training set), group_class: "minority" when the group's
         share of the training set is below an equal share (1 / number of groups, :data:`CLASS_RULE`), else
         "majority"; groups in the dataset's order (every group "majority" without training sizes)."""
-        sizes = self.train_sizes().set_index("group").reindex(self.group_names).reset_index()
-        total = sizes["train_n"].sum()
-        share = sizes["train_n"] / total if total else sizes["train_n"] * float("nan")
-        minority = share < 1.0 / max(len(sizes), 1)
-        return sizes.assign(train_share=share, group_class=["minority" if m else "majority" for m in minority])
+        return classify_groups(self.train_sizes(), self.group_names)
 
     @_view
     def minority_groups(self) -> list[str]:
@@ -465,8 +461,7 @@ class AuditResults:
     def default_split(self) -> str:
         """The split the pages open on: ``balanced`` (every group equally represented) where present, else
         ``test``, else the first split."""
-        splits = self.splits()
-        return next((s for s in ("balanced", "test") if s in splits), splits[0] if splits else "test")
+        return default_split(self.splits())
 
     @_view
     def class_drop(self, split: str, mitigation: str) -> pd.DataFrame:
@@ -660,6 +655,29 @@ class AuditResults:
         if name not in TABLES:
             raise FairLinError(f"unknown results table {brief(name)}; one of {', '.join(TABLES)}")
         return getattr(self, name)
+
+
+def classify_groups(train_sizes: pd.DataFrame, names: list[str] | None = None) -> pd.DataFrame:
+    """The one rule that classes groups (:data:`CLASS_RULE`). train_sizes: group, train_n (or a whole group-sizes
+    table: split, group, n, whose train rows are used); names: the groups' order (None = the table's).
+    Returns group, train_n, train_share (fraction of the training set) and group_class ("minority" when the
+    share is below 1 / number of groups, else "majority"; every group "majority" without training sizes)."""
+    if "train_n" not in train_sizes:
+        train = train_sizes[train_sizes["split"] == "train"]
+        train_sizes = train[["group", "n"]].rename(columns={"n": "train_n"}).astype({"group": str})
+    names = [str(n) for n in names] if names is not None else list(dict.fromkeys(train_sizes["group"]))
+    sizes = train_sizes.drop_duplicates("group").set_index("group").reindex(names).rename_axis("group") \
+                       .reset_index()[["group", "train_n"]]
+    total = sizes["train_n"].sum()
+    share = sizes["train_n"] / total if total else sizes["train_n"] * float("nan")
+    minority = share < 1.0 / max(len(sizes), 1)
+    return sizes.assign(train_share=share, group_class=["minority" if m else "majority" for m in minority])
+
+
+def default_split(splits: list[str]) -> str:
+    """The split results open on: ``balanced`` (every group equally represented) where present, else ``test``,
+    else the first of ``splits``."""
+    return next((s for s in ("balanced", "test") if s in splits), splits[0] if splits else "test")
 
 
 def _recipe_label(finetune: float, snl: float, objective: str | None) -> str:

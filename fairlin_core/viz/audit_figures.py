@@ -10,6 +10,9 @@ Conventions every figure follows (the pages and the HTML report draw the same fi
 - budgets: the x axis is "ReLUs kept (% of base)" on a log scale, decreasing to the right (the direction the
   budget slider moves), with ticks at the grid's budgets only and the ReLU count in the hover;
 - legends are horizontal, below the plot, and never scroll (``maxheight`` is the whole figure);
+- a ``reference`` (the same view of other results, e.g. the shipped default audit beside a run store's) is
+  drawn as its own lighter series (dashed lines, grey-edged diamonds on bars) named ``reference_name``, never
+  merged with the results' own series;
 - no figure fixes a width or a background, so Streamlit's columns, narrow screens and both themes apply;
   error bars are a mid grey that reads on light and dark backgrounds.
 """
@@ -88,10 +91,13 @@ def _legend_name(row: pd.Series, style: GroupStyle) -> str:
 LOG_AXIS = {"type": "log", "dtick": 1, "minor": {"showgrid": False, "ticks": ""}}  # labels at powers of ten only
 
 
-def _layout(fig: go.Figure, title: str, height: int = 430, **extra) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int = 430, subtitle: str = "", **extra) -> go.Figure:
+    """The house layout: ``title`` (short enough for an 800 px window) with ``subtitle`` in small type under it
+    (more top margin then), the legend below, no fixed width."""
     legend = {**LEGEND_BELOW, **extra.pop("legend", {})}
-    margin = {**MARGIN, **extra.pop("margin", {})}
-    fig.update_layout(title=title, height=height, margin=margin, legend=legend, **extra)
+    margin = {**MARGIN, **({"t": 85} if subtitle else {}), **extra.pop("margin", {})}
+    heading = {"text": title, **({"subtitle": {"text": subtitle, "font": {"size": 11}}} if subtitle else {})}
+    fig.update_layout(title=heading, height=height + (25 if subtitle else 0), margin=margin, legend=legend, **extra)
     return fig
 
 
@@ -129,12 +135,17 @@ def _errors(rows: pd.DataFrame, y: str, low: str | None, high: str | None, scale
 
 def group_bars(table: pd.DataFrame, style: GroupStyle, *, x: str, y: str, title: str, y_title: str,
                low: str | None = None, high: str | None = None, scale: float = 1.0,
-               x_title: str | None = None) -> go.Figure:
+               x_title: str | None = None, unit: str = "", hover_format: str = ".1f",
+               reference: pd.DataFrame | None = None, reference_name: str = "reference",
+               subtitle: str = "") -> go.Figure:
     """Grouped bars: one bar per group (its colour) at every ``x`` category, optional 95% error bars.
 
     table: one row per x value and group with columns ``x``, ``y``, group, train_n (for the legend)
     and optionally ``low``/``high``, n, relu_count. The paper's Figures 1, 6 and 9 are this chart. With
     ``x="budget"`` the categories run from the largest budget to the smallest (the budget convention).
+    Hovers show values in ``hover_format`` followed by ``unit`` (e.g. "%"). reference: the same columns from
+    other results (e.g. the shipped audit), drawn as a light grey-edged diamond on each group's bar (categories
+    of ``table`` only), one legend entry ``reference_name``. ``subtitle`` is printed under the title.
     """
     fig = go.Figure()
     categories = list(dict.fromkeys(table[x]))
@@ -143,20 +154,42 @@ def group_bars(table: pd.DataFrame, style: GroupStyle, *, x: str, y: str, title:
         if rows.empty:
             continue
         extra = rows[["n"]].to_numpy() if "n" in rows else None
-        hover = f"group {group}<br>%{{x}}: %{{y:.1f}}" + ("<br>test n=%{customdata[0]}" if extra is not None else "")
+        hover = (f"group {group}<br>%{{x}}: %{{y:{hover_format}}}{unit}"
+                 + ("<br>test n=%{customdata[0]}" if extra is not None else ""))
         if x == "budget" and "relu_count" in rows:
             extra = np.column_stack([rows["n"].to_numpy() if "n" in rows else np.full(len(rows), np.nan),
                                      rows["relu_count"].to_numpy(dtype=float)])
-            hover = (f"group {group}<br>ReLUs kept %{{x}} (%{{customdata[1]:,.0f}} ReLUs): %{{y:.1f}}"
-                     f"<br>test n=%{{customdata[0]}}")
+            hover = (f"group {group}<br>ReLUs kept %{{x}} (%{{customdata[1]:,.0f}} ReLUs): "
+                     f"%{{y:{hover_format}}}{unit}<br>test n=%{{customdata[0]}}")
         # plain lists: plotly converts pandas columns through narwhals, several ms each
         fig.add_trace(go.Bar(x=rows[x].tolist(), y=(rows[y] * scale).tolist(), name=_legend_name(rows.iloc[0], style),
                              marker_color=style.color(group), error_y=_errors(rows, y, low, high, scale),
-                             customdata=extra, hovertemplate=hover + "<extra></extra>"))
+                             offsetgroup=group, customdata=extra, hovertemplate=hover + "<extra></extra>"))
+    if reference is not None:
+        _reference_marks(fig, reference[reference[x].isin(categories)], style, x, y, scale,
+                         f"%{{y:{hover_format}}}{unit}", reference_name)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=categories,
                      title_text=x_title or (BUDGET_TITLE if x == "budget" else x))
     fig.update_yaxes(title_text=y_title, zeroline=True)
-    return _layout(fig, title, barmode="group")
+    return _layout(fig, title, barmode="group", scattermode="group", subtitle=subtitle)
+
+
+def _reference_marks(fig: go.Figure, reference: pd.DataFrame, style: GroupStyle, x: str, y: str, scale: float,
+                     value: str, name: str) -> None:
+    """The reference's value of every group and category as a diamond centred on that group's bar (the bar's
+    ``offsetgroup``), lighter than the bars with a grey edge; one legend entry ``name`` for all of them."""
+    shown = False
+    for group in style.names:
+        rows = reference[reference["group"] == group]
+        if rows.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=rows[x].tolist(), y=(rows[y] * scale).tolist(), mode="markers", offsetgroup=group, name=name,
+            legendgroup="reference", showlegend=not shown,
+            marker={"symbol": "diamond-wide", "size": 11, "color": _lighter(style.color(group)),
+                    "line": {"color": ERROR_COLOR, "width": 1.5}},
+            hovertemplate=f"{name}, group {group}<br>%{{x}}: {value}<extra></extra>"))
+        shown = True
 
 
 def accuracy_lines(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
@@ -181,10 +214,13 @@ def accuracy_lines(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Fig
     return _layout(budget_axis(fig, table), title)
 
 
-def class_lines(table: pd.DataFrame, title: str, rule: str) -> go.Figure:
+def class_lines(table: pd.DataFrame, title: str, rule: str, reference: pd.DataFrame | None = None,
+                reference_name: str = "reference") -> go.Figure:
     """Majority vs minority: the relative drop (%) of each class's accuracy vs ReLUs kept, one panel per
     method, with 95% bands across seeds (:meth:`AuditResults.class_drop`); ``rule`` (how groups are
-    classed) is printed under the title."""
+    classed) is printed under the title. reference: :meth:`AuditResults.class_drop` of other results (e.g.
+    the shipped audit), drawn dashed and lighter, without bands, in the panels of ``table``'s methods, as
+    legend entries "<class> groups · ``reference_name``"."""
     methods = list(dict.fromkeys(table["method"]))
     fig = make_subplots(rows=1, cols=max(1, len(methods)), shared_yaxes=True, subplot_titles=methods,
                         horizontal_spacing=0.04)
@@ -205,12 +241,33 @@ def class_lines(table: pd.DataFrame, title: str, rule: str) -> go.Figure:
                                      customdata=_budget_hover(rows),
                                      hovertemplate=f"{method}, {kind}<br>{HOVER_BUDGET}: %{{y:.1f}}% drop"
                                                    f"<extra></extra>"), row=1, col=col)
-        budget_axis(fig, table[table["method"] == method], row=1, col=col)
+            if reference is not None:
+                _reference_line(fig, reference[(reference["method"] == method) & (reference["group_class"] == kind)],
+                                kind, method, reference_name, col)
+        ticks = table[table["method"] == method]
+        if reference is not None:  # the reference's budgets are ticked too
+            ticks = pd.concat([ticks, reference[reference["method"] == method]], ignore_index=True)
+        budget_axis(fig, ticks, row=1, col=col)
         fig.update_xaxes(title_text=BUDGET_TITLE if col == 1 else "", row=1, col=col)
     fig.update_yaxes(title_text="relative accuracy drop (%)", zeroline=True, row=1, col=1)
-    fig = _layout(fig, title, height=470, margin={"t": 110})
-    fig.update_layout(title={"subtitle": {"text": rule, "font": {"size": 11}}})
+    fig = _layout(fig, title, height=490, margin={"t": 130})
+    fig.update_layout(title={"subtitle": {"text": rule, "font": {"size": 11}}, "y": 0.97, "yanchor": "top"})
     return fig
+
+
+def _reference_line(fig: go.Figure, rows: pd.DataFrame, kind: str, method: str, name: str, col: int) -> None:
+    """One class's relative drop in the reference results: dashed, lighter, open markers (panel ``col``)."""
+    if rows.empty:
+        return
+    rows = rows.sort_values("budget_fraction")
+    color = _alpha(CLASS_COLORS[kind], 0.6)
+    fig.add_trace(go.Scatter(x=(100 * rows["budget_fraction"]).tolist(), y=rows["drop_mean"].tolist(),
+                             mode="lines+markers", name=f"{kind} groups · {name}", legendgroup=f"{kind}-reference",
+                             showlegend=col == 1, line={"color": color, "width": 1.5, "dash": "dash"},
+                             marker={"symbol": "circle-open", "size": 7, "color": color},
+                             customdata=_budget_hover(rows),
+                             hovertemplate=f"{name}: {method}, {kind}<br>{HOVER_BUDGET}: %{{y:.1f}}% drop"
+                                           f"<extra></extra>"), row=1, col=col)
 
 
 def budget_snapshot(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
@@ -233,9 +290,9 @@ def budget_snapshot(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Fi
     return _layout(fig, title)
 
 
-def base_accuracy_bars(table: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
+def base_accuracy_bars(table: pd.DataFrame, style: GroupStyle, title: str, subtitle: str = "") -> go.Figure:
     """The base model's accuracy (%) per group with a bootstrap 95% interval and the group's n in the label
-    (:meth:`AuditResults.base_accuracy`)."""
+    (:meth:`AuditResults.base_accuracy`); ``subtitle`` is printed under the title."""
     rows = table.set_index("group").reindex([g for g in style.names if g in set(table["group"])]).reset_index()
     labels = [f"{g}<br>n={int(n)}" for g, n in zip(rows["group"], rows["n"])]
     fig = go.Figure(go.Bar(x=labels, y=(100 * rows["accuracy"]).tolist(),
@@ -244,7 +301,7 @@ def base_accuracy_bars(table: pd.DataFrame, style: GroupStyle, title: str) -> go
                            hovertemplate="group %{x}: %{y:.1f}%<extra></extra>"))
     fig.update_xaxes(type="category", title_text="group (test examples n)")
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 105])
-    return _layout(fig, title, height=380, showlegend=False)
+    return _layout(fig, title, height=380, showlegend=False, subtitle=subtitle)
 
 
 def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
@@ -263,14 +320,14 @@ def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -
 
 
 FRONT_PANELS = (("worst_group_accuracy", "front_worst", "worst group"),
-                ("minority_accuracy", "front_minority", "minority groups (below an equal training share)"))
+                ("minority_accuracy", "front_minority", "minority groups"))
 MITIGATION_SYMBOL = {"off": "circle", "on": "diamond"}
 
 
-def cost_front(table: pd.DataFrame, title: str) -> go.Figure:
+def cost_front(table: pd.DataFrame, title: str, subtitle: str = "") -> go.Figure:
     """Worst-group accuracy (left) and minority accuracy (right), in %, against estimated online latency
     (s, log): one marker per method x budget x mitigation of :meth:`AuditResults.cost_front` (colour = method,
-    diamond = mitigated, star = base model) and its Pareto front as a step line."""
+    diamond = mitigated, star = base model) and its Pareto front as a step line; ``subtitle`` under the title."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[label for _, _, label in FRONT_PANELS],
                         horizontal_spacing=0.08)
     for col, (value, front, _) in enumerate(FRONT_PANELS, start=1):
@@ -291,7 +348,7 @@ def cost_front(table: pd.DataFrame, title: str) -> go.Figure:
                                  legendgroup="front", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
     fig.update_xaxes(**LOG_AXIS, title_text="estimated online latency (s, log)")
     fig.update_yaxes(title_text="accuracy (%)", col=1)
-    return _layout(fig, title, height=460)
+    return _layout(fig, title, height=460, subtitle=subtitle, margin={"t": 115 if subtitle else 90})
 
 
 def diagnostic_lines(table: pd.DataFrame, style: GroupStyle, value: str, title: str, y_title: str,
@@ -328,9 +385,9 @@ def diagnostic_scatter(table: pd.DataFrame, style: GroupStyle, x: str, x_title: 
     return _layout(fig, title)
 
 
-def density_lines(density: pd.DataFrame, style: GroupStyle, title: str) -> go.Figure:
+def density_lines(density: pd.DataFrame, style: GroupStyle, title: str, subtitle: str = "") -> go.Figure:
     """Hessian eigenvalue density per group (log density axis on every panel), base model and linearized
-    side by side."""
+    side by side; ``subtitle`` (e.g. the run) under the title."""
     models = [m for m in ("base", "lin") if m in set(density["model"])]
     fig = make_subplots(rows=1, cols=max(1, len(models)), shared_yaxes=True,
                         subplot_titles=[{"base": "base model", "lin": "linearized"}[m] for m in models])
@@ -346,7 +403,7 @@ def density_lines(density: pd.DataFrame, style: GroupStyle, title: str) -> go.Fi
         fig.update_xaxes(title_text="eigenvalue", row=1, col=col)
     fig.update_yaxes(**LOG_AXIS)
     fig.update_yaxes(title_text="density (log)", row=1, col=1)
-    return _layout(fig, title)
+    return _layout(fig, title, subtitle=subtitle, margin={"t": 115 if subtitle else 90})
 
 
 def distance_lines(distances: pd.DataFrame, title: str) -> go.Figure:
@@ -379,17 +436,15 @@ def bound_scatter(table: pd.DataFrame, style: GroupStyle, title: str, note: str 
                                                f"<extra></extra>"))
     fig.update_xaxes(title_text="measured excess loss R(a) (nats)", zeroline=True)
     fig.update_yaxes(title_text="bound (nats, log)", **LOG_AXIS)
-    fig = _layout(fig, title, margin={"t": 85} if note else {})
-    if note:
-        fig.update_layout(title={"subtitle": {"text": note, "font": {"size": 11}}})
-    return fig
+    return _layout(fig, title, subtitle=note)
 
 
 def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequence[int], title: str,
-                     mean_input: pd.DataFrame | None = None) -> go.Figure:
+                     mean_input: pd.DataFrame | None = None, subtitle: str = "") -> go.Figure:
     """Mean |attribution| of one group's examples as heatmaps: rows = base / linearized model, columns =
     the group's mean input image (``mean_input``: group, element, value; first column, greys) then one per
-    attribution method; channels are averaged, each attribution map scaled to its own maximum."""
+    attribution method; channels are averaged, each attribution map scaled to its own maximum. Panel titles
+    take two short lines (they fit an 800 px window); ``subtitle`` (e.g. the run) goes under the title."""
     rows = attributions[attributions["group"] == group]
     models = [m for m in ("base", "lin") if m in set(rows["model"])]
     methods = list(dict.fromkeys(rows["method"]))
@@ -401,8 +456,8 @@ def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequen
     first = 1 if image_input is not None else 0
     cols = first + max(1, len(methods))
     model_names = {"base": "base", "lin": "linearized"}
-    titles = [t for m in models for t in ([f"mean input of group {group}"] if first else []) +
-              [f"{model_names[m]} · {method.replace('_', ' ')}" for method in methods]]
+    titles = [t for m in models for t in ([f"mean input<br>of group {group}"] if first else []) +
+              [f"{model_names[m]}<br>{method.replace('_', ' ')}" for method in methods]]
     fig = make_subplots(rows=max(1, len(models)), cols=cols, subplot_titles=titles, horizontal_spacing=0.04,
                         vertical_spacing=0.12)
     for r, model in enumerate(models, start=1):
@@ -425,7 +480,9 @@ def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequen
             fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if axis == 1 else axis}", row=r, col=c,
                              showticklabels=False)
             fig.update_xaxes(showticklabels=False, row=r, col=c)
-    return _layout(fig, title, height=240 * max(1, len(models)) + 60, showlegend=False)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, title, height=250 * max(1, len(models)) + 60, showlegend=False, subtitle=subtitle,
+                   margin={"t": 145 if subtitle else 105})
 
 
 def _image(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -434,6 +491,11 @@ def _image(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
         return None
     image = values.reshape(shape)
     return image.mean(axis=0) if image.ndim == 3 else image.reshape(1, -1) if image.ndim == 1 else image
+
+
+def _lighter(color: str) -> str:
+    """``color`` (a hex colour of the palettes, or an rgba such as :data:`MUTED`) at 45% opacity."""
+    return _alpha(color, 0.45) if color.startswith("#") else color
 
 
 def _alpha(color: str, alpha: float) -> str:

@@ -1,37 +1,48 @@
-"""Plotly figures drawn from FairLin's tidy tables (shared by the dashboard pages; no streamlit here)."""
+"""Plotly figures of datasets, checkpoints and jobs drawn from FairLin's tidy tables (shared by the dashboard
+pages; no streamlit here), in the conventions of :mod:`fairlin_core.viz.audit_figures` (one colour per group,
+legends below)."""
 
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
+
+from fairlin_core.viz.audit_figures import GroupStyle, group_bars
 
 SPLIT_ORDER = ["train", "val", "test", "balanced"]
 
 
-def group_sizes_figure(sizes: pd.DataFrame, title: str = "Group sizes per split") -> go.Figure:
-    """Grouped bars of ``n`` per group, one colour per split (columns split, group, n)."""
+def group_sizes_figure(sizes: pd.DataFrame, title: str = "Group sizes per split",
+                       style: GroupStyle | None = None) -> go.Figure:
+    """Examples per group in every split (x: the splits in protocol order), one bar per group in its colour
+    (``style``; None = the table's groups, none a minority), the count in the hover.
+
+    sizes: columns split, group, n (:meth:`DatasetBundle.group_sizes`); the legend gives each group's class
+    and training-set size.
+    """
+    style = style or GroupStyle.of(list(dict.fromkeys(sizes["group"].astype(str))))
     splits = [s for s in SPLIT_ORDER if s in set(sizes["split"])]
-    fig = px.bar(sizes, x="group", y="n", color="split", barmode="group", text="n",
-                 category_orders={"split": splits, "group": list(dict.fromkeys(sizes["group"]))},
-                 labels={"n": "examples", "group": "group"}, title=title)
-    fig.update_traces(textposition="outside", cliponaxis=False)
-    fig.update_xaxes(type="category")
-    fig.update_layout(legend_title_text="split", margin={"t": 60, "b": 40})
-    return fig
+    table = sizes.astype({"group": str})
+    train = table[table["split"] == "train"][["group", "n"]].rename(columns={"n": "train_n"})
+    table = table[table["split"].isin(splits)].merge(train, on="group", how="left")
+    table = table.assign(_s=table["split"].map(splits.index)).sort_values("_s").drop(columns="_s")
+    return group_bars(table.rename(columns={"n": "examples"}), style, x="split", y="examples", title=title,
+                      y_title="examples", x_title="split", unit=" examples", hover_format=",.0f")
 
 
-def group_accuracy_figure(table: pd.DataFrame, title: str = "Accuracy per group") -> go.Figure:
-    """Bars of accuracy (%) per group, one colour per checkpoint (columns checkpoint, group, n, accuracy)."""
-    data = table.assign(accuracy_pct=100 * table["accuracy"],
-                        label=[f"{a:.1%}" for a in table["accuracy"]])
-    fig = px.bar(data, x="group", y="accuracy_pct", color="checkpoint", barmode="group", text="label",
-                 hover_data={"n": True, "accuracy_pct": ":.2f"},
-                 labels={"accuracy_pct": "accuracy (%)", "group": "group"}, title=title)
-    fig.update_xaxes(type="category")
+def group_accuracy_figure(table: pd.DataFrame, title: str = "Accuracy per group",
+                          style: GroupStyle | None = None) -> go.Figure:
+    """Accuracy (%) per group of one or more checkpoints (x: the checkpoints), one bar per group in its colour
+    (``style``; None = the table's groups, none a minority); hovers give the accuracy to one decimal and the
+    group's test n.
+
+    table: columns checkpoint, group, n, accuracy (a fraction) and optionally train_n (for the legend).
+    """
+    table = table.astype({"group": str})
+    style = style or GroupStyle.of(list(dict.fromkeys(table["group"])))
+    fig = group_bars(table, style, x="checkpoint", y="accuracy", title=title, y_title="accuracy (%)", scale=100.0,
+                     x_title="checkpoint", unit="%")
     fig.update_yaxes(range=[0, 105])
-    fig.update_traces(textposition="outside", cliponaxis=False)
-    fig.update_layout(margin={"t": 60, "b": 40})
     return fig
 
 

@@ -74,8 +74,9 @@ def audit_report_html(results: AuditResults, *, split: str | None = None, method
             figs.append(("Mitigated vs unmitigated", figures.group_bars(
                 effect, style, x="budget", y="drop_difference", low="drop_difference_ci_low",
                 high="drop_difference_ci_high",
-                title=f"{method}: relative drop without minus with mitigation {on_split} (positive = mitigation "
-                      f"helped; 95% intervals across seeds)", y_title="drop difference (points)")))
+                title=f"{method}: drop without minus with mitigation {on_split}",
+                subtitle="relative drop, in points; positive = mitigation helped; 95% intervals across seeds",
+                y_title="drop difference (points)")))
         completed = results.budgets(method)
         budget = budget if budget in completed else completed[-1]
         at_budget = drop[drop["budget"] == budget]
@@ -96,8 +97,8 @@ def audit_report_html(results: AuditResults, *, split: str | None = None, method
         front, missing_cost = None, str(error)
     else:
         figs.append(("Accuracy vs estimated private-inference latency", figures.cost_front(
-            front, f"Worst-group and minority accuracy vs estimated online latency ({profile}), Pareto front "
-                   f"{on_split}")))
+            front, f"Accuracy vs estimated online latency ({profile}) {on_split}",
+            "worst-group and minority accuracy; Pareto front across methods and budgets")))
     for i, (title, fig) in enumerate(figs):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=i == 0, default_width="100%",

@@ -93,6 +93,22 @@ def _open(page, url: str, heading: str) -> None:
     page.wait_for_timeout(1500)  # let charts and fragments draw
 
 
+# Streamlit scrolls inside its own container (stMain), so a "full page" screenshot is only the viewport:
+# the container's scroll height is the content's height
+CONTENT_HEIGHT = "() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight"
+
+
+def _screenshot(page, name: str) -> None:
+    """The whole page (not only the viewport's top) in tests/artifacts/NAME.png: the viewport is grown to the
+    content's height for the shot and then restored."""
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"],
+                                                                     page.evaluate(CONTENT_HEIGHT))})
+    page.wait_for_timeout(800)  # charts re-measure their containers
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(viewport)
+
+
 def _no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in page.inner_text("body")
@@ -105,7 +121,7 @@ def test_every_page_slider_job_and_upload_in_the_browser(server, page):
         _open(page, f"{server}/{path}", heading)
         _no_exception(page)
         assert page.locator('[data-testid="stSidebar"]').get_by_text("Jobs").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        _screenshot(page, shot)
 
     # Linearize (opened with diagnostics=accuracy in the address: form state comes from the query parameters):
     # move the budget slider (click near its right end, fewer ReLUs); the exact count and the text follow
@@ -133,13 +149,13 @@ def test_every_page_slider_job_and_upload_in_the_browser(server, page):
         page.wait_for_timeout(700)
     page.get_by_role("button", name="Submit 1 job").click()
     page.wait_for_selector("text=Submitted 1 job(s)", timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "linearize_running.png"), full_page=True)
+    _screenshot(page, "linearize_running")
     done = page.locator("p", has_text=f"snl · {budget} ReLUs · seed 0").filter(has_text="· done")
     done.first.wait_for(timeout=120_000)
     page.wait_for_timeout(2500)  # the panel's next poll
     assert page.get_by_role("button", name="Cancel").count() == 0  # nothing left to cancel, no stale button
     _no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "linearize_done.png"), full_page=True)
+    _screenshot(page, "linearize_done")
 
     # a reload keeps the finished job in both panels (state lives in the job manager and run store)
     _open(page, f"{server}/linearize", "Linearize")
@@ -158,7 +174,7 @@ def test_every_page_slider_job_and_upload_in_the_browser(server, page):
     error.first.wait_for(timeout=30_000)
     assert "never unpickles" in error.first.inner_text()
     _no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "models_data_refused_upload.png"), full_page=True)
+    _screenshot(page, "models_data_refused_upload")
 
 
 def _chart_titles(page) -> list[str]:
@@ -174,14 +190,14 @@ def test_audit_and_why_pages_open_on_the_default_audit_and_scrub(server, page):
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7", timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
                            ".some(t => t.textContent.startsWith('snl at 2% (154 ReLUs)'))", timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
+    _screenshot(page, "audit")
     slider = page.get_by_role("slider").first
     slider.focus()
     slider.press("End")  # the smallest completed budget
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
                            ".some(t => t.textContent.startsWith('snl at 0.5% (38 ReLUs)'))", timeout=30_000)
     _no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "audit_scrubbed.png"), full_page=True)
+    _screenshot(page, "audit_scrubbed")
 
     _open(page, f"{server}/why", "Why (diagnostics)")
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 7", timeout=60_000)
@@ -189,7 +205,7 @@ def test_audit_and_why_pages_open_on_the_default_audit_and_scrub(server, page):
     titles = _chart_titles(page)
     assert "Group gradient norm ||g_a|| (Figure 3) · test split" in titles
     assert any(t.startswith("Mean |attribution| of group 9") for t in titles)
-    page.screenshot(path=str(ARTIFACTS / "why.png"), full_page=True)
+    _screenshot(page, "why")
 
 
 def test_toy_lab_trains_once_and_draws_both_boundaries(server, page):
@@ -201,7 +217,7 @@ def test_toy_lab_trains_once_and_draws_both_boundaries(server, page):
     _no_exception(page)
     titles = _chart_titles(page)
     assert any(t.startswith("ReLU") for t in titles) and any(t.startswith("Linearized") for t in titles)
-    page.screenshot(path=str(ARTIFACTS / "toy_lab_trained.png"), full_page=True)
+    _screenshot(page, "toy_lab_trained")
 
 
 PAGES = (("", "FairLin", "home"), ("models_data", "Models & data", "models_data"), ("linearize", "Linearize", "linearize"),
@@ -247,6 +263,6 @@ def test_every_page_at_two_widths_with_legends_that_never_scroll_and_no_outside_
                 boxes = [page.locator(".js-plotly-plot").nth(i).bounding_box() for i in range(3)]
                 assert boxes[1]["y"] > boxes[0]["y"] and boxes[2]["y"] > boxes[1]["y"]
                 assert abs(boxes[1]["width"] - boxes[0]["width"]) < 5
-            page.screenshot(path=str(ARTIFACTS / f"{shot}_{width}_{theme}.png"), full_page=True)
+            _screenshot(page, f"{shot}_{width}_{theme}")
         assert not outside, f"requests left localhost: {outside[:5]}"
         page.close()

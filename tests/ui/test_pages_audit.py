@@ -226,7 +226,7 @@ def test_why_page_scatters_the_bound_with_its_rank_correlation_and_logs_every_de
     assert len(axes) == 2 and all(a["type"] == "log" for a in axes)
     attribution = next(c for t, c in charts.items() if t.startswith("Mean |attribution| of group 9"))
     titles = [a["text"] for a in attribution["layout"]["annotations"]]
-    assert titles[0] == "mean input of group 9" and len(attribution["data"]) == 6  # input + 2 maps, 2 models
+    assert titles[0] == "mean input<br>of group 9" and len(attribution["data"]) == 6  # input + 2 maps, 2 models
 
 
 def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
@@ -247,3 +247,45 @@ def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
     assert any("Opened on run random 25% · seed 0 · finetune 1 ep · plain finetune" in c.value for c in at.caption)
     labels = at.selectbox(key="audit_run").options
     assert labels and all("seed 0" in label and "finetune" in label for label in labels)
+
+
+def test_run_store_of_the_shipped_checkpoint_overlays_the_shipped_audit_on_demand(app, tmp_path):
+    from conftest import DIGITS
+    manager = get_manager(tmp_path / "store")
+    ids = [manager.submit(JobConfig(DIGITS, "random", budget, seed=0, finetune={"epochs": 1}))
+           for budget in ("10%", "1%")]
+    assert manager.wait(ids, timeout=300)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/audit.py").run()
+    assert not at.get("toggle")  # on the shipped audit itself there is nothing to overlay
+    at.radio(key="results_source").set_value("Run store (2 finished runs)").run()
+    assert not at.exception and not at.error
+    toggle = at.toggle(key="audit_overlay")
+    assert toggle.label == "Overlay the shipped default audit" and not toggle.value
+    aggregate = "Majority vs minority · balanced split, mitigation off"
+    drop = "random: relative accuracy drop per group · balanced split"
+    assert not any("shipped audit" in t["name"] for t in _charts(at)[aggregate]["data"])
+
+    at.toggle(key="audit_overlay").set_value(True).run()
+    assert not at.exception and not at.error
+    charts = _charts(at)
+    lines = [t for t in charts[aggregate]["data"] if t.get("mode") == "lines+markers"]
+    own = {t["name"]: t for t in lines if "shipped" not in t["name"]}
+    reference = {t["name"]: t for t in lines if "shipped" in t["name"]}
+    assert set(own) == {"majority groups", "minority groups"}
+    assert set(reference) == {"majority groups · shipped audit", "minority groups · shipped audit"}
+    # the shipped series: its own six random budgets, dashed; the store's series keep their two points
+    assert all(t["line"]["dash"] == "dash" and len(t["x"]) == 6 for t in reference.values())
+    assert all(len(t["x"]) == 2 and t["line"].get("dash") is None for t in own.values())
+    from fairlin_core.audit.results import SHIPPED_AUDIT, load_results
+    shipped = load_results(SHIPPED_AUDIT).class_drop("balanced", "off")
+    expected = shipped[(shipped["method"] == "random") & (shipped["group_class"] == "minority")]
+    assert reference["minority groups · shipped audit"]["y"] == pytest.approx(
+        expected.sort_values("budget_fraction")["drop_mean"].tolist())
+    marks = [t for t in charts[drop]["data"] if t["type"] == "scatter"]
+    assert len(marks) == 10 and sum(t.get("showlegend", True) for t in marks) == 1
+    assert {t["name"] for t in marks} == {"shipped audit"} and all(set(t["x"]) == {"10%", "1%"} for t in marks)
+    assert any("shipped default audit" in c.value for c in at.caption)
+    at.toggle(key="audit_overlay").set_value(False).run()
+    assert not any(t["type"] == "scatter" for t in _charts(at)[drop]["data"])

@@ -60,6 +60,25 @@ def test_models_page_shows_checkpoints_group_sizes_and_forms(app):
     assert "Group sizes: digits by digit" in [h.value for h in app.header]
 
 
+def test_models_page_charts_follow_the_audit_pages_group_colours_and_legends(app):
+    import json
+    from fairlin_core.viz.audit_figures import MAJORITY_COLORS, MINORITY_COLORS
+    app.switch_page("pages/models_data.py").run()
+    charts = {c.key: json.loads(c.proto.spec) for c in app.get("plotly_chart")}
+    accuracy, sizes = charts["models_group_accuracy"], charts["models_group_sizes"]
+    assert accuracy["layout"]["title"]["text"] == "digits: accuracy per group and checkpoint · balanced split"
+    for chart in (accuracy, sizes):
+        legend = chart["layout"]["legend"]
+        assert legend["orientation"] == "h" and legend["y"] < 0 and legend["maxheight"] == 1
+        colors = {t["name"].split(" ")[0]: t["marker"]["color"] for t in chart["data"]}
+        assert all(colors[str(g)] in MAJORITY_COLORS for g in range(5))
+        assert all(colors[str(g)] in MINORITY_COLORS for g in range(5, 10))
+        assert "minority, train n=" in next(t["name"] for t in chart["data"] if t["name"].startswith("9 "))
+    bars = accuracy["data"]
+    assert bars[0]["x"] == ["digits_resnet18"] and "%{y:.1f}%" in bars[0]["hovertemplate"]
+    assert sizes["data"][0]["x"] == ["train", "val", "test", "balanced"]
+
+
 def test_method_and_budget_change_what_is_shown(app):
     app.switch_page("pages/linearize.py").run()
     assert "SNL learns masks down to 768 of 7,680" in app.info[0].value
