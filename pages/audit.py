@@ -14,7 +14,7 @@ from fairlin_core.viz.audit_figures import BUDGET_TITLE
 from fairlin_core.viz.report import audit_report_html
 from ui.linearize_form import job_configs, submit_jobs
 from ui.jobs_panel import manager
-from ui.results_source import (MITIGATION_LABELS, Rows, chart, group_style, open_results, opened_run,
+from ui.results_source import (Rows, chart, group_style, mitigation_labels, open_results, opened_run,
                                shipped_overlay)
 from ui.shell import require_shell
 from ui.state import current
@@ -40,7 +40,7 @@ split = controls[1].selectbox("Test split", splits, key="audit_split",
                                    "it); test: imbalanced like training")
 mitigations = [m for m in ("off", "on") if m in set(results.runs["mitigation"])]
 mitigation = controls[2].radio("Mitigation", mitigations, key="audit_mitigation", horizontal=True,
-                               format_func=MITIGATION_LABELS.get)
+                               format_func=mitigation_labels(results).get)
 highlight = controls[3].selectbox("Highlight a group", ["none", *names], key="audit_highlight",
                                   help="grey every other group in the per-group charts")
 style = group_style(results, highlight)

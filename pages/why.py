@@ -8,7 +8,7 @@ from fairlin_core.errors import FairLinError
 from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz import tables
 from fairlin_core.viz.audit_figures import BUDGET_TITLE
-from ui.results_source import MITIGATION_LABELS, Rows, chart, group_style, open_results
+from ui.results_source import Rows, chart, group_style, mitigation_labels, open_results
 from ui.shell import require_shell
 
 require_shell()
@@ -26,7 +26,7 @@ method = controls[0].selectbox("Method", [m for m in results.methods() if m in s
                                 key="why_method")
 mitigations = [m for m in ("off", "on") if m in set(with_diagnostics["mitigation"])]
 mitigation = controls[1].radio("Mitigation", mitigations, key="why_mitigation", horizontal=True,
-                               format_func=MITIGATION_LABELS.get)
+                               format_func=mitigation_labels(results).get)
 highlight = controls[2].selectbox("Highlight a group", ["none", *names], key="why_highlight",
                                   help="grey every other group")
 style = group_style(results, highlight)

@@ -26,6 +26,14 @@ SHIPPED_LABEL = "Shipped default audit"
 MITIGATION_LABELS = {"off": "plain finetune", "on": "fairness-constrained finetune"}
 
 
+def mitigation_labels(results: AuditResults) -> dict[str, str]:
+    """The Mitigation radio's labels: "on" names the mitigated runs' objective when they share one
+    (``run_protocols``: e.g. "mitigated: reweight"), else the generic label."""
+    protocols = results.run_protocols()
+    objectives = set(protocols.loc[protocols["mitigation"] == "on", "objective"])
+    return {**MITIGATION_LABELS, **({"on": f"mitigated: {objectives.pop()}"} if len(objectives) == 1 else {})}
+
+
 REGISTRY_SIZE = 8
 
 

@@ -61,6 +61,8 @@ def test_audit_budget_method_and_mitigation_change_what_is_shown(app):
     assert "deepreduce: relative accuracy drop per group · balanced split" in _titles(app)
 
     before = app.dataframe[0].value
+    # the mitigated runs' objective is named (the shipped audit's lagrangian), not only "on"
+    assert app.radio(key="audit_mitigation").options == ["plain finetune", "mitigated: lagrangian mu 0.01"]
     app.radio(key="audit_mitigation").set_value("on").run()
     assert not app.dataframe[0].value.equals(before)
     app.selectbox(key="audit_split").set_value("balanced").run()
