@@ -49,8 +49,10 @@ def for_training(model: Any, device: torch.device) -> Any:
 
 
 def eval_batch_size(device: torch.device) -> int:
-    """Batch size of evaluation passes: 512 on CPU, 4,096 on CUDA (no gradients are kept)."""
-    return 4096 if device.type == "cuda" else 512
+    """Batch size of evaluation passes (no gradients are kept): 4,096 on CUDA; 128 on CPU, where larger batches
+    fall out of the caches (ResNet18 width 16 on 32x32 images: 512 per batch took 1.8x the time per image of
+    128, with bit-identical logits)."""
+    return 4096 if device.type == "cuda" else 128
 
 
 RESIDENT_SHARE = 0.5  # training data stays on a GPU when it takes at most this share of its free memory
