@@ -83,9 +83,11 @@ class GroupStyle:
 
 
 def _legend_name(row: pd.Series, style: GroupStyle) -> str:
+    """"5 (minority, train n=21)"; the class is left out where it is the group's own name (toy2d's "minority")."""
     train_n = row.get("train_n")
-    tag = style.kind(row["group"])
-    return f"{row['group']} ({tag}, train n={int(train_n)})" if pd.notna(train_n) else f"{row['group']} ({tag})"
+    tags = [style.kind(row["group"])] if style.kind(row["group"]) != str(row["group"]) else []
+    tags += [f"train n={int(train_n)}"] if pd.notna(train_n) else []
+    return f"{row['group']} ({', '.join(tags)})" if tags else str(row["group"])
 
 
 LOG_AXIS = {"type": "log", "dtick": 1, "minor": {"showgrid": False, "ticks": ""}}  # labels at powers of ten only
@@ -477,9 +479,9 @@ def attribution_maps(attributions: pd.DataFrame, group: str, input_shape: Sequen
                                    hovertemplate="row %{y}, col %{x}: %{z:.2f} of the map's maximum<extra></extra>")
             fig.add_trace(trace, row=r, col=c)
             axis = (r - 1) * cols + c
-            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if axis == 1 else axis}", row=r, col=c,
-                             showticklabels=False)
-            fig.update_xaxes(showticklabels=False, row=r, col=c)
+            bare = {"showticklabels": False, "ticks": "", "showgrid": False, "zeroline": False, "showline": False}
+            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if axis == 1 else axis}", row=r, col=c, **bare)
+            fig.update_xaxes(row=r, col=c, **bare)
     fig.update_annotations(font_size=12)
     return _layout(fig, title, height=250 * max(1, len(models)) + 60, showlegend=False, subtitle=subtitle,
                    margin={"t": 145 if subtitle else 105})

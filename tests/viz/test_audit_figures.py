@@ -1,11 +1,13 @@
 """Figures of fairlin_core.viz on the shipped default audit: a reference audit is overlaid as its own series,
 and the dataset/checkpoint figures follow the audit figures' conventions (group colours, legends below)."""
 
+import pandas as pd
 import plotly.io as pio
 import pytest
 
 from fairlin_core.audit.results import CLASS_RULE, SHIPPED_AUDIT, classify_groups, load_results
 from fairlin_core.viz import audit_figures as figures
+from fairlin_core.viz.audit_figures import GroupStyle, _legend_name
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 
 
@@ -80,3 +82,10 @@ def test_groups_are_classed_by_their_share_of_the_training_set(shipped):
     classes = classify_groups(shipped.group_sizes, shipped.group_names)
     assert classes["group_class"].tolist() == ["majority"] * 5 + ["minority"] * 5
     assert classes.equals(shipped.group_classes())
+
+
+def test_legend_names_class_each_group_once():
+    style = GroupStyle(("majority", "minority"), ("minority",))
+    assert _legend_name(pd.Series({"group": "minority", "train_n": 106}), style) == "minority (train n=106)"
+    assert _legend_name(pd.Series({"group": "5", "train_n": 21}), GroupStyle(("5",), ("5",))) == "5 (minority, train n=21)"
+    assert _legend_name(pd.Series({"group": "3"}), GroupStyle(("3",))) == "3 (majority)"
