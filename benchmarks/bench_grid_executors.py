@@ -3,10 +3,13 @@ instance of 2 CPUs running the same grid's (method, seed) chunks as tasks (issue
 
 Both run the same grid through the CLI (``fairlin default-audit``) from scratch in fresh temporary folders;
 the script prints both wall times and the ratio Ray / processes (goal: at most 1.1). The default grid is a
-reduced version of the shipped one so that it finishes in minutes on 2 cores; ``--full`` runs the shipped
-grid's settings (about an hour on 2 cores per way).
+reduced version of the shipped one (2 methods x 2 budgets x 2 seeds x mitigation off/on, no diagnostics, SNL 20 and
+finetune 4 epochs) so that it finishes in a minute on 2 cores; ``--snl-epochs 100 --finetune-epochs 20`` gives its
+runs the shipped grid's length (minutes), ``--full`` runs the shipped grid's settings (about an hour on 2 cores per
+way). Ray's fixed cost (starting the local instance, its workers and shutting down: about 6 s here) weighs less the
+longer the grid.
 
-    python -m benchmarks.bench_grid_executors [--full]
+    python -m benchmarks.bench_grid_executors [--snl-epochs 20 --finetune-epochs 4 | --full]
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SMALL = ["--methods", "snl,random", "--budgets", "5%,1%", "--seeds", "0,1", "--snl-epochs", "20",
-         "--finetune-epochs", "4", "--diagnostics", "", "--detail", ""]
+SMALL = ["--methods", "snl,random", "--budgets", "5%,1%", "--seeds", "0,1", "--diagnostics", "", "--detail", ""]
 
 
 def _command(out: Path, grid: list[str], *extra: str) -> list[str]:
@@ -53,12 +55,15 @@ def ray(out: Path, grid: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the shipped grid's settings instead of the reduced grid")
+    parser.add_argument("--snl-epochs", type=int, default=20, help="reduced grid: SNL epochs (default 20)")
+    parser.add_argument("--finetune-epochs", type=int, default=4, help="reduced grid: finetune epochs (default 4)")
     args = parser.parse_args()
-    grid = [] if args.full else SMALL
+    grid = [] if args.full else [*SMALL, "--snl-epochs", str(args.snl_epochs), "--finetune-epochs",
+                                 str(args.finetune_epochs)]
     with tempfile.TemporaryDirectory() as temp:
         processes = two_processes(Path(temp) / "processes", grid)
         with_ray = ray(Path(temp) / "ray", grid)
-    print(f"grid {'(shipped settings)' if args.full else ' '.join(SMALL)}")
+    print(f"grid {'(shipped settings)' if args.full else ' '.join(grid)}")
     print(f"two processes sharing a folder: {processes:.1f} s; Ray, 2 local CPUs: {with_ray:.1f} s; "
           f"ratio Ray / processes {with_ray / processes:.2f} (goal <= 1.1)")
 
