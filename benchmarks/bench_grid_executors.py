@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SMALL = ["--methods", "snl,random", "--budgets", "5%,1%", "--seeds", "0,1", "--diagnostics", "", "--detail", ""]
+NO_DIAGNOSTICS = ["--diagnostics", "", "--detail", ""]
 
 
 def _command(out: Path, grid: list[str], *extra: str) -> list[str]:
@@ -55,10 +55,14 @@ def ray(out: Path, grid: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the shipped grid's settings instead of the reduced grid")
+    parser.add_argument("--methods", default="snl,random", help="reduced grid: methods (default snl,random)")
+    parser.add_argument("--budgets", default="5%,1%", help="reduced grid: budgets (default 5%%,1%%)")
+    parser.add_argument("--seeds", default="0,1", help="reduced grid: seeds (default 0,1)")
     parser.add_argument("--snl-epochs", type=int, default=20, help="reduced grid: SNL epochs (default 20)")
     parser.add_argument("--finetune-epochs", type=int, default=4, help="reduced grid: finetune epochs (default 4)")
     args = parser.parse_args()
-    grid = [] if args.full else [*SMALL, "--snl-epochs", str(args.snl_epochs), "--finetune-epochs",
+    grid = [] if args.full else ["--methods", args.methods, "--budgets", args.budgets, "--seeds", args.seeds,
+                                 *NO_DIAGNOSTICS, "--snl-epochs", str(args.snl_epochs), "--finetune-epochs",
                                  str(args.finetune_epochs)]
     with tempfile.TemporaryDirectory() as temp:
         processes = two_processes(Path(temp) / "processes", grid)
