@@ -86,7 +86,8 @@ def choose_results() -> tuple[str, AuditResults] | None:
         sources = [SHIPPED_LABEL] if _shipped_for(checkpoint) and choice["group"] == load_shipped().meta.get(
             "group_attribute") else []
         if len(stored.runs):
-            sources.append(f"Run store ({len(stored.runs)} finished runs)")
+            count = len(stored.runs)
+            sources.append(f"Run store ({count} finished run{'' if count == 1 else 's'})")
         if not sources:
             st.info(f"No finished runs of {choice['checkpoint']} grouped by {choice['group']} yet. Queue some on "
                     f"the Linearize page (or below), or run `python -m fairlin_core sweep --checkpoint "
