@@ -32,6 +32,7 @@ from torch import nn
 
 from ..data import load_dataset
 from ..errors import CheckpointError, FairLinError
+from ..registry import Registry
 from ..runtime import file_digest, trust_model_code
 from .dataset import dataset_reference
 from .io import Checkpoint, load_checkpoint, shape_mismatch
@@ -142,21 +143,16 @@ class CheckpointFormat(ABC):
         """Adjust the loaded model in place (e.g. set masks the file does not hold); nothing by default."""
 
 
-FORMATS: dict[str, CheckpointFormat] = {}
+FORMATS: Registry[CheckpointFormat] = Registry("checkpoint format", error=CheckpointError)
 
 
 def register_format(fmt: CheckpointFormat) -> CheckpointFormat:
     """Make ``fmt`` importable by its name; CheckpointError if the name is taken."""
-    if fmt.name in FORMATS:
-        raise CheckpointError(f"a checkpoint format named {fmt.name!r} is already registered")
-    FORMATS[fmt.name] = fmt
-    return fmt
+    return FORMATS.register(fmt.name, fmt)
 
 
 def get_format(name: str) -> CheckpointFormat:
-    if name not in FORMATS:
-        raise CheckpointError(f"unknown checkpoint format {name!r}; expected one of {', '.join(FORMATS)}")
-    return FORMATS[name]
+    return FORMATS.lookup(name)
 
 
 def _rename(state: dict[str, torch.Tensor], rules: list[list[str]]) -> dict[str, torch.Tensor]:

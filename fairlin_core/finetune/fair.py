@@ -32,6 +32,7 @@ import torch
 
 from ..data import DatasetBundle
 from ..errors import FairLinError
+from ..registry import Registry
 from .groupdro import GroupDROObjective
 from .loop import BatchObjective
 from .reweight import GroupReweightedObjective
@@ -152,26 +153,21 @@ class Mitigation(Protocol):
     def __call__(self, bundle: DatasetBundle, config: MitigationConfig) -> BatchObjective: ...
 
 
-MITIGATIONS: dict[str, Mitigation] = {}
+MITIGATIONS: Registry[Mitigation] = Registry("mitigation", reserved=(NONE,))
 
 
 def register_mitigation(name: str, build: Mitigation) -> Mitigation:
     """Make ``build`` usable by name everywhere a mitigation is taken (API, CLI, job configs, grid)."""
-    if name == NONE or name in MITIGATIONS:
-        raise FairLinError(f"mitigation {name!r} is already registered")
-    MITIGATIONS[name] = build
-    return build
+    return MITIGATIONS.register(name, build)
 
 
 def mitigation_names() -> tuple[str, ...]:
     """``none`` then every registered method, in registration order."""
-    return (NONE, *MITIGATIONS)
+    return MITIGATIONS.names()
 
 
 def get_mitigation(name: str) -> Mitigation:
-    if not isinstance(name, str) or name not in MITIGATIONS:
-        raise FairLinError(f"unknown mitigation {name!r}; expected one of {', '.join(mitigation_names())}")
-    return MITIGATIONS[name]
+    return MITIGATIONS.lookup(name)
 
 
 register_mitigation("lagrangian", lambda bundle, config: LagrangianFairObjective(list(bundle.group_names), config))

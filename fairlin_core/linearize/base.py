@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle
-from ..errors import FairLinError, brief
 from ..models import ModelSpec
+from ..registry import Registry
 from ..runtime import CancelFlag, ProgressFn
 from .options import LinearizeOptions
 
@@ -74,20 +74,14 @@ class Linearizer(ABC):
         """
 
 
-LINEARIZERS: dict[str, Linearizer] = {}
+LINEARIZERS: Registry[Linearizer] = Registry("linearizer", unknown="method")
 
 
 def register_linearizer(linearizer: Linearizer) -> Linearizer:
     """Make ``linearizer`` available under its name; returns it. FairLinError if the name is taken."""
-    if linearizer.name in LINEARIZERS:
-        raise FairLinError(f"a linearizer named {brief(linearizer.name)} is already registered; expected a new name")
-    LINEARIZERS[linearizer.name] = linearizer
-    return linearizer
+    return LINEARIZERS.register(linearizer.name, linearizer)
 
 
 def get_linearizer(name: str) -> Linearizer:
     """The linearizer registered as ``name``; FairLinError naming the known methods otherwise."""
-    linearizer = LINEARIZERS.get(name) if isinstance(name, str) else None
-    if linearizer is None:
-        raise FairLinError(f"unknown method {brief(name)}; expected one of {', '.join(LINEARIZERS)}")
-    return linearizer
+    return LINEARIZERS.lookup(name)

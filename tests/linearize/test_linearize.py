@@ -228,7 +228,7 @@ class KeepFirst(Linearizer):
 
 
 def test_a_registered_linearizer_runs_end_to_end(monkeypatch):
-    monkeypatch.setattr(linearize_base, "LINEARIZERS", dict(LINEARIZERS))
+    monkeypatch.setattr(linearize_base, "LINEARIZERS", LINEARIZERS.copy())
     register_linearizer(KeepFirst())
     toy = load_checkpoint(SHIPPED_CHECKPOINTS / "toy2d_mlp.safetensors")  # MLP: 2 sites of 16 ReLUs
     seen = []
