@@ -97,15 +97,21 @@ def preview_boundaries(job: ToyJob, previews: dict) -> None:
                             width="stretch", key=f"toy_preview_{kind}")
 
 
-@st.fragment(run_every=POLL_SECONDS)
-def live_panel(job: ToyJob) -> None:
-    """Progress, live loss curve and boundaries while ``job`` runs; a full rerun once it ends."""
+def progress_and_stop(job: ToyJob, stop_key: str) -> dict:
+    """A running job's progress bar and Stop button (a full rerun once it has ended); returns its snapshot."""
     state = job.snapshot()
     if not state["running"]:
         st.rerun()
     st.progress(state["fraction"], text=state["message"])
-    if st.button("Stop", key="toy_stop"):
+    if st.button("Stop", key=stop_key):
         job.cancel()
+    return state
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def live_panel(job: ToyJob) -> None:
+    """Progress, live loss curve and boundaries while ``job`` runs; a full rerun once it ends."""
+    state = progress_and_stop(job, "toy_stop")
     preview_boundaries(job, state["previews"])
     if len(state["loss"]):
         st.plotly_chart(loss_figure(state["loss"]), width="stretch", key="toy_live_loss")
@@ -158,12 +164,7 @@ def outcome_panel(job: ToyJob, show) -> None:
 
 @st.fragment(run_every=POLL_SECONDS)
 def sweep_progress(job: ToyJob) -> None:
-    state = job.snapshot()
-    if not state["running"]:
-        st.rerun()
-    st.progress(state["fraction"], text=state["message"])
-    if st.button("Stop", key="toy_sweep_stop"):
-        job.cancel()
+    progress_and_stop(job, "toy_sweep_stop")
 
 
 def sweep_panel(sweep) -> None:
