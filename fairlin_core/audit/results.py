@@ -383,7 +383,7 @@ class AuditResults:
             if run.mitigation == "on":  # results without configs know only mu: they predate the other methods
                 mitigation = config.get("mitigation") or ({"mu": run.mu} if pd.notna(run.mu) else None)
                 objective = mitigation_label(mitigation) if mitigation else "mitigated"
-            mu = run.mu if run.mitigation == "on" and objective.startswith("lagrangian") else None
+            mu = run.mu if run.mitigation == "on" else None  # NaN unless lagrangian
             parts = [f"{run.method} {run.budget}", f"seed {int(run.seed)}"]
             parts += [f"finetune {int(finetune)} ep"] if finetune is not None else []
             parts += [f"SNL {int(snl)} ep"] if snl is not None else []
@@ -687,6 +687,14 @@ def _recipe_label(finetune: float, snl: float, objective: str | None) -> str:
     return " · ".join(parts) or "default protocol"
 
 
+def lagrangian_mu(mitigation: dict[str, Any] | None) -> float:
+    """The mu of a run config's lagrangian mitigation (a dict without ``method`` is one); NaN for none or
+    another method."""
+    if mitigation is None or mitigation.get("method", "lagrangian") != "lagrangian":
+        return float("nan")
+    return float(mitigation.get("mu", float("nan")))
+
+
 def mitigation_label(mitigation: dict[str, Any] | None) -> str:
     """A run config's mitigation as text: "none", "lagrangian mu 0.01" (plus "normalised", "tolerance T",
     "lambda_max M" when set), "reweight", "groupdro eta 0.01". A dict without ``method`` is the lagrangian
@@ -909,8 +917,7 @@ def collect_from_store(store: Any, checkpoint: str | Path, *, group: str | None 
         runs.append({"run_id": run.id, "method": config["method"], "budget": budget_label(fraction),
                      "budget_fraction": fraction, "relu_count": summary["relu_count"], "base_relu_count": base_count,
                      "seed": config["seed"], "mitigation": "on" if mitigation else "off",
-                     "mu": mitigation["mu"] if mitigation and mitigation.get("method", "lagrangian") == "lagrangian"
-                     else float("nan"),
+                     "mu": lagrangian_mu(mitigation),
                      "configuration": json.dumps(summary.get("configuration", {}), sort_keys=True),
                      "param_distance": distance})
         groups = run.tables["groups"].astype({"group": str}).assign(run_id=run.id)

@@ -53,7 +53,7 @@ import pandas as pd
 from ..errors import FairLinError, brief
 from ..outputs import check_writable
 from ..runtime import comma_list, file_digest, pid_alive
-from ..audit.results import mitigation_label
+from ..audit.results import lagrangian_mu, mitigation_label
 from .config import TRAIN_BASE, option_defaults
 from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
 
@@ -544,11 +544,8 @@ def _table_fields(config: dict[str, Any]) -> dict[str, Any]:
         checkpoint = str(Path(str(config.get("out_dir"))) / f"{config.get('name')}.safetensors")
         return {"method": TRAIN_BASE, "budget": "", "seed": config["seed"], "mitigation": "none",
                 "mitigation_mu": float("nan"), "checkpoint": checkpoint}
-    mitigation = config["mitigation"]
-    lagrangian = mitigation is not None and mitigation.get("method", "lagrangian") == "lagrangian"
     return {"method": config["method"], "budget": str(config["budget"]), "seed": config["seed"],
-            "mitigation": mitigation_label(mitigation),
-            "mitigation_mu": mitigation.get("mu", float("nan")) if lagrangian else float("nan"),
+            "mitigation": mitigation_label(config["mitigation"]), "mitigation_mu": lagrangian_mu(config["mitigation"]),
             "checkpoint": config["checkpoint"]}
 
 
