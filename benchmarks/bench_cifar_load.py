@@ -25,14 +25,13 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 from fairlin_core.data import load_dataset
-from fairlin_core.data.cifar10 import read_batch
+from pathlib import Path
+from fairlin_core.data.cifar10 import FOLDER, TEST_FILE, TRAIN_FILES, read_batch
 root, mode = sys.argv[1], sys.argv[2]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 if mode == "bare":
-    folder = root + "/cifar-10-batches-py/"
-    parts = [read_batch(__import__("pathlib").Path(folder + n)) for n in
-             [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]]
+    parts = [read_batch(Path(root) / FOLDER / name) for name in (*TRAIN_FILES, TEST_FILE)]
     train = 0
 else:
     bundle = load_dataset("cifar10", data_root=root, seed=0)

@@ -11,21 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+from fairlin_core.data.cifar10 import FOLDER, META_FILE, STANDARD_NAMES, TEST_FILE, TRAIN_FILES
 
 
 def write_cifar_layout(data_root: Path, train: int = 50_000, test: int = 10_000, seed: int = 0) -> Path:
     """Write ``data_root/cifar-10-batches-py`` with ``train`` images over 5 batches and ``test`` in test_batch."""
-    folder = Path(data_root) / "cifar-10-batches-py"
+    folder = Path(data_root) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     sizes = [train // 5 + (1 if i < train % 5 else 0) for i in range(5)]
-    for name, n in [(f"data_batch_{i + 1}", size) for i, size in enumerate(sizes)] + [("test_batch", test)]:
+    for name, n in [*zip(TRAIN_FILES, sizes), (TEST_FILE, test)]:
         batch = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, n).tolist(),
                  b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
                  b"filenames": [f"{name}_{i}.png".encode() for i in range(n)]}
         with open(folder / name, "wb") as handle:
             pickle.dump(batch, handle, protocol=2)
-    with open(folder / "batches.meta", "wb") as handle:
-        pickle.dump({b"label_names": [c.encode() for c in CLASSES], b"num_vis": 3072}, handle, protocol=2)
+    with open(folder / META_FILE, "wb") as handle:
+        pickle.dump({b"label_names": [c.encode() for c in STANDARD_NAMES], b"num_vis": 3072}, handle, protocol=2)
     return folder

@@ -47,8 +47,7 @@ REPORT_SECONDS = 1.0  # a task reports progress at most this often
 CANCEL_POLL_SECONDS = 2.0  # a task asks the board for its cancel flag at most this often (each ask is a round trip)
 USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
 DRIVER_POLL_SECONDS = 1.0  # the driver looks at progress and cancels this often (finished tasks: at once)
-REQUIRED = {"linearize": ("model.safetensors", "model.json", "groups.csv", "history.csv", "summary.json"),
-            "train-base": ("model.safetensors", "model.json", "groups.csv", "history.csv", "summary.json")}
+REQUIRED = ("model.safetensors", "model.json", "groups.csv", "history.csv", "summary.json")  # of every run kind
 
 
 def import_ray() -> Any:
@@ -401,7 +400,7 @@ class RayExecutor(Executor):
         """Write a task's artifacts into the run's staging folder after checking them; returns the summary."""
         config = job.config
         files, digests, summary = artifacts["files"], artifacts["sha256"], artifacts["summary"]
-        missing = [name for name in REQUIRED[config.kind] if name not in files]
+        missing = [name for name in REQUIRED if name not in files]
         if missing or summary.get("config_hash") != config.canonical_hash():
             raise FairLinError(f"run {job.run_id}: the Ray task returned artifacts of another run or incomplete "
                                f"ones (missing {', '.join(missing) or 'nothing'}); expected this config's files")

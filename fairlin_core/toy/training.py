@@ -383,7 +383,7 @@ def share_sweep(config: ToyConfig, shares: Sequence[float], seeds: Sequence[int]
     every seed; ``config.linearized`` is ignored. Cost: (len(shares) + 1) models per seed."""
     config.validate()
     shares = sorted({0.0, *(float(s) for s in shares)})
-    seeds = [int(s) for s in seeds]
+    seeds = [check_seed(s) for s in seeds]
     bad = [s for s in shares if not 0.0 <= s < 1.0]
     if bad or not seeds:
         raise FairLinError(f"expected shares in [0, 1) and at least one seed; got shares {shares} and seeds {seeds}")

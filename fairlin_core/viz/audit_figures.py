@@ -19,6 +19,7 @@ Conventions every figure follows (the pages and the HTML report draw the same fi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +37,6 @@ CLASS_COLORS = {"majority": MAJORITY_COLORS[0], "minority": MINORITY_COLORS[0]}
 MUTED = "rgba(150,150,150,0.35)"
 ERROR_COLOR = "#8c8c8c"  # error bars: mid grey, visible on the light and the dark theme
 METHOD_COLORS = {"snl": "#636EFA", "deepreduce": "#EF553B", "random": "#7F7F7F", "base": "#7f7f7f"}
-METHOD_DASH = {"snl": "solid", "deepreduce": "dash", "random": "dot"}
 MITIGATION_DASH = {"off": "solid", "on": "dash"}
 MARGIN = {"t": 60, "b": 20, "l": 55, "r": 20}
 BUDGET_TITLE = "ReLUs kept (% of base)"
@@ -57,6 +57,12 @@ def group_colors(names: Sequence[str], minority: Sequence[str] = ()) -> dict[str
     return colors
 
 
+@functools.lru_cache(maxsize=32)
+def _style_colors(names: tuple[str, ...], minority: tuple[str, ...]) -> dict[str, str]:
+    """:func:`group_colors` once per style (a chart asks it per group, on every rerun); read-only."""
+    return group_colors(names, minority)
+
+
 @dataclass(frozen=True)
 class GroupStyle:
     """How the groups are drawn: names in the dataset's order, the minority groups, and an optional
@@ -73,7 +79,7 @@ class GroupStyle:
     def color(self, group: str) -> str:
         if self.highlight is not None and str(group) != self.highlight:
             return MUTED
-        return group_colors(self.names, self.minority)[str(group)]
+        return _style_colors(self.names, self.minority)[str(group)]
 
     def width(self, group: str, base: float = 2.0) -> float:
         return base + 1.5 if self.highlight is not None and str(group) == self.highlight else base

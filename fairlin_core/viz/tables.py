@@ -36,17 +36,6 @@ def group_table(rows: pd.DataFrame, minority: Sequence[str] = ()) -> pd.DataFram
         "Seeds": rows["n_seeds"].astype("Int64").tolist()})
 
 
-def class_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """:meth:`AuditResults.class_drop` as a readable table."""
-    return pd.DataFrame({
-        "Method": rows["method"].tolist(), "ReLUs kept": rows["budget"].tolist(),
-        "ReLUs": rows["relu_count"].round().astype("Int64").tolist(), "Class": rows["group_class"].tolist(),
-        "Test n": rows["n"].astype("Int64").tolist(), "Base accuracy (%)": _percent(rows["base_accuracy"]),
-        "Accuracy (%)": _percent(rows["accuracy_mean"]),
-        "Relative drop (%) [95% CI]": _interval(rows, "drop_mean", "drop_ci_low", "drop_ci_high"),
-        "Seeds": rows["n_seeds"].astype("Int64").tolist()})
-
-
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:meth:`AuditResults.fairness_summary` as a readable table."""
     return pd.DataFrame({

@@ -6,6 +6,7 @@ import torch
 
 from fairlin_core.linearize import SNLConfig
 from fairlin_core.linearize.snl import snl_trajectory
+from fairlin_core.models import build_model, resolve_spec
 from fairlin_core.runtime import DeviceRows, autocast, for_training
 
 
@@ -27,9 +28,21 @@ def test_bf16_and_channels_last_apply_only_on_cuda(toy_checkpoint):
     cpu = torch.device("cpu")
     with autocast(cpu, "bf16"):
         assert toy_checkpoint.model(torch.zeros(2, 2)).dtype == torch.float32
-    assert for_training(toy_checkpoint.model, cpu) is toy_checkpoint.model
+    convolutional = build_model(resolve_spec("resnet18", 10, (3, 8, 8), width=4))  # channels_last would apply
+    assert for_training(convolutional, cpu) is convolutional
+    assert all(p.is_contiguous() for p in convolutional.parameters())  # not converted to channels_last on CPU
     with pytest.raises(ValueError, match="precision"):
         autocast(cpu, "fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_channels_last_and_bf16_on_cuda():
+    cuda = torch.device("cuda")
+    model = for_training(build_model(resolve_spec("resnet18", 10, (3, 8, 8), width=4)).to(cuda), cuda)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and torch.backends.cudnn.benchmark
+    with autocast(cuda, "bf16"):
+        assert model(torch.zeros(2, 3, 8, 8, device=cuda)).dtype == torch.bfloat16
 
 
 def test_device_rows_on_cpu_serve_the_tensors_themselves():
