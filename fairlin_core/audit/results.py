@@ -383,17 +383,14 @@ class AuditResults:
             if run.mitigation == "on":  # results without configs know only mu: they predate the other methods
                 mitigation = config.get("mitigation") or ({"mu": run.mu} if pd.notna(run.mu) else None)
                 objective = mitigation_label(mitigation) if mitigation else "mitigated"
-            mu = run.mu if run.mitigation == "on" else None  # NaN unless lagrangian
-            parts = [f"{run.method} {run.budget}", f"seed {int(run.seed)}"]
-            parts += [f"finetune {int(finetune)} ep"] if finetune is not None else []
-            parts += [f"SNL {int(snl)} ep"] if snl is not None else []
-            parts += [objective if run.mitigation == "on" else "plain finetune"]
+            finetune = float("nan") if finetune is None else float(finetune)
+            snl = float("nan") if snl is None else float(snl)
+            protocol = _recipe_label(finetune, snl, objective if run.mitigation == "on" else "plain finetune")
             rows.append({"run_id": run.run_id, "method": run.method, "budget": run.budget, "seed": run.seed,
-                         "mitigation": run.mitigation,
-                         "finetune_epochs": float("nan") if finetune is None else float(finetune),
-                         "snl_epochs": float("nan") if snl is None else float(snl),
-                         "mu": float("nan") if mu is None or pd.isna(mu) else float(mu), "objective": objective,
-                         "label": " · ".join(parts)})
+                         "mitigation": run.mitigation, "finetune_epochs": finetune, "snl_epochs": snl,
+                         "mu": float(run.mu) if run.mitigation == "on" else float("nan"),  # NaN unless lagrangian
+                         "objective": objective,
+                         "label": f"{run.method} {run.budget} · seed {int(run.seed)} · {protocol}"})
         return pd.DataFrame(rows, columns=["run_id", "method", "budget", "seed", "mitigation", "finetune_epochs",
                                            "snl_epochs", "mu", "objective", "label"])
 
