@@ -34,7 +34,7 @@ from ..data import DatasetBundle
 from ..errors import FairLinError
 from ..registry import Registry
 from .groupdro import GroupDROObjective
-from .loop import BatchObjective
+from .loop import BatchObjective, group_means
 from .reweight import GroupReweightedObjective
 
 DEFAULT_MU = 0.01
@@ -114,13 +114,8 @@ class LagrangianFairObjective:
     def penalty(self, per_sample_loss: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                                                     torch.Tensor]:
         """(penalty scalar, violations (G,), present mask (G,)) for one batch; differentiable."""
-        num_groups = len(self.group_names)
         population = per_sample_loss.mean()
-        sums = torch.zeros(num_groups, dtype=per_sample_loss.dtype, device=per_sample_loss.device)
-        sums = sums.index_add(0, groups, per_sample_loss)
-        counts = torch.bincount(groups, minlength=num_groups).to(per_sample_loss.dtype)
-        present = counts > 0
-        group_loss = sums / counts.clamp(min=1)
+        group_loss, present = group_means(per_sample_loss, groups, len(self.group_names))
         violations = torch.where(present, (group_loss - population).abs(), torch.zeros_like(group_loss))
         if self.config.normalize:
             violations = violations / population.detach().clamp(min=1e-12)

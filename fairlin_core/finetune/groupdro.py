@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from .loop import group_means
+
 
 class GroupDROObjective:
     """group_names: names used for the history columns ``q:<group>``; eta: step size per batch (> 0)."""
@@ -23,12 +25,7 @@ class GroupDROObjective:
         self.q = torch.full((len(group_names),), 1.0 / len(group_names), dtype=torch.float64)
 
     def __call__(self, per_sample_loss: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        num_groups = len(self.group_names)
-        sums = torch.zeros(num_groups, dtype=per_sample_loss.dtype, device=per_sample_loss.device)
-        sums = sums.index_add(0, groups, per_sample_loss)
-        counts = torch.bincount(groups, minlength=num_groups).to(per_sample_loss.dtype)
-        present = counts > 0
-        group_loss = sums / counts.clamp(min=1)
+        group_loss, present = group_means(per_sample_loss, groups, len(self.group_names))
         q = self.q.to(device=per_sample_loss.device, dtype=per_sample_loss.dtype)
         q = q * torch.exp(self.eta * torch.where(present, group_loss.detach(), torch.zeros_like(group_loss)))
         self.q = (q / q.sum()).detach()  # stays on the loss's device: no host sync per batch

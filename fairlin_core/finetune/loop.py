@@ -74,6 +74,15 @@ class BatchObjective(Protocol):
     def end_epoch(self) -> dict[str, Any]: ...
 
 
+def group_means(per_sample_loss: torch.Tensor, groups: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(group_loss (G,), present (G,) bool) of a batch: each group's mean per-sample loss (0 where the group is
+    absent) and whether the batch holds any member; differentiable, on the loss's device."""
+    sums = torch.zeros(num_groups, dtype=per_sample_loss.dtype, device=per_sample_loss.device)
+    sums = sums.index_add(0, groups, per_sample_loss)
+    counts = torch.bincount(groups, minlength=num_groups).to(per_sample_loss.dtype)
+    return sums / counts.clamp(min=1), counts > 0
+
+
 class MeanObjective:
     """Plain finetuning: the population mean of the per-sample loss."""
 
