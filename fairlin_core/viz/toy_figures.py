@@ -7,6 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ..toy import BoundaryGrid, Piecewise1D
+from .audit_figures import LOG_AXIS
 
 CLASS_COLORS = {"majority": "#1f77b4", "minority": "#d62728"}
 MODEL_COLORS = {"relu": "#2ca02c", "linearized": "#ff7f0e"}
@@ -64,7 +65,7 @@ def accuracy_bars_figure(summary: pd.DataFrame, title: str = "Test accuracy per 
     fig.update_traces(textposition="inside", insidetextanchor="start")  # labels at the bars' feet, clear of the error bars
     low = max(0.0, float((data["mean_pct"] - data["sd_pct"]).min()) - 10)
     fig.update_yaxes(range=[low, 101])
-    fig.update_layout(margin={"t": 50, "b": 30})
+    fig.update_layout(margin={"t": 50, "b": 30}, legend={"orientation": "h", "y": -0.15})
     return fig
 
 
@@ -80,8 +81,9 @@ def loss_figure(history: pd.DataFrame, title: str = "Training loss") -> go.Figur
                                  line={"color": MODEL_COLORS[model], "width": 1.5},
                                  hovertemplate=f"{MODEL_LABELS[model]}, seed {seed}<br>step %{{x}}<br>"
                                                f"loss %{{y:.4f}}<extra></extra>"))
-    fig.update_yaxes(type="log", title="cross-entropy (nats)")
-    fig.update_layout(title=title, xaxis_title="step", margin={"t": 50, "b": 30})
+    fig.update_yaxes(**LOG_AXIS, title="cross-entropy (nats)")
+    fig.update_layout(title=title, xaxis_title="step", margin={"t": 50, "b": 30},
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 
