@@ -31,7 +31,8 @@ from typing import Any
 import pandas as pd
 
 from .core import parse_diagnostics, run_audit
-from ..checkpoints import load_checkpoint, load_dataset_for, resolve_checkpoint_path
+from ..checkpoints import Checkpoint, load_checkpoint, load_dataset_for, resolve_checkpoint_path
+from ..data import DatasetBundle
 from ..errors import FairLinError, check_seed
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
 from ..finetune.fair import NONE
@@ -98,9 +99,15 @@ def normalize_grid(grid: AuditGrid) -> tuple[AuditGrid, list[str]]:
     """The grid validated whole before anything is written (methods, mu, diagnostics, the checkpoint and its
     dataset, every budget resolved against the checkpoint's ReLU count), with duplicate methods, seeds,
     diagnostic seeds and budgets that resolve to the same count merged; returns (grid, notes on merges)."""
+    grid, notes, _, _ = _checked(grid)
+    return grid, notes
+
+
+def _checked(grid: AuditGrid) -> tuple[AuditGrid, list[str], Checkpoint, DatasetBundle]:
+    """:func:`normalize_grid`'s (grid, notes) plus the checkpoint and dataset bundle it loaded to check them."""
     grid = grid.validate()
     checkpoint = load_checkpoint(grid.checkpoint)
-    load_dataset_for(checkpoint.sidecar, grid.data_root)
+    bundle = load_dataset_for(checkpoint.sidecar, grid.data_root)
     methods, notes = merge_duplicates(grid.methods, "method")
     budgets, more = unique_budgets(grid.budgets, relu_count(checkpoint.model))
     notes += more
@@ -109,7 +116,7 @@ def normalize_grid(grid: AuditGrid) -> tuple[AuditGrid, list[str]]:
     diagnostic_seeds, more = merge_duplicates(grid.diagnostic_seeds, "diagnostic seed")
     notes += more
     return replace(grid, methods=tuple(methods), budgets=tuple(budgets), seeds=tuple(seeds),
-                   diagnostic_seeds=tuple(diagnostic_seeds)), notes
+                   diagnostic_seeds=tuple(diagnostic_seeds)), notes, checkpoint, bundle
 
 
 def grid_record(grid: AuditGrid) -> dict[str, Any]:
@@ -206,7 +213,7 @@ ChunkRunner = Callable[[AuditGrid, list[tuple[str, int]], ProgressFn | None, Can
 
 def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None = None,
                 cancel: CancelFlag | None = None, run_chunks: ChunkRunner | None = None,
-                overwrite: bool = False) -> AuditResults:
+                overwrite: bool = False, on_notes: Callable[[list[str]], None] | None = None) -> AuditResults:
     """Run (or resume) the whole grid into ``out`` and return the merged results (also saved there).
 
     run_chunks: None = this process runs one claimed chunk after the other; else a runner (e.g. the jobs
@@ -215,9 +222,10 @@ def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None
     Refused before anything is written (FairLinError): an invalid grid (:func:`normalize_grid`), the shipped
     results folder, and a folder holding another grid, checkpoint or files that are no audit, unless
     ``overwrite`` (the stale chunks are then deleted). The same grid resumes from its chunks. Duplicate
-    inputs are merged; ``results.meta["notes"]`` says which.
+    inputs are merged; ``results.meta["notes"]`` says which, and ``on_notes`` (e.g. the CLI's printer) gets them
+    once the grid is checked, before any work.
     """
-    grid, notes = normalize_grid(grid)
+    grid, notes, checkpoint, bundle = _checked(grid)
     out = Path(out)
     record = grid_record(grid)
     if not overwrite and out.resolve() in {REPO_AUDIT, SHIPPED_AUDIT.resolve()}:
@@ -228,6 +236,8 @@ def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None
         raise FairLinError(f"{out} holds {problem}; refusing to replace it: choose another --out (an empty or new "
                            f"folder, or one of the same grid to resume), or pass --overwrite to replace it")
     check_writable(out, "results folder")
+    if on_notes is not None:
+        on_notes(notes)
     manifest_path = out / "chunks" / "grid.json"
     if problem:
         shutil.rmtree(out / "chunks", ignore_errors=True)
@@ -260,7 +270,7 @@ def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None
         finally:
             for method, seed in left:  # unfinished claims: free them for the next attempt
                 shutil.rmtree(_staging(_chunk_dir(out, method, seed)), ignore_errors=True)
-    results = merge_chunks(grid, out, notes)
+    results = _merge_chunks(grid, out, notes=notes, checkpoint=checkpoint, bundle=bundle, record=record)
     results.save(out)
     return results
 
@@ -334,11 +344,10 @@ def _within(progress: ProgressFn | None, k: int, total: int) -> Callable[[Progre
     return lambda p: progress(Progress((k + p.fraction) / total, p.stage, f"chunk {k + 1}/{total}: {p.message}"))
 
 
-def merge_chunks(grid: AuditGrid, out: Path, notes: list[str] | None = None) -> AuditResults:
-    """The chunks under ``out/chunks`` as one :class:`AuditResults` (dataset facts from the checkpoint);
-    notes: duplicate inputs that were merged (kept in ``meta["notes"]``)."""
-    checkpoint = load_checkpoint(grid.checkpoint)
-    bundle = load_dataset_for(checkpoint.sidecar, grid.data_root)
+def _merge_chunks(grid: AuditGrid, out: Path, *, notes: list[str], checkpoint: Checkpoint, bundle: DatasetBundle,
+                  record: dict[str, Any]) -> AuditResults:
+    """The chunks under ``out/chunks`` as one :class:`AuditResults`: dataset facts from the checked checkpoint
+    and its bundle, ``record`` (:func:`grid_record`) and the notes on merged duplicate inputs in ``meta``."""
     tables: dict[str, list[pd.DataFrame]] = {}
     configs: dict[str, Any] = {}
     for method in grid.methods:
@@ -355,7 +364,7 @@ def merge_chunks(grid: AuditGrid, out: Path, notes: list[str] | None = None) -> 
             "group_attribute": bundle.group_attribute,
             "group_names": list(bundle.group_names), "base_relu_count": base_count,
             "input_shape": list(checkpoint.spec.input_shape), "model": checkpoint.spec.to_dict(),
-            "grid": grid_record(grid), "skipped": skipped, "notes": list(notes or []),
+            "grid": record, "skipped": skipped, "notes": list(notes),
             "regenerate": "python -m fairlin_core default-audit --out results/default_audit --overwrite"}
     return AuditResults.from_tables({name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()},
                                     group_sizes=bundle.group_sizes()[["split", "group", "n"]], configs=configs,

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
                           run_audit, write_audit_csvs)
-from ..audit.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit, normalize_grid
+from ..audit.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
 from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
 from ..checkpoints.importers import ensure_checkpoint
@@ -85,12 +85,11 @@ def cmd_default_audit(args: argparse.Namespace) -> None:
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
                      diagnostic_seeds=tuple(seed_list(args.diagnostic_seeds, "--diagnostic-seeds")),
                      data_root=args.data_root)
-    grid, notes = normalize_grid(grid)  # refuses a bad grid (e.g. a budget typo) before anything is written
-    print_notes(notes)
     runner = RayChunkRunner(args.ray_address, args.ray_retries) if args.executor == "ray" else None
     bar = TqdmProgress("audit grid")
     try:
-        results = build_audit(grid, args.out, progress=bar, run_chunks=runner, overwrite=args.overwrite)
+        results = build_audit(grid, args.out, progress=bar, run_chunks=runner, overwrite=args.overwrite,
+                              on_notes=print_notes)
     finally:
         bar.close()
         if runner is not None:

@@ -59,6 +59,13 @@ def import_ray() -> Any:
                            f"or use the local executor") from None
 
 
+def check_retries(retries: int) -> int:
+    """``retries`` (how often a task whose worker process died is run again); FairLinError unless an int >= 0."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise FairLinError(f"Ray retries must be a non-negative integer, got {retries!r}")
+    return retries
+
+
 def board_class() -> type:
     """The class of the Ray actor between driver and tasks (one per session): latest progress, the processes
     running each task, cancel flags. Built here so it is shipped by value: the actor's process then starts
@@ -184,10 +191,8 @@ class RaySession:
     """
 
     def __init__(self, address: str | None = None, retries: int = DEFAULT_RETRIES) -> None:
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise FairLinError(f"Ray retries must be a non-negative integer, got {retries!r}")
         ray = self.ray = import_ray()
-        self.retries = retries
+        self.retries = check_retries(retries)
         self.owned = not ray.is_initialized()
         if self.owned:
             address = address or os.environ.get(ADDRESS_ENV) or None
@@ -427,10 +432,14 @@ class RayChunkRunner:
     every chunk queued at once, 2 CPUs ran 3 chunks (measured), and the grid took longer than two processes."""
 
     def __init__(self, address: str | None = None, retries: int = DEFAULT_RETRIES) -> None:
-        self.session = RaySession(address, retries)
+        import_ray()  # a missing Ray or bad retries are refused now; Ray itself starts with the first chunks,
+        self.address, self.retries = address, check_retries(retries)  # after build_audit has checked the grid
+        self.session: RaySession | None = None
 
     def __call__(self, grid: AuditGrid, chunks: list[tuple[str, int]], progress: ProgressFn | None = None,
                  cancel: CancelFlag | None = None) -> Iterator[tuple[tuple[str, int], dict[str, Any]]]:
+        if self.session is None:
+            self.session = RaySession(self.address, self.retries)
         session = self.session
         queued, flights = list(chunks), {}
         done = 0
@@ -468,4 +477,5 @@ class RayChunkRunner:
                 session.cancel(f"{m}-seed{s}", ref)
 
     def close(self) -> None:
-        self.session.close()
+        if self.session is not None:
+            self.session.close()

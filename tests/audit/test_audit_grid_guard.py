@@ -59,7 +59,8 @@ def test_duplicate_grid_inputs_are_merged_with_notes(capsys, tmp_path):
     assert len(notes) == 4 and "budgets '2%', '0.02', '154' are the same (154 ReLUs)" in " ".join(notes)
     code, _, err = run_cli(capsys, "default-audit", *TINY[:7], "0,0", *TINY[8:], "--out", tmp_path / "a")
     assert code == 0 and "note: seed 0 was given 2 times; it counts once" in err
-    assert json.loads((tmp_path / "a" / "meta.json").read_text())["grid"]["seeds"] == [0]
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert meta["grid"]["seeds"] == [0] and meta["notes"] == ["seed 0 was given 2 times; it counts once"]
 
 
 def test_compare_and_sweep_merge_duplicate_seeds_and_budgets(capsys, tmp_path, toy_checkpoint):

@@ -1,7 +1,7 @@
 """The Ray executor on a real local Ray instance started here (2 CPUs, no dashboard, stopped at the end):
 a sweep equals the local executor's to the weight, a killed worker is retried and its run committed once,
 cancel reaches a running task, a deterministic failure is stored once, a killed driver's sweep resumes,
-the audit grid's chunks run as Ray tasks, and without Ray `--executor ray` exits 2 with the install command."""
+the audit grid's chunks run as Ray tasks (never more in flight than CPUs), and without Ray `--executor ray` exits 2 with the install command."""
 
 import json
 import os
@@ -18,7 +18,7 @@ from fairlin_core.audit.grid import AuditGrid, build_audit
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore, ray_executor
-from fairlin_core.jobs.ray_executor import RayChunkRunner, RayExecutor
+from fairlin_core.jobs.ray_executor import RayChunkRunner, RayExecutor, RaySession
 from conftest import REPO, TOY
 
 ray = pytest.importorskip("ray")
@@ -151,11 +151,21 @@ def test_the_audit_grid_runs_its_chunks_as_ray_tasks_with_the_local_results(ray_
                      finetune_epochs=1, diagnostics=(), detail=())
     local = build_audit(grid, tmp_path / "local")
     runner = RayChunkRunner()
+    runner.session = session = RaySession()
+    submitted, busy = [], []  # busy: chunks still running when the next one was submitted
+    submit = session.submit_chunk
+
+    def spied(*args):
+        busy.append(len(ray.wait(submitted, num_returns=len(submitted), timeout=0)[1]) if submitted else 0)
+        submitted.append(submit(*args))
+        return submitted[-1]
+    session.submit_chunk = spied
     try:
         remote = build_audit(grid, tmp_path / "ray", run_chunks=runner)
     finally:
         runner.close()
     assert ray.is_initialized()  # the runner reused this process's Ray and left it running
+    assert len(submitted) == 4 and session.slots == 2 and max(busy) < 2  # never more chunks in flight than CPUs
     key = ["run_id", "group", "split"]
     assert len(remote.runs) == len(local.runs) == 8
     assert remote.groups.sort_values(key).reset_index(drop=True).equals(
