@@ -4,9 +4,10 @@ model per group on the balanced split, the datasets with their group sizes, and 
 import streamlit as st
 
 from fairlin_core.checkpoints.catalog import checkpoint_group_table, checkpoint_table
-from fairlin_core.data import list_datasets, load_dataset
+from fairlin_core.data import list_datasets
 from fairlin_core.viz import audit_figures
 from ui.checkpoint_views import accuracy_on_default_split, dataset_group_style
+from ui.datasets import dataset_facts
 from ui.errors import show_error
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from ui.results_source import SHIPPED_AUDIT, group_style, load_shipped
@@ -15,16 +16,10 @@ from ui.shell import require_shell
 require_shell()
 
 
-@st.cache_data(show_spinner="Loading dataset…")
-def dataset_sizes(name: str, data_root: str | None):
-    bundle = load_dataset(name, data_root=data_root)
-    return bundle.group_sizes(), bundle.describe()
-
-
 @st.cache_resource(show_spinner=False, max_entries=8)
 def sizes_chart(name: str, data_root: str | None):
     """The group sizes of dataset ``name`` per split, built once (st.plotly_chart only reads it)."""
-    sizes = dataset_sizes(name, data_root)[0]
+    sizes = dataset_facts(name, data_root)[0]
     return group_sizes_figure(sizes, f"{name}: examples per group, every split", dataset_group_style(sizes))
 
 
@@ -34,7 +29,7 @@ def checkpoint_charts(data_root: str | None) -> dict:
     charts = {}
     for name, table in checkpoint_group_table().groupby("checkpoint", sort=False):
         try:
-            sizes = dataset_sizes(table["dataset"].iloc[0], data_root)[0]
+            sizes = dataset_facts(table["dataset"].iloc[0], data_root)[0]
         except Exception:  # a dataset that is not available here: the chart draws no minority
             sizes = None
         split, shown = accuracy_on_default_split(table, sizes)
@@ -79,7 +74,7 @@ available = [d["name"] for d in datasets if d["available"]]
 chosen = st.selectbox("Show group sizes of", available, key="home_dataset")
 if chosen:
     try:
-        sizes, info = dataset_sizes(chosen, data_root)
+        sizes, info = dataset_facts(chosen, data_root)
     except Exception as error:  # every error: one readable message, never a traceback
         show_error(error)
     else:

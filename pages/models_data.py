@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fairlin_core.checkpoints.upload import MAX_UPLOAD_BYTES, accept_upload
-from fairlin_core.data import load_dataset
+from ui.datasets import dataset_facts
 from ui.errors import show_error
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
@@ -15,11 +15,6 @@ from ui.shell import require_shell
 from ui.state import current
 
 require_shell()
-
-
-@st.cache_data(show_spinner="Loading dataset…")
-def dataset_sizes(name: str, group: str, data_root: str | None):
-    return load_dataset(name, data_root=data_root, group=group).group_sizes()
 
 
 st.title("Models & data")
@@ -34,7 +29,7 @@ st.dataframe(table.drop(columns=["path"]), hide_index=True, width="stretch",
                             "worst_group_accuracy": st.column_config.NumberColumn(format="%.3f")})
 st.caption(f"User checkpoints live in `{user_dir}`.")
 try:
-    sizes, sizes_error = dataset_sizes(dataset, group, data_root), None
+    sizes, sizes_error = dataset_facts(dataset, data_root, group)[0], None
 except Exception as error:  # shown under "Group sizes" below; the charts then draw no minority
     sizes, sizes_error = None, error
 groups = checkpoint_groups_overview(user_dir)

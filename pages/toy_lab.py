@@ -172,7 +172,7 @@ def sweep_panel(sweep) -> None:
     st.plotly_chart(share_sweep_figure(summary, f"Test accuracy as more ReLUs are linearized ({sweep.config.shape}, "
                                                 f"mean ± sd over {len(sweep.seeds)} seed(s))"),
                     width="stretch", key="toy_sweep_figure")
-    wide = summary.pivot(index="share", columns="group", values="mean")[["minority", "majority", "overall"]]
+    wide = sweep.wide("test")
     st.dataframe((100 * wide).rename(index=lambda s: f"{s:.0%}").round(1), width="stretch",
                  column_config={name: st.column_config.NumberColumn(f"{name} (%)", format="%.1f")
                                 for name in wide.columns})

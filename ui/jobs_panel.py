@@ -41,22 +41,23 @@ def _rows(limit: int, kind: str | None = None) -> list[dict] | None:
         return None
 
 
-def _polled(draw, rows: list[dict] | None, *args) -> None:
-    """Draw ``draw(rows, *args)`` once, or in a fragment re-run every second while any job is active; when the
-    last active job ends the app reruns once, so an idle panel costs the server nothing."""
+def _polled(draw, limit: int, kind: str | None, *extra) -> None:
+    """Draw ``draw(rows, *extra)`` of the latest ``limit`` jobs (of ``kind``) once, or in a fragment re-run every
+    second while any job is active; when the last active job ends the app reruns once, so an idle panel costs
+    the server nothing."""
+    rows = _rows(limit, kind)
     if rows and any(row["active"] for row in rows):
-        _live(draw.__name__, *args)
+        _live(draw.__name__, limit, kind, *extra)  # by name: a fragment's arguments stay plain values
     elif rows is not None:
-        draw(rows, *args)
+        draw(rows, *extra)
 
 
 @st.fragment(run_every=POLL_SECONDS)
-def _live(name: str, *args) -> None:
-    draw, limit, kind = _PANELS[name], *args[:2]
+def _live(name: str, limit: int, kind: str | None, *extra) -> None:
     rows = _rows(limit, kind)
     if rows is None:
         return
-    draw(rows, *args)
+    _PANELS[name](rows, *extra)
     if not any(row["active"] for row in rows):
         st.rerun()  # the whole app: the panel is drawn once more, without polling
 
@@ -64,10 +65,10 @@ def _live(name: str, *args) -> None:
 def compact_jobs_panel(limit: int = 4) -> None:
     """Sidebar: counts per status and progress bars of the latest jobs."""
     st.subheader("Jobs", divider="gray")
-    _polled(_draw_compact, _rows(50), 50, None, limit)
+    _polled(_draw_compact, 50, None, limit)
 
 
-def _draw_compact(rows: list[dict], _limit: int, _kind: str | None, shown: int) -> None:
+def _draw_compact(rows: list[dict], shown: int) -> None:
     if not rows:
         st.caption("No jobs yet: submit some on Linearize.")
         return
@@ -86,7 +87,7 @@ def jobs_panel(limit: int = 20, kind: str | None = None) -> None:
 
     kind: only jobs of this kind (``linearize`` or ``train-base``; None = all).
     """
-    _polled(_draw_jobs, _rows(limit, kind), limit, kind)
+    _polled(_draw_jobs, limit, kind)
 
 
 def _eta(seconds: float | None) -> str:
@@ -95,7 +96,7 @@ def _eta(seconds: float | None) -> str:
     return f" · about {seconds / 60:.0f} min left" if seconds >= 90 else f" · about {seconds:.0f} s left"
 
 
-def _draw_jobs(rows: list[dict], _limit: int, _kind: str | None) -> None:
+def _draw_jobs(rows: list[dict]) -> None:
     mgr = manager()
     if not rows:
         st.info("No jobs yet. Submit one above; it appears here with its progress.")

@@ -17,10 +17,9 @@ from ..errors import FairLinError, brief
 from ..models import CODE_MODEL, relu_count
 from ..outputs import prepare_output_file
 from .importers import IMPORT_SUFFIXES, import_checkpoint, importable
-from .io import load_checkpoint
+from .io import MAX_SIDECAR_BYTES, load_checkpoint
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-MAX_SIDECAR_BYTES = 1024 * 1024
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -48,20 +47,10 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
     if not name.endswith(".safetensors"):
         raise FairLinError(f"{name or 'the weights file'} is not a .safetensors file; FairLin accepts only "
                            f"safetensors weights with a JSON sidecar (never pickles or torch.save files)")
-    stem = name[: -len(".safetensors")]
-    if not SAFE_NAME.fullmatch(stem):
-        raise FairLinError(f"checkpoint name {brief(stem)} is not allowed; expected letters, digits, '_', '-' or '.' "
-                           f"(at most 100 characters)")
-    if len(weights) > max_bytes:
-        raise FairLinError(f"{name} is {len(weights) / 2**20:.1f} MiB; the upload limit is {max_bytes / 2**20:.0f} MiB")
-    if not weights:
-        raise FairLinError(f"{name} is empty; expected a complete safetensors file")
     if len(sidecar) > MAX_SIDECAR_BYTES:
         raise FairLinError(f"the sidecar is {len(sidecar) / 2**20:.1f} MiB; expected a small JSON file (at most "
                            f"{MAX_SIDECAR_BYTES / 2**20:.0f} MiB)")
-    target = prepare_output_file(Path(dest_dir) / name, [".json"], what="user checkpoints",
-                                 hint=f"rename the file to upload it as well (a user checkpoint named {stem} exists)")
-    dest_dir = target.parent
+    target = _upload_target(name, name[: -len(".safetensors")], weights, dest_dir, max_bytes)
     refuse_model_code(sidecar)
     with tempfile.TemporaryDirectory(prefix="fairlin-upload-") as temp:
         staged = Path(temp) / name
@@ -77,6 +66,21 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
             staged.with_suffix(".json").write_text(json.dumps(data, indent=1))
         _install(staged, target)
     return target
+
+
+def _upload_target(name: str, stem: str, data: bytes, dest_dir: str | Path, max_bytes: int) -> Path:
+    """Where the upload ``name`` (``data``, bytes) is stored: ``dest_dir/<stem>.safetensors``. FairLinError when
+    ``stem`` is no safe name, ``data`` is empty or over ``max_bytes``, or ``dest_dir`` is not writable or
+    already holds a checkpoint of that name."""
+    if not SAFE_NAME.fullmatch(stem):
+        raise FairLinError(f"checkpoint name {brief(stem)} is not allowed; expected letters, digits, '_', '-' or '.' "
+                           f"(at most 100 characters)")
+    if not data:
+        raise FairLinError(f"{name} is empty; expected a complete checkpoint file")
+    if len(data) > max_bytes:
+        raise FairLinError(f"{name} is {len(data) / 2**20:.1f} MiB; the upload limit is {max_bytes / 2**20:.0f} MiB")
+    return prepare_output_file(Path(dest_dir) / f"{stem}.safetensors", [".json"], what="user checkpoints",
+                               hint=f"rename the file to upload it as well (a user checkpoint named {stem} exists)")
 
 
 def _install(staged: Path, target: Path) -> None:
@@ -103,15 +107,7 @@ def accept_import(file_name: str, data: bytes, fmt: str, arch: str, dataset: str
     if not importable(name):
         raise FairLinError(f"{name or 'the file'} cannot be imported; expected one of {', '.join(IMPORT_SUFFIXES)}")
     stem = name[: -len(next(s for s in IMPORT_SUFFIXES if name.lower().endswith(s)))]
-    if not SAFE_NAME.fullmatch(stem):
-        raise FairLinError(f"checkpoint name {stem!r} is not allowed; expected letters, digits, '_', '-' or '.' "
-                           f"(at most 100 characters)")
-    if not data or len(data) > max_bytes:
-        raise FairLinError(f"{name} is {len(data) / 2**20:.1f} MiB; expected a non-empty file of at most "
-                           f"{max_bytes / 2**20:.0f} MiB")
-    target = Path(dest_dir) / f"{stem}.safetensors"
-    if target.exists() or target.with_suffix(".json").exists():
-        raise FairLinError(f"a user checkpoint named {stem} already exists; rename the file to import it as well")
+    target = _upload_target(name, stem, data, dest_dir, max_bytes)
     with tempfile.TemporaryDirectory(prefix="fairlin-import-") as temp:
         staged = Path(temp) / name
         staged.write_bytes(data)

@@ -81,13 +81,11 @@ def _sweep(config: ToyConfig, seeds: range, args: argparse.Namespace) -> None:
         sweep = share_sweep(config, shares, seeds, progress=bar)
     finally:
         bar.close()
-    summary = sweep.summary("test")
     if args.json:
-        print(json.dumps({"shares": sweep.shares, "seeds": sweep.seeds, "summary": json_records(summary)}, indent=2,
-                         allow_nan=False))
+        print(json.dumps({"shares": sweep.shares, "seeds": sweep.seeds, "summary": json_records(sweep.summary("test"))},
+                         indent=2, allow_nan=False))
     else:
-        wide = summary.pivot(index="share", columns="group", values="mean")
-        print((100 * wide[["overall", "majority", "minority"]]).round(1).to_string())
+        print((100 * sweep.wide("test")).round(1).to_string())
         print(f"\ntest accuracy (%), mean over {len(sweep.seeds)} seed(s), by share of hidden units linearized")
 
 

@@ -177,11 +177,13 @@ class ExecutorJob:
 
     start(): claim the run when work begins; returns the folder to write into, or None to skip it
     (cancelled while queued). progress: where :func:`execute` reports. cancel: the cooperative flag.
-    finish(summary, error): the outcome (exactly one of the two is None).
+    finish(summary, error): the outcome (exactly one of the two is None). config_hash: the validated
+    config's ``canonical_hash()``, computed once by the manager.
     """
 
     run_id: str
     config: AnyConfig
+    config_hash: str
     start: Callable[[], Path | None]
     progress: ProgressFn
     cancel: threading.Event

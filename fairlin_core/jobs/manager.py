@@ -124,7 +124,7 @@ class JobManager:
                 job = _Job(claim.id, config)
                 self._jobs[claim.id] = job
                 self.executor.submit(ExecutorJob(
-                    run_id=job.id, config=config, start=lambda: self._start(job),
+                    run_id=job.id, config=config, config_hash=config_hash, start=lambda: self._start(job),
                     progress=lambda update: self._progress(job, update), cancel=job.cancel,
                     finish=lambda summary, error: self._finish(job, summary, error)))
                 self._changed.notify_all()

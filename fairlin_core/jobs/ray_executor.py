@@ -360,7 +360,7 @@ class RayExecutor(Executor):
                 continue
             try:
                 config = job.config
-                ref = self.session.submit_job(job.run_id, config.to_dict(), config.canonical_hash(),
+                ref = self.session.submit_job(job.run_id, config.to_dict(), job.config_hash,
                                               None if isinstance(config, TrainBaseConfig) else config.checkpoint)
             except Exception as error:  # e.g. the checkpoint vanished: the run fails, the driver goes on
                 job.finish(None, error)
@@ -406,7 +406,7 @@ class RayExecutor(Executor):
         config = job.config
         files, digests, summary = artifacts["files"], artifacts["sha256"], artifacts["summary"]
         missing = [name for name in REQUIRED if name not in files]
-        if missing or summary.get("config_hash") != config.canonical_hash():
+        if missing or summary.get("config_hash") != job.config_hash:
             raise FairLinError(f"run {job.run_id}: the Ray task returned artifacts of another run or incomplete "
                                f"ones (missing {', '.join(missing) or 'nothing'}); expected this config's files")
         for name, data in files.items():

@@ -190,23 +190,26 @@ def finish_selections(prepared: Prepared, student: Student, bundle: DatasetBundl
                       device: torch.device | None = None, progress: ProgressFn | None = None,
                       cancel: CancelFlag | None = None, objective_factory: Callable[[], BatchObjective] | None = None,
                       finetune_config: FinetuneConfig | None = None) -> dict[str, LinearizationResult]:
-    """Like :func:`finish`, from ONE finetune, one result per validation selection rule in ``rules``."""
+    """Like :func:`finish`, from ONE finetune, one result per validation selection rule in ``rules`` (rules that
+    select the same epoch share one evaluation)."""
     config = finetune_config or prepared.options.finetune
     tuned = finetune(student.model, prepared.base, bundle, config, seed=prepared.seed,
                      device=device or default_device(),
                      objective=objective_factory() if objective_factory else None, progress=progress, cancel=cancel,
                      precision=prepared.options.precision)
     history = pd.concat([student.history, tuned.history], ignore_index=True)
-    results = {}
+    results, evaluated = {}, {}
     for rule in rules:
         epoch, model = tuned.model_for(rule)
+        if epoch not in evaluated:
+            evaluated[epoch] = _evaluate_all(model, bundle)
         results[rule] = LinearizationResult(
             method=prepared.method, budget_requested=student.budget_requested, budget=student.budget,
             relu_count=relu_count(model), base_relu_count=prepared.base_count, model=model, spec=student.spec,
             masks=get_masks(model), configuration={**student.configuration, "finetune_best_epoch": epoch,
                                                    "finetune_select": tuned.select if rule == "auto" else rule},
             history=history, evaluations={"base": prepared.base_evaluations, "linearized": student.evaluations,
-                                          "finetuned": _evaluate_all(model, bundle)},
+                                          "finetuned": evaluated[epoch]},
             seed=prepared.seed, options=prepared.options)
     return results
 

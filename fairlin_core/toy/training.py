@@ -375,6 +375,12 @@ class ToySweep:
         out = rows.groupby(["share", "group"], sort=True)["accuracy"].agg(mean="mean", sd="std", seeds="count")
         return out.reset_index()
 
+    def wide(self, split: str = "test") -> pd.DataFrame:
+        """Mean accuracy over seeds (fraction), one row per share (index) and one column per group: minority,
+        majority, overall."""
+        return self.summary(split).pivot(index="share", columns="group", values="mean")[["minority", "majority",
+                                                                                         "overall"]]
+
 
 def share_sweep(config: ToyConfig, shares: Sequence[float], seeds: Sequence[int] = range(3), *,
                 device: torch.device | None = None, progress: ProgressFn | None = None,

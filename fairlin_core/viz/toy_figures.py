@@ -7,9 +7,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ..toy import BoundaryGrid, Piecewise1D
-from .audit_figures import LOG_AXIS
+from .audit_figures import CLASS_COLORS, ERROR_COLOR, LOG_AXIS
 
-CLASS_COLORS = {"majority": "#1f77b4", "minority": "#d62728"}
 MODEL_COLORS = {"relu": "#2ca02c", "linearized": "#ff7f0e"}
 MODEL_LABELS = {"relu": "ReLU", "linearized": "linearized"}
 BOUNDARY_SCALE = [[0.0, "#dbe9f6"], [0.5, "#ffffff"], [1.0, "#f7d4d4"]]
@@ -111,7 +110,7 @@ def share_sweep_figure(summary: pd.DataFrame, title: str = "Test accuracy as mor
     linearized (%), with a band of ± one sd over seeds. summary: :meth:`ToySweep.summary` (share, group,
     mean, sd as fractions, seeds)."""
     fig = go.Figure()
-    colors = {**CLASS_COLORS, "overall": "#555555"}
+    colors = {**CLASS_COLORS, "overall": ERROR_COLOR}  # the mid grey that reads on both themes
     for group in ("minority", "majority", "overall"):
         rows = summary[summary["group"] == group].sort_values("share")
         x, mean, sd = 100 * rows["share"], 100 * rows["mean"], 100 * rows["sd"].fillna(0.0)

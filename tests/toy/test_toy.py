@@ -230,6 +230,10 @@ def test_share_sweep_matches_run_toy_at_each_share():
     assert sweep.shares == [0.0, 0.25, 0.5]
     summary = sweep.summary("test")
     assert list(summary["share"].unique()) == [0.0, 0.25, 0.5] and set(summary["group"]) == {"overall", "majority", "minority"}
+    wide = sweep.wide("test")
+    assert list(wide.index) == [0.0, 0.25, 0.5] and list(wide.columns) == ["minority", "majority", "overall"]
+    minority = sweep.table.query("split == 'test' and group == 'minority' and share == 0.25")["accuracy"].mean()
+    assert wide.loc[0.25, "minority"] == pytest.approx(minority)
     # share 0 is run_toy's ReLU model, share 0.5 its linearized model: same data, weights and placement per seed
     paired = run_toy(replace(config, linearized=0.5), seeds).accuracy
     for share, model in ((0.0, "relu"), (0.5, "linearized")):

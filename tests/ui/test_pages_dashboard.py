@@ -188,14 +188,17 @@ def test_eta_extrapolates_the_pace_so_far():
 
 def test_the_jobs_panel_polls_only_while_a_job_is_active(monkeypatch):
     from ui import jobs_panel
-    live, drawn = [], []
-    monkeypatch.setattr(jobs_panel, "_live", lambda name, *args: live.append(name))
+    live, drawn, rows = [], [], [[{"active": False}, {"active": False}]]
+    monkeypatch.setattr(jobs_panel, "_rows", lambda limit, kind=None: rows[0][:limit])
+    monkeypatch.setattr(jobs_panel, "_live", lambda name, *args: live.append((name, *args)))
     draw = jobs_panel._draw_jobs
-    monkeypatch.setattr(jobs_panel, "_draw_jobs", lambda rows, *args: drawn.append(len(rows)))
-    jobs_panel._polled(jobs_panel._draw_jobs, [{"active": False}, {"active": False}], 20, None)
-    assert drawn == [2] and live == []  # idle: drawn once, no fragment that reruns every second
-    jobs_panel._polled(draw, [{"active": False}, {"active": True}], 20, None)
-    assert live == ["_draw_jobs"]
+    monkeypatch.setattr(jobs_panel, "_draw_jobs", lambda rows, *args: drawn.append((len(rows), *args)))
+    jobs_panel._polled(jobs_panel._draw_jobs, 20, None)
+    assert drawn == [(2,)] and live == []  # idle: drawn once, no fragment that reruns every second
+    rows[0] = [{"active": False}, {"active": True}]
+    jobs_panel._polled(draw, 20, None)
+    jobs_panel._polled(jobs_panel._draw_compact, 50, None, 4)
+    assert live == [("_draw_jobs", 20, None), ("_draw_compact", 50, None, 4)]
 
 
 def test_jobs_overview_lists_runs_of_the_store_with_readable_failures(store):
