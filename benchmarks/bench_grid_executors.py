@@ -5,8 +5,8 @@ Both run the same grid through the CLI (``fairlin default-audit``) from scratch 
 the script prints both wall times and the ratio Ray / processes (goal: at most 1.1). The default grid is a
 reduced version of the shipped one (2 methods x 2 budgets x 2 seeds x mitigation off/on, no diagnostics, SNL 20 and
 finetune 4 epochs) so that it finishes in a minute on 2 cores; ``--snl-epochs 100 --finetune-epochs 20`` gives its
-runs the shipped grid's length (minutes), ``--full`` runs the shipped grid's settings (about an hour on 2 cores per
-way). Ray's fixed cost (starting the local instance, its workers and shutting down: about 6 s here) weighs less the
+runs the shipped grid's length (minutes), ``--full`` runs the shipped grid's settings (about 13 minutes per way on 2
+cores). Ray's fixed cost (starting the local instance, its workers and shutting down: about 6 s here) weighs less the
 longer the grid.
 
     python -m benchmarks.bench_grid_executors [--snl-epochs 20 --finetune-epochs 4 | --full]
