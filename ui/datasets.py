@@ -4,11 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from fairlin_core.data import load_dataset
+from fairlin_core.data.registry import get_spec
+
+
+def dataset_facts(name: str, data_root: str | None, group: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """(:meth:`DatasetBundle.group_sizes` of every split, :meth:`DatasetBundle.describe`) of dataset ``name``
+    grouped by ``group`` (None = its default group attribute: the same cached load as naming it)."""
+    return _facts(name, data_root, group or get_spec(name).default_group)
 
 
 @st.cache_data(show_spinner="Loading dataset…")
-def dataset_facts(name: str, data_root: str | None, group: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """(:meth:`DatasetBundle.group_sizes` of every split, :meth:`DatasetBundle.describe`) of dataset ``name``
-    grouped by ``group`` (None = its default group attribute)."""
+def _facts(name: str, data_root: str | None, group: str) -> tuple[pd.DataFrame, dict]:
     bundle = load_dataset(name, data_root=data_root, group=group)
     return bundle.group_sizes(), bundle.describe()

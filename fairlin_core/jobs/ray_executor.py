@@ -432,8 +432,10 @@ class RayChunkRunner:
     every chunk queued at once, 2 CPUs ran 3 chunks (measured), and the grid took longer than two processes."""
 
     def __init__(self, address: str | None = None, retries: int = DEFAULT_RETRIES) -> None:
-        import_ray()  # a missing Ray or bad retries are refused now; Ray itself starts with the first chunks,
-        self.address, self.retries = address, check_retries(retries)  # after build_audit has checked the grid
+        # a missing Ray and bad retries are refused now; Ray itself starts with the first chunks, that is after
+        # build_audit has checked the grid
+        import_ray()
+        self.address, self.retries = address, check_retries(retries)
         self.session: RaySession | None = None
 
     def __call__(self, grid: AuditGrid, chunks: list[tuple[str, int]], progress: ProgressFn | None = None,

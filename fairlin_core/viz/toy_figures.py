@@ -107,14 +107,15 @@ def piecewise_figure(example: Piecewise1D, title: str | None = None) -> go.Figur
 
 def share_sweep_figure(summary: pd.DataFrame, title: str = "Test accuracy as more ReLUs are linearized") -> go.Figure:
     """Mean accuracy (%) of the minority, the majority and overall against the share of hidden units
-    linearized (%), with a band of ± one sd over seeds. summary: :meth:`ToySweep.summary` (share, group,
-    mean, sd as fractions, seeds)."""
+    linearized (%), with a band of ± one sd over seeds (clipped to 0..100: an accuracy never leaves it).
+    summary: :meth:`ToySweep.summary` (share, group, mean, sd as fractions, seeds)."""
     fig = go.Figure()
     colors = {**CLASS_COLORS, "overall": ERROR_COLOR}  # the mid grey that reads on both themes
     for group in ("minority", "majority", "overall"):
         rows = summary[summary["group"] == group].sort_values("share")
         x, mean, sd = 100 * rows["share"], 100 * rows["mean"], 100 * rows["sd"].fillna(0.0)
-        fig.add_trace(go.Scatter(x=list(x) + list(x[::-1]), y=list(mean + sd) + list((mean - sd)[::-1]), fill="toself",
+        high, low = (mean + sd).clip(upper=100.0), (mean - sd).clip(lower=0.0)
+        fig.add_trace(go.Scatter(x=list(x) + list(x[::-1]), y=list(high) + list(low[::-1]), fill="toself", mode="lines",
                                  fillcolor=colors[group], opacity=0.15, line={"width": 0}, hoverinfo="skip",
                                  showlegend=False, legendgroup=group))
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=group, legendgroup=group,

@@ -73,3 +73,20 @@ def test_auto_is_constrained_when_mitigated_and_overall_when_plain():
     assert resolve_selection("auto", mitigated=True) == "constrained"
     assert resolve_selection("auto", mitigated=False) == "overall"
     assert resolve_selection("worst-group", mitigated=False) == "worst-group"
+
+
+def test_finish_selections_evaluates_each_selected_epoch_once(monkeypatch):
+    from fairlin_core.linearize import api
+    checkpoint = load_checkpoint(TOY)
+    bundle = load_dataset_for(checkpoint.sidecar)
+    prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, "random", [0.5],
+                                options=LinearizeOptions(finetune=FinetuneConfig(epochs=4)), seed=0)
+    evaluated = []
+    evaluate_all = api._evaluate_all
+    monkeypatch.setattr(api, "_evaluate_all", lambda model, bundle: evaluated.append(1) or evaluate_all(model, bundle))
+    rules = (*SELECTIONS, "overall")  # "overall" twice: the same epoch by construction
+    results = api.finish_selections(prepared, prepared.students[0], bundle, rules)
+    epochs = {rule: result.configuration["finetune_best_epoch"] for rule, result in results.items()}
+    assert len(evaluated) == len(set(epochs.values()))
+    for rule, result in results.items():  # each rule's evaluation is of its own selected model
+        assert result.evaluations["finetuned"] == evaluate_all(result.model, bundle)
