@@ -2,6 +2,8 @@
 digits 0-4 / 20% of 5-9 in training): group classes, the majority-vs-minority aggregate, the headline, base
 accuracy intervals, the bound's rank agreement, mean inputs, protocols; and their readable tables."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -114,8 +116,14 @@ def test_group_colours_split_majority_and_minority_into_two_hue_families():
     assert audit_figures.GroupStyle.of(list(colors), ["9"], "3").color("4") == audit_figures.MUTED
 
 
+def _json_unescaped(page: str) -> str:
+    """``page`` with JSON's ``\\uXXXX`` escapes decoded: plotly writes figure JSON with orjson when it is installed
+    (UTF-8 as is) and with the standard encoder otherwise (non-ASCII as escapes); the text must match either way."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), page)
+
+
 def test_the_report_uses_the_page_figures_fits_the_width_and_states_units(shipped):
-    page = audit_report_html(shipped, method="snl")
+    page = _json_unescaped(audit_report_html(shipped, method="snl"))
     assert "Majority vs minority · balanced split" in page
     assert "max-width: 1100px" in page and "overflow-x: auto" in page and '"responsive": true' in page
     assert "percentage points" in page and "Relative drop (%) [95% CI]" in page
