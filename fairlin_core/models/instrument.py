@@ -1,11 +1,14 @@
 """Instrument any ``nn.Module``: every ReLU becomes a :class:`LinearizableReLU` site (via ``torch.fx``).
 
-Every ``nn.ReLU`` module call and every ``F.relu`` / ``torch.relu`` / ``Tensor.relu`` call (and their
-in-place forms) in the symbolically traced graph is replaced by its own site; the site's shape comes
-from one probe forward pass (batch of one, eval mode, no grad). A module called twice (torchvision's
-BasicBlock calls ``relu`` after bn1 and after the add) gets two sites. Other activations (ReLU6, GELU,
-SiLU, ...) are reported in :attr:`InstrumentReport.other_activations` and left alone: they are not
-ReLUs, so they are neither counted nor linearized.
+Every ReLU in the symbolically traced graph is replaced by its own site: ``nn.ReLU`` (and ``nn.Threshold(0, 0)``)
+module calls, ``F.relu`` / ``torch.relu`` / ``Tensor.relu`` calls, and the ReLUs written another way:
+``clamp`` / ``clip`` / ``clamp_min`` with ``min=0`` and no ``max``, ``torch.maximum`` / ``torch.max`` /
+``torch.fmax`` of the input and a zero (``torch.zeros_like(x)`` or a one-element zero constant) and
+``F.threshold(x, 0, 0)``, all with their in-place forms. The site's shape comes from one probe forward pass
+(batch of one, eval mode, no grad). A module called twice (torchvision's BasicBlock calls ``relu`` after bn1 and
+after the add) gets two sites. Other elementwise nonlinearities (ReLU6, GELU, SiLU, a clamp to another range, a
+maximum of two tensors, abs, ...) are reported in :attr:`InstrumentReport.other_activations` and left alone: they
+are not ReLUs, so they are neither counted nor linearized.
 
 Sites get ``stage`` N when they sit under a module path containing ``layerN`` (torchvision ResNets),
 else 0; ``role`` is ``output`` when the ReLU's input is an addition (a residual add), else ``inner``.
@@ -39,12 +42,21 @@ FACTORY_PATTERN = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*"
 
 RELU_FUNCTIONS = {F.relu: False, torch.relu: False, torch.relu_: True, F.relu_: True}
 RELU_METHODS = {"relu": False, "relu_": True}
+# clamp-like calls (function or method name -> in place): a ReLU when min is 0 and there is no max
+CLAMPS = {"clamp": False, "clip": False, "clamp_min": False, "clamp_": True, "clip_": True, "clamp_min_": True}
+MAXIMA = {"maximum", "max", "fmax"}  # elementwise maximum of two tensors: a ReLU when one of them is zero
+THRESHOLDS = {F.threshold: False, torch.threshold: False, torch.threshold_: True, F.threshold_: True}
 OTHER_MODULES = (nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU,
-                 nn.PReLU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.Sigmoid, nn.Tanh)
+                 nn.PReLU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Threshold, nn.RReLU, nn.GLU,
+                 nn.Hardshrink, nn.Softshrink, nn.Tanhshrink, nn.LogSigmoid, nn.Softsign)
 OTHER_FUNCTIONS = {F.relu6: "relu6", F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish",
                    F.hardsigmoid: "hardsigmoid", F.leaky_relu: "leaky_relu", F.elu: "elu", F.selu: "selu",
                    F.mish: "mish", F.softplus: "softplus", F.hardtanh: "hardtanh", torch.sigmoid: "sigmoid",
-                   torch.tanh: "tanh", F.sigmoid: "sigmoid", F.tanh: "tanh"}
+                   torch.tanh: "tanh", F.sigmoid: "sigmoid", F.tanh: "tanh", F.celu: "celu", F.rrelu: "rrelu",
+                   F.glu: "glu", F.hardshrink: "hardshrink", F.softshrink: "softshrink", F.tanhshrink: "tanhshrink",
+                   F.logsigmoid: "logsigmoid", F.softsign: "softsign", torch.abs: "abs", torch.minimum: "minimum",
+                   torch.fmin: "fmin", torch.where: "where"}
+OTHER_METHODS = {"relu6", "sigmoid", "tanh", "abs", "minimum"}
 ADDS = {operator.add, operator.iadd, torch.add}
 _LAYER = re.compile(r"(?:^|\.)layer(\d+)(?:\.|$)")
 
@@ -79,22 +91,97 @@ def _module_path(node: fx.Node) -> str:
     return next(reversed(stack.values()))[0] if stack else ""
 
 
-def _classify(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, bool]:
-    """("relu", in place) for a ReLU call, (label, False) for another activation, ("", False) otherwise."""
+@dataclass(frozen=True)
+class _Call:
+    """What one graph node computes: ``kind`` "relu" (its input ``source``, ``inplace``, and ``spent``, a zero
+    operand node that only this call used), another activation's label, or "" for anything else."""
+
+    kind: str
+    source: Any = None
+    inplace: bool = False
+    spent: Any = None
+
+
+_NOTHING = _Call("")
+
+
+def _name(node: fx.Node) -> str:
+    """The function's or method's name of a call node ("" for other nodes)."""
+    if node.op == "call_method":
+        return str(node.target)
+    return getattr(node.target, "__name__", "") if node.op == "call_function" else ""
+
+
+def _is_number(value: Any, number: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == number
+
+
+def _is_zero(value: Any, graph_module: fx.GraphModule) -> bool:
+    """Whether ``value`` is an exact zero operand: the number 0, ``torch.zeros_like(...)``, or a one-element zero
+    constant (``torch.tensor(0.)`` in a forward becomes such a constant); a larger constant could broadcast."""
+    if _is_number(value, 0):
+        return True
+    if not isinstance(value, fx.Node):
+        return False
+    if value.op == "call_function" and value.target is torch.zeros_like:
+        return True
+    if value.op == "get_attr":
+        constant = getattr(graph_module, str(value.target), None)
+        return isinstance(constant, torch.Tensor) and constant.numel() == 1 and float(constant) == 0.0
+    return False
+
+
+def _argument(node: fx.Node, index: int, name: str) -> Any:
+    return node.args[index] if len(node.args) > index else node.kwargs.get(name)
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    meta = value.meta.get("tensor_meta") if isinstance(value, fx.Node) else None
+    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+
+def _classify(node: fx.Node, graph_module: fx.GraphModule, modules: dict[str, nn.Module]) -> _Call:
+    """A ReLU (in any of the forms the module docstring lists, keeping its input's shape), another activation, or
+    nothing. Shapes are read from the probe pass (``tensor_meta``)."""
+    call = _classify_call(node, graph_module, modules)
+    if call.kind == "relu" and _shape(node) != _shape(call.source):  # a zero that broadcast the input larger
+        return _Call("maximum")
+    return call
+
+
+def _classify_call(node: fx.Node, graph_module: fx.GraphModule, modules: dict[str, nn.Module]) -> _Call:
     if node.op == "call_module":
         module = modules[str(node.target)]
-        if type(module) is nn.ReLU:
-            return "relu", module.inplace
-        return (type(module).__name__ if isinstance(module, OTHER_MODULES) else ""), False
-    if node.op == "call_function":
-        if node.target in RELU_FUNCTIONS:
-            return "relu", RELU_FUNCTIONS[node.target] or bool(node.kwargs.get("inplace", False))
-        return OTHER_FUNCTIONS.get(node.target, ""), False
-    if node.op == "call_method":
-        if node.target in RELU_METHODS:
-            return "relu", RELU_METHODS[node.target]
-        return (node.target if node.target in ("relu6", "sigmoid", "tanh") else ""), False
-    return "", False
+        if type(module) is nn.ReLU or (type(module) is nn.Threshold and module.threshold == 0 and module.value == 0):
+            return _Call("relu", node.args[0], module.inplace)
+        return _Call(type(module).__name__) if isinstance(module, OTHER_MODULES) else _NOTHING
+    if node.op not in ("call_function", "call_method"):
+        return _NOTHING
+    name, method = _name(node), node.op == "call_method"
+    if (method and node.target in RELU_METHODS) or (not method and node.target in RELU_FUNCTIONS):
+        inplace = RELU_METHODS[node.target] if method else RELU_FUNCTIONS[node.target]
+        return _Call("relu", node.args[0], inplace or bool(node.kwargs.get("inplace", False)))
+    if name in CLAMPS and (method or getattr(torch, name, None) is node.target):
+        low, high = _argument(node, 1, "min"), (None if name.startswith("clamp_min") else _argument(node, 2, "max"))
+        if high is None and _is_zero(low, graph_module):
+            return _Call("relu", node.args[0], CLAMPS[name], spent=low if isinstance(low, fx.Node) else None)
+        return _Call("clamp")
+    if name in MAXIMA and (method or getattr(torch, name, None) is node.target):
+        operands = list(node.args)  # (input, other) for the function and the method alike
+        if len(operands) != 2 or not all(isinstance(a, fx.Node) for a in operands) or node.kwargs:
+            return _NOTHING  # a reduction (torch.max(x), x.max(dim)), not an elementwise maximum of two tensors
+        for kept, other in (operands, operands[::-1]):
+            if _is_zero(other, graph_module) and not _is_zero(kept, graph_module):
+                return _Call("relu", kept, spent=other)
+        return _Call("maximum")
+    if not method and node.target in THRESHOLDS:
+        level, value = _argument(node, 1, "threshold"), _argument(node, 2, "value")
+        if _is_number(level, 0) and _is_number(value, 0):
+            return _Call("relu", node.args[0], THRESHOLDS[node.target] or bool(_argument(node, 3, "inplace")))
+        return _Call("threshold")
+    if method:
+        return _Call(name) if name in OTHER_METHODS else _NOTHING
+    return _Call(OTHER_FUNCTIONS[node.target]) if node.target in OTHER_FUNCTIONS else _NOTHING
 
 
 def _is_add(node: Any) -> bool:
@@ -135,14 +222,14 @@ def instrument(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule
     others: Counter[str] = Counter()
     relus = []
     for node in graph_module.graph.nodes:
-        kind, inplace = _classify(node, modules)
-        if kind == "relu":
-            relus.append((node, inplace))
-        elif kind:
-            others[kind] += 1
+        call = _classify(node, graph_module, modules)
+        if call.kind == "relu":
+            relus.append((node, call))
+        elif call.kind:
+            others[call.kind] += 1
     taken = set(modules)
     sites: dict[str, tuple[int, ...]] = {}
-    for node, inplace in relus:
+    for node, call in relus:
         path = _module_path(node)
         base = path if node.op == "call_module" else ".".join(p for p in (path, node.name) if p)
         name, suffix = base, 1
@@ -150,7 +237,7 @@ def instrument(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule
             name, suffix = f"{base}_{suffix}", suffix + 1
         shape = tuple(int(s) for s in node.meta["tensor_meta"].shape[1:])
         stage = int(match.group(1)) if (match := _LAYER.search(path)) else 0
-        source = node.args[0]
+        source, inplace = call.source, call.inplace
         role = "output" if _is_add(source) else "inner"
         graph_module.add_submodule(name, LinearizableReLU(shape, stage=stage, role=role))
         sites[name] = shape
@@ -161,6 +248,8 @@ def instrument(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule
             source.replace_all_uses_with(site_node, delete_user_cb=lambda user: user is not site_node
                                          and order.get(user, -1) > order[node])
         graph_module.graph.erase_node(node)
+        if call.spent is not None and not call.spent.users:  # the zero operand only this maximum read
+            graph_module.graph.erase_node(call.spent)
     graph_module.graph.lint()
     graph_module.recompile()
     graph_module.delete_all_unused_submodules()

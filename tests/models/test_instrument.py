@@ -12,7 +12,7 @@ from torch import nn
 from fairlin_core.errors import FairLinError, ModelError
 from fairlin_core.linearize.deepreduce import student_spec
 from fairlin_core.linearize.options import DeepReduceConfig
-from fairlin_core.models import instrument, relu_count, set_stage_masks, site_table
+from fairlin_core.models import activation_sites, instrument, relu_count, set_stage_masks, site_table
 from fairlin_core.models.instrument import has_stages
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -60,6 +60,49 @@ def test_custom_cnn_functional_and_inplace_relus():
                 module.alpha.zero_()
     assert not torch.allclose(model(X), source(X), atol=1e-3)  # the sites really replaced the ReLUs
     assert not has_stages(model)
+
+
+class ReluSpellingsCNN(nn.Module):
+    """The ReLUs written as clamps, maxima with zero and thresholds (and in place), beside lookalikes that are not
+    ReLUs. ``linear=True`` computes the same network with every ReLU spelling replaced by the identity."""
+
+    def __init__(self, linear: bool = False):
+        super().__init__()
+        self.linear = linear
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.threshold = nn.Threshold(0, 0)
+        self.head = nn.Linear(4, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        relu = (lambda f: x) if self.linear else (lambda f: f())
+        ys = [relu(lambda: x.clamp(min=0)), relu(lambda: torch.clamp(x, min=0)), relu(lambda: torch.clamp(x, 0)),
+              relu(lambda: x.clamp_min(0)), relu(lambda: torch.clip(x, min=0.0)),
+              relu(lambda: torch.maximum(x, torch.zeros_like(x))), relu(lambda: torch.max(torch.tensor(0.0), x)),
+              relu(lambda: F.threshold(x, 0, 0)), relu(lambda: self.threshold(x))]
+        z = x * 1.0
+        if not self.linear:
+            z.clamp_(min=0)  # in place: the next line must read the ReLU'd z
+        ys.append(z + 0.0)
+        others = [x.clamp(0, 6), torch.clamp(x, min=-1), torch.maximum(x, 0.5 * x), F.threshold(x, 0.5, 0), x.abs()]
+        y = torch.stack(ys + others).sum(0) + x.max(1, keepdim=True)[0]  # x.max(dim) is a reduction, not a ReLU
+        return self.head(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+def test_relus_written_as_clamp_maximum_and_threshold_are_sites():
+    source, twin = ReluSpellingsCNN().eval(), ReluSpellingsCNN(linear=True).eval()
+    twin.load_state_dict(source.state_dict())
+    model = instrument(source, (3, 8, 8)).eval()
+    report = model.fairlin_report
+    assert len(report.sites) == 10 and report.relu_count == 10 * 4 * 8 * 8  # counted by hand: 10 spellings
+    assert report.other_activations == {"clamp": 2, "maximum": 1, "threshold": 1, "abs": 1}
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(model(x), source(x), atol=1e-5)
+    with torch.no_grad():
+        for _, site in activation_sites(model):
+            site.alpha.zero_()
+    assert torch.allclose(model(x), twin(x), atol=1e-5)  # every spelling became the identity at alpha 0
+    assert not torch.allclose(twin(x), source(x), atol=1e-3)
 
 
 def test_mobilenet_v2_reports_relu6_and_linearizers_refuse_it(digits_checkpoint):
