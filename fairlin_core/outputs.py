@@ -2,8 +2,8 @@
 fit the file system, and finished results are not replaced unless asked to.
 
 A command that writes finished results (a checkpoint, result tables) calls :func:`prepare_output` first, so
-a bad ``--out`` (under a regular file, in an unwritable folder, a name too long) or an existing result is a
-clear :class:`~fairlin_core.errors.FairLinError` before training starts, never a lost model afterwards.
+a bad ``--out`` (under a regular file, in an unwritable folder, a name too long or not UTF-8) or an existing
+result is a clear :class:`~fairlin_core.errors.FairLinError` before training starts, never a lost model afterwards.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import FairLinError
+from .errors import FairLinError, brief
 
 OVERWRITE_HINT = "pass --overwrite (overwrite=True) to replace it"
 _DEFAULT_NAME_MAX = 255
@@ -30,6 +30,18 @@ def _name_max(folder: Path) -> tuple[int, int]:
         return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
     except (OSError, ValueError):
         return _DEFAULT_NAME_MAX, _DEFAULT_PATH_MAX
+
+
+def _check_encodable(path: Path, what: str) -> None:
+    """FairLinError when ``path`` is no UTF-8 text: a name given as bytes that are not UTF-8 (the command line
+    decodes them to surrogates ``\\udc80``-``\\udcff``) or a str holding lone surrogates. Such a name would be
+    written but could not be printed, recorded in JSON or shown by the dashboard afterwards."""
+    try:
+        str(path).encode()
+    except UnicodeEncodeError as error:
+        raise FairLinError(f"{what} {brief(str(path))} is not valid UTF-8 text (character {error.start + 1} is "
+                           f"{brief(str(path)[error.start])}: a non-UTF-8 byte or a lone surrogate); expected a "
+                           f"name in UTF-8") from None
 
 
 def _shown(path: Path, limit: int = 120) -> str:
@@ -50,9 +62,10 @@ def check_writable(folder: str | os.PathLike[str], what: str = "output folder", 
 
     The folders this call created are removed again unless ``keep`` (a command refused later for another
     reason leaves nothing behind; writers create their folder when they write). FairLinError naming the
-    folder when a name is too long, a parent is a regular file, or it is not writable.
+    folder when its name is no UTF-8 text, a name is too long, a parent is a regular file, or it is not writable.
     """
     folder = Path(folder).expanduser().absolute()
+    _check_encodable(folder, what)
     name_max, path_max = _name_max(folder)
     long_part = next((part for part in folder.parts if len(part.encode()) > name_max), None)
     if long_part is not None or len(str(folder).encode()) >= path_max:
@@ -98,6 +111,8 @@ def prepare_output(folder: str | os.PathLike[str], finished: Iterable[str] = (),
     """
     folder = check_writable(folder, what)
     names = list(finished)
+    for name in names:
+        _check_encodable(Path(name), "output name")
     name_max = _name_max(folder)[0]
     long_name = next((n for n in names if len(n.encode()) > name_max), None)
     if long_name is not None:

@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import dataset_reference, save_checkpoint
+from .checkpoints.io import prepare_checkpoint_output
 from .data import DatasetBundle, load_dataset
 from .errors import FairLinError, brief, check_seed
 from .metrics import evaluate_model, evaluate_split
 from .models import ModelSpec, build_model, relu_count, resolve_spec, state_shapes
-from .outputs import prepare_output_file
 from .runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
 
 FLIP_DATASETS = {"cifar10", "utkface"}
@@ -150,16 +150,14 @@ def train_base_checkpoint(dataset: str, model: str, *, out: str | Path, model_op
                           cancel: CancelFlag | None = None, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
     """The one way to train a base checkpoint (CLI ``train-base`` and the dashboard's train-base jobs).
 
-    Checks ``out`` first (:func:`~fairlin_core.outputs.prepare_output_file`: writable, and no checkpoint
+    Checks ``out`` first (:func:`~fairlin_core.checkpoints.io.prepare_checkpoint_output`: writable, and no checkpoint
     there unless ``overwrite``), loads ``dataset`` (seeded by ``dataset_seed``, None = ``seed``), checks the
     model spec against it before any training, trains, builds the sidecar metadata and saves ``out`` (.safetensors + .json).
     Returns (weights path, {"checkpoint", "train_seconds", **test evaluation}). Raises Cancelled when
     ``cancel`` is set; nothing is written then.
     """
     seed = check_seed(seed)
-    out = Path(out)
-    out = prepare_output_file(out if out.suffix == ".safetensors" else out.with_suffix(".safetensors"), [".json"],
-                              overwrite=overwrite, what="checkpoint")
+    out = prepare_checkpoint_output(out, overwrite=overwrite)
     bundle = load_dataset(dataset, data_root=data_root, seed=seed if dataset_seed is None else dataset_seed,
                           target=target, group=group, **(dataset_options or {}))
     options = dict(model_options or {})

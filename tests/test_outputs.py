@@ -3,6 +3,7 @@ are refused before any work starts, in the CLI, the jobs and the upload; a check
 replaced."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -130,3 +131,95 @@ def test_jobs_and_upload_check_their_outputs_first(tmp_path):
     with pytest.raises(FairLinError, match="already exists"):
         accept_upload("mine.safetensors", weights, sidecar, tmp_path / "user")
 
+
+
+def test_guard_refuses_names_that_are_not_utf8(tmp_path, capsys):
+    """A non-UTF-8 byte from the command line (a surrogate after decoding) or a lone surrogate in a str is a
+    clear FairLinError of the guard, in every writer; nothing is created."""
+    for bad in (tmp_path / "\udcff\udcfe", tmp_path / "ok" / "\ud800x"):
+        with pytest.raises(FairLinError, match="not valid UTF-8 text"):
+            check_writable(bad)
+    with pytest.raises(FairLinError, match=r"output name '\\udcff.safetensors' is not valid UTF-8"):
+        prepare_output_file(tmp_path / "\udcff.safetensors", [".json"])
+    code, out, err = run_cli(capsys, "linearize", "--checkpoint", TOY, "--method", "random", "--budget", "4",
+                             "--out", tmp_path / "lin\udcff", "--finetune-epochs", "0")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "not valid UTF-8" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_audit_checks_its_out_before_the_grid(capsys, tmp_path, monkeypatch):
+    """default-audit with a 300-character, non-UTF-8 or under-a-file --out: exit 2 with the guard's one line
+    before the grid's checkpoint is loaded."""
+    import fairlin_core.audit.grid as grid
+
+    def loaded(*args):
+        raise AssertionError("the grid was checked before its output")
+
+    monkeypatch.setattr(grid, "_checked", loaded)
+    (tmp_path / "plain.txt").write_text("x")
+    for out, expected in ((tmp_path / ("a" * 300), "name too long"), (tmp_path / "\udcff", "not valid UTF-8"),
+                          (tmp_path / "plain.txt" / "audit", "lies under a regular file")):
+        code, stdout, err = run_cli(capsys, "default-audit", "--checkpoint", TOY, "--out", out)
+        assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1 and expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt"]
+
+
+KILLED_WHILE_WRITING = """
+import os, signal, sys
+import fairlin_core.checkpoints.io as io
+from fairlin_core.cli import main
+
+def killed(state, tmp, metadata=None):  # half the weights written, then kill -9 (no cleanup can run)
+    with open(tmp, "wb") as handle:
+        handle.write(b"half a checkpoint")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+io.save_file = killed
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("command", ["linearize", "train-base"])
+def test_a_writer_killed_mid_write_leaves_temporaries_the_next_run_removes(command, capsys, tmp_path):
+    """kill -9 of linearize / train-base while the checkpoint is staged leaves its temporary; the next run of
+    the same output removes it (its writer is dead) and writes the complete pair; a live writer's stays."""
+    out = tmp_path / "out"
+    argv = {"linearize": ["linearize", "--checkpoint", TOY, "--method", "random", "--budget", "4",
+                          "--finetune-epochs", "0", "--out", str(out)],
+            "train-base": ["train-base", "--dataset", "toy2d", "--model", "mlp", "--epochs", "3",
+                           "--out", str(out / "model.safetensors")]}[command]
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, *argv], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    leftovers = [p.name for p in out.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".model.safetensors.") and leftovers[0].endswith(".tmp")
+    live = out / ".model.safetensors.1.abcdefgh.tmp"  # pid 1 runs: a writer still at work
+    live.write_bytes(b"in progress")
+    assert run_cli(capsys, *argv)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([live.name, "model.json", "model.safetensors"])
+    assert load_checkpoint(out).spec.name == "mlp"
+
+
+FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from fairlin_core.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the weights (2184 bytes) fit, the sidecar does not
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_during_overwrite_is_one_line_and_keeps_the_old_pair(capsys, tmp_path):
+    """train-base --overwrite whose sidecar cannot be written (the file size limit, as on a full disk): exit 2
+    with one line naming the failure; the old pair is kept byte for byte and no temporary is left."""
+    out = tmp_path / "toy.safetensors"
+    argv = ["train-base", "--dataset", "toy2d", "--model", "mlp", "--epochs", "40", "--out", str(out)]
+    assert run_cli(capsys, *argv)[0] == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    proc = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT, *argv, "--seed", "1", "--overwrite"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "TQDM_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
+    assert "File too large" in proc.stderr and "kept unchanged" in proc.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -219,23 +219,25 @@ def build_audit(grid: AuditGrid, out: str | Path, *, progress: ProgressFn | None
     run_chunks: None = this process runs one claimed chunk after the other; else a runner (e.g. the jobs
     wing's Ray runner) handed every chunk this process could claim at once, yielding
     ``((method, seed), chunk)`` as each finishes (in any order).
-    Refused before anything is written (FairLinError): an invalid grid (:func:`normalize_grid`), the shipped
-    results folder, and a folder holding another grid, checkpoint or files that are no audit, unless
+    Refused before anything is written (FairLinError): an ``out`` the output guard refuses
+    (:func:`~fairlin_core.outputs.check_writable`: a name too long or not UTF-8, under a regular file, not
+    writable; checked before the grid is loaded), an invalid grid (:func:`normalize_grid`), the shipped results
+    folder, and a folder holding another grid, checkpoint or files that are no audit, unless
     ``overwrite`` (the stale chunks are then deleted). The same grid resumes from its chunks. Duplicate
     inputs are merged; ``results.meta["notes"]`` says which, and ``on_notes`` (e.g. the CLI's printer) gets them
     once the grid is checked, before any work.
     """
-    grid, notes, checkpoint, bundle = _checked(grid)
     out = Path(out)
-    record = grid_record(grid)
+    check_writable(out, "results folder")  # its name and place first: before the grid is loaded or ``out`` read
     if not overwrite and out.resolve() in {REPO_AUDIT, SHIPPED_AUDIT.resolve()}:
         raise FairLinError(f"{out} is the shipped default audit, read-only to the tool; write elsewhere (--out DIR; "
                            f"default ./{DEFAULT_AUDIT_OUT}), or regenerate it explicitly with --out {out} --overwrite")
+    grid, notes, checkpoint, bundle = _checked(grid)
+    record = grid_record(grid)
     problem = _other_results(out, record)
     if problem and not overwrite:
         raise FairLinError(f"{out} holds {problem}; refusing to replace it: choose another --out (an empty or new "
                            f"folder, or one of the same grid to resume), or pass --overwrite to replace it")
-    check_writable(out, "results folder")
     if on_notes is not None:
         on_notes(notes)
     manifest_path = out / "chunks" / "grid.json"

@@ -35,7 +35,7 @@ from ..errors import CheckpointError, FairLinError
 from ..registry import Registry
 from ..runtime import file_digest, trust_model_code
 from .dataset import dataset_reference
-from .io import Checkpoint, load_checkpoint, shape_mismatch
+from .io import Checkpoint, load_checkpoint, prepare_checkpoint_output, shape_mismatch
 from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, build_model, relu_count, resolve_spec,
                       set_stage_masks)
 
@@ -294,9 +294,12 @@ def import_checkpoint(source: str | Path, fmt: str, arch: str | None, dataset: s
                       seed: int = 0, data_root: str | Path | None = None,
                       model_options: dict[str, Any] | None = None,
                       format_options: dict[str, Any] | None = None, model_code: str | None = None,
-                      model_kwargs: dict[str, Any] | None = None) -> Checkpoint:
+                      model_kwargs: dict[str, Any] | None = None, overwrite: bool = False) -> Checkpoint:
     """Import ``source`` (see :func:`import_weights`) for ``dataset`` and write a FairLin checkpoint ``out``
     (safetensors + sidecar with an ``imported_from`` record); returns it loaded.
+
+    ``out`` is checked first, before ``source`` is read (:func:`~fairlin_core.checkpoints.io.prepare_checkpoint_output`:
+    writable, a name the file system takes, and no checkpoint there unless ``overwrite``).
 
     The dataset (with ``dataset_options`` and ``seed``) gives the input shape, the classes (unless
     ``num_classes``) and the splits an audit reloads. The checkpoint is ``linearized`` when any mask in
@@ -304,6 +307,7 @@ def import_checkpoint(source: str | Path, fmt: str, arch: str | None, dataset: s
     builds the model with the user's own factory instead of ``arch``: the caller's choice to run that
     code, so that factory is trusted in this process from then on (:func:`~fairlin_core.runtime.trust_model_code`).
     """
+    out = prepare_checkpoint_output(out, overwrite=overwrite)
     if model_code:
         trust_model_code(model_code)
         arch, model_options = CODE_MODEL, {"factory": model_code, "kwargs": dict(model_kwargs or {})}
@@ -332,7 +336,8 @@ def needs_import(path: str | Path) -> bool:
 
 def ensure_checkpoint(path: str | Path, dest_dir: str | Path, **import_args: Any) -> Path:
     """``path`` itself when it is a FairLin checkpoint, else its import into ``dest_dir`` (named
-    ``<stem>-<sha256[:10]>``, reused when already there) with ``import_args`` of :func:`import_checkpoint`."""
+    ``<stem>-<sha256[:10]>``, reused when already there, re-imported over weights left without their sidecar)
+    with ``import_args`` of :func:`import_checkpoint`."""
     path = Path(path)
     if not needs_import(path):
         return path
@@ -343,4 +348,4 @@ def ensure_checkpoint(path: str | Path, dest_dir: str | Path, **import_args: Any
     out = Path(dest_dir) / f"{stem}-{file_digest(path)[:10]}.safetensors"
     if out.exists() and out.with_suffix(".json").exists():
         return out
-    return import_checkpoint(path, out=out, **import_args).path
+    return import_checkpoint(path, out=out, overwrite=True, **import_args).path

@@ -8,9 +8,11 @@ count, per-group accuracy and package versions. Loading refuses corrupt files, p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ from .dataset import load_dataset_for
 from ..data import DatasetBundle
 from ..errors import CheckpointError, FairLinError, brief, one_line
 from ..models import ModelSpec, build_model, relu_count, state_shapes
+from ..outputs import prepare_output_file
+from ..runtime import pid_alive
 
 SIDECAR_FORMAT = "fairlin-checkpoint"
 SIDECAR_VERSION = 1
@@ -89,31 +93,80 @@ def package_versions() -> dict[str, str]:
             "safetensors": safetensors.__version__, "python": platform.python_version()}
 
 
+_STAGED_NAME = 40  # characters of the target's name kept in its temporaries' names (they must fit NAME_MAX too)
+
+
+def checkpoint_target(path: str | Path) -> Path:
+    """The weights file of a checkpoint written to ``path``: ``path`` with its suffix made ``.safetensors``
+    (its sidecar is the ``.json`` beside it). CheckpointError when ``path`` names no file (``.``, ``/``)."""
+    path = Path(path)
+    if not path.name or path.name == "..":
+        raise CheckpointError(f"checkpoint output {brief(str(path))} names no file; expected a file path "
+                              f"NAME.safetensors")
+    return path if path.suffix == ".safetensors" else path.with_suffix(".safetensors")
+
+
+def prepare_checkpoint_output(path: str | Path, *, overwrite: bool = False, what: str = "checkpoint") -> Path:
+    """Check where a checkpoint pair goes before any work starts (:func:`~fairlin_core.outputs.prepare_output_file`
+    for the weights and their sidecar: the folder writable, names UTF-8 and short enough, no checkpoint there
+    unless ``overwrite``); returns the absolute weights path :func:`save_checkpoint` then writes."""
+    return prepare_output_file(checkpoint_target(path), [".json"], overwrite=overwrite, what=what)
+
+
+def _stage_pattern(path: Path) -> re.Pattern[str]:
+    """Names of :func:`_staged`'s temporaries for ``path``: ``.NAME.PID.XXXXXXXX.tmp`` (NAME cut to 40 characters,
+    PID the writer's process id)."""
+    return re.compile(rf"\.{re.escape(path.name[:_STAGED_NAME])}\.([0-9]+)\.[a-z0-9_]+\.tmp")
+
+
+def _sweep_stale(path: Path) -> None:
+    """Remove the temporaries of ``path`` whose writer no longer runs (a writer killed mid-write, e.g. kill -9,
+    leaves its temporary behind); a live writer's (this process's included) are kept. Best effort: one that
+    cannot be removed (another user's) stays."""
+    pattern = _stage_pattern(path)
+    for entry in path.parent.iterdir():
+        found = pattern.fullmatch(entry.name)
+        if found and int(found.group(1)) != os.getpid() and not pid_alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                entry.unlink(missing_ok=True)
+
+
 def _staged(path: Path, write) -> str:
-    """Write via ``write(tmp)`` into a temporary file beside ``path``; returns the temporary file's name."""
+    """Write via ``write(tmp)`` into a temporary file beside ``path`` (named by :func:`_stage_pattern`, after
+    removing those of dead writers); returns the temporary file's name. A failed write removes its temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_STAGED_NAME]}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)
     except BaseException:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)  # the writer may have removed it already (safetensors does on failure)
         raise
     return tmp
 
 
+def _write_failure(path: Path, error: Exception) -> CheckpointError:
+    """The one-line error of a checkpoint that could not be staged (disk full, file too large, ...)."""
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else one_line(str(error), 200)
+    kept = ("the checkpoint already there is kept unchanged" if path.exists() or sidecar_path(path).exists()
+            else "nothing was written")
+    return CheckpointError(f"cannot write checkpoint {brief(str(path))} ({reason}); {kept}; expected a writable folder "
+                           f"with room for it")
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, metadata: dict[str, Any]) -> Path:
-    """Write ``path`` (.safetensors) and its JSON sidecar as a pair; returns the weights path.
+    """Write ``path`` (.safetensors, see :func:`checkpoint_target`) and its JSON sidecar as a pair; returns the
+    weights path.
 
     metadata: dataset, seed, metrics, ... (merged into the sidecar next to the model spec).
     Both files are staged completely first; then the old sidecar goes, the weights are renamed into place
     and the sidecar last, so an interruption leaves the old pair, the new pair, or weights without a sidecar
-    (refused on load as incomplete), never new weights under an old sidecar.
+    (refused on load as incomplete), never new weights under an old sidecar. A staging write that fails
+    (no space, file too large) is a CheckpointError; the old pair is kept then.
     """
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        path = path.with_suffix(".safetensors")
+    path = checkpoint_target(path)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     sidecar = {"format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION, "model": spec.to_dict(),
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -122,8 +175,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, metadat
     side = sidecar_path(path)
     staged = []
     try:
-        staged.append(_staged(path, lambda tmp: save_file(state, tmp, metadata={"format": SIDECAR_FORMAT})))
-        staged.append(_staged(side, lambda tmp: Path(tmp).write_text(text)))
+        try:
+            staged.append(_staged(path, lambda tmp: save_file(state, tmp, metadata={"format": SIDECAR_FORMAT})))
+            staged.append(_staged(side, lambda tmp: Path(tmp).write_text(text)))
+        except (OSError, SafetensorError) as error:
+            raise _write_failure(path, error) from None
         side.unlink(missing_ok=True)
         os.replace(staged[0], path)
         os.replace(staged[1], side)

@@ -7,14 +7,14 @@ import argparse
 from ..checkpoints.importers import import_checkpoint
 from ..errors import FairLinError
 from ..models import site_table
-from .common import add_data_args, add_import_args, import_kwargs, print_json
+from .common import add_data_args, add_import_args, add_overwrite_arg, import_kwargs, print_json
 
 
 def cmd_import_checkpoint(args: argparse.Namespace) -> None:
     kwargs = import_kwargs(args, args.seed)
     if kwargs["arch"] is None:
         raise FairLinError("give --arch (a zoo architecture) or --model-code package.module:factory")
-    checkpoint = import_checkpoint(args.source, out=args.out, **kwargs)
+    checkpoint = import_checkpoint(args.source, out=args.out, overwrite=args.overwrite, **kwargs)
     sidecar = checkpoint.sidecar
     result = {"checkpoint": str(checkpoint.path), "kind": sidecar["kind"], "relu_count": sidecar["relu_count"],
               "sites": len(site_table(checkpoint.model)), "model": checkpoint.spec.to_dict(),
@@ -32,5 +32,6 @@ def configure_import_checkpoint(p: argparse.ArgumentParser) -> None:
     add_import_args(p, required=True)
     add_data_args(p)
     p.add_argument("--out", required=True, help="NAME.safetensors to write (its NAME.json sidecar beside it)")
+    add_overwrite_arg(p, "a checkpoint already at --out")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import_checkpoint)

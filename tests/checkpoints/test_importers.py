@@ -215,3 +215,59 @@ def _save(path, model, container, prefix=""):
     torch.save({"arch": "resnet18_in", container: {prefix + k: v for k, v in model.state_dict().items()},
                 "optimizer": {"state": {}, "param_groups": [{"lr": 0.001}]}}, path)
     return path
+
+
+
+TOY_IMPORT = ["--format", "state-dict", "--arch", "mlp", "--width", "16", "--dataset", "toy2d"]  # the shipped toy MLP
+
+
+def _toy_source(folder):
+    """The shipped toy MLP's state dict as ``folder/toy.pth`` (what import-checkpoint reads with TOY_IMPORT)."""
+    from fairlin_core.checkpoints import load_checkpoint
+    from conftest import TOY
+    torch.save(load_checkpoint(TOY).model.state_dict(), folder / "toy.pth")
+    return folder / "toy.pth"
+
+
+def test_import_refuses_an_existing_checkpoint_before_reading_the_source(tmp_path, capsys, monkeypatch):
+    """import-checkpoint --out EXISTING (a copy of a shipped checkpoint) is refused by the output guard without
+    --overwrite, before the source is torch.load-ed; the pair is kept byte for byte; --overwrite replaces it."""
+    import fairlin_core as fl
+    from fairlin_core.checkpoints import load_checkpoint
+    from fairlin_core.errors import FairLinError
+    from conftest import copy_checkpoint, run_cli
+    source = _toy_source(tmp_path)
+    target = copy_checkpoint(tmp_path / "shipped")
+    before = (target.read_bytes(), target.with_suffix(".json").read_bytes())
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    code, out, err = run_cli(capsys, "import-checkpoint", source, *TOY_IMPORT, "--out", target)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "already exists there (model.json, model.safetensors)" in err and "--overwrite" in err
+    with pytest.raises(FairLinError, match="already exists"):
+        fl.import_checkpoint(source, "state-dict", "mlp", "toy2d", target, model_options={"width": 16})
+    assert loads == [] and (target.read_bytes(), target.with_suffix(".json").read_bytes()) == before
+    code, out, err = run_cli(capsys, "import-checkpoint", source, *TOY_IMPORT, "--out", target, "--overwrite")
+    assert code == 0 and loads, err
+    assert load_checkpoint(target).sidecar["imported_from"]["source"] == "toy.pth"
+    replaced = fl.import_checkpoint(source, "state-dict", "mlp", "toy2d", target, model_options={"width": 16},
+                                    overwrite=True)
+    assert replaced.path == target and replaced.relu_count == 32
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "name-300", "not-utf8", "no-file-name"])
+def test_import_checks_its_target_before_the_source(case, tmp_path, capsys):
+    """A bad --out is the error, not the unreadable source: the target is checked before any import work."""
+    from conftest import run_cli
+    source = tmp_path / "broken.pth"
+    source.write_bytes(b"not a torch.save file")
+    (tmp_path / "plain.txt").write_text("x")
+    out, expected = {"under-a-file": (tmp_path / "plain.txt" / "m.safetensors", "is a file, not a folder"),
+                     "name-300": (tmp_path / ("m" * 300 + ".safetensors"), "too long for the file system"),
+                     "not-utf8": (tmp_path / "\udcff.safetensors", "not valid UTF-8"),
+                     "no-file-name": (".", "names no file")}[case]
+    code, stdout, err = run_cli(capsys, "import-checkpoint", source, *TOY_IMPORT, "--out", out)
+    assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1, err
+    assert expected in err and "torch.save" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pth", "plain.txt"]

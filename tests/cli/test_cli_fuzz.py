@@ -96,6 +96,7 @@ def world(tmp_path_factory):
         if weights is not None:
             path.write_bytes(weights)
         checkpoints[name] = path
+    _outputs_world(top)
     return {"top": top, "data": data, "checkpoints": checkpoints, "good": copy_checkpoint(top / "good")}
 
 
@@ -158,6 +159,47 @@ def _tree_cases(w) -> dict:
     }
 
 
+def _outputs_world(top: Path) -> None:
+    """top/outputs: the toy MLP's state dict as toy.pth (a valid import source), a copy of the shipped toy
+    checkpoint (copy/model.safetensors) and a regular file (plain.txt) for outputs under it."""
+    import torch
+    from fairlin_core.checkpoints import load_checkpoint
+    folder = top / "outputs"
+    copy_checkpoint(folder / "copy")
+    torch.save(load_checkpoint(folder / "copy" / "model.safetensors").model.state_dict(), folder / "toy.pth")
+    (folder / "plain.txt").write_text("x")
+
+
+def _outputs_cases(w) -> dict:
+    """Outputs the guard refuses before any work: an existing checkpoint (a copy, and the repository's own) without
+    --overwrite, 300-character names, names under a regular file, non-UTF-8 names (surrogates)."""
+    folder, good = w["top"] / "outputs", str(w["good"])
+    long, bad = "n" * 300, "\udcff\udcfe"
+    imports = ["import-checkpoint", str(folder / "toy.pth"), "--format", "state-dict", "--arch", "mlp", "--width",
+               "16", "--dataset", "toy2d", "--out"]
+    linearize = ["linearize", "--checkpoint", good, "--method", "random", "--budget", "4", "--out"]
+    train = ["train-base", "--dataset", "toy2d", "--model", "mlp", "--epochs", "1", "--out"]
+    audit = ["default-audit", "--checkpoint", good, "--out"]
+    return {
+        "import-out-existing-copy": [*imports, str(folder / "copy" / "model.safetensors")],
+        "import-out-existing-repo-checkpoint": [*imports, str(REPO / "checkpoints" / "toy2d_mlp.safetensors")],
+        "import-out-name-300": [*imports, str(folder / f"{long}.safetensors")],
+        "import-out-under-file": [*imports, str(folder / "plain.txt" / "m.safetensors")],
+        "import-out-surrogates": [*imports, str(folder / f"{bad}.safetensors")],
+        "import-out-no-file-name": [*imports, "."],
+        "default-audit-out-name-300": [*audit, str(folder / long)],
+        "default-audit-out-under-file": [*audit, str(folder / "plain.txt" / "audit")],
+        "default-audit-out-surrogates": [*audit, str(folder / bad)],
+        "linearize-out-name-300": [*linearize, str(folder / long)],
+        "linearize-out-under-file": [*linearize, str(folder / "plain.txt" / "lin")],
+        "linearize-out-surrogates": [*linearize, str(folder / bad)],
+        "train-base-out-name-300": [*train, str(folder / f"{long}.safetensors")],
+        "train-base-out-folder-300": [*train, str(folder / long / "m.safetensors")],
+        "train-base-out-surrogates": [*train, str(folder / f"{bad}.safetensors")],
+        "train-base-out-existing-copy": [*train, str(folder / "copy" / "model.safetensors")],
+    }
+
+
 def _all_cases(w) -> dict:
     cases = {f"sidecar-{k}": ["evaluate", "--checkpoint", str(p), "--data-root", str(w["data"])]
              for k, p in w["checkpoints"].items()}
@@ -170,7 +212,7 @@ def _all_cases(w) -> dict:
     cases["sweep-sidecar-input-shape-negative"] = ["sweep", "--checkpoint",
                                                    str(w["checkpoints"]["input-shape-negative"]), "--budgets", "4",
                                                    "--store", str(w["top"] / "store")]
-    return {**cases, **_flag_cases(w), **_tree_cases(w)}
+    return {**cases, **_flag_cases(w), **_tree_cases(w), **_outputs_cases(w)}
 
 
 _PLACEHOLDER = Path(".")
