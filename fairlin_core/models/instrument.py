@@ -93,8 +93,9 @@ def _module_path(node: fx.Node) -> str:
 
 @dataclass(frozen=True)
 class _Call:
-    """What one graph node computes: ``kind`` "relu" (its input ``source``, ``inplace``, and ``spent``, a zero
-    operand node that only this call used), another activation's label, or "" for anything else."""
+    """What one graph node computes: ``kind`` "relu" (its input ``source``, ``inplace``, and ``spent``, its zero
+    operand: a graph node to erase once no other node reads it, or a number), another activation's label, or ""
+    for anything else."""
 
     kind: str
     source: Any = None
@@ -158,13 +159,13 @@ def _classify_call(node: fx.Node, graph_module: fx.GraphModule, modules: dict[st
     if node.op not in ("call_function", "call_method"):
         return _NOTHING
     name, method = _name(node), node.op == "call_method"
-    if (method and node.target in RELU_METHODS) or (not method and node.target in RELU_FUNCTIONS):
-        inplace = RELU_METHODS[node.target] if method else RELU_FUNCTIONS[node.target]
-        return _Call("relu", node.args[0], inplace or bool(node.kwargs.get("inplace", False)))
+    relus = RELU_METHODS if method else RELU_FUNCTIONS
+    if node.target in relus:
+        return _Call("relu", node.args[0], relus[node.target] or bool(node.kwargs.get("inplace", False)))
     if name in CLAMPS and (method or getattr(torch, name, None) is node.target):
         low, high = _argument(node, 1, "min"), (None if name.startswith("clamp_min") else _argument(node, 2, "max"))
         if high is None and _is_zero(low, graph_module):
-            return _Call("relu", node.args[0], CLAMPS[name], spent=low if isinstance(low, fx.Node) else None)
+            return _Call("relu", node.args[0], CLAMPS[name], spent=low)
         return _Call("clamp")
     if name in MAXIMA and (method or getattr(torch, name, None) is node.target):
         operands = list(node.args)  # (input, other) for the function and the method alike
@@ -248,7 +249,7 @@ def instrument(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule
             source.replace_all_uses_with(site_node, delete_user_cb=lambda user: user is not site_node
                                          and order.get(user, -1) > order[node])
         graph_module.graph.erase_node(node)
-        if call.spent is not None and not call.spent.users:  # the zero operand only this maximum read
+        if isinstance(call.spent, fx.Node) and not call.spent.users:  # the zero operand only this call read
             graph_module.graph.erase_node(call.spent)
     graph_module.graph.lint()
     graph_module.recompile()
