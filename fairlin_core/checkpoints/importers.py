@@ -35,9 +35,9 @@ from ..errors import CheckpointError, FairLinError
 from ..registry import Registry
 from ..runtime import file_digest, trust_model_code
 from .dataset import dataset_reference
-from .io import Checkpoint, load_checkpoint, prepare_checkpoint_output, shape_mismatch
-from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, build_model, relu_count, resolve_spec,
-                      set_stage_masks)
+from .io import Checkpoint, check_weights, load_checkpoint, prepare_checkpoint_output, shape_mismatch
+from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, build_model, mask_names, relu_count,
+                      resolve_spec, set_stage_masks)
 
 PICKLE_SUFFIXES = (".pth.tar", ".pth", ".pt", ".bin")
 IMPORT_SUFFIXES = (*PICKLE_SUFFIXES, ".safetensors")
@@ -66,7 +66,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     Returns (name -> tensor, {"container": [keys unwrapped], "stripped_prefix": "module." or "",
     "extra": {other top-level entries that are plain strings or numbers, e.g. arch, epoch}}).
     CheckpointError when the suffix is unknown, the file is unreadable, a pickle needs a global
-    outside PyTorch's weights-only allowlist, or no tensors are found.
+    outside PyTorch's weights-only allowlist, no tensors are found, or a tensor holds NaN, infinite or
+    complex values (:func:`~fairlin_core.checkpoints.io.check_weights`).
     """
     path = Path(path)
     name = path.name
@@ -104,6 +105,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if not isinstance(data, dict) or not data:
         raise CheckpointError(f"{name} holds {type(data).__name__}, not a state dict; expected tensors by name")
     state = {str(k): v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    check_weights(state, name)
     prefix = "module." if state and all(k.startswith("module.") for k in state) else ""
     state = {k[len(prefix):]: v for k, v in state.items()}
     return state, {"container": container, "stripped_prefix": prefix, "extra": extra}
@@ -243,7 +245,8 @@ def import_weights(path: str | Path, fmt: str, arch: str, input_shape: tuple[int
                    model_options: dict[str, Any] | None = None,
                    format_options: dict[str, Any] | None = None) -> ImportedWeights:
     """Read ``path`` in layout ``fmt`` into FairLin's ``arch`` for inputs ``input_shape`` (C, H, W) and
-    ``num_classes``; every name and shape must match (CheckpointError listing the differences otherwise).
+    ``num_classes``; every name and shape must match (CheckpointError listing the differences otherwise), and
+    the masks the file holds must lie in [0, 1].
 
     model_options: zoo options (e.g. width) or, for ``arch="code"``, ``factory`` and ``kwargs``.
     format_options: the format's own options (deepreduce: cull, thin, stem_stride).
@@ -277,6 +280,8 @@ def import_weights(path: str | Path, fmt: str, arch: str, input_shape: tuple[int
     if mismatch:
         raise CheckpointError(f"{path.name} is not a {fmt} checkpoint of {spec.name} (options {spec.options}, input "
                               f"{tuple(input_shape)}, {num_classes} classes): " + mismatch)
+    masks = mask_names(model)
+    check_weights({k: v for k, v in mapped.items() if k in masks}, path.name, masks)  # the rest: by read_weights
     current = model.state_dict()
     full = {k: mapped[k].to(current[k].dtype) if k in mapped else torch.ones(current[k].shape) for k in expected}
     model.load_state_dict(full, assign=True)

@@ -3,7 +3,8 @@
 A checkpoint ``NAME.safetensors`` has its sidecar ``NAME.json`` beside it. The sidecar holds the
 model spec (enough to rebuild the architecture), the dataset and its options, the seed, the ReLU
 count, per-group accuracy and package versions. Loading refuses corrupt files, pickles and
-``torch.save`` archives, and weights whose names or shapes disagree with the sidecar's architecture.
+``torch.save`` archives, weights whose names or shapes disagree with the sidecar's architecture, and values
+no model may hold (:func:`check_weights`: NaN, infinite or complex weights, masks outside [0, 1]).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import platform
 import re
 import struct
 import tempfile
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +31,7 @@ from ..version import __version__
 from .dataset import load_dataset_for
 from ..data import DatasetBundle
 from ..errors import CheckpointError, FairLinError, brief, one_line
-from ..models import ModelSpec, build_model, relu_count, state_shapes
+from ..models import ModelSpec, build_model, mask_names, relu_count, state_shapes
 from ..outputs import prepare_output_file
 from ..runtime import pid_alive
 
@@ -271,11 +273,45 @@ def shape_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[
     return "; ".join(details)
 
 
+def check_weights(state: Mapping[str, torch.Tensor], source: str, masks: Collection[str] = ()) -> None:
+    """Refuse values no model may hold, wherever weights enter (a checkpoint loaded, a file imported): complex
+    tensors, NaN or infinite entries of any floating tensor, and masks (the keys in ``masks``, see
+    :func:`~fairlin_core.models.mask_names`) outside [0, 1]. Integer and boolean tensors (batch norm's
+    ``num_batches_tracked``) pass. CheckpointError naming ``source`` and the first bad tensor."""
+    for name, tensor in state.items():
+        mask = name in masks
+        problem = _value_problem(tensor, mask)
+        if problem:
+            raise CheckpointError(f"{source}: {'mask' if mask else 'tensor'} {brief(name)} {problem}")
+
+
+def _value_problem(tensor: torch.Tensor, mask: bool) -> str:
+    """What is wrong with one tensor's values, "" when nothing (a meta tensor has no values to check)."""
+    expected = "masks must lie in [0, 1] (1: a ReLU, 0: the identity)" if mask else "weights must be finite"
+    if tensor.is_meta:
+        return ""
+    if tensor.is_complex():
+        return f"is complex ({str(tensor.dtype).removeprefix('torch.')}); weights must be real numbers"
+    if tensor.is_floating_point():
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            nan = int(torch.isnan(tensor).sum())
+            infinite = tensor.numel() - int(finite.sum()) - nan
+            parts = [f"{n} {kind} value{'s' if n != 1 else ''}" for n, kind in ((nan, "NaN"), (infinite, "infinite")) if n]
+            return f"has {' and '.join(parts)}; {expected}"
+    if mask and tensor.numel():
+        low, high = float(tensor.min()), float(tensor.max())
+        if low < 0 or high > 1:
+            return f"has values from {low:g} to {high:g}; {expected}"
+    return ""
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load and validate a checkpoint; the model is returned in eval mode on CPU.
 
     Nothing is allocated before the sidecar's architecture is known to be within bounds and the weights
     file's header (tensor names and shapes) matches it: the architecture is first built on the meta device.
+    The weights' values are checked (:func:`check_weights`) before the model takes them.
     """
     weights_path = resolve_checkpoint_path(path)
     sidecar = read_sidecar(weights_path)
@@ -295,6 +331,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{weights_path} is corrupt ({one_line(str(error), 200)}); expected a complete "
                               f"safetensors file") from error
     model = build_model(spec)
+    check_weights(state, str(weights_path), mask_names(model))
     model.load_state_dict(state)
     model.eval()
     return Checkpoint(model=model, spec=spec, sidecar=sidecar, path=weights_path)

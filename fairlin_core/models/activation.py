@@ -54,6 +54,12 @@ def activation_sites(model: nn.Module) -> Iterator[tuple[str, LinearizableReLU]]
             yield name, module
 
 
+def mask_names(model: nn.Module) -> frozenset[str]:
+    """The state-dict keys of every site's mask (``<site>.alpha``, e.g. ``layer1.0.relu1.alpha``); names only, so
+    ``model`` may live on the meta device."""
+    return frozenset(f"{name}.alpha" for name, _ in activation_sites(model))
+
+
 def relu_count(model: nn.Module, threshold: float = RELU_THRESHOLD) -> int:
     """Number of mask entries above ``threshold`` over all sites (the model's ReLU count)."""
     return sum(site.relu_count(threshold) for _, site in activation_sites(model))
