@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..data import load_dataset
-from ..errors import CheckpointError, FairLinError
+from ..errors import CheckpointError, FairLinError, clip, one_line
 from ..registry import Registry
 from ..runtime import file_digest, trust_model_code
 from .dataset import dataset_reference
@@ -42,7 +43,8 @@ from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, b
 PICKLE_SUFFIXES = (".pth.tar", ".pth", ".pt", ".bin")
 IMPORT_SUFFIXES = (*PICKLE_SUFFIXES, ".safetensors")
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the refused global so: "... unsupported GLOBAL posix.system ..."
+_REASON_MARK = "WeightsUnpickler error:"  # torch puts the unpickler's own reason after this (when it is not a global)
 
 
 def importable(name: str) -> bool:
@@ -51,13 +53,31 @@ def importable(name: str) -> bool:
 
 
 def _torch_load(path: Path) -> Any:
-    """torch.load with the weights-only unpickler; memory-mapped when the file is a zip archive."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as error:
-        if "mmap" not in str(error):  # legacy (non-zip) torch.save files cannot be memory-mapped
-            raise
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """torch.load with the weights-only unpickler; memory-mapped when the file is a zip archive. torch's warning
+    about a pickle protocol above 2 is not shown (the refusal that follows says what is wrong)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):  # legacy (non-zip) torch.save files cannot be memory-mapped
+                raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _refused_pickle(name: str, error: pickle.UnpicklingError) -> CheckpointError:
+    """The one-line refusal of a pickle the weights-only unpickler stopped: the global it needed (parsed from
+    torch's message, e.g. ``posix.system``) or, failing that, the unpickler's own reason; and how to convert it."""
+    text = str(error)
+    found = _GLOBAL.search(text)
+    if found:
+        what = f"needs the global {clip(found.group(1))}, which weights-only loading refuses"
+    else:
+        reason = text.split(_REASON_MARK)[-1].replace("Weights only load failed.", "")
+        lines = [line.strip() for line in reason.splitlines() if line.strip()]
+        what = f"cannot be read by the weights-only unpickler ({one_line(lines[0] if lines else 'no reason given', 200)})"
+    return CheckpointError(f"{name} {what}; FairLin never runs code from a checkpoint. Expected tensors only: re-save "
+                           f"it as a plain state dict with torch.save(model.state_dict(), path)")
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -84,11 +104,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         try:
             data = _torch_load(path)
         except pickle.UnpicklingError as error:
-            found = _GLOBAL.search(str(error))
-            what = f"the global {found.group(1)}" if found else str(error).strip().splitlines()[0]
-            raise CheckpointError(f"{name} needs {what}, which is outside PyTorch's weights-only allowlist; FairLin "
-                                  f"never runs code from a checkpoint. Expected tensors only: re-save it with "
-                                  f"torch.save(model.state_dict(), path)") from None
+            raise _refused_pickle(name, error) from None
         except (RuntimeError, OSError, EOFError, ValueError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CheckpointError(f"{name} is not a readable torch.save file ({first})") from None

@@ -184,7 +184,7 @@ def test_a_reduce_payload_never_runs_and_the_global_is_named(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "extra": Payload()}, path)
-    with pytest.raises(CheckpointError, match=r"needs the global io\.open, which is outside"):
+    with pytest.raises(CheckpointError, match=r"needs the global io\.open, which weights-only loading refuses"):
         read_weights(path)
     assert not marker.exists()
     import pickle

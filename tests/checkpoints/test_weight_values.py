@@ -1,8 +1,10 @@
 """Values no model may hold are refused wherever weights enter (issue 23): NaN, infinite or complex weights and masks
 outside [0, 1], on import (every format, the dashboard's upload too) and on loading a checkpoint (a hand-edited
-safetensors file). Every bad file is built here, in tmp_path."""
+safetensors file); pickles that need a refused global. Every bad file is built here, in tmp_path."""
 
 import math
+import pickle
+import warnings
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from conftest import TOY, copy_checkpoint
 from fairlin_core.checkpoints import load_checkpoint
-from fairlin_core.checkpoints.importers import import_checkpoint
+from fairlin_core.checkpoints.importers import import_checkpoint, read_weights
 from fairlin_core.checkpoints.upload import accept_import, accept_upload
 from fairlin_core.errors import CheckpointError, FairLinError
 from fairlin_core.models import build_model, mask_names, relu_count, resolve_spec
@@ -117,3 +119,35 @@ def test_mask_names_are_the_state_dict_keys_of_the_sites():
     with torch.device("meta"):
         meta = build_model(resolve_spec("resnet18", 10, (3, 32, 32)))
     assert len(mask_names(meta)) == 16 and mask_names(meta) <= set(meta.state_dict())
+
+
+# ----------------------------------------------------------------------------- pickles needing a refused global
+
+def test_a_pickle_needing_posix_system_names_it_and_runs_nothing(tmp_path):
+    """Built opcode by opcode (nothing is pickled, nothing can run here): GLOBAL posix.system, the argument
+    ``touch MARKER``, REDUCE. torch 2.14 says "Trying to load unsupported GLOBAL posix.system whose module posix is
+    blocked"; the refusal names the global and says how to convert the file."""
+    marker = tmp_path / "payload_ran"
+    command = f"touch {marker}".encode()
+    payload = b"\x80\x02cposix\nsystem\nX" + len(command).to_bytes(4, "little") + command + b"\x85R."
+    path = tmp_path / "evil.pth"
+    path.write_bytes(payload)
+    with pytest.raises(CheckpointError) as info:
+        read_weights(path)
+    message = str(info.value)
+    assert message.startswith("evil.pth needs the global posix.system, which weights-only loading refuses")
+    assert "re-save it as a plain state dict with torch.save(model.state_dict(), path)" in message
+    assert "\n" not in message and not marker.exists()
+
+
+def test_a_protocol_4_pickle_gives_the_unpicklers_reason_without_a_warning(tmp_path):
+    """pickle.dump's own protocols (4, 5) are not torch.save files: the reason is torch's (an unsupported opcode),
+    not its boilerplate, and torch's protocol warning is not printed."""
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match=r"plain\.pt cannot be read by the weights-only unpickler "
+                                                  r"\(Unsupported operand 149\); .* torch\.save\(model\.state_dict"):
+            read_weights(path)
+    assert not caught
