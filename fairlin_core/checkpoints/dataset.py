@@ -1,4 +1,5 @@
-"""The dataset a checkpoint belongs to: what its sidecar records, and reloading exactly those splits."""
+"""The dataset a checkpoint belongs to: what its sidecar records, reloading exactly those splits, and the check
+that a dataset fits a checkpoint's model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data import DatasetBundle, load_dataset
-from ..errors import CheckpointError, brief
+from ..errors import CheckpointError, FairLinError, brief
+from ..models import ModelSpec
 
 
 def dataset_reference(bundle: DatasetBundle) -> dict[str, Any]:
@@ -16,9 +18,22 @@ def dataset_reference(bundle: DatasetBundle) -> dict[str, Any]:
             "class_names": list(bundle.class_names)}
 
 
+def check_fits(spec: ModelSpec, bundle: DatasetBundle, label: str = "the checkpoint") -> DatasetBundle:
+    """``bundle`` when its samples have ``spec``'s input shape ((C, H, W) or (features,)) and it has ``spec``'s number
+    of classes, so the model built from ``spec`` takes it; else FairLinError (one line naming both shapes,
+    ``label`` the checkpoint), raised before any work on the data starts."""
+    if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
+        raise FairLinError(f"{label} expects input {tuple(spec.input_shape)} with {spec.num_classes} classes, but "
+                           f"dataset {bundle.name} has input {tuple(bundle.input_shape)} with {bundle.num_classes} "
+                           f"classes; expected the dataset the checkpoint was trained on")
+    return bundle
+
+
 def load_dataset_for(sidecar: dict[str, Any], data_root: str | Path | None = None,
-                     group: str | None = None) -> DatasetBundle:
-    """Reload the dataset a checkpoint was trained on, with the same options and seed.
+                     group: str | None = None, label: str = "the checkpoint") -> DatasetBundle:
+    """Reload the dataset a checkpoint was trained on, with the same options and seed, checked to fit the
+    sidecar's model where it has one (every checkpoint's sidecar has; :func:`check_fits`, ``label`` names the
+    checkpoint in its error).
 
     The sidecar is untrusted: its entries are type-checked, its sizes bounded and its paths confined to the
     data root (``load_dataset(..., confine_paths=True)``). group: protect another group attribute of the
@@ -43,9 +58,20 @@ def load_dataset_for(sidecar: dict[str, Any], data_root: str | Path | None = Non
     group = group or options.pop("group", reference.get("group"))
     options.pop("group", None)
     seed = options.pop("seed", 0)
+    spec = _sidecar_spec(sidecar, label)
     bundle = load_dataset(reference["name"], data_root=data_root, seed=seed, target=target, group=group,
                           confine_paths=True, **options)
     if names is not None and list(bundle.class_names) != names:
         raise CheckpointError(f"dataset {bundle.name} now has classes {brief(bundle.class_names)} but the checkpoint "
                               f"was trained on {brief(names)}; expected the same data")
-    return bundle
+    return check_fits(spec, bundle, label) if spec is not None else bundle
+
+
+def _sidecar_spec(sidecar: dict[str, Any], label: str) -> ModelSpec | None:
+    """The model spec of a sidecar (None when it has no ``model`` entry); CheckpointError when it is malformed."""
+    if "model" not in sidecar:
+        return None
+    try:
+        return ModelSpec.from_dict(sidecar["model"])
+    except FairLinError as error:
+        raise CheckpointError(f"sidecar of {label} describes no model: {error}") from None

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..version import __version__
-from .dataset import load_dataset_for
+from .dataset import check_fits, load_dataset_for
 from ..data import DatasetBundle
 from ..errors import CheckpointError, FairLinError, brief, one_line
 from ..models import ModelSpec, build_model, mask_names, relu_count, state_shapes
@@ -63,19 +63,14 @@ class Checkpoint:
         return relu_count(self.model)
 
     def dataset(self, data_root: str | Path | None = None, group: str | None = None):
-        """The dataset this checkpoint was trained on, with the same options, seed and splits
-        (:func:`~fairlin_core.checkpoints.load_dataset_for`); ``group`` protects another attribute."""
-        return load_dataset_for(self.sidecar, data_root, group=group)
+        """The dataset this checkpoint was trained on, with the same options, seed and splits, checked to fit
+        the model (:func:`~fairlin_core.checkpoints.load_dataset_for`); ``group`` protects another attribute."""
+        return load_dataset_for(self.sidecar, data_root, group=group, label=self.label)
 
     def resolve_data(self, data: DatasetBundle | None = None) -> DatasetBundle:
-        """``data`` checked against the model's input shape and classes, or the checkpoint's own dataset."""
-        bundle = data if data is not None else self.dataset()
-        spec = self.spec
-        if tuple(bundle.input_shape) != tuple(spec.input_shape) or bundle.num_classes != spec.num_classes:
-            raise FairLinError(f"{self.label} expects input {tuple(spec.input_shape)} with {spec.num_classes} "
-                               f"classes, but dataset {bundle.name} has input {tuple(bundle.input_shape)} with "
-                               f"{bundle.num_classes} classes; expected the dataset the checkpoint was trained on")
-        return bundle
+        """``data`` checked against the model's input shape and classes (:func:`check_fits`), or the checkpoint's
+        own dataset (checked alike)."""
+        return check_fits(self.spec, data, self.label) if data is not None else self.dataset()
 
     def save(self, path: str | Path) -> Path:
         """Write ``NAME.safetensors`` + ``NAME.json`` (as a pair, see :func:`save_checkpoint`); returns the weights path, also kept in ``path``."""

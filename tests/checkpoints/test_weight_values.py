@@ -1,6 +1,7 @@
 """Values no model may hold are refused wherever weights enter (issue 23): NaN, infinite or complex weights and masks
 outside [0, 1], on import (every format, the dashboard's upload too) and on loading a checkpoint (a hand-edited
-safetensors file); pickles that need a refused global. Every bad file is built here, in tmp_path."""
+safetensors file); a dataset that does not fit the checkpoint's model; pickles that need a refused global. Every bad
+file is built here, in tmp_path."""
 
 import math
 import pickle
@@ -10,7 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import TOY, copy_checkpoint
+from conftest import DIGITS, TOY, copy_checkpoint
+from fairlin_core.audit.core import run_audit
+from fairlin_core.audit.evaluation import evaluate_checkpoint
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.checkpoints.importers import import_checkpoint, read_weights
 from fairlin_core.checkpoints.upload import accept_import, accept_upload
@@ -119,6 +122,27 @@ def test_mask_names_are_the_state_dict_keys_of_the_sites():
     with torch.device("meta"):
         meta = build_model(resolve_spec("resnet18", 10, (3, 32, 32)))
     assert len(mask_names(meta)) == 16 and mask_names(meta) <= set(meta.state_dict())
+
+
+# ----------------------------------------------------------------------------- a dataset that does not fit
+
+@pytest.mark.parametrize("source, dataset, message", [
+    (TOY, "digits", r"expects input \(2,\) with 2 classes, but dataset digits has input \(1, 8, 8\) with 10 classes"),
+    (DIGITS, "toy2d", r"expects input \(1, 8, 8\) with 10 classes, but dataset toy2d has input \(2,\) with 2 classes"),
+], ids=["toy-mlp-with-digits", "digits-resnet-with-toy2d"])
+def test_a_sidecar_whose_dataset_does_not_fit_its_model_is_refused_before_any_work(source, dataset, message, tmp_path,
+                                                                                    monkeypatch):
+    weights = copy_checkpoint(tmp_path / "ckpt", lambda s: s.update(dataset={"name": dataset}), source=source)
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("the model ran on data it does not take")
+    monkeypatch.setattr("fairlin_core.audit.evaluation.evaluate_model", no_forward)
+    monkeypatch.setattr("fairlin_core.audit.core.audit_models", no_forward)
+    with pytest.raises(FairLinError, match=message) as info:
+        evaluate_checkpoint(weights)
+    assert str(info.value).startswith(str(weights)) and "\n" not in str(info.value)
+    with pytest.raises(FairLinError, match=message):
+        run_audit(weights, weights)
 
 
 # ----------------------------------------------------------------------------- pickles needing a refused global
