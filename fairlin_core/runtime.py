@@ -152,15 +152,16 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = N
 
 
 def json_ready(value: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python, recursively through dicts, lists and tuples (dict keys become
+    """NaN and infinities -> None (JSON's null: a metric of an empty group is NaN, one of NaN weights too) and
+    numpy / torch scalars and arrays -> Python, recursively through dicts, lists and tuples (dict keys become
     strings), so ``json.dumps(..., allow_nan=False)`` accepts the result."""
     if isinstance(value, dict):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return json_ready(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 

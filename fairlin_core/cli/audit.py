@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -17,7 +16,7 @@ from ..jobs.paths import user_checkpoint_dir
 from ..jobs.ray_executor import RayChunkRunner
 from ..runtime import comma_list
 from ..outputs import prepare_output
-from .common import add_import_args, add_overwrite_arg, import_kwargs, print_notes, seed_arg, seed_list
+from .common import add_import_args, add_overwrite_arg, import_kwargs, print_json, print_notes, seed_arg, seed_list
 from .jobs import add_executor_args
 from .progress import TqdmProgress
 
@@ -49,7 +48,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
         paths = write_audit_csvs(result, args.out)
         print(f"wrote {len(paths)} tables to {args.out}", file=sys.stderr)
     if args.json:
-        print(json.dumps(audit_to_json(result), indent=2, allow_nan=False))
+        print_json(audit_to_json(result))
     else:
         _print_text(result)
 

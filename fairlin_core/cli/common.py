@@ -9,12 +9,13 @@ import sys
 from typing import Any
 
 from ..errors import FairLinError, brief, check_seed
-from ..runtime import comma_list
+from ..runtime import comma_list, json_ready
 
 
 def print_json(data: Any) -> None:
-    """The ``--json`` output: indented strict JSON (numpy scalars as floats)."""
-    print(json.dumps(data, indent=2, allow_nan=False, default=float))
+    """The ``--json`` output of every command: indented strict JSON, NaN and infinities as null and numpy scalars
+    as numbers (:func:`~fairlin_core.runtime.json_ready`)."""
+    print(json.dumps(json_ready(data), indent=2, allow_nan=False))
 
 
 def parse_option(text: str) -> tuple[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from collections import Counter
 from typing import Any
 
@@ -28,7 +27,7 @@ from ..checkpoints import read_sidecar, resolve_checkpoint_path
 from ..finetune import DEFAULT_ETA, DEFAULT_MU, mitigation_names
 from ..linearize import unique_budgets
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
-from .common import print_notes, seed_list
+from .common import print_json, print_notes, seed_list
 from .progress import TqdmProgress
 from ..audit.results import mitigation_label
 from ..jobs.config import JobConfig
@@ -51,10 +50,6 @@ def sweep_mitigations(text: str) -> list[str]:
             if name not in names:
                 names.append(name)
     return names
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, allow_nan=False))
 
 
 def _items(text: str, flag: str) -> list[str]:
@@ -137,7 +132,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     records = [_record(store, run_id) for run_id in ids]
     counts = dict(Counter(r["status"] for r in records))
     if args.json:
-        _print_json({"store": str(store.root), "counts": counts, "runs": records, "notes": notes})
+        print_json({"store": str(store.root), "counts": counts, "runs": records, "notes": notes})
     else:
         for r in records:
             c = r["config"]
@@ -160,7 +155,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
                                "with it")
         report = RunStore.rebuild_index(args.store)
         if args.json:
-            _print_json(report)
+            print_json(report)
             return
         print(f"rebuilt the index of {report['store']}: {report['done']} done run(s) indexed, "
               f"{len(report['damaged'])} damaged, {len(report['unindexed'])} unreadable (moved aside); "
@@ -174,7 +169,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
             raise FairLinError("runs show needs a run id; expected `runs show ID` (ids from `runs`)")
         run = store.get_run(args.run_id)
         if args.json:
-            _print_json({**run.record(), "started": run.started, "error": run.error, "traceback": run.traceback,
+            print_json({**run.record(), "started": run.started, "error": run.error, "traceback": run.traceback,
                          "path": str(run.path), "summary": run.summary,
                          "tables": {name: json_records(table) for name, table in run.tables.items()}})
             return
@@ -191,7 +186,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
         for record in store.list_runs("done"):
             store.verify(record["id"])
     if args.json:
-        _print_json(store.list_runs(args.status))
+        print_json(store.list_runs(args.status))
         return
     table = store.runs_table(args.status)
     print(table.to_string(index=False) if len(table) else f"no runs in store {store.root}")

@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from ..data.toy2d import SHAPES
 from ..errors import FairLinError
 from ..runtime import comma_list, json_ready, json_records
-from .common import seed_arg
+from .common import print_json, seed_arg
 from .progress import TqdmProgress
 from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy, share_sweep
 
@@ -65,7 +64,7 @@ def cmd_toy(args: argparse.Namespace) -> None:
     finally:
         bar.close()
     if args.json:
-        print(json.dumps(toy_json(result), indent=2, allow_nan=False))
+        print_json(toy_json(result))
     else:
         _print_text(result)
 
@@ -82,8 +81,7 @@ def _sweep(config: ToyConfig, seeds: range, args: argparse.Namespace) -> None:
     finally:
         bar.close()
     if args.json:
-        print(json.dumps({"shares": sweep.shares, "seeds": sweep.seeds, "summary": json_records(sweep.summary("test"))},
-                         indent=2, allow_nan=False))
+        print_json({"shares": sweep.shares, "seeds": sweep.seeds, "summary": json_records(sweep.summary("test"))})
     else:
         print((100 * sweep.wide("test")).round(1).to_string())
         print(f"\ntest accuracy (%), mean over {len(sweep.seeds)} seed(s), by share of hidden units linearized")
