@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..audit import parse_diagnostics
-from ..checkpoints import read_sidecar, resolve_checkpoint_path, sidecar_path
+from ..checkpoints import load_dataset_for, read_sidecar, resolve_checkpoint_path, sidecar_path
 from ..checkpoints.upload import SAFE_NAME
 from ..data import load_dataset
 from ..data.registry import get_spec
@@ -97,7 +97,8 @@ class JobConfig:
         return asdict(self)
 
     def validate(self) -> JobConfig:
-        """The normalised config (absolute checkpoint path, defaults filled in); FairLinError if invalid."""
+        """The normalised config (absolute checkpoint path, defaults filled in); FairLinError if invalid, or if the
+        checkpoint's own dataset (no override given) does not fit its model."""
         linearizer = get_linearizer(self.method)
         check_seed(self.seed)
         if self.data_root is not None and not isinstance(self.data_root, str):
@@ -111,6 +112,9 @@ class JobConfig:
             state_shapes(spec)
         except FairLinError as error:
             raise CheckpointError(f"sidecar of {weights} describes no buildable model: {error}") from None
+        if self.dataset is None:  # an override is checked against the model when the run loads it
+            _check_own_data(json.dumps({k: sidecar.get(k) for k in ("model", "dataset")}, sort_keys=True),
+                            self.data_root, str(weights))
         budget = _normalise_budget(self.budget)
         base_count = sidecar.get("relu_count")
         if isinstance(base_count, int):
@@ -269,6 +273,14 @@ def _data_shape(dataset: str, data_root: str | None) -> tuple[int, tuple[int, ..
     bundle = load_dataset(data["name"], data_root=data_root, seed=data["seed"], target=data["target"],
                           group=data["group"], **data["options"])
     return bundle.num_classes, tuple(bundle.input_shape)
+
+
+@lru_cache(maxsize=64)
+def _check_own_data(sidecar: str, data_root: str | None, label: str) -> None:
+    """FairLinError unless a checkpoint's own dataset fits its model (:func:`~fairlin_core.checkpoints.load_dataset_for`;
+    ``sidecar``: JSON of the sidecar's model and dataset entries, ``label``: the checkpoint), checked once per process
+    for each sidecar and data root (the data are not kept)."""
+    load_dataset_for(json.loads(sidecar), data_root, label=label)
 
 
 def option_defaults() -> dict[str, dict[str, Any]]:
