@@ -7,11 +7,13 @@ command's default store or data root is never the repository's.
 """
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+import torch
 from PIL import Image
 
 from conftest import REPO, SECRET, copy_checkpoint, write_images
@@ -97,6 +99,7 @@ def world(tmp_path_factory):
             path.write_bytes(weights)
         checkpoints[name] = path
     _outputs_world(top)
+    _weights_world(top)
     return {"top": top, "data": data, "checkpoints": checkpoints, "good": copy_checkpoint(top / "good")}
 
 
@@ -200,6 +203,69 @@ def _outputs_cases(w) -> dict:
     }
 
 
+# id -> (tensor of the toy MLP's state dict, change) of the bad state dicts _weights_world writes as top/weights/ID.pth
+BAD_WEIGHTS = {"nan": ("layers.1.weight", lambda t: t.index_fill_(1, torch.tensor([0]), float("nan"))),
+               "inf": ("layers.3.bias", lambda t: t.fill_(float("inf"))),
+               "complex": ("layers.5.weight", lambda t: t.to(torch.complex64)),
+               "mask-minus-5": ("layers.2.alpha", lambda t: t.fill_(-5.0)),
+               "mask-nan": ("layers.4.alpha", lambda t: t.fill_(float("nan"))),
+               "mask-1.5": ("layers.2.alpha", lambda t: t.fill_(1.5))}
+
+
+def _weights_world(top: Path) -> None:
+    """top/weights: the toy MLP's state dict with each BAD_WEIGHTS change (ID.pth), checkpoint copies with NaN
+    weights and a mask of 1.5 (nan-copy/, mask-copy/), copies whose sidecar names a dataset their model cannot take
+    (toy-digits/: the toy MLP with digits, digits-toy/: the digits ResNet with toy2d), a pickle needing posix.system
+    built opcode by opcode (system.pth, its payload would create RAN) and a protocol-4 pickle (plain.pt)."""
+    from safetensors.torch import save_file
+    from fairlin_core.checkpoints import load_checkpoint
+    folder = top / "weights"
+    folder.mkdir()
+    state = load_checkpoint(REPO / "checkpoints" / "toy2d_mlp.safetensors").model.state_dict()
+    for case, (name, change) in BAD_WEIGHTS.items():
+        torch.save({**state, name: change(state[name].clone())}, folder / f"{case}.pth")
+    for case, (name, change) in (("nan-copy", BAD_WEIGHTS["nan"]), ("mask-copy", BAD_WEIGHTS["mask-1.5"])):
+        save_file({**state, name: change(state[name].clone())}, copy_checkpoint(folder / case),
+                  metadata={"format": "fairlin-checkpoint"})
+    copy_checkpoint(folder / "toy-digits", lambda s: s.update(dataset={"name": "digits"}))
+    copy_checkpoint(folder / "digits-toy", lambda s: s.update(dataset={"name": "toy2d"}),
+                    source=str(REPO / "checkpoints" / "digits_resnet18.safetensors"))
+    command = f"touch {folder / 'RAN'}".encode()
+    (folder / "system.pth").write_bytes(b"\x80\x02cposix\nsystem\nX" + len(command).to_bytes(4, "little") + command
+                                        + b"\x85R.")
+    (folder / "plain.pt").write_bytes(pickle.dumps({"w": [1.0]}, protocol=4))
+
+
+def _weights_cases(w) -> dict:
+    """Weights no model may hold, on import and on load; datasets a checkpoint's model cannot take; pickles needing a
+    refused global (the posix.system payload must not run: its file RAN is checked by its own test)."""
+    folder, good = w["top"] / "weights", str(w["good"])
+    imports = ["--format", "state-dict", "--arch", "mlp", "--width", "16", "--dataset", "toy2d"]
+    cases = {f"weights-import-{case}": ["import-checkpoint", str(folder / f"{case}.pth"), *imports, "--out",
+                                        str(folder / "out" / case)] for case in BAD_WEIGHTS}
+    nan, mask = str(folder / "nan-copy" / "model.safetensors"), str(folder / "mask-copy" / "model.safetensors")
+    misfit, resnet = str(folder / "toy-digits" / "model.safetensors"), str(folder / "digits-toy" / "model.safetensors")
+    return {
+        **cases,
+        "weights-evaluate-nan-copy": ["evaluate", "--checkpoint", nan],
+        "weights-evaluate-mask-copy": ["evaluate", "--checkpoint", mask],
+        "weights-audit-nan-copy": ["audit", "--base", good, "--linearized", nan, "--json"],
+        "weights-linearize-mask-copy": ["linearize", "--checkpoint", mask, "--method", "random", "--budget", "4",
+                                        "--out", str(folder / "out" / "lin")],
+        "weights-audit-import-nan-on-the-fly": ["audit", "--base", good, "--linearized", str(folder / "nan.pth"),
+                                                *imports, "--json"],
+        "weights-evaluate-toy-mlp-with-digits": ["evaluate", "--checkpoint", misfit],
+        "weights-evaluate-digits-resnet-with-toy2d": ["evaluate", "--checkpoint", resnet],
+        "weights-audit-toy-mlp-with-digits": ["audit", "--base", misfit, "--linearized", misfit, "--json"],
+        "weights-sweep-digits-resnet-with-toy2d": ["sweep", "--checkpoint", resnet, "--budgets", "100", "--seeds", "0",
+                                                   "--store", str(w["top"] / "store")],
+        "weights-import-pickle-posix-system": ["import-checkpoint", str(folder / "system.pth"), *imports, "--out",
+                                               str(folder / "out" / "system")],
+        "weights-import-pickle-protocol-4": ["import-checkpoint", str(folder / "plain.pt"), *imports, "--out",
+                                             str(folder / "out" / "plain")],
+    }
+
+
 def _all_cases(w) -> dict:
     cases = {f"sidecar-{k}": ["evaluate", "--checkpoint", str(p), "--data-root", str(w["data"])]
              for k, p in w["checkpoints"].items()}
@@ -212,7 +278,7 @@ def _all_cases(w) -> dict:
     cases["sweep-sidecar-input-shape-negative"] = ["sweep", "--checkpoint",
                                                    str(w["checkpoints"]["input-shape-negative"]), "--budgets", "4",
                                                    "--store", str(w["top"] / "store")]
-    return {**cases, **_flag_cases(w), **_tree_cases(w), **_outputs_cases(w)}
+    return {**cases, **_flag_cases(w), **_tree_cases(w), **_outputs_cases(w), **_weights_cases(w)}
 
 
 _PLACEHOLDER = Path(".")
@@ -249,3 +315,12 @@ def test_malformed_input_exits_2_with_one_line(case, world, capsys, monkeypatch)
     assert "SECRET" not in captured.err and "root:x" not in captured.err
     assert captured.out == ""
     assert _snapshot() == before
+
+
+def test_weights_posix_system_payload_never_runs(world, capsys, monkeypatch):
+    """The fuzz case's pickle calls posix.system("touch RAN") when unpickled any other way: refused, it names the
+    global and RAN never appears."""
+    monkeypatch.chdir(world["top"])
+    assert main(_all_cases(world)["weights-import-pickle-posix-system"]) == 2
+    assert "needs the global posix.system" in capsys.readouterr().err
+    assert not (world["top"] / "weights" / "RAN").exists()
