@@ -32,6 +32,7 @@ from torch import nn
 
 from ..data import load_dataset
 from ..errors import CheckpointError, FairLinError
+from ..inputs import check_regular
 from ..registry import Registry
 from ..runtime import file_digest, trust_model_code
 from .dataset import dataset_reference
@@ -42,6 +43,7 @@ from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, b
 PICKLE_SUFFIXES = (".pth.tar", ".pth", ".pt", ".bin")
 IMPORT_SUFFIXES = (*PICKLE_SUFFIXES, ".safetensors")
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
+MAX_IMPORT_BYTES = 8 * 2**30  # a file to import: the largest model's weights with optimizer state, in float64
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
 
 
@@ -65,15 +67,17 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
 
     Returns (name -> tensor, {"container": [keys unwrapped], "stripped_prefix": "module." or "",
     "extra": {other top-level entries that are plain strings or numbers, e.g. arch, epoch}}).
-    CheckpointError when the suffix is unknown, the file is unreadable, a pickle needs a global
-    outside PyTorch's weights-only allowlist, or no tensors are found.
+    CheckpointError when the suffix is unknown, the file is no regular file of at most :data:`MAX_IMPORT_BYTES`
+    (:func:`~fairlin_core.inputs.check_regular`) or unreadable, a pickle needs a global outside PyTorch's
+    weights-only allowlist, or no tensors are found.
     """
     path = Path(path)
     name = path.name
     if not importable(name):
         raise CheckpointError(f"{name} is not an importable checkpoint; expected one of {', '.join(IMPORT_SUFFIXES)}")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} not found; expected a file")
+    check_regular(path, MAX_IMPORT_BYTES, "checkpoint", CheckpointError)
     if name.lower().endswith(".safetensors"):
         try:
             data: Any = load_file(path)
