@@ -57,7 +57,8 @@ def resolve_paths(data_root: Path, options: Mapping[str, Any]) -> tuple[Path, Pa
         if not isinstance(options[name], (str, os.PathLike, type(None))):
             raise DatasetError(f"{name} must be a path (string), got {brief(options[name])}")
         if "\0" in os.fspath(options[name] or ""):
-            raise DatasetError(f"{name} {brief(os.fspath(options[name]))} contains a NUL byte; expected a path")
+            raise DatasetError(f"dataset option {name} {brief(os.fspath(options[name]))} contains a NUL byte; expected "
+                               f"a path")
     root = Path(options["root"]).expanduser() if options["root"] is not None else Path("folder")
     csv = Path(options["csv"]).expanduser() if options["csv"] is not None else Path("labels.csv")
     root = Path(os.path.normpath(data_root / root))  # an absolute root replaces data_root in the join
