@@ -257,8 +257,10 @@ def _read_header(handle: BinaryIO, path: Path) -> tuple[int, dict[str, tuple[int
         raise _not_safetensors(path, head, size)
     header = parse_json(head[8:] + handle.read(header_len - 1), f"the header of {path}", "a safetensors header",
                         CheckpointError)
+    if not isinstance(header, dict):
+        raise _corrupt(path, "its header is no JSON object")
     shapes, end = {}, 0
-    for name, entry in (header.items() if isinstance(header, dict) else [(None, None)]):
+    for name, entry in header.items():
         if name == "__metadata__":
             continue
         shape = entry.get("shape") if isinstance(entry, dict) else None
@@ -272,14 +274,16 @@ def _read_header(handle: BinaryIO, path: Path) -> tuple[int, dict[str, tuple[int
 
 
 def _read_tensors(handle: BinaryIO, path: Path, header_len: int, data_len: int) -> dict[str, torch.Tensor]:
-    """The tensors of the open weights file, reading the bytes its header declares (one more at most: a longer
-    file is refused, like a truncated one)."""
-    handle.seek(0)
+    """The tensors of the open weights file, read once its size is the one its header declares (a truncated or
+    longer file is refused unread), and never more than that size plus one byte (a file that grew meanwhile)."""
     total = 8 + header_len + data_len
+    size = os.fstat(handle.fileno()).st_size
+    if size != total:
+        raise _corrupt(path, f"{size:,} bytes where its header declares {total:,}")
+    handle.seek(0)
     data = handle.read(total + 1)
     if len(data) != total:
-        found = f"{len(data):,} bytes" if len(data) < total else "more bytes"
-        raise _corrupt(path, f"{found} where its header declares {total:,}")
+        raise _corrupt(path, f"it changed while read ({len(data):,} bytes where its header declares {total:,})")
     try:
         return load_bytes(data)
     except (SafetensorError, ValueError) as error:

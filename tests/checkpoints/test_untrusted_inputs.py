@@ -187,6 +187,31 @@ def test_a_folder_csv_of_too_many_rows_is_refused_before_its_images_are_looked_a
         load_dataset("folder", root=tmp_path)
 
 
+def _rewritten_weights(weights: Path, change) -> None:
+    """``weights`` (a safetensors file) with its header JSON ``change``d in place and re-encoded."""
+    data = weights.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    change(header)
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length:])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h: next(e for k, e in h.items() if k != "__metadata__").update(data_offsets=[0, 10**12]),
+     r"corrupt \([\d,]+ bytes where its header declares 1,000,000,000,\d+\)"),
+    (lambda h: next(e for k, e in h.items() if k != "__metadata__").pop("shape"), r"has no shape and data offsets"),
+    (lambda h: h.update(deep=json.loads("[" * 70 + "]" * 70)), r"header of .* is nested 71 levels deep"),
+])
+def test_a_weights_header_is_checked_before_its_data_is_read(tmp_path, change, message):
+    """The weights are read through one open file, never past the size their header declares: a header claiming a
+    terabyte is refused unread (not a MemoryError), a malformed or too deeply nested header is a CheckpointError."""
+    weights = copy_checkpoint(tmp_path)
+    _rewritten_weights(weights, change)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(weights)
+
+
 NOT_REGULAR = textwrap.dedent("""
     import json, resource, sys
     from pathlib import Path
