@@ -86,12 +86,13 @@ def open_regular(path: str | os.PathLike[str], limit: int, what: str,
 
 def read_limited(path: str | os.PathLike[str], limit: int, what: str,
                  error: type[FairLinError] = FairLinError) -> bytes:
-    """The bytes of ``path`` (:func:`open_regular`), reading at most ``limit + 1``: ``error`` when there are more
-    (a file that grew after it was opened)."""
+    """The bytes of ``path`` (:func:`open_regular`): its size when opened (at most ``limit``) plus one byte are read
+    at most, ``error`` when that byte is there (a file that grew after it was opened)."""
     with open_regular(path, limit, what, error) as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise error(_too_large(path, what, limit, f"over {size_text(limit)} (it grew while read)"))
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(size + 1)
+    if len(data) > size:
+        raise error(f"{what} {shown(path)} grew while it was read; expected a file that is not being written")
     return data
 
 

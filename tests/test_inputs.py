@@ -112,3 +112,20 @@ def test_read_json_names_the_file(tmp_path):
     path.write_text("[" * 100)
     with pytest.raises(FairLinError, match=f"^cost profile {path} is nested 100 levels deep"):
         read_json(path, 1000, "cost profile", "JSON")
+
+
+def test_a_file_that_grows_after_it_was_opened_is_refused(tmp_path, monkeypatch):
+    """Bytes past the size the file had when opened are never taken in: one more byte is read to see them."""
+    import fairlin_core.inputs as inputs
+    path = tmp_path / "growing.json"
+    path.write_bytes(b"x" * 10)
+    real_fstat = os.fstat
+
+    def fstat_at_open(fd):  # the size the file had when it was opened: 5 bytes (5 were appended since)
+        info = list(real_fstat(fd))
+        info[6] = 5  # st_size
+        return os.stat_result(info)
+
+    monkeypatch.setattr(inputs.os, "fstat", fstat_at_open)
+    with pytest.raises(FairLinError, match=r"growing\.json grew while it was read"):
+        read_limited(path, 100, "sidecar")
