@@ -62,6 +62,14 @@ def _torch_load(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _check_source(path: Path) -> None:
+    """A file to import exists and passes the input guard (a regular file of at most :data:`MAX_IMPORT_BYTES`)
+    before anything reads or hashes it; CheckpointError otherwise."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; expected a file")
+    check_regular(path, MAX_IMPORT_BYTES, "checkpoint", CheckpointError)
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state dict in ``path`` and what was unwrapped to reach it.
 
@@ -75,9 +83,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     name = path.name
     if not importable(name):
         raise CheckpointError(f"{name} is not an importable checkpoint; expected one of {', '.join(IMPORT_SUFFIXES)}")
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} not found; expected a file")
-    check_regular(path, MAX_IMPORT_BYTES, "checkpoint", CheckpointError)
+    _check_source(path)
     if name.lower().endswith(".safetensors"):
         try:
             data: Any = load_file(path)
@@ -349,6 +355,7 @@ def ensure_checkpoint(path: str | Path, dest_dir: str | Path, **import_args: Any
         raise CheckpointError(f"{path.name} is not a FairLin checkpoint; to import it on the fly give --format, --arch "
                               f"(or --model-code) and --dataset, as for import-checkpoint")
     stem = path.name[: -len(next(s for s in IMPORT_SUFFIXES if path.name.lower().endswith(s)))]
+    _check_source(path)
     out = Path(dest_dir) / f"{stem}-{file_digest(path)[:10]}.safetensors"
     if out.exists() and out.with_suffix(".json").exists():
         return out

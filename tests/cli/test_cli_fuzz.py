@@ -7,6 +7,7 @@ command's default store or data root is never the repository's.
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import REPO, SECRET, copy_checkpoint, write_images
+from conftest import REPO, SECRET, cifar_bomb, copy_checkpoint, write_images
 from fairlin_core.cli import main
 
 LONG = "x" * 100_000
@@ -203,10 +204,9 @@ def _outputs_cases(w) -> dict:
 
 def _files_world(top: Path) -> None:
     """top/files: checkpoints whose sidecar or weights is a FIFO, a link to /dev/zero or a folder, a sidecar of
-    1.1M ``{}`` (past the 1,000,000-value bound), a sidecar naming a folder root with a NUL byte, cost profiles 100,000
-    ``[`` deep and a FIFO, a data root whose labels.csv has 200,001 rows and one of CIFAR-10 bombs."""
-    import os
-    from conftest import cifar_bomb
+    1.1M ``{}`` (past the 1,000,000-value bound), a sidecar naming a folder root with a NUL byte, cost profiles
+    100,000 ``[`` deep and a FIFO, a FIFO named as a .pth to import, and a data root (top/files/data) whose
+    many/labels.csv has 200,001 rows and whose CIFAR-10 batches are the 167-byte bomb."""
     files = top / "files"
     makers = {"fifo": os.mkfifo, "zero": lambda path: path.symlink_to("/dev/zero"), "folder": Path.mkdir}
     for kind, make in makers.items():
@@ -222,6 +222,7 @@ def _files_world(top: Path) -> None:
                                                                "target": "label", "group": "group"}))
     (files / "deep.json").write_text("[" * 100_000)
     os.mkfifo(files / "pipe.json")
+    os.mkfifo(files / "pipe.pth")
     rows = "\n".join(f"i/{i}.png,0,0" for i in range(200_001))
     (files / "data" / "many").mkdir(parents=True)
     (files / "data" / "many" / "labels.csv").write_text(f"path,label,group\n{rows}\n")
@@ -248,6 +249,8 @@ def _files_cases(w) -> dict:
                                      "--budgets", "4", "--store", str(w["top"] / "store")],  # the job hash reads it
         "files-audit-sidecar-fifo": ["audit", "--base", str(files / "sidecar-fifo" / "model.safetensors"),
                                      "--linearized", good],
+        "files-audit-import-fifo": ["audit", "--base", str(files / "pipe.pth"), "--linearized", good, "--format",
+                                    "state-dict", "--arch", "mlp", "--width", "16", "--dataset", "toy2d"],
         "files-sidecar-million-empty-objects": evaluate("million"),
         "files-sidecar-folder-root-nul": evaluate("nul"),
         "files-dataset-option-root-nul": ["dataset-info", "folder", "--data-root", data, "--dataset-option",
