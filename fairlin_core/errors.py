@@ -2,7 +2,8 @@
 
 The CLI turns every :class:`FairLinError` into one line on stderr and exit code 2; the UI shows the
 message as is. Anything else is a bug and keeps its traceback. Messages echo user input through
-:func:`brief` (never whole); :func:`check_seed` is the one seed check of the CLI, configs and API.
+:func:`brief` (never whole), paths through :func:`shown`; :func:`check_seed` is the one seed check of the
+CLI, configs and API.
 """
 
 import numbers
@@ -40,6 +41,12 @@ def brief(value: object, limit: int = ECHO_LIMIT) -> str:
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:
     """``text`` (e.g. names joined by commas) cut like :func:`brief`, without the quotes."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def shown(path: object, limit: int = 120) -> str:
+    """A path for a message, its middle elided when long (a 100,000-character name is not echoed whole)."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]} ({len(text)} characters)"
 
 
 def one_line(message: str, limit: int = 2000) -> str:

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import FairLinError, brief
+from .errors import FairLinError, brief, shown
 
 OVERWRITE_HINT = "pass --overwrite (overwrite=True) to replace it"
 _DEFAULT_NAME_MAX = 255
@@ -44,12 +44,6 @@ def _check_encodable(path: Path, what: str) -> None:
                            f"name in UTF-8") from None
 
 
-def _shown(path: Path, limit: int = 120) -> str:
-    """``path`` for a message, its middle elided when long (a 100,000-character name is not echoed whole)."""
-    text = str(path)
-    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]} ({len(text)} characters)"
-
-
 def _matches(folder: Path, pattern: str) -> list[Path]:
     """The files under ``folder`` named ``pattern`` (a glob pattern when it has ``*``, ``?`` or ``[``)."""
     if any(c in pattern for c in "*?["):
@@ -69,27 +63,27 @@ def check_writable(folder: str | os.PathLike[str], what: str = "output folder", 
     name_max, path_max = _name_max(folder)
     long_part = next((part for part in folder.parts if len(part.encode()) > name_max), None)
     if long_part is not None or len(str(folder).encode()) >= path_max:
-        raise FairLinError(f"{what} {_shown(folder)} has a name too long for the file system (at most {name_max} "
+        raise FairLinError(f"{what} {shown(folder)} has a name too long for the file system (at most {name_max} "
                            f"bytes per name, {path_max} per path); expected a shorter path")
     created = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise FairLinError(f"{what} {_shown(folder)} is a file, not a folder; expected a folder path") from None
+        raise FairLinError(f"{what} {shown(folder)} is a file, not a folder; expected a folder path") from None
     except NotADirectoryError:
-        raise FairLinError(f"{what} {_shown(folder)} lies under a regular file; expected a folder path") from None
+        raise FairLinError(f"{what} {shown(folder)} lies under a regular file; expected a folder path") from None
     except OSError as error:
-        raise FairLinError(f"{what} {_shown(folder)} cannot be created ({error.strerror}); expected a writable "
+        raise FairLinError(f"{what} {shown(folder)} cannot be created ({error.strerror}); expected a writable "
                            f"location") from None
     if not folder.is_dir():
-        raise FairLinError(f"{what} {_shown(folder)} is a file, not a folder; expected a folder path")
+        raise FairLinError(f"{what} {shown(folder)} is a file, not a folder; expected a folder path")
     probe = folder / f".fairlin-probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
         reason = "read-only" if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else error.strerror
-        raise FairLinError(f"{what} {_shown(folder)} is not writable ({reason}); expected a folder this "
+        raise FairLinError(f"{what} {shown(folder)} is not writable ({reason}); expected a folder this "
                            f"process can write") from None
     finally:
         if not keep:
@@ -116,13 +110,13 @@ def prepare_output(folder: str | os.PathLike[str], finished: Iterable[str] = (),
     name_max = _name_max(folder)[0]
     long_name = next((n for n in names if len(n.encode()) > name_max), None)
     if long_name is not None:
-        raise FairLinError(f"output name {_shown(Path(long_name))} is too long for the file system (at most "
+        raise FairLinError(f"output name {shown(Path(long_name))} is too long for the file system (at most "
                            f"{name_max} bytes); expected a shorter name")
     if not overwrite:
         existing = sorted({p.name for pattern in names for p in _matches(folder, pattern)})
         if existing:
-            shown = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
-            raise FairLinError(f"{_shown(folder)}: a finished result already exists there ({shown}); refusing to "
+            listed = ", ".join(existing[:4]) + (f" and {len(existing) - 4} more" if len(existing) > 4 else "")
+            raise FairLinError(f"{shown(folder)}: a finished result already exists there ({listed}); refusing to "
                                f"replace it: choose another output, or {hint}")
     return folder
 

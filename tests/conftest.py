@@ -40,6 +40,23 @@ def write_images(root: Path, n: int = 12) -> Path:
     return root
 
 
+def _py2_str(text: bytes) -> bytes:
+    """A Python 2 ``str`` in a pickle (SHORT_BINSTRING): bytes when unpickled with ``encoding="bytes"``."""
+    return b"U" + bytes([len(text)]) + text
+
+
+def cifar_bomb(entries: int = 250_000_000) -> bytes:
+    """A CIFAR-10 python batch as Python 2 cPickle writes it (protocol 2: b"data", b"labels", b"batch_label",
+    b"filenames"), whose b"data" is numpy's own array reduce with an object dtype and ``entries`` entries: 167
+    bytes that make numpy allocate ``entries`` pointers (2 GB for the default) before anything can check them."""
+    dtype = (b"cnumpy\ndtype\n" + _py2_str(b"O8") + b"K\x00K\x01\x87R"  # numpy.dtype('O8', 0, 1)
+             + b"(K\x03" + _py2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb")  # its BUILD state
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b") + b"\x87R"
+             + b"(K\x01J" + entries.to_bytes(4, "little") + b"\x85" + dtype + b"\x89]tb")  # (1, (N,), O, False, [])
+    return (b"\x80\x02}(" + _py2_str(b"data") + array + _py2_str(b"labels") + b"]" + _py2_str(b"batch_label")
+            + _py2_str(b"x") + _py2_str(b"filenames") + b"]u.")
+
+
 @pytest.fixture(scope="session")
 def digits_checkpoint():
     """The shipped digits base checkpoint, loaded once (treat as read-only)."""

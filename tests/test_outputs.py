@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -198,6 +199,36 @@ def test_a_writer_killed_mid_write_leaves_temporaries_the_next_run_removes(comma
     assert run_cli(capsys, *argv)[0] == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([live.name, "model.json", "model.safetensors"])
     assert load_checkpoint(out).spec.name == "mlp"
+
+
+KILLED_WHILE_INSTALLING = """
+import os, shutil, signal, sys
+from pathlib import Path
+from fairlin_core.checkpoints.upload import accept_upload
+
+def killed(source, target):  # the validated upload half copied into place, then kill -9
+    with open(target, "wb") as handle:
+        handle.write(b"half a checkpoint")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+shutil.copyfile = killed
+toy = Path(sys.argv[1])
+accept_upload("mine.safetensors", toy.read_bytes(), toy.with_suffix(".json").read_bytes(), sys.argv[2])
+"""
+
+
+def test_an_upload_killed_while_installing_leaves_a_temporary_the_next_upload_removes(tmp_path):
+    """kill -9 of a dashboard upload while it copies the validated pair into the user folder leaves one hidden
+    temporary (it used to stay there for good as .partial); the next upload of that name removes it."""
+    dest = tmp_path / "user"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_INSTALLING, TOY, str(dest)], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert [p.name.startswith(".mine.") for p in dest.iterdir()] == [True]
+    toy = Path(TOY)
+    accept_upload("mine.safetensors", toy.read_bytes(), toy.with_suffix(".json").read_bytes(), dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["mine.json", "mine.safetensors"]
+    assert load_checkpoint(dest / "mine.safetensors").spec.name == "mlp"
 
 
 FILE_SIZE_LIMIT = """

@@ -34,6 +34,7 @@ from .core import parse_diagnostics, run_audit
 from ..checkpoints import Checkpoint, load_checkpoint, load_dataset_for, resolve_checkpoint_path
 from ..data import DatasetBundle
 from ..errors import FairLinError, check_seed
+from ..inputs import read_json
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
 from ..finetune.fair import NONE
 from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
@@ -41,7 +42,7 @@ from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linea
 from ..linearize.output import save_linearized
 from ..models import relu_count
 from ..outputs import check_writable
-from .results import SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, lagrangian_mu, run_groups
+from .results import MAX_JSON_BYTES, SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, lagrangian_mu, run_groups
 from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, file_digest, merge_duplicates, pid_alive
 
 DEFAULT_BUDGETS = ("20%", "10%", "5%", "2%", "1%", "0.5%")
@@ -297,8 +298,8 @@ def _other_results(out: Path, record: dict[str, Any]) -> str:
     for path, read in ((out / "chunks" / "grid.json", lambda data: data), (out / "meta.json", lambda data: data["grid"])):
         if path.is_file():
             try:
-                stored = read(json.loads(path.read_text()))
-            except (ValueError, KeyError, TypeError):
+                stored = read(read_json(path, MAX_JSON_BYTES, "audit description", "the JSON of an audit"))
+            except (FairLinError, KeyError, TypeError):
                 return f"an unreadable audit description ({path})"
             break
     if not isinstance(stored, dict):

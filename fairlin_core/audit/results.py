@@ -54,6 +54,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError, brief
+from ..inputs import open_regular, read_json
 from ..runtime import json_ready
 
 TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
@@ -76,6 +77,8 @@ CELL_KEYS = ["budget", "budget_fraction", "group"]
 DIAGNOSTIC_VALUES = ["loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean", "input_margin_mean", "bound",
                      "excess_loss"]
 PARQUET_COMPRESSION = "zstd"
+MAX_JSON_BYTES = 64 * 1024 * 1024  # configs.json and meta.json of one results folder
+MAX_TABLE_BYTES = 2**30  # one table file of a results folder
 
 # The shipped default audit (what the dashboard's audit pages open on); $FAIRLIN_AUDIT_RESULTS overrides it.
 SHIPPED_AUDIT = Path(os.environ.get("FAIRLIN_AUDIT_RESULTS")
@@ -743,11 +746,9 @@ def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
             tables[name] = LazyTable(functools.partial(_read_unchanged, path, name, _stamp(path)))
         else:
             tables[name] = _read_table(path, name)
-    try:
-        configs = json.loads((folder / "configs.json").read_text())
-        meta = json.loads((folder / "meta.json").read_text())
-    except ValueError as error:
-        raise _damaged(folder, error) from None
+    configs, meta = (read_json(folder / f"{name}.json", MAX_JSON_BYTES, "audit results file", "the JSON written with "
+                               "the results (regenerate it with `python -m fairlin_core default-audit`)")
+                     for name in ("configs", "meta"))
     group_sizes = tables.pop("group_sizes")
     return AuditResults.from_tables(tables, group_sizes=group_sizes, configs=configs, meta=meta)
 
@@ -761,12 +762,14 @@ def _table_file(folder: Path, name: str) -> Path | None:
 
 
 def _read_table(path: Path, name: str) -> pd.DataFrame:
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={c: t for c, t in TEXT_COLUMNS.items() if c in COLUMNS[name]})
-    except (ValueError, OSError, pd.errors.ParserError) as error:  # pyarrow's ArrowInvalid is a ValueError
-        raise _damaged(path.parent, error) from None
+    """One table file, read through the input guard (a regular file of at most :data:`MAX_TABLE_BYTES`)."""
+    with open_regular(path, MAX_TABLE_BYTES, "audit results table") as handle:
+        try:
+            if path.suffix == ".parquet":
+                return pd.read_parquet(handle)
+            return pd.read_csv(handle, dtype={c: t for c, t in TEXT_COLUMNS.items() if c in COLUMNS[name]})
+        except (ValueError, OSError, pd.errors.ParserError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise _damaged(path.parent, error) from None
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -6,13 +6,14 @@ for a dashboard to call on every rerun.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .io import SIDECAR_FORMAT
+from ..errors import CheckpointError
+from ..inputs import read_json
+from .io import MAX_SIDECAR_BYTES, read_sidecar
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 MANIFEST_NAME = "MANIFEST.json"
@@ -23,16 +24,17 @@ GROUP_COLUMNS = ["checkpoint", "dataset", "split", "group", "n", "accuracy"]
 
 
 def _sidecars(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(weights path, sidecar) of every checkpoint in ``folder`` whose sidecar :func:`read_sidecar` accepts (the
+    others are skipped: the catalogue lists what loads)."""
     found = []
     for side in sorted(folder.glob("*.json")):
-        if side.name == MANIFEST_NAME or not side.with_suffix(".safetensors").exists():
+        weights = side.with_suffix(".safetensors")
+        if side.name == MANIFEST_NAME or not weights.exists():
             continue
         try:
-            data = json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            found.append((weights, read_sidecar(weights)))
+        except CheckpointError:
             continue
-        if isinstance(data, dict) and data.get("format") == SIDECAR_FORMAT:
-            found.append((side.with_suffix(".safetensors"), data))
     return found
 
 
@@ -65,4 +67,7 @@ def checkpoint_group_table(folder: str | Path = SHIPPED_CHECKPOINTS) -> pd.DataF
 def manifest(folder: str | Path = SHIPPED_CHECKPOINTS) -> list[dict[str, Any]]:
     """The shipped checkpoints' manifest: file, description and the command that regenerates each."""
     path = Path(folder) / MANIFEST_NAME
-    return json.loads(path.read_text())["checkpoints"] if path.exists() else []
+    if not path.exists():
+        return []
+    return read_json(path, MAX_SIDECAR_BYTES, "checkpoint manifest", 'a JSON object with "checkpoints"',
+                     CheckpointError)["checkpoints"]

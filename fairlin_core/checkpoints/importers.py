@@ -33,6 +33,7 @@ from torch import nn
 
 from ..data import load_dataset
 from ..errors import CheckpointError, FairLinError, clip, one_line
+from ..inputs import check_regular
 from ..registry import Registry
 from ..runtime import file_digest, trust_model_code
 from .dataset import dataset_reference
@@ -43,6 +44,7 @@ from ..models import (CODE_MODEL, RELU_THRESHOLD, ModelSpec, activation_sites, b
 PICKLE_SUFFIXES = (".pth.tar", ".pth", ".pt", ".bin")
 IMPORT_SUFFIXES = (*PICKLE_SUFFIXES, ".safetensors")
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
+MAX_IMPORT_BYTES = 8 * 2**30  # a file to import: the largest model's weights with optimizer state, in float64
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the refused global so: "... unsupported GLOBAL posix.system ..."
 _REASON_MARK = "WeightsUnpickler error:"  # torch puts the unpickler's own reason after this (when it is not a global)
 
@@ -80,21 +82,29 @@ def _refused_pickle(name: str, error: pickle.UnpicklingError) -> CheckpointError
                            f"it as a plain state dict with torch.save(model.state_dict(), path)")
 
 
+def _check_source(path: Path) -> None:
+    """A file to import exists and passes the input guard (a regular file of at most :data:`MAX_IMPORT_BYTES`)
+    before anything reads or hashes it; CheckpointError otherwise."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; expected a file")
+    check_regular(path, MAX_IMPORT_BYTES, "checkpoint", CheckpointError)
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state dict in ``path`` and what was unwrapped to reach it.
 
     Returns (name -> tensor, {"container": [keys unwrapped], "stripped_prefix": "module." or "",
     "extra": {other top-level entries that are plain strings or numbers, e.g. arch, epoch}}).
-    CheckpointError when the suffix is unknown, the file is unreadable, a pickle needs a global
-    outside PyTorch's weights-only allowlist, no tensors are found, or a tensor holds NaN, infinite or
-    complex values (:func:`~fairlin_core.checkpoints.io.check_weights`).
+    CheckpointError when the suffix is unknown, the file is no regular file of at most :data:`MAX_IMPORT_BYTES`
+    (:func:`~fairlin_core.inputs.check_regular`) or unreadable, a pickle needs a global outside PyTorch's
+    weights-only allowlist, no tensors are found, or a tensor holds NaN, infinite or complex values
+    (:func:`~fairlin_core.checkpoints.io.check_weights`).
     """
     path = Path(path)
     name = path.name
     if not importable(name):
         raise CheckpointError(f"{name} is not an importable checkpoint; expected one of {', '.join(IMPORT_SUFFIXES)}")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; expected a file")
+    _check_source(path)
     if name.lower().endswith(".safetensors"):
         try:
             data: Any = load_file(path)
@@ -366,6 +376,7 @@ def ensure_checkpoint(path: str | Path, dest_dir: str | Path, **import_args: Any
         raise CheckpointError(f"{path.name} is not a FairLin checkpoint; to import it on the fly give --format, --arch "
                               f"(or --model-code) and --dataset, as for import-checkpoint")
     stem = path.name[: -len(next(s for s in IMPORT_SUFFIXES if path.name.lower().endswith(s)))]
+    _check_source(path)
     out = Path(dest_dir) / f"{stem}-{file_digest(path)[:10]}.safetensors"
     if out.exists() and out.with_suffix(".json").exists():
         return out

@@ -16,22 +16,23 @@ import platform
 import re
 import struct
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes, save_file
 from torch import nn
 
 from ..version import __version__
 from .dataset import check_fits, load_dataset_for
 from ..data import DatasetBundle
 from ..errors import CheckpointError, FairLinError, brief, one_line
-from ..models import ModelSpec, build_model, mask_names, relu_count, state_shapes
+from ..inputs import open_regular, parse_json, read_json
+from ..models import MAX_STATE_VALUES, ModelSpec, build_model, mask_names, relu_count, state_shapes
 from ..outputs import prepare_output_file
 from ..runtime import pid_alive
 
@@ -39,6 +40,7 @@ SIDECAR_FORMAT = "fairlin-checkpoint"
 SIDECAR_VERSION = 1
 _MAX_HEADER = 100 * 1024 * 1024
 MAX_SIDECAR_BYTES = 32 * 1024 * 1024
+MAX_WEIGHTS_BYTES = 8 + _MAX_HEADER + 8 * MAX_STATE_VALUES  # the largest model's header and float64 values
 _WRITTEN_BY_SAVE = ("format", "format_version", "model", "created", "versions")  # save_checkpoint sets these
 
 
@@ -169,12 +171,22 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, metadat
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "versions": package_versions(), **metadata}
     text = json.dumps(sidecar, indent=2) + "\n"
+    write_pair(path, lambda tmp: save_file(state, tmp, metadata={"format": SIDECAR_FORMAT}),
+               lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def write_pair(path: Path, write_weights: Callable[[str], Any], write_sidecar: Callable[[str], Any]) -> None:
+    """Write the weights ``path`` and its sidecar as a pair: ``write_weights(tmp)`` and ``write_sidecar(tmp)`` each
+    stage one file completely (:func:`_staged`, which first removes the temporaries of writers that died); then
+    the old sidecar goes, the weights are renamed into place and the sidecar last (see :func:`save_checkpoint`).
+    CheckpointError when staging fails; the old pair is kept then."""
     side = sidecar_path(path)
     staged = []
     try:
         try:
-            staged.append(_staged(path, lambda tmp: save_file(state, tmp, metadata={"format": SIDECAR_FORMAT})))
-            staged.append(_staged(side, lambda tmp: Path(tmp).write_text(text)))
+            staged.append(_staged(path, write_weights))
+            staged.append(_staged(side, write_sidecar))
         except (OSError, SafetensorError) as error:
             raise _write_failure(path, error) from None
         side.unlink(missing_ok=True)
@@ -184,7 +196,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, metadat
         for tmp in staged:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    return path
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
@@ -204,51 +215,75 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     return path
 
 
-def _check_safetensors_bytes(path: Path) -> None:
-    """Refuse pickles, torch.save archives and truncated files before the parser sees them."""
-    with open(path, "rb") as handle:
-        head = handle.read(9)
-    size = path.stat().st_size
-    if len(head) == 9:
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if header_len <= _MAX_HEADER and 8 + header_len <= size and head[8:9] == b"{":
-            return
-    if head[:2] == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
-        kind = "a torch.save zip archive" if head[:2] == b"PK" else "a Python pickle"
-        raise CheckpointError(f"{path} is {kind}, not safetensors; FairLin never unpickles checkpoints. "
-                              f"Expected a safetensors file (convert with safetensors.torch.save_file)")
-    raise CheckpointError(f"{path} is corrupt or not a safetensors file ({size} bytes, bad header); expected a "
-                          f"complete safetensors file written by FairLin")
-
-
 def read_sidecar(weights_path: Path) -> dict[str, Any]:
+    """The JSON sidecar of ``weights_path``, read through the input guard (a regular file of at most
+    :data:`MAX_SIDECAR_BYTES`, JSON within the nesting and size bounds) and checked to be FairLin's."""
     side = sidecar_path(weights_path)
     if not side.exists():
         raise CheckpointError(f"sidecar {side} not found; every checkpoint needs NAME.json beside NAME.safetensors")
-    size = side.stat().st_size
-    if size > MAX_SIDECAR_BYTES:
-        raise CheckpointError(f"sidecar {side} is {size / 2**20:.1f} MiB; expected a small JSON file (at most "
-                              f"{MAX_SIDECAR_BYTES / 2**20:.0f} MiB)")
-    try:
-        sidecar = json.loads(side.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        reason = {RecursionError: "nested too deeply", UnicodeDecodeError: "not UTF-8 text"}.get(type(error), str(error))
-        raise CheckpointError(f"sidecar {side} is not valid JSON ({reason}); expected the JSON written with "
-                              f"the checkpoint") from None
+    sidecar = read_json(side, MAX_SIDECAR_BYTES, "sidecar", "the JSON written with the checkpoint", CheckpointError)
     if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT or "model" not in sidecar:
         raise CheckpointError(f"sidecar {side} is not a FairLin checkpoint sidecar; expected a JSON object with "
                               f"\"format\": \"{SIDECAR_FORMAT}\" and a \"model\" spec")
     return sidecar
 
 
-def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor of a safetensors file, read from its header only (no tensor is loaded)."""
+def _not_safetensors(path: Path, head: bytes, size: int) -> CheckpointError:
+    """The error of a weights file whose first bytes are no safetensors header: a pickle or torch.save archive
+    named as such, anything else as corrupt."""
+    if head[:2] == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        kind = "a torch.save zip archive" if head[:2] == b"PK" else "a Python pickle"
+        return CheckpointError(f"{path} is {kind}, not safetensors; FairLin never unpickles checkpoints. "
+                               f"Expected a safetensors file (convert with safetensors.torch.save_file)")
+    return CheckpointError(f"{path} is corrupt or not a safetensors file ({size} bytes, bad header); expected a "
+                           f"complete safetensors file written by FairLin")
+
+
+def _corrupt(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(f"{path} is corrupt ({reason}); expected a complete safetensors file")
+
+
+def _read_header(handle: BinaryIO, path: Path) -> tuple[int, dict[str, tuple[int, ...]], int]:
+    """From the start of the open weights file: (header length in bytes, tensor name -> shape, bytes of tensor
+    data the header declares). Pickles, archives and bad headers are refused before the header is read whole."""
+    size = os.fstat(handle.fileno()).st_size
+    head = handle.read(9)
+    header_len = struct.unpack("<Q", head[:8])[0] if len(head) == 9 else 0
+    if not (head[8:9] == b"{" and 2 <= header_len <= min(_MAX_HEADER, size - 8)):
+        raise _not_safetensors(path, head, size)
+    header = parse_json(head[8:] + handle.read(header_len - 1), f"the header of {path}", "a safetensors header",
+                        CheckpointError)
+    if not isinstance(header, dict):
+        raise _corrupt(path, "its header is no JSON object")
+    shapes, end = {}, 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)
+                and isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)):
+            raise _corrupt(path, f"header entry {brief(name)} has no shape and data offsets")
+        shapes[name] = tuple(shape)
+        end = max(end, offsets[1])
+    return header_len, shapes, end
+
+
+def _read_tensors(handle: BinaryIO, path: Path, header_len: int, data_len: int) -> dict[str, torch.Tensor]:
+    """The tensors of the open weights file, read once its size is the one its header declares (a truncated or
+    longer file is refused unread), and never more than that size plus one byte (a file that grew meanwhile)."""
+    total = 8 + header_len + data_len
+    size = os.fstat(handle.fileno()).st_size
+    if size != total:
+        raise _corrupt(path, f"{size:,} bytes where its header declares {total:,}")
+    handle.seek(0)
+    data = handle.read(total + 1)
+    if len(data) != total:
+        raise _corrupt(path, f"it changed while read ({len(data):,} bytes where its header declares {total:,})")
     try:
-        with safe_open(weights_path, framework="pt") as handle:
-            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{weights_path} is corrupt ({one_line(str(error), 200)}); expected a complete "
-                              f"safetensors file") from error
+        return load_bytes(data)
+    except (SafetensorError, ValueError) as error:
+        raise _corrupt(path, one_line(str(error), 200)) from error
 
 
 def shape_mismatch(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
@@ -306,25 +341,24 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
     Nothing is allocated before the sidecar's architecture is known to be within bounds and the weights
     file's header (tensor names and shapes) matches it: the architecture is first built on the meta device.
-    The weights' values are checked (:func:`check_weights`) before the model takes them.
+    Both files pass the input guard (:mod:`fairlin_core.inputs`: regular files of bounded size); the weights
+    are read through one open file, never more than their header declares. The weights' values are checked
+    (:func:`check_weights`) before the model takes them.
     """
     weights_path = resolve_checkpoint_path(path)
     sidecar = read_sidecar(weights_path)
-    _check_safetensors_bytes(weights_path)
-    try:
-        spec = ModelSpec.from_dict(sidecar["model"])
-        expected = state_shapes(spec)
-    except FairLinError as error:
-        raise CheckpointError(f"sidecar of {weights_path} describes no buildable model: {error}") from error
-    details = shape_mismatch(expected, _header_shapes(weights_path))
-    if details:
-        raise CheckpointError(f"{weights_path} does not match the architecture in its sidecar "
-                              f"({spec.name}, options {spec.options}): {details}")
-    try:
-        state = load_file(weights_path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{weights_path} is corrupt ({one_line(str(error), 200)}); expected a complete "
-                              f"safetensors file") from error
+    with open_regular(weights_path, MAX_WEIGHTS_BYTES, "checkpoint weights", CheckpointError) as handle:
+        header_len, found, data_len = _read_header(handle, weights_path)
+        try:
+            spec = ModelSpec.from_dict(sidecar["model"])
+            expected = state_shapes(spec)
+        except FairLinError as error:
+            raise CheckpointError(f"sidecar of {weights_path} describes no buildable model: {error}") from error
+        details = shape_mismatch(expected, found)
+        if details:
+            raise CheckpointError(f"{weights_path} does not match the architecture in its sidecar "
+                                  f"({spec.name}, options {spec.options}): {details}")
+        state = _read_tensors(handle, weights_path, header_len, data_len)
     model = build_model(spec)
     check_weights(state, str(weights_path), mask_names(model))
     model.load_state_dict(state)

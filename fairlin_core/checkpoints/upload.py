@@ -10,14 +10,14 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 from ..errors import FairLinError, brief
+from ..inputs import parse_json
 from ..models import CODE_MODEL, relu_count
 from ..outputs import prepare_output_file
 from .importers import IMPORT_SUFFIXES, import_checkpoint, importable
-from .io import MAX_SIDECAR_BYTES, load_checkpoint
+from .io import MAX_SIDECAR_BYTES, load_checkpoint, write_pair
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -26,9 +26,10 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 def refuse_model_code(sidecar: bytes) -> None:
     """Uploads never name code to run: a sidecar whose model is built by a factory is refused."""
     try:
-        model = json.loads(sidecar).get("model", {})
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        data = parse_json(sidecar, "the sidecar", "the JSON written with the checkpoint")
+    except FairLinError:
         return  # load_checkpoint reports the malformed sidecar
+    model = data.get("model") if isinstance(data, dict) else None
     if isinstance(model, dict) and model.get("name") == CODE_MODEL:
         raise FairLinError(f"upload refused: the sidecar builds its model with code "
                            f"{(model.get('options') or {}).get('factory')!r}; the dashboard never runs code from an "
@@ -61,8 +62,7 @@ def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: s
         except FairLinError as error:
             raise FairLinError("upload refused: " + str(error).replace(str(staged.parent) + os.sep, "")) from None
         if not isinstance(checkpoint.sidecar.get("relu_count"), int):
-            data = json.loads(sidecar)
-            data["relu_count"] = relu_count(checkpoint.model)
+            data = {**checkpoint.sidecar, "relu_count": relu_count(checkpoint.model)}
             staged.with_suffix(".json").write_text(json.dumps(data, indent=1))
         _install(staged, target)
     return target
@@ -84,13 +84,10 @@ def _upload_target(name: str, stem: str, data: bytes, dest_dir: str | Path, max_
 
 
 def _install(staged: Path, target: Path) -> None:
-    """Copy a validated staged checkpoint (weights + sidecar) to ``target``, each file renamed into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.parent / f".{target.stem}.{uuid.uuid4().hex}.partial"
-    shutil.copyfile(staged.with_suffix(".json"), partial.with_suffix(".json"))
-    shutil.copyfile(staged, partial)
-    os.replace(partial.with_suffix(".json"), target.with_suffix(".json"))
-    os.replace(partial, target)
+    """Copy a validated staged checkpoint (weights + sidecar) to ``target`` as a pair (:func:`write_pair`: the
+    temporaries of a copy killed midway are removed by the next writer of that name)."""
+    write_pair(target, lambda tmp: shutil.copyfile(staged, tmp),
+               lambda tmp: shutil.copyfile(staged.with_suffix(".json"), tmp))
 
 
 def accept_import(file_name: str, data: bytes, fmt: str, arch: str, dataset: str, dest_dir: str | Path, *,

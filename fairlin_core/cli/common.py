@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from ..errors import FairLinError, brief, check_seed
+from ..inputs import check_json_shape, parse_json
 from ..runtime import comma_list, json_ready
 
 
@@ -19,13 +20,15 @@ def print_json(data: Any) -> None:
 
 
 def parse_option(text: str) -> tuple[str, Any]:
-    """``key=value`` with value parsed as JSON when it is JSON (numbers, booleans), else a string."""
+    """``key=value`` with value parsed as JSON when it is JSON (numbers, booleans), else a string; a value nested
+    or sized beyond the JSON bounds (:func:`~fairlin_core.inputs.check_json_shape`) is refused either way."""
     if "=" not in text:
         raise FairLinError(f"dataset option {brief(text)} is not of the form key=value (e.g. minor_fraction=0.2)")
     key, value = text.split("=", 1)
+    check_json_shape(value, f"the value of dataset option {brief(key)}")
     try:
         return key, json.loads(value)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (or an integer of more than 4,300 digits): the text itself
         return key, value
 
 
@@ -90,10 +93,7 @@ def add_import_args(parser: argparse.ArgumentParser, required: bool) -> None:
 def import_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The keyword arguments of ``checkpoints.importers.import_checkpoint`` given by :func:`add_import_args`
     (``seed``: of the dataset splits)."""
-    try:
-        factory_kwargs = json.loads(args.model_kwargs)
-    except json.JSONDecodeError:
-        raise FairLinError(f"--model-kwargs expects a JSON object, got {args.model_kwargs!r}") from None
+    factory_kwargs = parse_json(args.model_kwargs, "--model-kwargs", "a JSON object of keyword arguments")
     if args.model_code:
         arch, model_options = "code", {"factory": args.model_code, "kwargs": factory_kwargs}
     else:

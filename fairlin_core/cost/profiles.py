@@ -24,16 +24,17 @@ A bad profile is a :class:`~fairlin_core.errors.FairLinError` naming the field t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import FairLinError
+from ..inputs import read_json
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = "delphi"
+MAX_PROFILE_BYTES = 1024 * 1024  # a profile file is a few kB
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "relu": ("online_bytes", "offline_bytes", "online_seconds", "offline_seconds"),
     "linear": ("online_bytes_per_input", "offline_bytes_per_input", "offline_bytes_per_output",
@@ -84,13 +85,7 @@ def load_profile(profile: str | Path | Profile = DEFAULT_PROFILE) -> Profile:
     elif not (text.endswith(".json") or path.is_file()):
         raise FairLinError(f"unknown cost profile {text!r}; expected one of {', '.join(list_profiles())} or the "
                            f"path of a profile JSON file")
-    try:
-        data = json.loads(path.read_text())
-    except OSError as error:
-        raise FairLinError(f"cost profile {path} cannot be read ({error.strerror or error}); expected a JSON "
-                           f"file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FairLinError(f"cost profile {path} is not valid JSON ({error})") from None
+    data = read_json(path, MAX_PROFILE_BYTES, "cost profile", "a profile JSON object (see fairlin_core.cost.profiles)")
     return validate_profile(data, path)
 
 

@@ -4,8 +4,9 @@ Layout: ``root`` (default ``<data_root>/folder``; a relative ``root`` is taken i
 holds the images and ``csv`` (default ``<root>/labels.csv``; a relative ``csv`` is taken inside
 ``root``). ``bundle.options`` records both relative where they are inside (``None`` for the
 defaults), so a checkpoint's sidecar names no absolute path; paths read back from a sidecar must be
-relative and stay inside the data root (see :func:`fairlin_core.data.load_dataset`). The CSV has a header with at
-least the columns ``path,label,group``; ``path`` is relative to ``root`` and must stay inside it.
+relative and stay inside the data root (see :func:`fairlin_core.data.load_dataset`); no path may hold a NUL
+byte. The CSV (a regular file of at most 200,000 rows, :data:`MAX_ROWS`) has a header with at least the columns
+``path,label,group``; ``path`` is relative to ``root`` and must stay inside it.
 More columns are more attributes: any column except ``path`` can be the target or the group
 (default target ``label``, group ``group``). Values may be text or integers; class and group names
 are the sorted unique values (numerically when all are integers) of the rows loaded.
@@ -34,6 +35,7 @@ import pandas as pd
 from fairlin_core.data import protocol
 from fairlin_core.data.bundle import DatasetBundle
 from fairlin_core.errors import DatasetError, brief, clip
+from fairlin_core.inputs import open_regular
 
 ATTRIBUTES = None  # the CSV's columns other than path
 DEFAULT_TARGET = "label"
@@ -41,6 +43,8 @@ DEFAULT_GROUP = "group"
 DEFAULTS: dict[str, Any] = {"root": None, "csv": None, "image_size": 32, "test_fraction": 0.2, "val_fraction": 0.1,
                             "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 REQUIRED_COLUMNS = ("path", "label", "group")
+MAX_ROWS = 200_000  # images one CSV may list (over three times CIFAR-10's 60,000)
+MAX_CSV_BYTES = 256 * 1024 * 1024
 PATH_OPTIONS = ("root", "csv")
 LAYOUT = ("<root>/labels.csv with header columns path,label,group (more attribute columns allowed) and the "
           "images it lists, paths relative to <root> (default root <data_root>/folder)")
@@ -52,6 +56,9 @@ def resolve_paths(data_root: Path, options: Mapping[str, Any]) -> tuple[Path, Pa
     for name in PATH_OPTIONS:
         if not isinstance(options[name], (str, os.PathLike, type(None))):
             raise DatasetError(f"{name} must be a path (string), got {brief(options[name])}")
+        if "\0" in os.fspath(options[name] or ""):
+            raise DatasetError(f"dataset option {name} {brief(os.fspath(options[name]))} contains a NUL byte; expected "
+                               f"a path")
     root = Path(options["root"]).expanduser() if options["root"] is not None else Path("folder")
     csv = Path(options["csv"]).expanduser() if options["csv"] is not None else Path("labels.csv")
     root = Path(os.path.normpath(data_root / root))  # an absolute root replaces data_root in the join
@@ -78,13 +85,18 @@ def missing(data_root: Path, options: Mapping[str, Any]) -> str:
 
 
 def read_table(csv: Path) -> pd.DataFrame:
-    """The CSV as text columns, validated: required columns present, at least one row."""
+    """The CSV as text columns, validated: a regular file of at most :data:`MAX_CSV_BYTES`, required columns
+    present, from one to :data:`MAX_ROWS` rows (parsing stops after ``MAX_ROWS + 1``)."""
     if not csv.is_file():
         raise DatasetError(f"folder dataset CSV missing: {csv}; expected {LAYOUT}")
-    try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (ValueError, OSError, UnicodeDecodeError) as error:  # the reason only: pandas may quote the file
-        raise DatasetError(f"{csv} is not a readable CSV ({type(error).__name__}); expected {LAYOUT}") from None
+    with open_regular(csv, MAX_CSV_BYTES, "folder dataset CSV", DatasetError) as handle:
+        try:
+            table = pd.read_csv(handle, dtype=str, keep_default_na=False, skipinitialspace=True, nrows=MAX_ROWS + 1)
+        except (ValueError, OSError, UnicodeDecodeError) as error:  # the reason only: pandas may quote the file
+            raise DatasetError(f"{csv} is not a readable CSV ({type(error).__name__}); expected {LAYOUT}") from None
+    if len(table) > MAX_ROWS:
+        raise DatasetError(f"{csv} lists more than {MAX_ROWS:,} images; expected at most {MAX_ROWS:,} rows (one per "
+                           f"image)")
     table.columns = [str(c).strip() for c in table.columns]
     absent = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if absent:  # the header is not echoed: the file may be anything

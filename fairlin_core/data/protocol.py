@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fairlin_core.data.bundle import Split
 from fairlin_core.errors import DatasetError, brief
+from fairlin_core.inputs import open_regular
 
 
 # ----------------------------------------------------------------------------- seeded splitting
@@ -146,6 +147,7 @@ def check_channels(name: str, value: Any, channels: int, *, positive: bool = Fal
 
 # ----------------------------------------------------------------------------- tensors and images
 
+MAX_IMAGE_BYTES = 64 * 1024 * 1024  # one image file
 GATHER_CHUNK = 4096  # images converted at a time: the only extra memory beside the float32 result
 
 
@@ -212,11 +214,12 @@ def check_image_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_rgb(path: Path, size: int) -> np.ndarray | None:
-    """An image file as uint8 (3, size, size), RGB, bilinear resize; None if it cannot be read."""
+    """An image file as uint8 (3, size, size), RGB, bilinear resize; None if it cannot be read (also when it is
+    no regular file or larger than :data:`MAX_IMAGE_BYTES`: :func:`~fairlin_core.inputs.open_regular`)."""
     try:
-        with Image.open(path) as image:
+        with open_regular(path, MAX_IMAGE_BYTES, "image", DatasetError) as handle, Image.open(handle) as image:
             rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+    except (DatasetError, OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return None
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 

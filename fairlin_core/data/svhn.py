@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.io
@@ -22,25 +22,30 @@ import scipy.io
 from fairlin_core.data import protocol
 from fairlin_core.data.bundle import DatasetBundle
 from fairlin_core.errors import DatasetError, brief
+from fairlin_core.inputs import open_regular
 
 ATTRIBUTES = ("digit",)
 DEFAULT_TARGET = DEFAULT_GROUP = "digit"
 DEFAULTS: dict[str, Any] = {"val_fraction": 0.1, "mean": (0.4377, 0.4438, 0.4728), "std": (0.1980, 0.2010, 0.1970)}
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
+MAX_MAT_BYTES = 512 * 1024 * 1024  # the real files are 182 MB (train) and 64 MB (test)
 LAYOUT = ("<data_root>/train_32x32.mat and <data_root>/test_32x32.mat (SVHN format 2, cropped digits, "
           "X uint8 (32, 32, 3, N) and y (N, 1) in 1..10)")
 CLASS_NAMES = [str(d) for d in range(10)]
 
 
 def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One SVHN file as (images uint8 (N, 3, 32, 32), labels int64 (N,) in 0..9), validated."""
-    try:
-        mat = scipy.io.loadmat(path, variable_names=["X", "y"])
-    except Exception as error:  # scipy raises ValueError, TypeError, OSError, ... on a bad file
-        raise DatasetError(f"{path} is not a readable MATLAB file ({type(error).__name__}); expected {LAYOUT}") from None
-    x, y = mat.get("X"), mat.get("y")
-    if x is None or y is None:
-        raise DatasetError(f"{path}: expected variables 'X' and 'y', found {_variables(path)}")
+    """One SVHN file (a regular file of at most :data:`MAX_MAT_BYTES`) as (images uint8 (N, 3, 32, 32), labels
+    int64 (N,) in 0..9), validated."""
+    with open_regular(path, MAX_MAT_BYTES, "SVHN file", DatasetError) as handle:
+        try:
+            mat = scipy.io.loadmat(handle, variable_names=["X", "y"])
+        except Exception as error:  # scipy raises ValueError, TypeError, OSError, ... on a bad file
+            raise DatasetError(f"{path} is not a readable MATLAB file ({type(error).__name__}); expected "
+                               f"{LAYOUT}") from None
+        x, y = mat.get("X"), mat.get("y")
+        if x is None or y is None:
+            raise DatasetError(f"{path}: expected variables 'X' and 'y', found {_variables(handle)}")
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:
         raise DatasetError(f"{path}: 'X' must be uint8 of shape (32, 32, 3, N), got {x.dtype} {x.shape}")
     labels = np.asarray(y).reshape(-1)
@@ -52,10 +57,11 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x.transpose(3, 2, 0, 1), labels
 
 
-def _variables(path: Path) -> str:
-    """The names (and shapes) of the variables a .mat file holds, read from its headers only."""
+def _variables(handle: BinaryIO) -> str:
+    """The names (and shapes) of the variables the open .mat file holds, read from its headers only."""
     try:
-        found = scipy.io.whosmat(path)
+        handle.seek(0)
+        found = scipy.io.whosmat(handle)
     except Exception:  # already read once; a file scipy cannot list has no names to show
         return "none"
     return brief(", ".join(f"{name} {tuple(shape)}" for name, shape, _ in found) or "none", 200)

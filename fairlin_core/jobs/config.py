@@ -27,13 +27,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..audit import parse_diagnostics
-from ..checkpoints import load_dataset_for, read_sidecar, resolve_checkpoint_path, sidecar_path
+from ..checkpoints import (MAX_SIDECAR_BYTES, MAX_WEIGHTS_BYTES, load_dataset_for, read_sidecar,
+                           resolve_checkpoint_path, sidecar_path)
 from ..checkpoints.upload import SAFE_NAME
 from ..data import load_dataset
 from ..data.registry import get_spec
 from ..errors import CheckpointError, FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..finetune.fair import NONE
+from ..inputs import open_regular
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
 from ..runtime import PRECISIONS
@@ -384,7 +386,8 @@ _digests_lock = threading.Lock()
 
 
 def checkpoint_digest(weights: Path) -> str:
-    """sha256 (hex) over the weights file then its JSON sidecar; cached per (path, sizes, mtimes in ns)."""
+    """sha256 (hex) over the weights file then its JSON sidecar, each read through the input guard (a regular file
+    of bounded size); cached per (path, sizes, mtimes in ns)."""
     side = sidecar_path(weights)
     w, s = weights.stat(), side.stat()
     key = (str(weights), w.st_size, w.st_mtime_ns, s.st_size, s.st_mtime_ns)
@@ -392,8 +395,8 @@ def checkpoint_digest(weights: Path) -> str:
         if key in _digests:
             return _digests[key]
     digest = hashlib.sha256()
-    for path in (weights, side):
-        with open(path, "rb") as handle:
+    for path, limit, what in ((weights, MAX_WEIGHTS_BYTES, "checkpoint weights"), (side, MAX_SIDECAR_BYTES, "sidecar")):
+        with open_regular(path, limit, what, CheckpointError) as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     with _digests_lock:

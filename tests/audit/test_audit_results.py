@@ -327,3 +327,20 @@ def test_views_are_memoised_per_results_instance():
     fewer = dataclasses.replace(shipped, runs=shipped.runs[shipped.runs["seed"] == 0])
     assert (fewer.group_drop("test", "snl", "off")["n_seeds"] == 1).all()  # a new instance, its own views
     assert (shipped.group_drop("test", "snl", "off")["n_seeds"] == 3).all()
+
+
+def test_results_files_pass_the_input_guard(tmp_path, monkeypatch):
+    """A results folder is user input: a configs.json of 100,000 '[' (a RecursionError before) and a table past
+    the size limit are one FairLinError each, naming the file."""
+    import fairlin_core.audit.results as results_module
+    folder = tmp_path / "audit"
+    shutil.copytree(SHIPPED_AUDIT, folder)
+    assert load_results(folder, lazy=False).runs is not None
+    (folder / "configs.json").write_text("[" * 100_000)
+    with pytest.raises(FairLinError, match=r"audit results file .*configs\.json is nested 100,000 levels deep"):
+        load_results(folder)
+    shutil.copyfile(SHIPPED_AUDIT / "configs.json", folder / "configs.json")
+    monkeypatch.setattr(results_module, "MAX_TABLE_BYTES", 100)
+    with pytest.raises(FairLinError, match=r"audit results table .*runs\.parquet is [\d,]+ bytes; expected a file of "
+                                           r"at most 100 bytes"):
+        load_results(folder)

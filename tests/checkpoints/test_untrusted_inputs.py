@@ -5,6 +5,7 @@ FairLinError with a short message. Every bad input is built here, in tmp_path.""
 import json
 from pathlib import Path
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,9 +15,10 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import REPO, SECRET, TOY, copy_checkpoint, write_images
+from conftest import REPO, SECRET, TOY, cifar_bomb, copy_checkpoint, write_images
 from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
 from fairlin_core.data import load_dataset
+from fairlin_core.data.folder import MAX_ROWS
 from fairlin_core.errors import CheckpointError, DatasetError, FairLinError, brief
 from fairlin_core.models import MODELS, build_model, resolve_spec, state_shapes
 
@@ -113,18 +115,29 @@ def test_dataset_size_options_are_bounded(tmp_path, name, options, message):
 MEASURE = textwrap.dedent("""
     import json, resource, sys, time
     from fairlin_core.checkpoints import load_checkpoint
-    from fairlin_core.errors import CheckpointError
+    from fairlin_core.data import load_dataset
+    from fairlin_core.errors import FairLinError
+    load = {"checkpoint": load_checkpoint, "cifar10": lambda root: load_dataset("cifar10", data_root=root)}[sys.argv[1]]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     try:
-        load_checkpoint(sys.argv[1])
+        load(sys.argv[2])
         message = None
-    except CheckpointError as error:
+    except FairLinError as error:
         message = str(error)
     seconds = time.perf_counter() - start
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     print(json.dumps({"seconds": seconds, "grown_mib": grown_kib / 1024, "message": message}))
 """)
+
+
+def measured(kind: str, path: Path) -> dict:
+    """Load ``path`` (a checkpoint, or a CIFAR-10 data root) in a fresh subprocess, so the peak RSS is this load's
+    alone: {"seconds", "grown_mib", "message" (the FairLinError, None when it loaded)}."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, kind, str(path)], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]  # a crash (the CIFAR bomb segfaulted numpy) is no refusal
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("name, options", [("mlp", {"depth": 2, "width": 10**9}),
@@ -136,11 +149,134 @@ def test_huge_sidecar_refused_fast_without_memory(tmp_path, name, options):
     generous (the refusal takes milliseconds)."""
     shape = [3, 32, 32] if name != "mlp" else [2]
     weights = copy_checkpoint(tmp_path, lambda s: s["model"].update(name=name, input_shape=shape, options=options))
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(weights)], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120, check=True)
-    measured = json.loads(out.stdout.strip().splitlines()[-1])
-    assert measured["message"] is not None, "the sidecar was accepted"
-    assert measured["seconds"] < 2.0 and measured["grown_mib"] < 200, measured
+    result = measured("checkpoint", weights)
+    assert result["message"] is not None, "the sidecar was accepted"
+    assert result["seconds"] < 2.0 and result["grown_mib"] < 200, result
+
+
+def test_a_sidecar_of_a_million_empty_objects_is_refused_before_parsing(tmp_path):
+    """The issue's 31 MB sidecar of 7.5M ``{}`` reached 1.2 GB; 1.1M of them (3.3 MB, past the 1,000,000-value
+    bound) in an otherwise valid sidecar are refused before json builds one, the process growing by under 200 MB."""
+    weights = copy_checkpoint(tmp_path)
+    sidecar = weights.with_suffix(".json")
+    sidecar.write_text(sidecar.read_text()[:-1] + ', "pad": [' + ",".join(["{}"] * 1_100_000) + "]}")
+    result = measured("checkpoint", weights)
+    assert result["message"] is not None and "JSON values; expected at most 1,000,000" in result["message"], result
+    assert result["seconds"] < 2.0 and result["grown_mib"] < 200, result
+
+
+def test_a_cifar10_batch_bomb_is_refused_before_allocation(tmp_path):
+    """The issue's 150-byte batch (numpy's array reduce with an object dtype of 250M entries) made dataset-info
+    allocate 2.6-3 GB (and crash numpy): refused in under 2 s with under 200 MB growth, like a real batch it is
+    in the Python 2 cPickle layout."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(cifar_bomb())
+    result = measured("cifar10", tmp_path)
+    assert result["message"] is not None and "refusing dtype 'object'" in result["message"], result
+    assert result["seconds"] < 2.0 and result["grown_mib"] < 200, result
+
+
+def test_a_folder_csv_of_too_many_rows_is_refused_before_its_images_are_looked_at(tmp_path):
+    """The issue's 3M-row CSV ran past 2 minutes at 1.7 GB: one row past MAX_ROWS is refused (parsing stops
+    there), naming the limit."""
+    rows = "\n".join(f"i/{i}.png,0,0" for i in range(MAX_ROWS + 1))
+    (tmp_path / "labels.csv").write_text(f"path,label,group\n{rows}\n")
+    with pytest.raises(DatasetError, match=r"labels\.csv lists more than 200,000 images; expected at most 200,000"):
+        load_dataset("folder", root=tmp_path)
+
+
+def _rewritten_weights(weights: Path, change) -> None:
+    """``weights`` (a safetensors file) with its header JSON ``change``d in place and re-encoded."""
+    data = weights.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    change(header)
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length:])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h: next(e for k, e in h.items() if k != "__metadata__").update(data_offsets=[0, 10**12]),
+     r"corrupt \([\d,]+ bytes where its header declares 1,000,000,000,\d+\)"),
+    (lambda h: next(e for k, e in h.items() if k != "__metadata__").pop("shape"), r"has no shape and data offsets"),
+    (lambda h: h.update(deep=json.loads("[" * 70 + "]" * 70)), r"header of .* is nested 71 levels deep"),
+])
+def test_a_weights_header_is_checked_before_its_data_is_read(tmp_path, change, message):
+    """The weights are read through one open file, never past the size their header declares: a header claiming a
+    terabyte is refused unread (not a MemoryError), a malformed or too deeply nested header is a CheckpointError."""
+    weights = copy_checkpoint(tmp_path)
+    _rewritten_weights(weights, change)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(weights)
+
+
+NOT_REGULAR = textwrap.dedent("""
+    import json, resource, sys
+    from pathlib import Path
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))  # a reader of /dev/zero fails, never fills memory
+    from fairlin_core.checkpoints import load_checkpoint
+    from fairlin_core.checkpoints.catalog import checkpoint_table
+    from fairlin_core.errors import FairLinError
+    from fairlin_core.jobs.config import checkpoint_digest
+    messages = {}
+    for name in sys.argv[2:]:
+        for what, read in (("load", load_checkpoint), ("digest", checkpoint_digest)):
+            try:
+                read(Path(sys.argv[1], name, "model.safetensors"))
+            except FairLinError as error:
+                messages[f"{what} {name}"] = str(error)
+    messages["catalog"] = checkpoint_table(f"{sys.argv[1]}/catalog")["checkpoint"].tolist()
+    print(json.dumps(messages))
+""")
+
+
+def test_sidecars_and_weights_that_are_no_regular_files_are_refused(tmp_path):
+    """A sidecar or weights file that is a FIFO (it used to hang), a link to /dev/zero (it read 3.5 GB) or a folder
+    (IsADirectoryError): one CheckpointError each from load_checkpoint and the job hash, and the catalogue skips
+    them. Run in a subprocess with a timeout and an address-space limit, so a reader that blocks or reads forever
+    fails the test instead of hanging it."""
+    makers = {"fifo": os.mkfifo, "zero": lambda path: path.symlink_to("/dev/zero"), "folder": Path.mkdir}
+    cases = []
+    for kind, make in makers.items():
+        for part in ("sidecar", "weights"):
+            weights = copy_checkpoint(tmp_path / f"{part}-{kind}")
+            target = weights.with_suffix(".json") if part == "sidecar" else weights
+            if part == "weights" and kind == "folder":
+                continue  # a folder given as the checkpoint is searched for its one .safetensors file
+            target.unlink()
+            make(target)
+            cases.append(f"{part}-{kind}")
+    copy_checkpoint(tmp_path / "catalog")
+    (tmp_path / "catalog" / "model.safetensors").rename(tmp_path / "catalog" / "good.safetensors")
+    (tmp_path / "catalog" / "model.json").rename(tmp_path / "catalog" / "good.json")
+    for kind, make in makers.items():
+        (tmp_path / "catalog" / f"{kind}.safetensors").write_bytes(b"")
+        make(tmp_path / "catalog" / f"{kind}.json")
+    out = subprocess.run([sys.executable, "-c", NOT_REGULAR, str(tmp_path), *cases], capture_output=True, text=True,
+                         cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    messages = json.loads(out.stdout)
+    assert messages.pop("catalog") == ["good"]
+    kinds = {"fifo": r"a named pipe \(FIFO\)", "zero": r"a character device \(through a symbolic link\)",
+             "folder": "a folder"}
+    for case in cases:
+        part, kind = case.split("-")
+        what = "sidecar" if part == "sidecar" else "checkpoint weights"
+        for call in ("load", "digest"):
+            assert re.fullmatch(f"{what} .*{case}/model.* is {kinds[kind]}, not a regular file; expected a regular "
+                                f"file of at most .*", messages[f"{call} {case}"]), (call, case, messages)
+
+
+def test_a_nul_byte_in_a_sidecar_or_option_path_is_a_dataset_error(tmp_path):
+    """A sidecar naming the folder root "a\\u0000b" was a ValueError traceback (os.lstat in the confinement
+    check); the path options are checked where they are resolved, for sidecars and flags alike."""
+    for options in ({"root": "a\0b"}, {"csv": "labels\0.csv"}):
+        with pytest.raises(DatasetError, match=r"contains a NUL byte; expected a path"):
+            load_dataset_for(folder_sidecar(**options), tmp_path)
+        with pytest.raises(DatasetError, match=r"contains a NUL byte; expected a path"):
+            load_dataset("folder", data_root=tmp_path, **options)
 
 
 # ----------------------------------------------------------------------------- tracebacks become one-line errors

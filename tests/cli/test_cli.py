@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from conftest import DIGITS, run_cli
+from conftest import DIGITS, TOY, run_cli
+from fairlin_core.cli.common import parse_option
 
 
 def test_relu_count_resnet18_through_the_real_entry_point():
@@ -113,3 +114,26 @@ def test_import_checkpoint_and_audit_import_on_the_fly(capsys, tmp_path, monkeyp
     code, out, err = run_cli(capsys, "import-checkpoint", str(tmp_path / "base.pth.tar"), "--format", "torchvision",
                              "--arch", "resnet18", "--dataset", "digits", "--out", str(tmp_path / "bad"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "not a torchvision checkpoint" in err
+
+
+DEEP = "[" * 100_000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dataset-info", "toy2d", "--dataset-option", f"n={DEEP}"],
+     "the value of dataset option 'n' is nested 100,000 levels deep; expected at most 64"),
+    (["import-checkpoint", TOY, "--format", "state-dict", "--model-code", "m:f", "--model-kwargs", DEEP,
+      "--dataset", "toy2d"], "--model-kwargs is nested 100,000 levels deep"),
+    (["import-checkpoint", TOY, "--format", "state-dict", "--model-code", "m:f", "--model-kwargs",
+      '{"a": ' + "1" * 5000 + "}", "--dataset", "toy2d"], "--model-kwargs is not valid JSON (a number with too many"),
+], ids=["dataset-option-deep", "model-kwargs-deep", "model-kwargs-5000-digits"])
+def test_json_flags_beyond_the_bounds_are_one_error(capsys, tmp_path, argv, message):
+    """--dataset-option values and --model-kwargs go through the bounded JSON parser (a RecursionError before)."""
+    out = ["--out", tmp_path / "m.safetensors"] if argv[0] == "import-checkpoint" else []
+    code, _, err = run_cli(capsys, *argv, *out)
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err[:500]
+
+
+def test_dataset_option_values_are_json_or_text():
+    assert [parse_option(o) for o in ("n=5", "shape=moons", "mean=[0.5, 0.5]", "x=[[[", "y={")] == \
+        [("n", 5), ("shape", "moons"), ("mean", [0.5, 0.5]), ("x", "[[["), ("y", "{")]

@@ -7,6 +7,7 @@ command's default store or data root is never the repository's.
 """
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-from conftest import REPO, SECRET, copy_checkpoint, write_images
+from conftest import REPO, SECRET, cifar_bomb, copy_checkpoint, write_images
 from fairlin_core.cli import main
 
 LONG = "x" * 100_000
@@ -100,6 +101,7 @@ def world(tmp_path_factory):
         checkpoints[name] = path
     _outputs_world(top)
     _weights_world(top)
+    _files_world(top)
     return {"top": top, "data": data, "checkpoints": checkpoints, "good": copy_checkpoint(top / "good")}
 
 
@@ -266,6 +268,70 @@ def _weights_cases(w) -> dict:
     }
 
 
+def _files_world(top: Path) -> None:
+    """top/files: checkpoints whose sidecar or weights is a FIFO, a link to /dev/zero or a folder, a sidecar of
+    1.1M ``{}`` (past the 1,000,000-value bound), a sidecar naming a folder root with a NUL byte, cost profiles
+    100,000 ``[`` deep and a FIFO, a FIFO named as a .pth to import, and a data root (top/files/data) whose
+    many/labels.csv has 200,001 rows and whose CIFAR-10 batches are the 167-byte bomb."""
+    files = top / "files"
+    makers = {"fifo": os.mkfifo, "zero": lambda path: path.symlink_to("/dev/zero"), "folder": Path.mkdir}
+    for kind, make in makers.items():
+        side = copy_checkpoint(files / f"sidecar-{kind}").with_suffix(".json")
+        side.unlink()
+        make(side)
+    for kind in ("fifo", "zero"):
+        weights = copy_checkpoint(files / f"weights-{kind}")
+        weights.unlink()
+        makers[kind](weights)
+    copy_checkpoint(files / "million", lambda s: s.update(pad=[{}] * 1_100_000))
+    copy_checkpoint(files / "nul", lambda s: s.update(dataset={"name": "folder", "options": {"root": "a\0b"},
+                                                               "target": "label", "group": "group"}))
+    (files / "deep.json").write_text("[" * 100_000)
+    os.mkfifo(files / "pipe.json")
+    os.mkfifo(files / "pipe.pth")
+    rows = "\n".join(f"i/{i}.png,0,0" for i in range(200_001))
+    (files / "data" / "many").mkdir(parents=True)
+    (files / "data" / "many" / "labels.csv").write_text(f"path,label,group\n{rows}\n")
+    (files / "data" / "cifar-10-batches-py").mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (files / "data" / "cifar-10-batches-py" / name).write_bytes(cifar_bomb())
+
+
+def _files_cases(w) -> dict:
+    """User files that are no regular files, JSON past its bounds (files and flags), a CSV past its row limit, the
+    CIFAR-10 bomb and NUL bytes in paths: each one line, never a hang, gigabytes or a traceback."""
+    files, good = w["top"] / "files", str(w["good"])
+    data = str(files / "data")
+
+    def evaluate(name):
+        return ["evaluate", "--checkpoint", str(files / name / "model.safetensors"), "--data-root", data]
+    imports = ["import-checkpoint", str(w["top"] / "outputs" / "toy.pth"), "--format", "state-dict", "--model-code",
+               "m:f", "--dataset", "toy2d", "--out", str(w["top"] / "out" / "m.safetensors"), "--model-kwargs"]
+    return {
+        "files-sidecar-dev-zero": evaluate("sidecar-zero"), "files-sidecar-fifo": evaluate("sidecar-fifo"),
+        "files-sidecar-folder": evaluate("sidecar-folder"), "files-weights-fifo": evaluate("weights-fifo"),
+        "files-weights-dev-zero": evaluate("weights-zero"),
+        "files-sweep-weights-fifo": ["sweep", "--checkpoint", str(files / "weights-fifo" / "model.safetensors"),
+                                     "--budgets", "4", "--store", str(w["top"] / "store")],  # the job hash reads it
+        "files-audit-sidecar-fifo": ["audit", "--base", str(files / "sidecar-fifo" / "model.safetensors"),
+                                     "--linearized", good],
+        "files-audit-import-fifo": ["audit", "--base", str(files / "pipe.pth"), "--linearized", good, "--format",
+                                    "state-dict", "--arch", "mlp", "--width", "16", "--dataset", "toy2d"],
+        "files-sidecar-million-empty-objects": evaluate("million"),
+        "files-sidecar-folder-root-nul": evaluate("nul"),
+        "files-dataset-option-root-nul": ["dataset-info", "folder", "--data-root", data, "--dataset-option",
+                                          "root=a\0b"],
+        "files-model-kwargs-deep": [*imports, "[" * 100_000],
+        "files-model-kwargs-5000-digits": [*imports, '{"a": ' + "1" * 5000 + "}"],
+        "files-dataset-option-deep": ["dataset-info", "toy2d", "--dataset-option", "n=" + "[" * 100_000],
+        "files-cost-profile-deep": ["cost", "--checkpoint", good, "--profile", str(files / "deep.json")],
+        "files-cost-profile-fifo": ["cost", "--checkpoint", good, "--profile", str(files / "pipe.json")],
+        "files-folder-csv-200001-rows": ["dataset-info", "folder", "--data-root", data, "--dataset-option",
+                                         "root=many"],
+        "files-cifar10-bomb": ["dataset-info", "cifar10", "--data-root", data],
+    }
+
+
 def _all_cases(w) -> dict:
     cases = {f"sidecar-{k}": ["evaluate", "--checkpoint", str(p), "--data-root", str(w["data"])]
              for k, p in w["checkpoints"].items()}
@@ -278,7 +344,8 @@ def _all_cases(w) -> dict:
     cases["sweep-sidecar-input-shape-negative"] = ["sweep", "--checkpoint",
                                                    str(w["checkpoints"]["input-shape-negative"]), "--budgets", "4",
                                                    "--store", str(w["top"] / "store")]
-    return {**cases, **_flag_cases(w), **_tree_cases(w), **_outputs_cases(w), **_weights_cases(w)}
+    return {**cases, **_flag_cases(w), **_tree_cases(w), **_outputs_cases(w), **_weights_cases(w),
+            **_files_cases(w)}
 
 
 _PLACEHOLDER = Path(".")

@@ -4,6 +4,7 @@ profiles, and the estimates the audit results carry per run (the shipped digits 
 
 import copy
 import json
+import os
 
 import pytest
 import torch
@@ -204,3 +205,18 @@ def test_the_html_report_includes_the_front():
     assert "Accuracy vs estimated private-inference latency" in page
     assert "Pareto points: accuracy vs estimated latency (delphi-client-garbler)" in page
     assert "Accuracy vs estimated online latency (delphi-client-garbler)" in page and "worst-group and minority" in page
+
+
+def test_a_profile_nested_too_deep_or_no_regular_file_is_one_line(tmp_path, capsys):
+    """A profile of 100,000 '[' was a RecursionError; a folder or FIFO named as a profile is refused unread
+    (the FIFO no longer blocks the open)."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    (tmp_path / "folder.json").mkdir()
+    os.mkfifo(tmp_path / "pipe.json")
+    for name, message in (("deep", "is nested 100,000 levels deep"), ("folder", "is a folder, not a regular file"),
+                          ("pipe", "is a named pipe (FIFO), not a regular file")):
+        path = tmp_path / f"{name}.json"
+        assert main(["cost", "--checkpoint", TOY, "--profile", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"cost profile {path} {message}" in err, err[:300]

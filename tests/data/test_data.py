@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 from collections import Counter
@@ -12,8 +13,10 @@ import pytest
 import scipy.io
 import torch
 from PIL import Image
+from numpy._core.multiarray import _reconstruct
 from sklearn.datasets import load_digits
 
+from conftest import cifar_bomb
 from fairlin_core.data import DATASETS, DatasetBundle, list_datasets, load_dataset, resolve_data_root
 from fairlin_core.data import protocol
 from fairlin_core.data.toy2d import crescent
@@ -253,6 +256,48 @@ def test_cifar10_refuses_malicious_pickle(tmp_path):
     with pytest.raises(DatasetError, match=r"data_batch_3: refusing to unpickle (posix|nt|os)\.system"):
         load_dataset("cifar10", data_root=tmp_path)
     assert not marker.exists()
+
+
+class _Reduce:
+    """Pickles as ``func(*args)`` (then BUILD ``state`` when given): numpy's own reduce, with chosen arguments."""
+
+    def __init__(self, func, args, state=None):
+        self.reduced = (func, args) if state is None else (func, args, state)
+
+    def __reduce__(self):
+        return self.reduced
+
+
+_ARRAY = (_reconstruct, (np.ndarray, (0,), b"b"))  # how numpy pickles an array: an empty placeholder, then BUILD
+
+
+@pytest.mark.parametrize("batch, message", [
+    (None, r"refusing dtype 'object'"),  # the issue's bomb: 167 bytes, 250M object entries (segfaulted numpy)
+    ({b"data": _Reduce(_reconstruct, (np.ndarray, (10**9,), b"b")), b"labels": []},
+     r"refusing an array placeholder of shape \(1000000000,\)"),
+    ({b"data": _Reduce(*_ARRAY, (1, (10**6, 3072), np.dtype("u1"), False, b"\0" * 3072)), b"labels": []},
+     r"refusing an array of shape \(1000000, 3072\) \(3,072,000,000 bytes\) from 3,072 bytes of data"),
+    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": _Reduce(codecs.encode, ("\u1234" * 9, "unicode_escape"))},
+     r"refusing codecs.encode with 'unicode_escape'"),
+    ({b"data": np.zeros((1, 3072), np.float64), b"labels": [0]}, r"refusing dtype 'float64'"),
+], ids=["object-bomb", "placeholder-1e9", "shape-beyond-its-bytes", "expanding-codec", "float-array"])
+def test_cifar10_arrays_are_checked_before_numpy_allocates_them(tmp_path, batch, message):
+    """Only uint8 arrays whose declared size equals the bytes the file holds for them (no object dtypes, no
+    placeholder shapes), integer dtypes and latin-1 codecs are unpickled; each refusal names what was refused."""
+    write_cifar(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(cifar_bomb() if batch is None else pickle.dumps(batch, protocol=2))
+    with pytest.raises(DatasetError, match=f"data_batch_2: {message}: a CIFAR-10 batch holds uint8 arrays"):
+        load_dataset("cifar10", data_root=tmp_path)
+
+
+def test_cifar10_batches_of_every_pickle_protocol_load(tmp_path):
+    batches = write_cifar(tmp_path)
+    for protocol_version in range(2, pickle.HIGHEST_PROTOCOL + 1):  # 5 stores arrays through _frombuffer
+        with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as handle:
+            pickle.dump(batches["test_batch"], handle, protocol=protocol_version)
+        balanced = load_dataset("cifar10", data_root=tmp_path).splits["balanced"]
+        assert balanced.y.tolist() == batches["test_batch"][b"labels"]
 
 
 def test_cifar10_missing_file_names_layout(tmp_path):
