@@ -33,7 +33,7 @@ import pandas as pd
 from .core import parse_diagnostics, run_audit
 from ..checkpoints import Checkpoint, load_checkpoint, load_dataset_for, resolve_checkpoint_path
 from ..data import DatasetBundle
-from ..errors import FairLinError, brief, check_seed
+from ..errors import FairLinError, brief, check_seed, clip
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
 from ..finetune.fair import NONE
 from ..limits import check_many
@@ -74,7 +74,8 @@ class AuditGrid:
     def validate(self) -> AuditGrid:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
-            raise FairLinError(f"unknown method(s) {unknown or '(none)'}; expected some of {', '.join(METHODS)}")
+            raise FairLinError(f"unknown method(s) {clip(', '.join(map(repr, unknown))) or '(none)'}; expected some of "
+                               f"{', '.join(METHODS)}")
         if not self.budgets or not self.seeds:
             raise FairLinError("an audit needs at least one budget and one seed")
         check_many(self.budgets, "budgets", "budgets")

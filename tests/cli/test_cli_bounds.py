@@ -220,10 +220,14 @@ def test_dataset_options_without_a_dataset_are_refused(capsys, tmp_path, monkeyp
     [*LINEARIZE, "--out", "out", "--dataset-option", LONG],
     [*COMPARE, "--seeds", LONG],
     ["sweep", "--checkpoint", TOY, "--budgets", "4", "--mitigation", LONG],
+    ["sweep", "--checkpoint", TOY, "--budgets", "4", "--diagnostics", LONG],
+    ["audit", "--base", TOY, "--linearized", TOY, "--diagnostics", LONG],
+    ["default-audit", "--checkpoint", TOY, "--out", "da", "--methods", LONG],
     ["cost", "--checkpoint", TOY, "--profile", LONG[:200]],  # a file name the OS still takes
 ], ids=["model-kwargs", "int", "choice", "choice-with-spaces", "explicit-argument", "command", "unrecognized",
         "ambiguous-option", "float", "count", "toy-sweep", "method", "select", "trust-model-code", "dataset-option",
-        "seed-list", "sweep-mitigation", "cost-profile"])
+        "seed-list", "sweep-mitigation", "sweep-diagnostics", "audit-diagnostics", "default-audit-methods",
+        "cost-profile"])
 def test_an_echo_of_user_input_is_at_most_80_characters(capsys, tmp_path, monkeypatch, argv):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FAIRLIN_STORE", str(tmp_path / "store"))
