@@ -9,9 +9,12 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import FairLinError, brief, clip
 
 if TYPE_CHECKING:  # torch is imported by the functions that use it: reading results needs no torch
     import torch
@@ -207,10 +210,10 @@ def merge_duplicates(items: Iterable[Any], what: str, key: Callable[[Any], Any] 
         if len(group) < 2:
             continue
         if len(set(map(repr, group))) == 1:
-            notes.append(f"{what} {group[0]!r} was given {len(group)} times; it counts once")
+            notes.append(f"{what} {brief(group[0])} was given {len(group)} times; it counts once")
         else:
             same = f" ({k} {unit})" if unit else ""
-            notes.append(f"{what}s {', '.join(map(repr, group))} are the same{same}; kept {group[0]!r} only")
+            notes.append(f"{what}s {clip(', '.join(map(repr, group)))} are the same{same}; kept {brief(group[0])} only")
     return [group[0] for group in groups.values()], notes
 
 
@@ -226,14 +229,26 @@ def pid_alive(pid: int) -> bool:
 
 
 MODEL_CODE_ENV = "FAIRLIN_TRUSTED_MODEL_CODE"
+FACTORY_PATTERN = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*")
+MAX_FACTORY_LENGTH = 200  # characters of a "package.module:function" name
+
+
+def check_factory(factory: object, error: type[FairLinError] = FairLinError) -> str:
+    """``factory`` if it names a model factory, ``"package.module:function"`` of at most ``MAX_FACTORY_LENGTH``
+    characters; else ``error``."""
+    if not isinstance(factory, str) or len(factory) > MAX_FACTORY_LENGTH or not FACTORY_PATTERN.fullmatch(factory):
+        raise error(f"model code {brief(factory)} is not of the form package.module:function (at most "
+                    f"{MAX_FACTORY_LENGTH} characters, e.g. mymodels.cnn:build)")
+    return factory
 
 
 def trust_model_code(*factories: str) -> None:
     """Allow these model factories (``"package.module:function"``) to be imported and run in this process and
     the job workers it starts, when a checkpoint's sidecar names one (``--model-code`` checkpoints). A
     sidecar is never trusted by itself: the user names the factory (CLI ``--trust-model-code``, the notebook's
-    ``fl.trust_model_code(...)``, or ``--model-code`` at import); the dashboard never does."""
-    named = {factory.strip() for factory in factories if factory.strip()}
+    ``fl.trust_model_code(...)``, or ``--model-code`` at import); the dashboard never does. A name that is no
+    factory (see :func:`check_factory`) is refused, before any is trusted."""
+    named = {check_factory(factory.strip()) for factory in factories if factory.strip()}
     if named:
         os.environ[MODEL_CODE_ENV] = ",".join(sorted(_trusted() | named))
 

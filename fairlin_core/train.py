@@ -22,6 +22,7 @@ from .checkpoints import dataset_reference, save_checkpoint
 from .checkpoints.io import prepare_checkpoint_output
 from .data import DatasetBundle, load_dataset
 from .errors import FairLinError, brief, check_seed
+from .limits import check_count
 from .metrics import evaluate_model, evaluate_split
 from .models import ModelSpec, build_model, relu_count, resolve_spec, state_shapes
 from .runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
@@ -86,12 +87,13 @@ def train_base(bundle: DatasetBundle, model_name: str, *, model_options: dict[st
 
     history columns: epoch, train_loss, val_accuracy, val_worst_group_accuracy, lr.
     """
-    if epochs is not None and epochs < 1:
-        raise FairLinError(f"epochs must be a positive integer, got {epochs}")
+    if epochs is not None:
+        check_count(epochs, "epochs", "epochs")
     seed = check_seed(seed)
     bundle.require("train", "val", purpose="training (validation accuracy is recorded per epoch)")
     spec = resolve_spec(model_name, bundle.num_classes, bundle.input_shape, **(model_options or {}))
     config = config or default_train_config(bundle, spec, epochs)
+    check_count(config.epochs, "epochs of the training recipe", "epochs")
     device = device or default_device()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)

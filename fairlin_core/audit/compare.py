@@ -19,6 +19,7 @@ from ..checkpoints import Checkpoint
 from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
+from ..limits import check_many
 from ..linearize import LinearizeOptions, finish_selections, prepare_students, unique_budgets
 from ..metrics.fairness import seed_summary
 from ..models import relu_count
@@ -50,8 +51,8 @@ def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets:
     None = the finetune config's own ``select``. Duplicate seeds, and budgets that resolve to the same ReLU
     count, are run once (``notes`` says so).
     """
-    budgets, budget_notes = unique_budgets(budgets, relu_count(base))
-    seeds, seed_notes = merge_duplicates(seeds, "seed")
+    budgets, budget_notes = unique_budgets(check_many(budgets, "budgets", "budgets"), relu_count(base))
+    seeds, seed_notes = merge_duplicates(check_many(seeds, "seeds", "seeds"), "seed")
     if not seeds:
         raise FairLinError("no seed given; expected at least one (e.g. --seeds 0,1,2)")
     seeds = [check_seed(seed) for seed in seeds]
@@ -136,6 +137,7 @@ def compare(base: Checkpoint, method: str, budgets: Sequence[Any], *, seeds: Seq
     bundle = base.resolve_data(data)
     config = MitigationConfig.coerce(mitigation) or MitigationConfig()
     variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle, config), None)}
-    return run_comparison(base.model, base.spec, bundle, method, list(budgets), list(seeds), variants,
+    return run_comparison(base.model, base.spec, bundle, method, check_many(budgets, "budgets", "budgets"),
+                          check_many(seeds, "seeds", "seeds"), variants,
                           options=(options or LinearizeOptions()).with_epochs(snl_epochs, finetune_epochs),
                           splits=tuple(splits), device=device, progress=progress, cancel=cancel)

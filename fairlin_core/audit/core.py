@@ -29,7 +29,7 @@ import torch
 
 from ..checkpoints import Checkpoint, load_checkpoint
 from ..data import DatasetBundle
-from ..errors import DatasetError, FairLinError, brief, check_seed
+from ..errors import DatasetError, FairLinError, brief, check_seed, clip
 from ..metrics.accuracy import group_accuracy, predict_logits
 from ..metrics.bound import parameter_distance, theorem_bound
 from ..metrics.boundary import boundary_distances, boundary_summary
@@ -55,7 +55,7 @@ def parse_diagnostics(diagnostics: str | Sequence[str]) -> tuple[str, ...]:
         return DIAGNOSTICS
     unknown = [d for d in names if d not in DIAGNOSTICS]
     if unknown or not names:
-        raise FairLinError(f"unknown diagnostic(s) {', '.join(repr(d) for d in unknown) or '(none given)'}; "
+        raise FairLinError(f"unknown diagnostic(s) {clip(', '.join(repr(d) for d in unknown)) or '(none given)'}; "
                            f"expected a comma-separated list of {', '.join(DIAGNOSTICS)} (or all)")
     return tuple(d for d in DIAGNOSTICS if d in names)
 

@@ -33,10 +33,11 @@ import pandas as pd
 from .core import parse_diagnostics, run_audit
 from ..checkpoints import Checkpoint, load_checkpoint, load_dataset_for, resolve_checkpoint_path
 from ..data import DatasetBundle
-from ..errors import FairLinError, check_seed
+from ..errors import FairLinError, brief, check_seed, clip
 from ..inputs import read_json
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
 from ..finetune.fair import NONE
+from ..limits import check_many
 from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
                          resolve_budget, unique_budgets)
 from ..linearize.output import save_linearized
@@ -74,17 +75,26 @@ class AuditGrid:
     def validate(self) -> AuditGrid:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
-            raise FairLinError(f"unknown method(s) {unknown or '(none)'}; expected some of {', '.join(METHODS)}")
+            raise FairLinError(f"unknown method(s) {clip(', '.join(map(repr, unknown))) or '(none)'}; expected some of "
+                               f"{', '.join(METHODS)}")
         if not self.budgets or not self.seeds:
             raise FairLinError("an audit needs at least one budget and one seed")
-        for seed in (*self.seeds, *self.diagnostic_seeds):
-            check_seed(seed)
+        check_many(self.budgets, "budgets", "budgets")
+        for seeds in (self.seeds, self.diagnostic_seeds):
+            for seed in check_many(seeds, "seeds", "seeds"):
+                check_seed(seed)
+        self.linearize_options().validate()
         if self.mitigation == NONE:
             raise FairLinError("the audit grid's mitigated runs need a method; expected one of "
                                f"{', '.join(mitigation_names()[1:])}, not none")
         self.mitigation_config().validate()
         parse_diagnostics([*self.diagnostics, *self.detail] or ["accuracy"])
         return self
+
+    def linearize_options(self) -> LinearizeOptions:
+        """The SNL and finetune options of every run: the defaults with the grid's epochs."""
+        return LinearizeOptions(snl=SNLConfig(epochs=self.snl_epochs),
+                                finetune=FinetuneConfig(epochs=self.finetune_epochs))
 
     def mitigation_config(self) -> MitigationConfig:
         return MitigationConfig(method=self.mitigation, mu=self.mu)
@@ -147,8 +157,7 @@ def _run_config(grid: AuditGrid, method: str, budget: str, seed: int, mitigated:
                 diagnostics: list[str]) -> dict[str, Any]:
     """A run's full configuration, as downloadable JSON (same option names as a job config)."""
     return {"checkpoint": Path(grid.checkpoint).name, "method": method, "budget": budget, "seed": seed,
-            "snl": asdict(SNLConfig(epochs=grid.snl_epochs)),
-            "finetune": asdict(FinetuneConfig(epochs=grid.finetune_epochs)),
+            "snl": asdict(grid.linearize_options().snl), "finetune": asdict(grid.linearize_options().finetune),
             "mitigation": asdict(grid.mitigation_config()) if mitigated else None,
             "diagnostics": diagnostics, "shared_masks": "plain and mitigated finetunes start from the same masks"}
 
@@ -158,8 +167,7 @@ def run_chunk(grid: AuditGrid, method: str, seed: int, *, progress: ProgressFn |
     """One method and seed: every budget, both mitigations. Returns the chunk's tables and configs."""
     checkpoint = load_checkpoint(grid.checkpoint)
     bundle = load_dataset_for(checkpoint.sidecar, grid.data_root)
-    options = LinearizeOptions(snl=SNLConfig(epochs=grid.snl_epochs),
-                               finetune=FinetuneConfig(epochs=grid.finetune_epochs))
+    options = grid.linearize_options()
     budgets, _ = method_budgets(grid, method, checkpoint.spec, relu_count(checkpoint.model))
     _report(progress, 0.0, f"{method} seed {seed}: placing masks for {len(budgets)} budgets")
     prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, method, budgets, options=options, seed=seed,
@@ -311,7 +319,7 @@ def _other_results(out: Path, record: dict[str, Any]) -> str:
     if not differ:
         return ""
     details = "; ".join("checkpoint content (sha256)" if k == "checkpoint_sha256" else
-                        f"{k} {stored.get(k)!r} there, {current[k]!r} asked" for k in differ)
+                        f"{k} {brief(stored.get(k))} there, {brief(current[k])} asked" for k in differ)
     return f"a different audit grid ({details})"
 
 

@@ -436,7 +436,7 @@ class AuditResults:
         method that agree with it; unmitigated runs join every mitigation objective), as a new :class:`AuditResults`."""
         keys = {(_recipe_label(*k)): k for k in self._recipe_keys()}
         if recipe not in keys:
-            raise FairLinError(f"unknown training protocol {recipe!r}; expected one of {', '.join(keys)}")
+            raise FairLinError(f"unknown training protocol {brief(recipe)}; expected one of {', '.join(keys)}")
         keep = set(self._recipe_runs(keys[recipe]))
         narrowed = {name: getattr(self, name) for name in ("runs", "groups", "diagnostics", "density",
                                                              "attributions")}
@@ -577,7 +577,7 @@ class AuditResults:
         candidates += [SHIPPED_CHECKPOINTS / Path(name).name] if name else []
         found = next((path for path in candidates if path.is_file() and path.name == Path(name).name), None)
         if found is None:
-            raise FairLinError(f"base checkpoint {name!r} of these results was not found (looked in the run "
+            raise FairLinError(f"base checkpoint {brief(name)} of these results was not found (looked in the run "
                                f"configurations and {SHIPPED_CHECKPOINTS}); expected its .safetensors + .json "
                                f"beside the results' checkpoint path")
         return resolve_checkpoint_path(found)

@@ -316,10 +316,13 @@ def check_weights(state: Mapping[str, torch.Tensor], source: str, masks: Collect
 
 
 def _value_problem(tensor: torch.Tensor, mask: bool) -> str:
-    """What is wrong with one tensor's values, "" when nothing (a meta tensor has no values to check)."""
+    """What is wrong with one tensor's values (or its storage: sparse), "" when nothing (a meta tensor has no values
+    to check)."""
     expected = "masks must lie in [0, 1] (1: a ReLU, 0: the identity)" if mask else "weights must be finite"
     if tensor.is_meta:
         return ""
+    if tensor.layout != torch.strided:  # sparse storage: no model here holds it, and the checks below reject it
+        return f"is stored as {str(tensor.layout).removeprefix('torch.')}; weights must be dense tensors"
     if tensor.is_complex():
         return f"is complex ({str(tensor.dtype).removeprefix('torch.')}); weights must be real numbers"
     if tensor.is_floating_point():

@@ -32,8 +32,8 @@ def refuse_model_code(sidecar: bytes) -> None:
     model = data.get("model") if isinstance(data, dict) else None
     if isinstance(model, dict) and model.get("name") == CODE_MODEL:
         raise FairLinError(f"upload refused: the sidecar builds its model with code "
-                           f"{(model.get('options') or {}).get('factory')!r}; the dashboard never runs code from an "
-                           f"upload (load such checkpoints from the CLI, where you choose to run your own code)")
+                           f"{brief((model.get('options') or {}).get('factory'))}; the dashboard never runs code "
+                           f"from an upload (load such checkpoints from the CLI, where you choose to run your own code)")
 
 
 def accept_upload(weights_name: str, weights: bytes, sidecar: bytes, dest_dir: str | Path,

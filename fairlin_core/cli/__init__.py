@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 
-from ..errors import FairLinError, one_line
+from ..errors import ECHO_LIMIT, FairLinError, brief, clip, one_line
 from ..runtime import trust_model_code
 
 # command -> (module under fairlin_core.cli, one-line help); the order is the order of ``--help``.
@@ -42,11 +44,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+TORCH_MODULES = r"torch(vision)?(\.|$)"  # modules whose UserWarnings a CLI run does not show
+
+# what else argparse's messages may echo of the user's input (an ambiguous option with its value, an ignored
+# explicit argument): quoted values and runs without spaces; an echo already cut (it holds "…") stays as it is
+_ECHOED = re.compile(r"'[^'…]{%d,}'|\"[^\"…]{%d,}\"|[^\s…]{%d,}" % ((ECHO_LIMIT - 1,) * 2 + (ECHO_LIMIT + 1,)))
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line on stderr with exit code 2."""
+    """argparse that reports usage errors as one line on stderr with exit code 2, every echo of the user's input
+    (argparse's own too: invalid choices, unrecognized arguments) cut to 80 characters like
+    :func:`~fairlin_core.errors.brief`; the flag types of :mod:`.common` cut theirs the same way."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {clip(' '.join(extra))}")
+        return parsed
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        """argparse's choices check (its one hook for it), echoing ``value`` through ``brief``."""
+        if action.choices is not None and value not in action.choices:
+            raise argparse.ArgumentError(action, f"invalid choice: {brief(value)} (choose from "
+                                                 f"{', '.join(map(repr, action.choices))})")
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {one_line(message, 300)} (see --help)\n")
+        clipped = _ECHOED.sub(lambda echo: clip(echo.group()), message)
+        self.exit(2, f"{self.prog}: error: {one_line(clipped, 300)} (see --help)\n")
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -72,12 +96,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 when it succeeded, 2 (one line on stderr) for bad input, 130 when interrupted. The
+    UserWarnings of torch and torchvision are not shown (stderr lines a user cannot act on, breaking the one-line
+    contract of bad input); the project's own and other libraries' are."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _chosen(argv)
-    parser = build_parser(command) if command else build_parser("")
-    args = parser.parse_args(argv)
-    trust_model_code(*args.trust_model_code)  # only factories the user names: a sidecar is never trusted
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=TORCH_MODULES)
+        parser = build_parser(command) if command else build_parser("")
+        return _run(parser.parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``args.func(args)`` with bad input turned into one line on stderr and exit code 2."""
     try:
+        trust_model_code(*args.trust_model_code)  # only factories the user names: a sidecar is never trusted
         args.func(args)
     except FairLinError as error:
         print(f"error: {one_line(str(error))}", file=sys.stderr)

@@ -16,7 +16,9 @@ from ..jobs.paths import user_checkpoint_dir
 from ..jobs.ray_executor import RayChunkRunner
 from ..runtime import comma_list
 from ..outputs import prepare_output
-from .common import add_import_args, add_overwrite_arg, import_kwargs, print_json, print_notes, seed_arg, seed_list
+from ..limits import POSITIVE
+from .common import (add_import_args, add_overwrite_arg, budget_list, count_arg, float_arg, import_kwargs, print_json,
+                     print_notes, seed_arg, seed_list)
 from .jobs import add_executor_args
 from .progress import TqdmProgress
 
@@ -72,14 +74,15 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
     add_import_args(imports, required=False)
     imports.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                          help="dataset option, repeatable")
-    imports.add_argument("--data-seed", type=int, default=0, help="seed of the dataset splits (default 0)")
+    imports.add_argument("--data-seed", type=seed_arg, default=0, help="seed of the dataset splits (default 0)")
     add_overwrite_arg(p, "tables already in --out")
     p.set_defaults(func=cmd_audit)
 
 
 def cmd_default_audit(args: argparse.Namespace) -> None:
     grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)),
-                     budgets=tuple(comma_list(args.budgets)), seeds=tuple(seed_list(args.seeds, "--seeds")),
+                     budgets=tuple(budget_list(args.budgets, "--budgets")),
+                     seeds=tuple(seed_list(args.seeds, "--seeds")),
                      mu=args.mu, mitigation=args.mitigation, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
                      diagnostic_seeds=tuple(seed_list(args.diagnostic_seeds, "--diagnostic-seeds")),
@@ -112,9 +115,11 @@ def configure_default_audit(p: argparse.ArgumentParser) -> None:
                    help="costlier diagnostics of their unmitigated runs only (default density,attr; '' = none)")
     p.add_argument("--mitigation", default="lagrangian", metavar="NAME",
                    help="method of the mitigated runs: lagrangian, reweight, groupdro (default lagrangian)")
-    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
-    p.add_argument("--snl-epochs", type=int, default=100, help="maximum SNL epochs (default 100)")
-    p.add_argument("--finetune-epochs", type=int, default=20, help="finetune epochs (default 20)")
+    p.add_argument("--mu", type=float_arg(POSITIVE),
+                   default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
+    p.add_argument("--snl-epochs", type=count_arg("epochs"), default=100, help="maximum SNL epochs (default 100)")
+    p.add_argument("--finetune-epochs", type=count_arg("epochs", minimum=0),
+                   default=20, help="finetune epochs (default 20)")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     add_executor_args(p)
     p.set_defaults(func=cmd_default_audit)

@@ -1,15 +1,18 @@
-"""Helpers shared by the CLI's command modules: JSON output, ``key=value`` options, integer and seed lists,
-data flags."""
+"""Helpers shared by the CLI's command modules: JSON output, ``key=value`` options, the types of integer, run-size
+and real flags (checked at parse time, through :mod:`fairlin_core.limits`), integer, seed and budget lists, data
+flags."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import FairLinError, brief, check_seed
 from ..inputs import check_json_shape, parse_json
+from ..limits import FINITE, Interval, check_count, check_many, check_real, count_range
 from ..runtime import comma_list, json_ready
 
 
@@ -32,6 +35,48 @@ def parse_option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def dataset_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--dataset-option KEY=VALUE`` pairs as a dict, each checked whether or not it is used. Where
+    ``--dataset`` is optional (linearize, compare, audit), options without it are refused: they would configure
+    nothing (the checkpoint's own dataset keeps the options it was trained with)."""
+    if args.dataset_option and getattr(args, "dataset", True) is None:
+        raise FairLinError(f"--dataset-option {brief(args.dataset_option[0])} configures the dataset of --dataset; "
+                           f"expected --dataset NAME with it")
+    return dict(parse_option(o) for o in args.dataset_option)
+
+
+def int_arg(text: str) -> int:
+    """argparse ``type`` of an integer flag whose range is checked where it is used (model sizes: by the model
+    registry): an integer, else an error echoing at most 80 characters of ``text``."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {brief(text)}; expected an integer") from None
+
+
+def count_arg(limit: str, minimum: int = 1) -> Callable[[str], int]:
+    """argparse ``type`` of a run-size flag (epochs, steps, seeds, workers, ...): an integer from ``minimum`` to
+    ``RUN_LIMITS[limit]``, refused at parse time otherwise."""
+    def parse(text: str) -> int:
+        try:
+            return check_count(int(text), "value", limit, minimum)
+        except (ValueError, FairLinError):
+            raise argparse.ArgumentTypeError(f"expected {count_range(limit, minimum)}, got {brief(text)}") from None
+    return parse
+
+
+def float_arg(interval: Interval = FINITE) -> Callable[[str], float]:
+    """argparse ``type`` of a real flag: a finite number in ``interval`` (``inf`` and ``nan`` are refused at parse
+    time, not after training)."""
+    def parse(text: str) -> float:
+        try:
+            return check_real(float(text), "value", interval)
+        except (ValueError, FairLinError):
+            raise argparse.ArgumentTypeError(f"expected a finite number {interval}".rstrip()
+                                             + f", got {brief(text)}") from None
+    return parse
+
+
 def int_list(text: str, flag: str) -> list[int]:
     """``"1,2"`` -> ``[1, 2]``; anything else is a clear error naming ``flag``."""
     try:
@@ -49,11 +94,18 @@ def seed_arg(text: str) -> int:
 
 
 def seed_list(text: str, flag: str) -> list[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]``, each a valid seed; anything else is a clear error naming ``flag``."""
-    seeds = int_list(text, flag)
+    """``"0,1,2"`` -> ``[0, 1, 2]``, each a valid seed, at most ``RUN_LIMITS["seeds"]`` of them; anything else is a
+    clear error naming ``flag``."""
+    seeds = check_many(int_list(text, flag), f"seeds ({flag})", "seeds")
     for seed in seeds:
         check_seed(seed, f"every seed of {flag}")
     return seeds
+
+
+def budget_list(text: str, flag: str) -> list[str]:
+    """``"0.05,2%,500"`` -> ``["0.05", "2%", "500"]``, at most ``RUN_LIMITS["budgets"]`` of them (each resolved
+    against the checkpoint later)."""
+    return check_many(comma_list(text), f"budgets ({flag})", "budgets")
 
 
 def add_data_root_arg(parser: argparse.ArgumentParser) -> None:
@@ -82,12 +134,12 @@ def add_import_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--model-code", metavar="PACKAGE.MODULE:FACTORY",
                         help="build the model with your own factory (runs your Python; state-dict format)")
     parser.add_argument("--model-kwargs", default="{}", help="JSON object of keyword arguments for the factory")
-    parser.add_argument("--width", type=int, help="stage-1 width when the file does not show it")
+    parser.add_argument("--width", type=int_arg, help="stage-1 width when the file does not show it")
     parser.add_argument("--dataset", required=required, help="dataset the model was trained on")
-    parser.add_argument("--num-classes", type=int, help="output classes (default: the dataset's)")
+    parser.add_argument("--num-classes", type=int_arg, help="output classes (default: the dataset's)")
     parser.add_argument("--cull", help="deepreduce: comma-separated culled stages, e.g. 1,2")
     parser.add_argument("--thin", action="store_true", help="deepreduce: post-add ReLUs of kept stages removed")
-    parser.add_argument("--stem-stride", type=int, help="deepreduce: 2 for the rho=0.5 stride-2 stem")
+    parser.add_argument("--stem-stride", type=int_arg, help="deepreduce: 2 for the rho=0.5 stride-2 stem")
 
 
 def import_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -106,7 +158,7 @@ def import_kwargs(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     if args.stem_stride:
         format_options["stem_stride"] = args.stem_stride
     return {"fmt": args.format, "arch": arch, "dataset": args.dataset,
-            "dataset_options": dict(parse_option(o) for o in args.dataset_option), "num_classes": args.num_classes,
+            "dataset_options": dataset_options(args), "num_classes": args.num_classes,
             "seed": seed, "data_root": args.data_root, "model_options": model_options,
             "format_options": format_options}
 

@@ -9,7 +9,7 @@ from ..data import list_datasets, load_dataset
 from ..linearize import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
-from .common import add_data_args, add_overwrite_arg, int_list, parse_option, print_json
+from .common import add_data_args, add_overwrite_arg, count_arg, dataset_options, int_arg, int_list, print_json
 from .progress import TqdmProgress
 
 
@@ -23,9 +23,8 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_dataset_info(args: argparse.Namespace) -> None:
-    options = dict(parse_option(o) for o in args.dataset_option)
     bundle = load_dataset(args.name, data_root=args.data_root, seed=args.seed, target=args.target,
-                          group=args.group, **options)
+                          group=args.group, **dataset_options(args))
     info = bundle.describe()
     if args.json:
         print_json(info)
@@ -61,7 +60,7 @@ def cmd_train_base(args: argparse.Namespace) -> None:
     try:
         path, result = train_base_checkpoint(
             args.dataset, args.model, out=args.out, epochs=args.epochs, seed=args.seed, data_root=args.data_root,
-            target=args.target, group=args.group, dataset_options=dict(parse_option(o) for o in args.dataset_option),
+            target=args.target, group=args.group, dataset_options=dataset_options(args),
             model_options={"width": args.width, "depth": args.depth, "stem_stride": args.stem_stride}, progress=bar,
             overwrite=args.overwrite)
     finally:
@@ -98,12 +97,12 @@ def configure_dataset_info(p: argparse.ArgumentParser) -> None:
 
 def configure_relu_count(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="resnet18, resnet34, vgg19_bn, wrn22_8 or mlp")
-    p.add_argument("--input-size", type=int, required=True, help="image side in pixels (features for mlp)")
-    p.add_argument("--channels", type=int, default=3, help="input channels (default 3)")
-    p.add_argument("--num-classes", type=int, default=10, help="output classes (default 10)")
-    p.add_argument("--width", type=int, help="width (ResNet/VGG: stage-1 channels; WRN: widen factor; MLP: units)")
-    p.add_argument("--depth", type=int, help="hidden layers (mlp only)")
-    p.add_argument("--stem-stride", type=int, help="1 or 2 (ResNets; 2 is DeepReDuce's rho=0.5)")
+    p.add_argument("--input-size", type=int_arg, required=True, help="image side in pixels (features for mlp)")
+    p.add_argument("--channels", type=int_arg, default=3, help="input channels (default 3)")
+    p.add_argument("--num-classes", type=int_arg, default=10, help="output classes (default 10)")
+    p.add_argument("--width", type=int_arg, help="width (ResNet/VGG: stage-1 channels; WRN: widen factor; MLP: units)")
+    p.add_argument("--depth", type=int_arg, help="hidden layers (mlp only)")
+    p.add_argument("--stem-stride", type=int_arg, help="1 or 2 (ResNets; 2 is DeepReDuce's rho=0.5)")
     p.add_argument("--stem", choices=("cifar", "imagenet"),
                    help="ResNets: cifar (default; 3x3, no stem ReLU) or imagenet (torchvision's 7x7 stem + ReLU)")
     p.add_argument("--cull", help="DeepReDuce: comma-separated stages whose ReLUs are all removed, e.g. 1,2")
@@ -115,10 +114,11 @@ def configure_relu_count(p: argparse.ArgumentParser) -> None:
 def configure_train_base(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name")
     p.add_argument("--model", required=True, help="resnet18, resnet34, vgg19_bn, wrn22_8 or mlp")
-    p.add_argument("--width", type=int, help="model width (see relu-count --help)")
-    p.add_argument("--depth", type=int, help="hidden layers (mlp only)")
-    p.add_argument("--stem-stride", type=int, help="1 or 2 (ResNets)")
-    p.add_argument("--epochs", type=int, help="epochs (default 30 for images, 2000 full-batch steps for mlp)")
+    p.add_argument("--width", type=int_arg, help="model width (see relu-count --help)")
+    p.add_argument("--depth", type=int_arg, help="hidden layers (mlp only)")
+    p.add_argument("--stem-stride", type=int_arg, help="1 or 2 (ResNets)")
+    p.add_argument("--epochs", type=count_arg("epochs"),
+                   help="epochs (default 30 for images, 2000 full-batch steps for mlp)")
     p.add_argument("--out", required=True, help="output path NAME.safetensors (NAME.json is written beside it)")
     add_overwrite_arg(p, "an existing checkpoint at --out")
     add_data_args(p)

@@ -22,12 +22,13 @@ from collections import Counter
 from typing import Any
 
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..checkpoints import read_sidecar, resolve_checkpoint_path
 from ..finetune import DEFAULT_ETA, DEFAULT_MU, mitigation_names
 from ..linearize import unique_budgets
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
-from .common import print_json, print_notes, seed_list
+from ..limits import NON_NEGATIVE, POSITIVE, check_count
+from .common import budget_list, count_arg, float_arg, print_json, print_notes, seed_list
 from .progress import TqdmProgress
 from ..audit.results import mitigation_label
 from ..jobs.config import JobConfig
@@ -45,7 +46,7 @@ def sweep_mitigations(text: str) -> list[str]:
     for item in _items(text, "--mitigation"):
         for name in MITIGATION_ALIASES.get(item, [item]):
             if name not in mitigation_names():
-                raise FairLinError(f"unknown mitigation {item!r}; expected comma-separated names from "
+                raise FairLinError(f"unknown mitigation {brief(item)}; expected comma-separated names from "
                                    f"{', '.join(mitigation_names())}, or on (= lagrangian) or both (= none,lagrangian)")
             if name not in names:
                 names.append(name)
@@ -76,12 +77,15 @@ def sweep_configs(args: argparse.Namespace) -> tuple[list[JobConfig], list[str]]
     diagnostics = _items(args.diagnostics, "--diagnostics") if args.diagnostics else []
     methods, notes = merge_duplicates(_items(args.methods, "--methods"), "method")
     seeds, more = merge_duplicates(_seeds(args.seeds), "seed")
-    budgets = _items(args.budgets, "--budgets")
+    _items(args.budgets, "--budgets")
+    budgets = budget_list(args.budgets, "--budgets")
     base_count = read_sidecar(resolve_checkpoint_path(args.checkpoint)).get("relu_count")
     if isinstance(base_count, int) and not isinstance(base_count, bool) and base_count > 0:
         budgets, budget_notes = unique_budgets(budgets, base_count)
     else:
         budgets, budget_notes = merge_duplicates(budgets, "budget")
+    check_count(len(methods) * len(budgets) * len(seeds) * len(mitigations),
+                "the number of runs of one sweep (methods x budgets x seeds x mitigations)", "runs")
     grid = itertools.product(methods, budgets, seeds, mitigations)
     configs = [JobConfig(checkpoint=args.checkpoint, method=method, budget=budget, seed=seed, snl=snl, finetune=tune,
                          mitigation=mitigation, diagnostics=diagnostics, data_root=args.data_root,
@@ -199,7 +203,7 @@ def add_executor_args(parser: argparse.ArgumentParser) -> None:
                              "the cluster at --ray-address (needs pip install \"fairlin[ray]\")")
     parser.add_argument("--ray-address", help=f"Ray cluster: auto or HOST:PORT (default: ${ADDRESS_ENV}, else a "
                                               f"local Ray instance sized to this machine)")
-    parser.add_argument("--ray-retries", type=int, default=DEFAULT_RETRIES,
+    parser.add_argument("--ray-retries", type=count_arg("retries", minimum=0), default=DEFAULT_RETRIES,
                         help=f"runs again a task whose Ray worker died, at most this often (default "
                              f"{DEFAULT_RETRIES}); a run that fails by itself is never retried")
 
@@ -217,21 +221,26 @@ def configure_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mitigation", default="none", metavar="NAMES",
                    help=f"comma-separated finetune objectives, one run each: {', '.join(mitigation_names())}; "
                         f"on = lagrangian, both = none,lagrangian (default none)")
-    p.add_argument("--mu", type=float, default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
-    p.add_argument("--tolerance", type=float, default=0.0, help="lagrangian: violations up to this are free (0)")
+    p.add_argument("--mu", type=float_arg(POSITIVE),
+                   default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
+    p.add_argument("--tolerance", type=float_arg(NON_NEGATIVE),
+                   default=0.0, help="lagrangian: violations up to this are free (0)")
     p.add_argument("--normalize", action="store_true", help="lagrangian: violations relative to the population loss")
-    p.add_argument("--lambda-max", type=float, help="lagrangian: cap of the multipliers (default: none)")
-    p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"groupdro step size (default {DEFAULT_ETA})")
+    p.add_argument("--lambda-max", type=float_arg(POSITIVE), help="lagrangian: cap of the multipliers (default: none)")
+    p.add_argument("--eta", type=float_arg(POSITIVE),
+                   default=DEFAULT_ETA, help=f"groupdro step size (default {DEFAULT_ETA})")
     p.add_argument("--select", help="validation model selection: auto (default: constrained when mitigated, else "
                                     "overall), overall, worst-group, constrained")
     p.add_argument("--diagnostics", help="audit diagnostics per run, comma-separated (accuracy, grad, hessian, "
                                          "boundary, bound, attr, density; default none)")
-    p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")
-    p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")
+    p.add_argument("--snl-epochs", type=count_arg("epochs"), help="maximum SNL epochs (default 100)")
+    p.add_argument("--finetune-epochs", type=count_arg("epochs", minimum=0),
+                   help="finetune epochs after linearizing (default 20)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="training precision: fp32 (default, reproducible) or bf16 autocast on CUDA (a CPU run is fp32)")
-    p.add_argument("--workers", type=int, help="runs at a time (default: local: one per CUDA GPU, else 1; ray: "
-                                               "the cluster's GPUs, else its CPUs)")
+    p.add_argument("--workers", type=count_arg("workers"),
+                   help="runs at a time (default: local: one per CUDA GPU, else 1; ray: the cluster's GPUs, "
+                        "else its CPUs)")
     add_executor_args(p)
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     _add_store_arg(p)

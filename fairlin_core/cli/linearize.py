@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..audit.compare import COMPARISON_TABLES, comparison_json, run_comparison
 from ..checkpoints import load_checkpoint
@@ -16,8 +17,10 @@ from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, 
 from ..linearize.output import LINEARIZED_FILES, result_summary, save_linearized
 from ..models import relu_count
 from ..outputs import prepare_output
-from ..runtime import PRECISIONS, comma_list, merge_duplicates
-from .common import add_data_args, add_overwrite_arg, int_list, parse_option, print_json, print_notes, seed_arg, seed_list
+from ..runtime import PRECISIONS, merge_duplicates
+from ..limits import FRACTION, NON_NEGATIVE, POSITIVE, PROPER_FRACTION
+from .common import (add_data_args, add_overwrite_arg, budget_list, count_arg, dataset_options, float_arg, int_arg,
+                     int_list, print_json, print_notes, seed_arg, seed_list)
 from .progress import TqdmProgress
 
 
@@ -28,23 +31,23 @@ def _linearize_options(args: argparse.Namespace):
                                                "temperature": args.temperature, "kd_weight": args.kd_weight,
                                                "ce_weight": args.ce_weight, "select": args.select,
                                                "select_tolerance": args.select_tolerance}.items() if v is not None})
-    tune.validate()  # before any progress bar: bad input is one line
     deepreduce = None
     if args.cull is not None or args.thin or args.stem_stride is not None:
         if args.method != "deepreduce":
             raise FairLinError("--cull, --thin and --stem-stride configure deepreduce; expected --method deepreduce")
         deepreduce = DeepReduceConfig(tuple(int_list(args.cull or "", "--cull")), args.thin, args.stem_stride or 1)
-    return LinearizeOptions(snl=snl, finetune=tune, exact=not args.reference_budget, deepreduce=deepreduce,
-                            precision=getattr(args, "precision", "fp32"))
+    options = LinearizeOptions(snl=snl, finetune=tune, exact=not args.reference_budget, deepreduce=deepreduce,
+                               precision=getattr(args, "precision", "fp32"))
+    return options.validate()  # before any progress bar, SNL's options too when the method is not snl
 
 
-def _checkpoint_and_data(args: argparse.Namespace):
-    """The base checkpoint and its dataset (or the one named by --dataset, checked for compatibility)."""
+def _checkpoint_and_data(args: argparse.Namespace, data_options: dict[str, Any]):
+    """The base checkpoint and its dataset (or the one named by --dataset with ``data_options``, checked for
+    compatibility)."""
     checkpoint = load_checkpoint(args.checkpoint)
     if args.dataset:
-        options = dict(parse_option(o) for o in args.dataset_option)
         bundle = load_dataset(args.dataset, data_root=args.data_root, seed=args.data_seed, target=args.target,
-                              group=args.group, **options)
+                              group=args.group, **data_options)
     else:
         bundle = checkpoint.dataset(args.data_root, group=getattr(args, "protect", None))
     return checkpoint, checkpoint.resolve_data(bundle)
@@ -70,8 +73,9 @@ def mitigation_from_args(args: argparse.Namespace, default: str = NONE) -> Mitig
 def cmd_linearize(args: argparse.Namespace) -> None:
     options = _linearize_options(args)
     mitigation = mitigation_from_args(args)
+    data_options = dataset_options(args)
     prepare_output(args.out, LINEARIZED_FILES, overwrite=args.overwrite)
-    checkpoint, bundle = _checkpoint_and_data(args)
+    checkpoint, bundle = _checkpoint_and_data(args, data_options)
     bar = TqdmProgress(f"{args.method} to {args.budget}")
     try:
         result = linearize(checkpoint.model, checkpoint.spec, bundle, args.method, args.budget, options=options,
@@ -98,11 +102,13 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if mitigation is None:
         raise FairLinError("compare sets a mitigated finetune against the plain one; expected --mitigation "
                            f"{'|'.join(mitigation_names()[1:])}, not none")
+    data_options = dataset_options(args)
+    budgets, seeds = budget_list(args.budgets, "--budgets"), seed_list(args.seeds, "--seeds")
     if args.out:
         prepare_output(args.out, [f"{name}.csv" for name in COMPARISON_TABLES], overwrite=args.overwrite)
-    checkpoint, bundle = _checkpoint_and_data(args)
-    budgets, budget_notes = unique_budgets(comma_list(args.budgets), relu_count(checkpoint.model))
-    seeds, seed_notes = merge_duplicates(seed_list(args.seeds, "--seeds"), "seed")
+    checkpoint, bundle = _checkpoint_and_data(args, data_options)
+    budgets, budget_notes = unique_budgets(budgets, relu_count(checkpoint.model))
+    seeds, seed_notes = merge_duplicates(seeds, "seed")
     print_notes(budget_notes + seed_notes)
     variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle, mitigation), None)}
     bar = TqdmProgress(f"compare {args.method}")
@@ -125,24 +131,27 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def _add_linearize_args(p: argparse.ArgumentParser) -> None:
     """Options shared by linearize and compare: SNL, finetune, DeepReDuce, mitigation, data."""
-    p.add_argument("--snl-epochs", type=int, help="maximum SNL epochs (default 100)")
-    p.add_argument("--mask-lr", type=float, help="Adam learning rate of the SNL masks (default 2e-2; reference 1e-3)")
-    p.add_argument("--lam", type=float, help="initial SNL L1 weight lambda (default 3e-3; reference 1e-5)")
-    p.add_argument("--lam-min-progress", type=float,
+    p.add_argument("--snl-epochs", type=count_arg("epochs"), help="maximum SNL epochs (default 100)")
+    p.add_argument("--mask-lr", type=float_arg(POSITIVE),
+                   help="Adam learning rate of the SNL masks (default 2e-2; reference 1e-3)")
+    p.add_argument("--lam", type=float_arg(POSITIVE),
+                   help="initial SNL L1 weight lambda (default 3e-3; reference 1e-5)")
+    p.add_argument("--lam-min-progress", type=float_arg(PROPER_FRACTION),
                    help="SNL grows lambda when an epoch cuts the ReLU count by less than this fraction "
                         "(default 0.1; reference 0: only when it stalls)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default, reproducible) or bf16 autocast of SNL and finetune on CUDA (no effect on CPU)")
     p.add_argument("--reference-budget", action="store_true",
                    help="SNL: binarise with alpha > 1e-2 like the reference (may undershoot) instead of exact top-k")
-    p.add_argument("--finetune-epochs", type=int, help="finetune epochs after linearizing (default 20)")
-    p.add_argument("--finetune-lr", type=float, help="finetune SGD learning rate (default 1e-3)")
-    p.add_argument("--temperature", type=float, help="KD temperature (default 4)")
-    p.add_argument("--kd-weight", type=float, help="weight of the KD term (default 1)")
-    p.add_argument("--ce-weight", type=float, help="weight of the cross-entropy term (default 1)")
+    p.add_argument("--finetune-epochs", type=count_arg("epochs", minimum=0),
+                   help="finetune epochs after linearizing (default 20)")
+    p.add_argument("--finetune-lr", type=float_arg(POSITIVE), help="finetune SGD learning rate (default 1e-3)")
+    p.add_argument("--temperature", type=float_arg(POSITIVE), help="KD temperature (default 4)")
+    p.add_argument("--kd-weight", type=float_arg(NON_NEGATIVE), help="weight of the KD term (default 1)")
+    p.add_argument("--ce-weight", type=float_arg(NON_NEGATIVE), help="weight of the cross-entropy term (default 1)")
     p.add_argument("--cull", help="deepreduce: stages to cull, e.g. 1,2 (default: nearest configuration to the budget)")
     p.add_argument("--thin", action="store_true", help="deepreduce: thin the kept stages")
-    p.add_argument("--stem-stride", type=int, choices=[1, 2], help="deepreduce: stem stride of the student")
+    p.add_argument("--stem-stride", type=int_arg, choices=[1, 2], help="deepreduce: stem stride of the student")
     add_mitigation_args(p)
     p.add_argument("--protect", help="group attribute to protect, if not the checkpoint's (e.g. age on utkface)")
     p.add_argument("--dataset", help="use this dataset instead of the checkpoint's (must match its classes and input)")
@@ -155,16 +164,18 @@ def add_mitigation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mitigation", metavar="NAME",
                    help=f"finetune objective: {', '.join(mitigation_names())} (linearize: default none; compare: the "
                         f"mitigated variant, default lagrangian)")
-    p.add_argument("--mu", type=float, help="lagrangian: multiplier step size per epoch (default 0.01)")
-    p.add_argument("--tolerance", type=float, help="lagrangian: group-loss violations up to this are free (default 0)")
+    p.add_argument("--mu", type=float_arg(POSITIVE), help="lagrangian: multiplier step size per epoch (default 0.01)")
+    p.add_argument("--tolerance", type=float_arg(NON_NEGATIVE),
+                   help="lagrangian: group-loss violations up to this are free (default 0)")
     p.add_argument("--normalize", action="store_true",
                    help="lagrangian: violations relative to the population loss (mu means the same across datasets)")
-    p.add_argument("--lambda-max", type=float, help="lagrangian: cap of the multipliers (default: none)")
-    p.add_argument("--eta", type=float, help="groupdro: step size of the group weights per batch (default 0.01)")
+    p.add_argument("--lambda-max", type=float_arg(POSITIVE), help="lagrangian: cap of the multipliers (default: none)")
+    p.add_argument("--eta", type=float_arg(POSITIVE),
+                   help="groupdro: step size of the group weights per batch (default 0.01)")
     p.add_argument("--select", metavar="RULE",
                    help=f"validation model selection: auto (constrained when mitigated, else overall; the default), "
                         f"{', '.join(SELECTIONS)}")
-    p.add_argument("--select-tolerance", type=float,
+    p.add_argument("--select-tolerance", type=float_arg(FRACTION),
                    help="constrained selection: worst-group tolerance, a fraction (default 0.02 = 2 points)")
 
 

@@ -12,9 +12,10 @@ import argparse
 from typing import Any
 
 from ..data.toy2d import SHAPES
-from ..errors import FairLinError
-from ..runtime import comma_list, json_ready, json_records
-from .common import print_json, seed_arg
+from ..errors import FairLinError, brief
+from ..limits import FRACTION, NON_NEGATIVE, POSITIVE
+from ..runtime import json_ready, json_records
+from .common import budget_list, count_arg, float_arg, int_arg, print_json, seed_arg
 from .progress import TqdmProgress
 from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy, share_sweep
 
@@ -47,9 +48,6 @@ def _print_text(result: ToyResult) -> None:
 
 
 def cmd_toy(args: argparse.Namespace) -> None:
-    if args.seeds < 1:
-        raise FairLinError(f"--seeds is the number of seeds to average over; expected a positive integer, "
-                           f"got {args.seeds}")
     config = ToyConfig(shape=args.shape, n=args.n, noise=args.noise, minority_ratio=args.minority_ratio,
                        depth=args.depth, width=args.width, steps=args.steps, lr=args.lr, linearized=args.linearized,
                        which=args.which, mode=args.mode)
@@ -72,9 +70,10 @@ def cmd_toy(args: argparse.Namespace) -> None:
 def _sweep(config: ToyConfig, seeds: range, args: argparse.Namespace) -> None:
     """``--sweep``: per-group test accuracy (mean, sd over seeds) at every linearized share."""
     try:
-        shares = [float(s) for s in comma_list(args.sweep)]
+        shares = [float(s) for s in budget_list(args.sweep, "--sweep")]
     except ValueError:
-        raise FairLinError(f"--sweep expects comma-separated shares in [0, 1), e.g. 0.1,0.3,0.5; got {args.sweep!r}") from None
+        raise FairLinError(f"--sweep expects comma-separated shares in [0, 1), e.g. 0.1,0.3,0.5; got "
+                           f"{brief(args.sweep)}") from None
     bar = TqdmProgress(f"toy {args.shape} sweep")
     try:
         sweep = share_sweep(config, shares, seeds, progress=bar)
@@ -91,25 +90,28 @@ def configure_toy(p: argparse.ArgumentParser) -> None:
     defaults = ToyConfig()
     p.add_argument("--shape", default=defaults.shape, help=f"{', '.join(SHAPES)} (default {defaults.shape}; "
                                                            f"disk is the counter-example without an effect)")
-    p.add_argument("--linearized", type=float, default=defaults.linearized,
+    p.add_argument("--linearized", type=float_arg(FRACTION), default=defaults.linearized,
                    help=f"share of hidden units made linear, in [0, 1] (default {defaults.linearized})")
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds, each drawing data, initial weights and "
-                                                         "placement (default 5)")
+    p.add_argument("--seeds", type=count_arg("seeds"), default=5,
+                   help="number of seeds, each drawing data, initial weights and placement (default 5)")
     p.add_argument("--first-seed", type=seed_arg, default=0, help="seeds are FIRST..FIRST+SEEDS-1 (default 0)")
     p.add_argument("--which", default=defaults.which,
                    help=f"scratch mode: which units are linearized, {', '.join(WHICH)} (default {defaults.which})")
     p.add_argument("--mode", default=defaults.mode,
                    help=f"{' or '.join(MODES)}: train with fixed masks from scratch, or SNL on the trained "
                         f"ReLU model (default {defaults.mode})")
-    p.add_argument("--depth", type=int, default=defaults.depth, help=f"hidden layers (default {defaults.depth})")
-    p.add_argument("--width", type=int, default=defaults.width, help=f"units per layer (default {defaults.width})")
-    p.add_argument("--steps", type=int, default=defaults.steps,
+    p.add_argument("--depth", type=int_arg, default=defaults.depth, help=f"hidden layers (default {defaults.depth})")
+    p.add_argument("--width", type=int_arg, default=defaults.width, help=f"units per layer (default {defaults.width})")
+    p.add_argument("--steps", type=count_arg("steps"), default=defaults.steps,
                    help=f"full-batch Adam steps with cosine decay (default {defaults.steps})")
-    p.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (default {defaults.lr})")
-    p.add_argument("--n", type=int, default=defaults.n, help=f"points before the 60/20/20 split (default {defaults.n})")
-    p.add_argument("--noise", type=float, help="label-flip share (paper, disk, xor) or coordinate noise sd "
-                                               "(moons, circles, spiral); default per shape")
-    p.add_argument("--minority-ratio", type=float,
+    p.add_argument("--lr", type=float_arg(POSITIVE),
+                   default=defaults.lr, help=f"Adam learning rate (default {defaults.lr})")
+    p.add_argument("--n", type=int_arg,
+                   default=defaults.n, help=f"points before the 60/20/20 split (default {defaults.n})")
+    p.add_argument("--noise", type=float_arg(NON_NEGATIVE),
+                   help="label-flip share (paper, disk, xor) or coordinate noise sd (moons, circles, spiral); "
+                        "default per shape")
+    p.add_argument("--minority-ratio", type=float_arg(POSITIVE),
                    help="minority points per majority point (xor, moons, circles, spiral; default 0.1)")
     p.add_argument("--sweep", metavar="SHARES",
                    help="instead of one share: train at each of these linearized shares (e.g. 0.1,0.3,0.5,0.7,0.9; "

@@ -7,7 +7,8 @@ and one object per parameter::
     {"value": 1184.0, "derivation": "how the value follows from the source"}
     {"value": 1000.0, "assumption": true, "reason": "why no source gives it"}
 
-Parameters (every one required, values finite and >= 0; bytes and seconds per unit):
+Parameters (every one required, values finite and >= 0, rates the estimate divides by (``DIVISORS``) > 0; bytes
+and seconds per unit):
 
 - ``relu``: ``online_bytes``, ``offline_bytes``, ``online_seconds``, ``offline_seconds`` (per ReLU)
 - ``linear``: ``online_bytes_per_input``, ``offline_bytes_per_input``, ``offline_bytes_per_output``
@@ -24,13 +25,13 @@ A bad profile is a :class:`~fairlin_core.errors.FairLinError` naming the field t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 from ..inputs import read_json
+from ..limits import NON_NEGATIVE, POSITIVE, check_real
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = "delphi"
@@ -44,6 +45,7 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "network": ("bandwidth_mbps",),
 }
 SOURCE_FIELDS = ("paper", "measurements", "what")
+DIVISORS = ("network.bandwidth_mbps",)  # rates the estimate divides by: > 0 (0 would be a division by zero)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def load_profile(profile: str | Path | Profile = DEFAULT_PROFILE) -> Profile:
     if text in list_profiles():
         path = PROFILE_DIR / f"{text}.json"
     elif not (text.endswith(".json") or path.is_file()):
-        raise FairLinError(f"unknown cost profile {text!r}; expected one of {', '.join(list_profiles())} or the "
+        raise FairLinError(f"unknown cost profile {brief(text)}; expected one of {', '.join(list_profiles())} or the "
                            f"path of a profile JSON file")
     data = read_json(path, MAX_PROFILE_BYTES, "cost profile", "a profile JSON object (see fairlin_core.cost.profiles)")
     return validate_profile(data, path)
@@ -125,15 +127,14 @@ def _parameter(entry: Any, field: str, where: str) -> float:
     if not isinstance(entry, dict):
         raise FairLinError(f"{where}: field {field!r} must be an object {{\"value\": number, \"derivation\": "
                            f"text}} (or \"assumption\": true with a \"reason\")")
-    value = entry.get("value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise FairLinError(f"{where}: field '{field}.value' must be a finite number >= 0, got {value!r}")
+    value = check_real(entry.get("value"), f"{where}: field '{field}.value'",
+                       POSITIVE if field in DIVISORS else NON_NEGATIVE)
     assumption = entry.get("assumption", False)
     if not isinstance(assumption, bool):
-        raise FairLinError(f"{where}: field '{field}.assumption' must be true or false, got {assumption!r}")
+        raise FairLinError(f"{where}: field '{field}.assumption' must be true or false, got {brief(assumption)}")
     text_field = "reason" if assumption else "derivation"
     if not isinstance(entry.get(text_field), str) or not entry[text_field].strip():
         raise FairLinError(f"{where}: field '{field}.{text_field}' must be a non-empty string ("
                            + ("why no source gives this value" if assumption else "how the value follows from "
                               "the source; mark it \"assumption\": true with a \"reason\" if none does") + ")")
-    return float(value)
+    return value

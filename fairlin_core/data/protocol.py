@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from fairlin_core.data.bundle import Split
 from fairlin_core.errors import DatasetError, brief
 from fairlin_core.inputs import open_regular
+from fairlin_core.limits import Interval, check_real
 
 
 # ----------------------------------------------------------------------------- seeded splitting
@@ -114,15 +115,9 @@ def major_minor_fractions(num_classes: int, major: float, minor: float, num_majo
 
 def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0,
                    include_low: bool = False, include_high: bool = True) -> float:
-    """``value`` as a float inside the interval, else DatasetError naming the interval."""
-    interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise DatasetError(f"{name} must be a number in {interval}, got {brief(value)}")
-    ok_low = value >= low if include_low else value > low
-    ok_high = value <= high if include_high else value < high
-    if not (ok_low and ok_high):
-        raise DatasetError(f"{name} must be in {interval}, got {brief(value)}")
-    return float(value)
+    """``value`` as a finite float inside the interval, else DatasetError naming the interval."""
+    return check_real(value, name, Interval(low, high, low_open=not include_low, high_open=not include_high),
+                      DatasetError)
 
 
 def check_int(name: str, value: Any, *, minimum: int) -> int:

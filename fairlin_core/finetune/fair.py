@@ -31,7 +31,8 @@ from typing import Any, Protocol
 import torch
 
 from ..data import DatasetBundle
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
+from ..limits import NON_NEGATIVE, POSITIVE, check_real
 from ..registry import Registry
 from .groupdro import GroupDROObjective
 from .loop import BatchObjective, group_means
@@ -61,16 +62,13 @@ class MitigationConfig:
 
     def validate(self) -> None:
         get_mitigation(self.method)
-        if not self.mu > 0:
-            raise FairLinError(f"mitigation mu must be > 0, got {self.mu}")
-        if self.tolerance < 0:
-            raise FairLinError(f"mitigation tolerance must be >= 0, got {self.tolerance}")
+        check_real(self.mu, "mitigation mu", POSITIVE)
+        check_real(self.tolerance, "mitigation tolerance", NON_NEGATIVE)
         if not isinstance(self.normalize, bool):
-            raise FairLinError(f"mitigation normalize must be true or false, got {self.normalize!r}")
-        if self.lambda_max is not None and not self.lambda_max > 0:
-            raise FairLinError(f"mitigation lambda_max must be > 0 or None (no cap), got {self.lambda_max}")
-        if not self.eta > 0:
-            raise FairLinError(f"mitigation eta must be > 0, got {self.eta}")
+            raise FairLinError(f"mitigation normalize must be true or false, got {brief(self.normalize)}")
+        if self.lambda_max is not None:
+            check_real(self.lambda_max, "mitigation lambda_max", POSITIVE)  # None: no cap
+        check_real(self.eta, "mitigation eta", POSITIVE)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

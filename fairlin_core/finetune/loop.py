@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data import DatasetBundle
 from ..errors import FairLinError, check_seed
+from ..limits import FRACTION, NON_NEGATIVE, POSITIVE, check_count, check_real
 from ..metrics import evaluate_split
 from ..models import activation_sites
 from ..runtime import (CancelFlag, DeviceRows, ProgressFn, autocast, batch_indices, check_cancel, default_device,
@@ -47,20 +48,19 @@ class FinetuneConfig:
     select_tolerance: float = 0.02
 
     def validate(self) -> None:
-        if self.epochs < 0:
-            raise FairLinError(f"finetune epochs must be >= 0, got {self.epochs}")
+        check_count(self.epochs, "finetune epochs", "epochs", minimum=0)
         for name in ("lr", "temperature"):
-            if not getattr(self, name) > 0:
-                raise FairLinError(f"finetune {name} must be > 0, got {getattr(self, name)}")
+            check_real(getattr(self, name), f"finetune {name}", POSITIVE)
+        check_real(self.momentum, "finetune momentum", FRACTION)
+        check_real(self.weight_decay, "finetune weight_decay", NON_NEGATIVE)
         if self.batch_size < 2:
             raise FairLinError(f"finetune batch_size must be >= 2, got {self.batch_size}")
-        if self.ce_weight < 0 or self.kd_weight < 0 or self.ce_weight + self.kd_weight == 0:
-            raise FairLinError(f"ce_weight and kd_weight must be >= 0 and not both 0, got "
-                               f"{self.ce_weight} and {self.kd_weight}")
+        weights = [check_real(getattr(self, name), f"finetune {name}", NON_NEGATIVE)
+                   for name in ("ce_weight", "kd_weight")]
+        if sum(weights) == 0:
+            raise FairLinError("ce_weight and kd_weight must be >= 0 and not both 0, got 0 and 0")
         check_selection(self.select, allow_auto=True)
-        if not 0 <= self.select_tolerance <= 1:
-            raise FairLinError(f"finetune select_tolerance must be in [0, 1] (a fraction of accuracy), got "
-                               f"{self.select_tolerance}")
+        check_real(self.select_tolerance, "finetune select_tolerance (a fraction of accuracy)", FRACTION)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

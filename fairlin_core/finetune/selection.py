@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
 
 SELECTIONS = ("overall", "worst-group", "constrained")
 OVERALL, WORST, CONSTRAINED = SELECTIONS
@@ -43,7 +43,7 @@ _EPS = 1e-12
 
 def check_selection(rule: str, allow_auto: bool = False) -> str:
     if rule not in SELECTIONS and not (allow_auto and rule == AUTO):
-        raise FairLinError(f"unknown selection {rule!r}; expected one of {', '.join(SELECTIONS)}"
+        raise FairLinError(f"unknown selection {brief(rule)}; expected one of {', '.join(SELECTIONS)}"
                            f"{' or auto' if allow_auto else ''}")
     return rule
 

@@ -36,6 +36,7 @@ from ..errors import CheckpointError, FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..finetune.fair import NONE
 from ..inputs import open_regular
+from ..limits import check_count, check_real
 from ..linearize import SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
 from ..runtime import PRECISIONS
@@ -205,9 +206,8 @@ class TrainBaseConfig:
         if not isinstance(self.model, str) or self.model not in MODELS:
             raise FairLinError(f"unknown model {brief(self.model)}; expected one of {', '.join(MODELS)}")
         seed = check_seed(self.seed)
-        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral)
-                                        or self.epochs < 1):
-            raise FairLinError(f"epochs must be a positive integer, got {brief(self.epochs)}")
+        if self.epochs is not None:
+            check_count(self.epochs, "epochs", "epochs")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise FairLinError(f"data_root must be a path (a string) or null, got {brief(self.data_root)}")
         given = {"name": self.dataset} if isinstance(self.dataset, str) else self.dataset
@@ -329,16 +329,18 @@ def _filled(kind: type, given: Any, name: str) -> dict[str, Any]:
         if isinstance(default, (str, bool)):
             if not isinstance(value, type(default)):
                 raise FairLinError(f"{name} option {key} must be {'text' if isinstance(default, str) else 'true or false'}"
-                                   f", got {value!r}")
+                                   f", got {brief(value)}")
             typed[key] = value
             continue
         if value is None and default is None:  # an optional number (e.g. lambda_max: None = no cap)
             typed[key] = None
             continue
-        whole = isinstance(default, int)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
-            raise FairLinError(f"{name} option {key} must be {'an integer' if whole else 'a number'}, got {brief(value)}")
-        typed[key] = int(value) if whole else float(value)
+        if not isinstance(default, int):
+            typed[key] = check_real(value, f"{name} option {key}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise FairLinError(f"{name} option {key} must be an integer, got {brief(value)}")
+        typed[key] = int(value)
     instance = kind(**typed)
     instance.validate()
     return asdict(instance)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import FairLinError
+from ..errors import FairLinError, brief
+from ..limits import check_count
 from ..outputs import prepare_output_file
 from ..runtime import Cancelled, Progress
 from .config import AnyConfig, TrainBaseConfig, as_config, config_from_dict
@@ -36,12 +37,16 @@ def make_executor(kind: str = "local", workers: int | None = None, *, ray_addres
                   ray_retries: int = DEFAULT_RETRIES) -> Executor:
     """``local``: :class:`LocalThreadExecutor` (threads of this process); ``ray``: :class:`RayExecutor` (a local
     Ray instance, or the cluster at ``ray_address``: ``auto`` or ``HOST:PORT``; FairLinError with the install
-    command when Ray is missing)."""
+    command when Ray is missing). workers (None: the executor's default) and ray_retries are bounded by
+    ``RUN_LIMITS``."""
+    if workers is not None:
+        check_count(workers, "workers", "workers")
+    check_count(ray_retries, "ray_retries", "retries", minimum=0)
     if kind == "local":
         return LocalThreadExecutor(workers)
     if kind == "ray":
         return RayExecutor(workers, address=ray_address, retries=ray_retries)
-    raise FairLinError(f"unknown executor {kind!r}; expected one of {', '.join(EXECUTORS)}")
+    raise FairLinError(f"unknown executor {brief(kind)}; expected one of {', '.join(EXECUTORS)}")
 
 
 @dataclass(frozen=True)

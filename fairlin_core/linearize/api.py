@@ -146,8 +146,7 @@ def prepare_students(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundl
         raise FairLinError("no budget given; expected at least one")
     seed = check_seed(seed)
     bundle.require("train", "val", purpose="linearizing (masks are fitted on train, finetuning selects on val)")
-    options = options or LinearizeOptions()
-    options.finetune.validate()
+    options = (options or LinearizeOptions()).validate()
     device = device or default_device()
     if total_sites(base) == 0:
         found = getattr(base, "fairlin_report", None)

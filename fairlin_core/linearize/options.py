@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig
+from ..limits import POSITIVE, PROPER_FRACTION, Interval, check_count, check_real
 from ..models import RELU_THRESHOLD
 
 
@@ -28,15 +29,13 @@ class SNLConfig:
     threshold: float = RELU_THRESHOLD
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise FairLinError(f"SNL epochs must be >= 1, got {self.epochs}")
+        check_count(self.epochs, "SNL epochs", "epochs")
+        check_count(self.lam_patience_epochs, "SNL lam_patience_epochs", "epochs", minimum=0)
         for name in ("lr", "mask_lr", "lam", "temperature"):
-            if not getattr(self, name) > 0:
-                raise FairLinError(f"SNL {name} must be > 0, got {getattr(self, name)}")
-        if self.lam_growth < 1:
-            raise FairLinError(f"SNL lam_growth must be >= 1, got {self.lam_growth}")
-        if not 0 <= self.lam_min_progress < 1:
-            raise FairLinError(f"SNL lam_min_progress must be in [0, 1), got {self.lam_min_progress}")
+            check_real(getattr(self, name), f"SNL {name}", POSITIVE)
+        check_real(self.lam_growth, "SNL lam_growth", Interval(1.0))
+        check_real(self.lam_min_progress, "SNL lam_min_progress", PROPER_FRACTION)
+        check_real(self.threshold, "SNL threshold", PROPER_FRACTION)
         if self.batch_size < 2:
             raise FairLinError(f"SNL batch_size must be >= 2, got {self.batch_size}")
 
@@ -78,6 +77,13 @@ class LinearizeOptions:
     deepreduce: DeepReduceConfig | None = None
     stem_strides: tuple[int, ...] = (1, 2)
     precision: str = "fp32"
+
+    def validate(self) -> LinearizeOptions:
+        """``self`` once SNL's and the finetune's options are valid (SNL's too where the method is not snl: a bad
+        option is refused whether or not this run reads it)."""
+        self.snl.validate()
+        self.finetune.validate()
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

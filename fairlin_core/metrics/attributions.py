@@ -30,6 +30,7 @@ from torch import nn
 
 from ..data import Split
 from ..errors import FairLinError, brief
+from ..limits import check_count
 from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, report
 from .gradients import evaluating, group_members
 
@@ -56,6 +57,7 @@ def group_attributions(model: nn.Module, split: Split, group_names: list[str], *
     |attribution|; input units times logit units per input unit, i.e. logit units for integrated
     gradients). Groups without samples are left out.
     """
+    check_count(n_steps, "integrated-gradients n_steps", "attribution_steps")
     unknown = sorted(set(methods) - set(ATTRIBUTION_METHODS))
     if unknown or not methods:
         raise FairLinError(f"unknown attribution method(s) {unknown or list(methods)}; expected one or more of "

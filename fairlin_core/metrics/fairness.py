@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..limits import check_count
 from .accuracy import group_accuracy
 
 
@@ -53,6 +54,7 @@ def parity_gap(table: pd.DataFrame) -> float:
 def _within_group_resamples(groups: np.ndarray, n_groups: int, n_boot: int,
                             rng: np.random.Generator) -> list[np.ndarray | None]:
     """Per group: (n_boot, n_a) indices into the samples, drawn with replacement among the group's own."""
+    check_count(n_boot, "bootstrap n_boot", "bootstrap_draws")
     draws: list[np.ndarray | None] = []
     for index in range(n_groups):
         members = np.flatnonzero(groups == index)
@@ -141,6 +143,7 @@ def bootstrap_accuracy(accuracy: Sequence[float], n: Sequence[int], confidence: 
     Binomial(n, accuracy), so the bootstrap needs only the two numbers. Returns (low, high) arrays of
     fractions; NaN where n is 0.
     """
+    check_count(draws, "bootstrap draws", "bootstrap_draws")
     accuracy = np.asarray(accuracy, dtype=float)
     n = np.asarray(n, dtype=int)
     rng = np.random.default_rng(seed)

@@ -30,6 +30,7 @@ from scipy.linalg import eigh_tridiagonal
 from torch import nn
 
 from ..data import Split
+from ..limits import check_count
 from ..runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, report
 from .gradients import evaluating, group_members, weight_parameters
 
@@ -120,6 +121,7 @@ def lanczos(matvec: MatVec, start: torch.Tensor, max_steps: int, *, top_k: int =
     found, so the Ritz values are exact) or, when ``tol`` is given, once the ``top_k`` largest Ritz
     values all have an error bound (:meth:`LanczosResult.error_bounds`) <= tol * |value|.
     """
+    check_count(max_steps, "Lanczos max_steps", "lanczos_steps")
     dim = start.numel()
     steps = min(max_steps, dim)
     if steps < 1:
@@ -177,6 +179,7 @@ def spectral_density(operator: HessianOperator, *, runs: int = 1, steps: int = 4
     ``sum_j weight_j * N(t; node_j, sigma^2)``, evaluated on a grid spanning the Ritz values +- 5 sigma
     and normalised to integrate to 1 (trapezoid rule). sigma defaults to 1% of the Ritz-value range.
     """
+    check_count(runs, "spectral density runs", "lanczos_runs")
     generator = torch.Generator().manual_seed(seed)
     results = []
     for _ in range(runs):

@@ -33,12 +33,11 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from ..errors import ModelError
-from ..runtime import model_code_trusted
+from ..errors import ModelError, brief
+from ..runtime import check_factory, model_code_trusted
 from .activation import LinearizableReLU, activation_sites
 
 CODE_MODEL = "code"
-FACTORY_PATTERN = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*")
 
 RELU_FUNCTIONS = {F.relu: False, torch.relu: False, torch.relu_: True, F.relu_: True}
 RELU_METHODS = {"relu": False, "relu_": True}
@@ -266,15 +265,14 @@ def code_options(options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - {"factory", "kwargs"})
     if unknown:
         raise ModelError(f"a model-code spec takes options factory and kwargs, got also {', '.join(unknown)}")
-    if not isinstance(factory, str) or not FACTORY_PATTERN.fullmatch(factory):
-        raise ModelError(f"model code {factory!r} is not of the form package.module:function "
-                         f"(e.g. mymodels.cnn:build)")
+    check_factory(factory, ModelError)
     if not isinstance(kwargs, dict):
-        raise ModelError(f"model-code kwargs must be a JSON object, got {kwargs!r}")
+        raise ModelError(f"model-code kwargs must be a JSON object, got {brief(kwargs)}")
     try:
         json.dumps(kwargs, allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise ModelError(f"model-code kwargs must be JSON values (numbers, strings, lists), got {kwargs!r}") from error
+        raise ModelError(f"model-code kwargs must be JSON values (numbers, strings, lists), got "
+                         f"{brief(kwargs)}") from error
     return {"factory": factory, "kwargs": dict(kwargs)}
 
 

@@ -31,6 +31,7 @@ from ..data import DatasetBundle, load_dataset
 from ..data.toy2d import SHAPES
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import FinetuneConfig
+from ..limits import FRACTION, POSITIVE, PROPER_FRACTION, check_count, check_many, check_real
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..metrics import boundary_distances, boundary_summary, evaluate_split, predict_logits
 from ..models import ModelSpec, activation_sites, build_model, relu_count, resolve_spec, set_masks
@@ -73,13 +74,9 @@ class ToyConfig:
         what is expected."""
         if self.shape not in SHAPES:
             raise FairLinError(f"shape must be one of {', '.join(SHAPES)}; got {brief(self.shape)}")
-        if not _is_int(self.steps) or self.steps < 1:
-            raise FairLinError(f"steps must be a positive integer, got {brief(self.steps)}")
-        if not self.lr > 0:
-            raise FairLinError(f"lr must be > 0, got {brief(self.lr)}")
-        if not isinstance(self.linearized, (int, float)) or not 0.0 <= self.linearized <= 1.0:
-            raise FairLinError(f"linearized is the share of hidden units made linear; expected a number in "
-                               f"[0, 1], got {brief(self.linearized)}")
+        check_count(self.steps, "steps", "steps")
+        check_real(self.lr, "lr", POSITIVE)
+        check_real(self.linearized, "linearized (the share of hidden units made linear)", FRACTION)
         if self.which not in WHICH:
             raise FairLinError(f"which must be one of {', '.join(WHICH)}; got {brief(self.which)}")
         if self.mode not in MODES:
@@ -91,17 +88,13 @@ class ToyConfig:
             if self.linearized >= 1.0:
                 raise FairLinError("SNL keeps at least one ReLU; expected linearized < 1 with mode 'snl' "
                                    "(use mode 'scratch' for a fully linear network)")
-        if not _is_int(self.snl_finetune_epochs) or self.snl_finetune_epochs < 0:
-            raise FairLinError(f"snl_finetune_epochs must be an integer >= 0, got {brief(self.snl_finetune_epochs)}")
+        check_count(self.snl_finetune_epochs, "snl_finetune_epochs", "epochs", minimum=0)
+        check_real(self.snl_finetune_lr, "snl_finetune_lr", POSITIVE)
         self.model_spec()  # depth and width
         load_toy(self, seed=0)  # the data options, checked by the toy2d loader itself (about a millisecond)
 
     def model_spec(self) -> ModelSpec:
         return resolve_spec("mlp", 2, (2,), depth=self.depth, width=self.width)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load_toy(config: ToyConfig, seed: int) -> DatasetBundle:
@@ -323,7 +316,7 @@ def run_toy(config: ToyConfig, seeds: Sequence[int] = range(5), *, device: torch
     device: defaults to the CPU (full-batch steps on a tiny MLP are fastest there).
     """
     config.validate()
-    seeds = [check_seed(s) for s in seeds]
+    seeds = [check_seed(s) for s in check_many(seeds, "seeds", "seeds")]
     if not seeds:
         raise FairLinError("no seed given; expected at least one seed")
     spec = config.model_spec()
@@ -388,11 +381,12 @@ def share_sweep(config: ToyConfig, shares: Sequence[float], seeds: Sequence[int]
     """Train the toy at every linearized ``share`` (fractions in [0, 1); 0 is added: the ReLU model) for
     every seed; ``config.linearized`` is ignored. Cost: (len(shares) + 1) models per seed."""
     config.validate()
-    shares = sorted({0.0, *(float(s) for s in shares)})
-    seeds = [check_seed(s) for s in seeds]
-    bad = [s for s in shares if not 0.0 <= s < 1.0]
+    shares = sorted({0.0, *(float(s) for s in check_many(shares, "shares", "budgets"))})
+    seeds = [check_seed(s) for s in check_many(seeds, "seeds", "seeds")]
+    bad = [s for s in shares if s not in PROPER_FRACTION]
     if bad or not seeds:
-        raise FairLinError(f"expected shares in [0, 1) and at least one seed; got shares {shares} and seeds {seeds}")
+        raise FairLinError(f"expected shares in [0, 1) and at least one seed; got shares {brief(shares)} and seeds "
+                           f"{brief(seeds)}")
     for share in shares:
         replace(config, linearized=share).validate()  # e.g. SNL keeps at least one ReLU
     spec = config.model_spec()

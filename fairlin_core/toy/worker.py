@@ -26,6 +26,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from ..data import DatasetBundle
 from ..errors import FairLinError, check_seed
+from ..limits import check_many
 from ..models import build_model
 from ..runtime import Progress
 from .geometry import BoundaryGrid
@@ -83,8 +84,9 @@ class ToyJob:
     def __init__(self, config: ToyConfig, seeds: Sequence[int], preview_every: int = 100,
                  shares: Sequence[float] | None = None) -> None:
         config.validate()
-        self.config, self.seeds, self.preview_every = config, [check_seed(s) for s in seeds], preview_every
-        self.shares = None if shares is None else [float(s) for s in shares]
+        self.config, self.preview_every = config, preview_every
+        self.seeds = [check_seed(s) for s in check_many(seeds, "seeds", "seeds")]
+        self.shares = None if shares is None else [float(s) for s in check_many(shares, "shares", "budgets")]
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"fraction": 0.0, "message": "starting (importing torch)", "loss": [],
                                        "previews": {}, "result": None, "error": None, "cancelled": False,

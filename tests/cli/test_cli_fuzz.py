@@ -102,6 +102,7 @@ def world(tmp_path_factory):
     _outputs_world(top)
     _weights_world(top)
     _files_world(top)
+    _flags_world(top)
     return {"top": top, "data": data, "checkpoints": checkpoints, "good": copy_checkpoint(top / "good")}
 
 
@@ -332,6 +333,56 @@ def _files_cases(w) -> dict:
     }
 
 
+def _flags_world(top: Path) -> None:
+    """top/flags: the shipped delphi profile with a bandwidth of 0 (bandwidth0.json) and a state dict holding a sparse
+    tensor (sparse.pth: torch warns while loading it, then the import refuses it)."""
+    import torch
+    from fairlin_core.cost.profiles import PROFILE_DIR
+    folder = top / "flags"
+    folder.mkdir()
+    profile = json.loads((PROFILE_DIR / "delphi.json").read_text())
+    profile["network"]["bandwidth_mbps"]["value"] = 0
+    (folder / "bandwidth0.json").write_text(json.dumps(profile))
+    torch.save({"layers.1.weight": torch.eye(16, 2).to_sparse()}, folder / "sparse.pth")
+
+
+def _flags_cases(w) -> dict:
+    """Run sizes past ``RUN_LIMITS`` (seeds, epochs, steps, runs), non-finite or out-of-range reals, options that are
+    refused even where unused, 100,000-character echoes, a profile that would divide by zero, a torch warning on the
+    way to a refusal."""
+    good, out, folder = str(w["good"]), str(w["top"] / "out"), w["top"] / "flags"
+    linearize = ["linearize", "--checkpoint", good, "--method", "random", "--budget", "4", "--out", out]
+    compare = ["compare", "--checkpoint", good, "--method", "random", "--budgets", "4"]
+    return {
+        "flags-compare-seeds-10000": [*compare, "--seeds", ",".join(map(str, range(10_000)))],
+        "flags-compare-finetune-epochs-1e12": [*compare, "--finetune-epochs", "1e12"],
+        "flags-linearize-finetune-epochs-10-12": [*linearize, "--finetune-epochs", str(10**12)],
+        "flags-toy-seeds-1e9": ["toy", "--seeds", "1000000000"],
+        "flags-toy-steps-10-12": ["toy", "--seeds", "1", "--steps", str(10**12)],
+        "flags-train-base-epochs-10-12": ["train-base", "--dataset", "toy2d", "--model", "mlp", "--epochs", str(10**12),
+                                          "--out", out + "/m.safetensors"],
+        "flags-default-audit-snl-epochs-10-12": ["default-audit", "--checkpoint", good, "--out", out,
+                                                 "--snl-epochs", str(10**12)],
+        "flags-sweep-32000-runs": ["sweep", "--checkpoint", good, "--budgets", ",".join(map(str, range(1, 33))),
+                                   "--seeds", ",".join(map(str, range(1000))), "--store", str(w["top"] / "store")],
+        "flags-linearize-eta-inf": [*linearize, "--mitigation", "groupdro", "--eta", "inf"],
+        "flags-linearize-eta-nan": [*linearize, "--mitigation", "groupdro", "--eta", "nan"],
+        "flags-toy-lr-1e400": ["toy", "--seeds", "1", "--lr", "1e400"],
+        "flags-linearize-snl-epochs-negative-random": [*linearize, "--snl-epochs", "-1"],
+        "flags-linearize-trust-model-code-garbage": [*linearize, "--trust-model-code", "\x01#,:" * 1000],
+        "flags-linearize-dataset-option-without-dataset": [*linearize, "--dataset-option", "garbage"],
+        "flags-compare-dataset-option-without-dataset": [*compare, "--dataset-option", "n=5"],
+        "flags-import-model-kwargs-100k": ["import-checkpoint", str(folder / "missing.pth"), "--format", "state-dict",
+                                           "--arch", "mlp", "--dataset", "toy2d", "--out", out + "/i.safetensors",
+                                           "--model-kwargs", "{" + LONG],
+        "flags-relu-count-stem-100k": ["relu-count", "--model", "resnet18", "--input-size", "32", "--stem", LONG],
+        "flags-toy-ambiguous-option-100k": ["toy", f"--s={LONG}"],
+        "flags-cost-bandwidth-zero": ["cost", "--checkpoint", good, "--profile", str(folder / "bandwidth0.json")],
+        "flags-import-sparse-tensor": ["import-checkpoint", str(folder / "sparse.pth"), "--format", "state-dict",
+                                       "--arch", "mlp", "--dataset", "toy2d", "--out", out + "/sparse.safetensors"],
+    }
+
+
 def _all_cases(w) -> dict:
     cases = {f"sidecar-{k}": ["evaluate", "--checkpoint", str(p), "--data-root", str(w["data"])]
              for k, p in w["checkpoints"].items()}
@@ -345,7 +396,7 @@ def _all_cases(w) -> dict:
                                                    str(w["checkpoints"]["input-shape-negative"]), "--budgets", "4",
                                                    "--store", str(w["top"] / "store")]
     return {**cases, **_flag_cases(w), **_tree_cases(w), **_outputs_cases(w), **_weights_cases(w),
-            **_files_cases(w)}
+            **_files_cases(w), **_flags_cases(w)}
 
 
 _PLACEHOLDER = Path(".")
@@ -359,8 +410,8 @@ def _snapshot() -> dict[str, int]:
             for p in (REPO / folder).rglob("*") if p.is_file()}
 
 
-def test_at_least_forty_cases():
-    assert len(CASE_IDS) >= 40
+def test_at_least_120_cases():
+    assert len(CASE_IDS) >= 120
 
 
 @pytest.mark.parametrize("case", CASE_IDS)

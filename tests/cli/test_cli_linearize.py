@@ -47,8 +47,7 @@ def test_linearize_deepreduce_reports_its_configuration(capsys, tmp_path):
     (["--checkpoint", TOY, "--method", "deepreduce", "--budget", "0.5"], "ResNets"),
     (["--checkpoint", DIGITS, "--method", "snl", "--budget", "0.1", "--dataset", "toy2d"], "expects input (1, 8, 8)"),
     (["--checkpoint", DIGITS, "--method", "snl", "--budget", "0.1", "--cull", "1"], "expected --method deepreduce"),
-    (["--checkpoint", DIGITS, "--method", "snl", "--budget", "0.1", "--snl-epochs", "0"], "SNL epochs"),
-])
+])  # --snl-epochs 0 is refused at parse time now (tests/cli/test_cli_bounds.py)
 def test_bad_input_exits_2_with_a_specific_message(capsys, tmp_path, argv, message):
     code, _, err = run_cli(capsys, "linearize", *argv, "--out", tmp_path / "x")
     assert code == 2 and message in err and err.count("\n") == 1

@@ -129,7 +129,7 @@ def test_digits_fraction_options_change_counts():
     ({"minor_fraction": 1.5}, r"minor_fraction must be in \(0, 1\], got 1.5"),
     ({"major_fraction": 0}, r"major_fraction must be in \(0, 1\], got 0"),
     ({"val_fraction": 1.0}, r"val_fraction must be in \(0, 1\), got 1.0"),
-    ({"minor_fraction": "a lot"}, r"minor_fraction must be a number"),
+    ({"minor_fraction": "a lot"}, r"minor_fraction must be a finite number"),
     ({"mean": (0.1, 0.2)}, r"mean must be a list of 1"),
     ({"bogus": 1}, r"unknown option\(s\) bogus for dataset 'digits'; valid options: .*minor_fraction"),
     ({"target": "age"}, r"target 'age' is not an attribute of digits; valid: digit"),

@@ -81,7 +81,7 @@ def test_a_replaced_checkpoint_is_a_different_run(tmp_path):
     ({"method": "deepreduce"}, "ResNets"),
     ({"seed": -1}, "seed must be a non-negative integer"),
     ({"precision": "fp16"}, "precision must be one of fp32, bf16, got 'fp16'"),
-    ({"snl": {"epochs": 0}}, "SNL epochs must be >= 1"),
+    ({"snl": {"epochs": 0}}, "SNL epochs must be a positive integer"),
     ({"snl": {"speed": 2}}, "unknown snl option(s) speed"),
     ({"finetune": {"epochs": 1.5}}, "finetune option epochs must be an integer"),
     ({"mitigation": {"mu": -1}}, "mitigation mu must be > 0"),

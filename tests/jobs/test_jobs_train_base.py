@@ -12,6 +12,7 @@ import pytest
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
+from fairlin_core.limits import RUN_LIMITS
 from fairlin_core.jobs import JobConfig, JobManager, TrainBaseConfig, config_from_dict, user_checkpoint_dir
 from conftest import TOY
 
@@ -81,7 +82,7 @@ def test_existing_checkpoint_and_unknown_keys_are_refused(manager, tmp_path):
 
 
 def test_cancel_leaves_the_run_cancelled_and_no_checkpoint(manager, tmp_path):
-    run_id = manager.submit(tiny(name="never", epochs=10**6))
+    run_id = manager.submit(tiny(name="never", epochs=RUN_LIMITS["epochs"]))  # the longest run allowed
     deadline = time.monotonic() + 60
     while manager.status(run_id).status != "running" or manager.status(run_id).fraction == 0.0:
         assert time.monotonic() < deadline, "the job never started"

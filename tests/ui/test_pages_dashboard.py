@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from ui import checkpoint_views, jobs_view, linearize_form
 from fairlin_core.checkpoints import upload
 from fairlin_core.errors import FairLinError
+from fairlin_core.limits import RUN_LIMITS
 from fairlin_core.jobs import JobManager, get_manager, user_checkpoint_dir
 from conftest import APP, DIGITS, TOY
 
@@ -307,7 +308,8 @@ def test_models_page_queues_base_training_on_the_shared_manager_and_shows_it_don
 def test_base_training_job_cancels_without_a_checkpoint(tmp_path):
     manager = JobManager(tmp_path / "store", workers=1)
     try:
-        job_id = checkpoint_views.submit_base_training(manager, "toy2d", "mlp", epochs=10**6, name="never")
+        job_id = checkpoint_views.submit_base_training(manager, "toy2d", "mlp", epochs=RUN_LIMITS["epochs"],
+                                                        name="never")  # the longest run allowed
         deadline = time.monotonic() + 60
         while manager.status(job_id).status != "running" or manager.status(job_id).fraction == 0.0:
             assert time.monotonic() < deadline, "the job never started"
