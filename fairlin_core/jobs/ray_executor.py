@@ -14,6 +14,9 @@ task reads it at most every half second from its per-batch check) and calls ``ra
 process that dies makes Ray run the task again, at most ``retries`` times; an exception raised by the
 run itself (a FairLinError, a missing dataset, ...) is not retried: the run is stored ``failed``.
 
+A local Ray instance (no address) listens on the loopback interface only: Ray has no authentication, so anyone
+who reaches its ports (GCS, raylet, object manager, agents, workers) can run code as this user.
+
 Ray is optional (``pip install "fairlin[ray]"``): it is imported only when a Ray executor is made,
 and :func:`import_ray` says how to install it when it is missing.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import ipaddress
 import os
 import socket
 import tempfile
@@ -46,6 +50,7 @@ DEFAULT_RETRIES = 2
 REPORT_SECONDS = 1.0  # a task reports progress at most this often
 CANCEL_POLL_SECONDS = 2.0  # a task asks the board for its cancel flag at most this often (each ask is a round trip)
 USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
+LOOPBACK = "127.0.0.1"
 DRIVER_POLL_SECONDS = 1.0  # the driver looks at progress and cancels this often (finished tasks: at once)
 REQUIRED = ("model.safetensors", "model.json", "groups.csv", "history.csv", "summary.json")  # of every run kind
 
@@ -57,6 +62,28 @@ def import_ray() -> Any:
     except ImportError:
         raise FairLinError(f"the Ray executor needs Ray, which is not installed; install it with {RAY_INSTALL}, "
                            f"or use the local executor") from None
+
+
+def init_local_ray(ray: Any, **options: Any) -> None:
+    """``ray.init`` of a local instance whose every process listens on :data:`LOOPBACK` only (no dashboard).
+
+    Ray binds its servers to every interface unless the node's address is a loopback one, and on Linux it
+    replaces a loopback ``_node_ip_address`` by the machine's address; its switch for a machine-local node (the
+    default on macOS and Windows) is turned on for the start. FairLinError when the node still got another address.
+    """
+    constants = import_module("ray._private.ray_constants")
+    cluster = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, **options)
+    finally:
+        constants.ENABLE_RAY_CLUSTER = cluster
+    address = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(address).is_loopback:
+        ray.shutdown()
+        raise FairLinError(f"the local Ray instance would listen on {address}, not only on {LOOPBACK}; expected a "
+                           f"Ray whose nodes can be kept to loopback (requirements.txt pins one), or a cluster "
+                           f"you run yourself (--ray-address)")
 
 
 def check_retries(retries: int) -> int:
@@ -197,11 +224,12 @@ class RaySession:
         if self.owned:
             address = address or os.environ.get(ADDRESS_ENV) or None
             options: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
-            if address is None:  # a local instance; its workers import the installed fairlin_core, like a cluster's
-                options.update(include_dashboard=False)
-                os.environ.setdefault(USAGE_STATS_ENV, "0")  # no usage report to the internet (nor its process)
             try:
-                ray.init(address=address, **options)
+                if address is None:  # a local instance; its workers import the installed fairlin_core, like a cluster's
+                    os.environ.setdefault(USAGE_STATS_ENV, "0")  # no usage report to the internet (nor its process)
+                    init_local_ray(ray, **options)
+                else:
+                    ray.init(address=address, **options)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise FairLinError(f"could not connect to Ray at {address!r}: {error}; expected a running cluster "
                                    f"(`ray start --head` on the head node) and its address as auto or "

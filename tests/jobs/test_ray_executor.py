@@ -26,9 +26,10 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray instance of 2 CPUs; its workers import the installed fairlin_core (pip install -e .)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    """A local Ray instance of 2 CPUs on loopback only; its workers import the installed fairlin_core
+    (pip install -e .)."""
+    ray_executor.init_local_ray(ray, num_cpus=2, log_to_driver=False,
+                                runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()
 
