@@ -5,6 +5,7 @@ a read-only store lists without writing a byte, and a sweep whose peer process d
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from fairlin_core.jobs import RunStore
+from fairlin_core.jobs import JobConfig, RunStore
 from fairlin_core.jobs.manager import _live_managers
 from conftest import REPO, TOY, run_cli, snapshot, without_dac_override
 
@@ -240,16 +241,13 @@ def test_a_hot_journal_in_a_read_only_store_is_refused_in_one_line_and_a_writer_
 
 def test_listing_and_showing_agree_that_the_runs_of_a_dead_process_are_interrupted(capsys, tmp_path):
     root = tmp_path / "store"
-    peer = subprocess.Popen([sys.executable, "-c", PEER, str(root), TOY], cwd=REPO)
-    try:
-        deadline = time.monotonic() + 120
-        while not (root.joinpath("runs.sqlite").exists() and RunStore(root, read_only=True).list_runs("running")):
-            assert time.monotonic() < deadline and peer.poll() is None, "the peer never started its run"
-            time.sleep(0.05)
-    finally:
-        peer.kill()
-        peer.wait()
-    run_id = RunStore(root, read_only=True).list_runs()[0]["id"]
+    config = JobConfig(TOY, "random", 8)
+    store = RunStore(root)
+    run_id = store.claim(config.canonical_hash(), config.to_dict()).id
+    store.mark_running(run_id)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    owner = f"{socket.gethostname()}:{gone.stdout.strip()}:0"  # a process that ended: its runs were left running
+    store._db().execute("UPDATE runs SET owner = ?", (owner,))
     code, out, _ = run_cli(capsys, "runs", "--store", root, "--json")
     assert code == 0 and [r["status"] for r in json.loads(out)] == ["interrupted"]
     for status, expected in (("interrupted", [run_id]), ("running", []), ("queued,running", [])):
@@ -258,4 +256,5 @@ def test_listing_and_showing_agree_that_the_runs_of_a_dead_process_are_interrupt
     code, out, _ = run_cli(capsys, "runs", "show", run_id, "--store", root, "--json")
     assert code == 0 and json.loads(out)["status"] == "interrupted"
     assert RunStore(root, read_only=True).runs_table()["status"].tolist() == ["interrupted"]
-    assert [r["status"] for r in RunStore(root).list_runs()] == ["interrupted"]  # a writer marks it so
+    assert [r["status"] for r in RunStore(root).list_runs("running")] == []  # a writer marks it so
+    assert [r["status"] for r in store.list_runs()] == ["interrupted"]
