@@ -12,7 +12,10 @@ Progress and cancel go through one :class:`ProgressBoard` actor: tasks report to
 second (and which process runs them), the driver polls it; a cancel sets the run's flag there (the
 task reads it at most every half second from its per-batch check) and calls ``ray.cancel``. A worker
 process that dies makes Ray run the task again, at most ``retries`` times; an exception raised by the
-run itself (a FairLinError, a missing dataset, ...) is not retried: the run is stored ``failed``.
+run itself (a FairLinError, a missing dataset, ...) is not retried: the run is stored ``failed``. When Ray
+itself is lost (its raylet, object store or GCS died: every call into it fails), the runs in flight and queued
+end ``interrupted`` (:class:`~.executor.RunLost`), and an audit grid stops with one line; the same command
+resumes them.
 
 A local Ray instance (no address) listens on the loopback interface only: Ray has no authentication, so anyone
 who reaches its ports (GCS, raylet, object manager, agents, workers) can run code as this user.
@@ -42,7 +45,7 @@ from ..checkpoints import sidecar_path
 from ..errors import FairLinError
 from ..runtime import Cancelled, CancelFlag, Progress, ProgressFn
 from .config import TrainBaseConfig, config_from_dict
-from .executor import Executor, ExecutorJob, execute, install_checkpoint
+from .executor import Executor, ExecutorJob, RunLost, execute, install_checkpoint
 
 RAY_INSTALL = 'pip install "fairlin[ray]"  (or: pip install "ray[default]")'
 ADDRESS_ENV = "FAIRLIN_RAY_ADDRESS"
@@ -291,6 +294,11 @@ class RaySession:
                                       f"({type(error).__name__}: {str(error).splitlines()[0]}); expected a worker "
                                       f"that stays up (raise --ray-retries to try more often)")
 
+    def lost(self, error: BaseException) -> RunLost:
+        """The error to end a run (or a grid) with when calling into Ray failed with ``error``."""
+        return RunLost(f"Ray was lost while running it ({type(error).__name__}: {str(error).splitlines()[0]}): its "
+                       f"raylet, object store or GCS died, or the cluster went away; run it again to resume it")
+
     def attempts(self, key: str) -> list[dict[str, Any]]:
         """The processes (pid, host) that started the task ``key``, one per try, then forget the key."""
         try:
@@ -359,22 +367,42 @@ class RayExecutor(Executor):
     # -- the driver thread -----------------------------------------------------------------------
     def _loop(self) -> None:
         try:
-            while True:
-                self._dispatch()
-                with self._lock:
-                    if self._closed and not self._flights:
-                        return
-                    refs = list(self._flights)
-                if not refs:
-                    self._wake.wait(DRIVER_POLL_SECONDS)
-                    self._wake.clear()
-                    continue
-                ready, _ = self.session.ray.wait(refs, num_returns=len(refs), timeout=DRIVER_POLL_SECONDS)
-                for ref in ready:
-                    self._complete(ref)
-                self._watch()
+            self._drive()
+        except self.session.ray.exceptions.RayError as error:  # Ray itself is gone
+            self._abandon(self.session.lost(error))
         finally:
             self.session.close()
+
+    def _drive(self) -> None:
+        """Dispatch, wait, complete and watch until shut down with nothing in flight."""
+        while True:
+            self._dispatch()
+            with self._lock:
+                if self._closed and not self._flights:
+                    return
+                refs = list(self._flights)
+            if not refs:
+                self._wake.wait(DRIVER_POLL_SECONDS)
+                self._wake.clear()
+                continue
+            ready, _ = self.session.ray.wait(refs, num_returns=len(refs), timeout=DRIVER_POLL_SECONDS)
+            for ref in ready:
+                self._complete(ref)
+            self._watch()
+
+    def _abandon(self, lost: RunLost) -> None:
+        """End every job in flight or queued with ``lost`` (a queued one is started first, so that it is
+        finished like any other) and take no more."""
+        with self._lock:
+            self._closed = True
+            flights, queued = list(self._flights.values()), list(self._queue)
+            self._flights.clear()
+            self._queue.clear()
+        for flight in flights:
+            flight.job.finish(None, lost)
+        for job in queued:
+            if job.start() is not None:
+                job.finish(None, lost)
 
     def _dispatch(self) -> None:
         """Start queued jobs while slots are free (``job.start()`` outside the lock: it takes the manager's)."""
@@ -412,12 +440,15 @@ class RayExecutor(Executor):
                 self.session.cancel(flight.job.run_id, ref)
 
     def _complete(self, ref: Any) -> None:
+        """Finish the job of a task that ended (it stays in flight until Ray has answered: lost meanwhile, it
+        is abandoned with the others)."""
         with self._lock:
-            flight = self._flights.pop(ref)
+            flight = self._flights[ref]
         job = flight.job
         artifacts, error = self.session.outcome(ref, job.run_id)
         attempts = self.session.attempts(job.run_id)
         with self._lock:
+            del self._flights[ref]
             self._attempts[job.run_id] = attempts
         if error is None and job.cancel.is_set():
             error = Cancelled("cancelled by request")
@@ -502,6 +533,8 @@ class RayChunkRunner:
                     running = sum((state["progress"] or {}).get("fraction", 0.0) for state in states.values())
                     progress(Progress((done + running) / len(chunks), "audit",
                                       f"{done}/{len(chunks)} chunks done, {len(flights)} running on Ray"))
+        except session.ray.exceptions.RayError as error:  # Ray itself is gone: the chunks yielded so far are kept
+            raise session.lost(error) from None
         finally:
             for ref, (m, s) in flights.items():
                 session.cancel(f"{m}-seed{s}", ref)
