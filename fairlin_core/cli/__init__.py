@@ -5,7 +5,8 @@ wrong and what was expected; ``--json`` output shapes are a contract scripts rel
 
 One module per command group (:mod:`.data`, :mod:`.importing`, :mod:`.linearize`, :mod:`.audit`, :mod:`.jobs`,
 :mod:`.toy`, :mod:`.cost`), each with a ``configure_<command>(parser)`` per command. Only the module of the command being run is
-imported, so ``fairlin --help`` and argument errors come back without importing torch.
+imported, so ``fairlin --help`` and argument errors come back without importing torch. A command run with
+``--executor ray`` drives Ray from a child process this one supervises (:mod:`.ray_driver`).
 """
 
 from __future__ import annotations
@@ -104,13 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=TORCH_MODULES)
         parser = build_parser(command) if command else build_parser("")
-        return _run(parser.parse_args(argv))
+        return _run(parser.parse_args(argv), argv)
 
 
-def _run(args: argparse.Namespace) -> int:
-    """``args.func(args)`` with bad input turned into one line on stderr and exit code 2."""
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    """``args.func(args)`` with bad input turned into one line on stderr and exit code 2; with ``--executor ray``
+    the command first runs in a supervised child process (``argv`` again, see :mod:`.ray_driver`)."""
     try:
         trust_model_code(*args.trust_model_code)  # only factories the user names: a sidecar is never trusted
+        if getattr(args, "executor", None) == "ray":
+            from .ray_driver import supervised  # the Ray driver runs as a child of this process
+            code = supervised(argv)
+            if code is not None:
+                return code
         args.func(args)
     except FairLinError as error:
         print(f"error: {one_line(str(error))}", file=sys.stderr)

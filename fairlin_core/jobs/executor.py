@@ -171,14 +171,19 @@ def install_checkpoint(weights: Path, target: Path) -> Path:
     return target
 
 
+class RunLost(FairLinError):
+    """An executor lost the means to run a job it had taken (its Ray instance or cluster went away): the run is
+    left ``interrupted``, to be resumed, not ``failed``."""
+
+
 @dataclass
 class ExecutorJob:
     """One queued run as an executor sees it.
 
     start(): claim the run when work begins; returns the folder to write into, or None to skip it
     (cancelled while queued). progress: where :func:`execute` reports. cancel: the cooperative flag.
-    finish(summary, error): the outcome (exactly one of the two is None). config_hash: the validated
-    config's ``canonical_hash()``, computed once by the manager.
+    finish(summary, error): the outcome (exactly one of the two is None; :class:`RunLost` leaves the run
+    interrupted). config_hash: the validated config's ``canonical_hash()``, computed once by the manager.
     """
 
     run_id: str

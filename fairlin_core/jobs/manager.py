@@ -25,7 +25,7 @@ from ..limits import check_count
 from ..outputs import prepare_output_file
 from ..runtime import Cancelled, Progress
 from .config import AnyConfig, TrainBaseConfig, as_config, config_from_dict
-from .executor import Executor, ExecutorJob, LocalThreadExecutor
+from .executor import Executor, ExecutorJob, LocalThreadExecutor, RunLost
 from .ray_executor import DEFAULT_RETRIES, RayExecutor
 from .store import ACTIVE, RunStore, now, resolve_store_root, user_checkpoint_dir
 
@@ -190,7 +190,10 @@ class JobManager:
                 error = failure
         if error is not None:
             self.store.discard(job.staging)
-            if isinstance(error, Cancelled):
+            if isinstance(error, RunLost):
+                status = "interrupted"
+                self.store.mark_stopped(job.id, status, str(error))
+            elif isinstance(error, Cancelled):
                 status = "interrupted" if job.stopping else "cancelled"
                 self.store.mark_stopped(job.id, status, "stopped when the job manager shut down; requeue it to "
                                         "finish it" if job.stopping else "cancelled while running")

@@ -12,7 +12,13 @@ Progress and cancel go through one :class:`ProgressBoard` actor: tasks report to
 second (and which process runs them), the driver polls it; a cancel sets the run's flag there (the
 task reads it at most every half second from its per-batch check) and calls ``ray.cancel``. A worker
 process that dies makes Ray run the task again, at most ``retries`` times; an exception raised by the
-run itself (a FairLinError, a missing dataset, ...) is not retried: the run is stored ``failed``.
+run itself (a FairLinError, a missing dataset, ...) is not retried: the run is stored ``failed``. When Ray
+itself is lost (its raylet, object store or GCS died: every call into it fails), the runs in flight and queued
+end ``interrupted`` (:class:`~.executor.RunLost`), and an audit grid stops with one line; the same command
+resumes them.
+
+A local Ray instance (no address) listens on the loopback interface only: Ray has no authentication, so anyone
+who reaches its ports (GCS, raylet, object manager, agents, workers) can run code as this user.
 
 Ray is optional (``pip install "fairlin[ray]"``): it is imported only when a Ray executor is made,
 and :func:`import_ray` says how to install it when it is missing.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import ipaddress
 import os
 import socket
 import tempfile
@@ -38,7 +45,7 @@ from ..checkpoints import sidecar_path
 from ..errors import FairLinError
 from ..runtime import Cancelled, CancelFlag, Progress, ProgressFn
 from .config import TrainBaseConfig, config_from_dict
-from .executor import Executor, ExecutorJob, execute, install_checkpoint
+from .executor import Executor, ExecutorJob, RunLost, execute, install_checkpoint
 
 RAY_INSTALL = 'pip install "fairlin[ray]"  (or: pip install "ray[default]")'
 ADDRESS_ENV = "FAIRLIN_RAY_ADDRESS"
@@ -46,6 +53,7 @@ DEFAULT_RETRIES = 2
 REPORT_SECONDS = 1.0  # a task reports progress at most this often
 CANCEL_POLL_SECONDS = 2.0  # a task asks the board for its cancel flag at most this often (each ask is a round trip)
 USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
+LOOPBACK = "127.0.0.1"
 DRIVER_POLL_SECONDS = 1.0  # the driver looks at progress and cancels this often (finished tasks: at once)
 REQUIRED = ("model.safetensors", "model.json", "groups.csv", "history.csv", "summary.json")  # of every run kind
 
@@ -57,6 +65,28 @@ def import_ray() -> Any:
     except ImportError:
         raise FairLinError(f"the Ray executor needs Ray, which is not installed; install it with {RAY_INSTALL}, "
                            f"or use the local executor") from None
+
+
+def init_local_ray(ray: Any, **options: Any) -> None:
+    """``ray.init`` of a local instance whose every process listens on :data:`LOOPBACK` only (no dashboard).
+
+    Ray binds its servers to every interface unless the node's address is a loopback one, and on Linux it
+    replaces a loopback ``_node_ip_address`` by the machine's address; its switch for a machine-local node (the
+    default on macOS and Windows) is turned on for the start. FairLinError when the node still got another address.
+    """
+    constants = import_module("ray._private.ray_constants")
+    cluster = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, **options)
+    finally:
+        constants.ENABLE_RAY_CLUSTER = cluster
+    address = ray.util.get_node_ip_address()
+    if not ipaddress.ip_address(address).is_loopback:
+        ray.shutdown()
+        raise FairLinError(f"the local Ray instance would listen on {address}, not only on {LOOPBACK}; expected a "
+                           f"Ray whose nodes can be kept to loopback (requirements.txt pins one), or a cluster "
+                           f"you run yourself (--ray-address)")
 
 
 def check_retries(retries: int) -> int:
@@ -197,11 +227,12 @@ class RaySession:
         if self.owned:
             address = address or os.environ.get(ADDRESS_ENV) or None
             options: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
-            if address is None:  # a local instance; its workers import the installed fairlin_core, like a cluster's
-                options.update(include_dashboard=False)
-                os.environ.setdefault(USAGE_STATS_ENV, "0")  # no usage report to the internet (nor its process)
             try:
-                ray.init(address=address, **options)
+                if address is None:  # a local instance; its workers import the installed fairlin_core, like a cluster's
+                    os.environ.setdefault(USAGE_STATS_ENV, "0")  # no usage report to the internet (nor its process)
+                    init_local_ray(ray, **options)
+                else:
+                    ray.init(address=address, **options)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise FairLinError(f"could not connect to Ray at {address!r}: {error}; expected a running cluster "
                                    f"(`ray start --head` on the head node) and its address as auto or "
@@ -262,6 +293,11 @@ class RaySession:
             return None, FairLinError(f"{key}: the Ray worker running it was lost {self.retries + 1} time(s) "
                                       f"({type(error).__name__}: {str(error).splitlines()[0]}); expected a worker "
                                       f"that stays up (raise --ray-retries to try more often)")
+
+    def lost(self, error: BaseException) -> RunLost:
+        """The error to end a run (or a grid) with when calling into Ray failed with ``error``."""
+        return RunLost(f"Ray was lost while running it ({type(error).__name__}: {str(error).splitlines()[0]}): its "
+                       f"raylet, object store or GCS died, or the cluster went away; run it again to resume it")
 
     def attempts(self, key: str) -> list[dict[str, Any]]:
         """The processes (pid, host) that started the task ``key``, one per try, then forget the key."""
@@ -331,22 +367,42 @@ class RayExecutor(Executor):
     # -- the driver thread -----------------------------------------------------------------------
     def _loop(self) -> None:
         try:
-            while True:
-                self._dispatch()
-                with self._lock:
-                    if self._closed and not self._flights:
-                        return
-                    refs = list(self._flights)
-                if not refs:
-                    self._wake.wait(DRIVER_POLL_SECONDS)
-                    self._wake.clear()
-                    continue
-                ready, _ = self.session.ray.wait(refs, num_returns=len(refs), timeout=DRIVER_POLL_SECONDS)
-                for ref in ready:
-                    self._complete(ref)
-                self._watch()
+            self._drive()
+        except self.session.ray.exceptions.RayError as error:  # Ray itself is gone
+            self._abandon(self.session.lost(error))
         finally:
             self.session.close()
+
+    def _drive(self) -> None:
+        """Dispatch, wait, complete and watch until shut down with nothing in flight."""
+        while True:
+            self._dispatch()
+            with self._lock:
+                if self._closed and not self._flights:
+                    return
+                refs = list(self._flights)
+            if not refs:
+                self._wake.wait(DRIVER_POLL_SECONDS)
+                self._wake.clear()
+                continue
+            ready, _ = self.session.ray.wait(refs, num_returns=len(refs), timeout=DRIVER_POLL_SECONDS)
+            for ref in ready:
+                self._complete(ref)
+            self._watch()
+
+    def _abandon(self, lost: RunLost) -> None:
+        """End every job in flight or queued with ``lost`` (a queued one is started first, so that it is
+        finished like any other) and take no more."""
+        with self._lock:
+            self._closed = True
+            flights, queued = list(self._flights.values()), list(self._queue)
+            self._flights.clear()
+            self._queue.clear()
+        for flight in flights:
+            flight.job.finish(None, lost)
+        for job in queued:
+            if job.start() is not None:
+                job.finish(None, lost)
 
     def _dispatch(self) -> None:
         """Start queued jobs while slots are free (``job.start()`` outside the lock: it takes the manager's)."""
@@ -384,12 +440,15 @@ class RayExecutor(Executor):
                 self.session.cancel(flight.job.run_id, ref)
 
     def _complete(self, ref: Any) -> None:
+        """Finish the job of a task that ended (it stays in flight until Ray has answered: lost meanwhile, it
+        is abandoned with the others)."""
         with self._lock:
-            flight = self._flights.pop(ref)
+            flight = self._flights[ref]
         job = flight.job
         artifacts, error = self.session.outcome(ref, job.run_id)
         attempts = self.session.attempts(job.run_id)
         with self._lock:
+            del self._flights[ref]
             self._attempts[job.run_id] = attempts
         if error is None and job.cancel.is_set():
             error = Cancelled("cancelled by request")
@@ -474,6 +533,8 @@ class RayChunkRunner:
                     running = sum((state["progress"] or {}).get("fraction", 0.0) for state in states.values())
                     progress(Progress((done + running) / len(chunks), "audit",
                                       f"{done}/{len(chunks)} chunks done, {len(flights)} running on Ray"))
+        except session.ray.exceptions.RayError as error:  # Ray itself is gone: the chunks yielded so far are kept
+            raise session.lost(error) from None
         finally:
             for ref, (m, s) in flights.items():
                 session.cancel(f"{m}-seed{s}", ref)

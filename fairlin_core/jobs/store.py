@@ -23,9 +23,13 @@ corrupt file marks only that run ``damaged``. Runs left queued or running by a p
 longer exists are marked ``interrupted`` when a store is opened (and when such a row is read).
 
 A store opened with ``read_only=True`` (listing and showing runs) never writes: no folder is created, the
-index is opened in SQLite's read-only mode, and dead or damaged runs are reported without being marked. A
-writable store refuses a folder it cannot write with one clear line. An index that is missing, empty,
-truncated or not SQLite while run folders exist is refused (nothing is recomputed or replaced) until
+index is opened in SQLite's read-only mode, and dead or damaged runs are reported without being marked (every
+reader reports a run of a dead process ``interrupted``, listing and showing alike). The one exception is a
+write that a killed process left unfinished (a hot ``runs.sqlite-journal``): SQLite must roll it back before
+anyone can read the index, so any store that can write the folder lets it do so (the index then reads as
+before that write); a store that cannot write it is refused with one line saying so. A writable store refuses a
+folder it cannot write with one clear line. An index that is missing, empty, truncated, not a regular file,
+not SQLite or of another layout while run folders exist is refused (nothing is recomputed or replaced) until
 :meth:`RunStore.rebuild_index` (``fairlin runs --rebuild-index``) rebuilds it from the folders' manifests
 and summaries.
 """
@@ -50,7 +54,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import FairLinError, brief
+from ..errors import FairLinError, brief, clip
 from ..outputs import check_writable
 from ..runtime import comma_list, file_digest, pid_alive
 from ..audit.results import lagrangian_mu, mitigation_label
@@ -62,6 +66,7 @@ ACTIVE = ("queued", "running")
 MANIFEST = "manifest.json"
 ID_LENGTH = 16
 INDEX = "runs.sqlite"
+JOURNAL = f"{INDEX}-journal"  # SQLite's rollback journal: present while a write is under way (or was cut off)
 INTERRUPTED = "the process running it stopped before it finished; requeue it to finish it"
 LIST_COLUMNS = ("id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
                 "worst_group_accuracy")
@@ -181,13 +186,16 @@ class RunStore:
         self.path = self.root / INDEX
         self.owner = process_owner()
         self._local = threading.local()
+        if read_only and self.root.exists() and not self.root.is_dir():
+            raise FairLinError(f"run store {self.root} is not a folder (a regular file, FIFO or device); expected "
+                               f"the folder a sweep writes")
         if not read_only:
             check_writable(self.root, "run store")
             if self.path.exists() and not os.access(self.path, os.W_OK):
                 raise FairLinError(f"the index {self.path} of run store {self.root} is not writable (read-only); "
                                    f"expected a store this process can write (listing it works read-only)")
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            self.staging_root.mkdir(exist_ok=True)
+            for folder in (self.runs_dir, self.staging_root):
+                check_writable(folder, "run store folder", keep=True)
         problem = self._index_problem()
         if problem:
             folders = len(_run_folders(self.runs_dir))
@@ -223,8 +231,14 @@ class RunStore:
             raise FairLinError(f"run store {self.root} is open read-only; expected a writable store to change runs")
 
     def _index_problem(self) -> str:
-        """What is wrong with the index ("" when it is sound, or absent with no run folders yet)."""
+        """What is wrong with the index ("" when it is sound, or absent with no run folders yet); FairLinError
+        when it only needs a write this store cannot make (a hot journal in a read-only folder)."""
         has_runs = bool(_run_folders(self.runs_dir))
+        journal = self.path.with_name(JOURNAL)
+        if self.path.exists() and not self.path.is_file():
+            return "is not a regular file (a folder, FIFO or device)"
+        if journal.exists() and not journal.is_file():
+            return f"has a journal {JOURNAL} that is not a regular file (a folder, FIFO or device)"
         if not self.path.exists():
             return "is missing" if has_runs else ""
         size = self.path.stat().st_size
@@ -242,12 +256,22 @@ class RunStore:
             db = _connect(self.path, read_only=True)
             try:
                 tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                for table, columns in _schema_columns().items():
+                    have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")} if table in tables else columns
+                    missing = [column for column in columns if column not in have]
+                    if missing:
+                        return f"has another layout (its table {table} lacks {clip(', '.join(missing))})"
                 count = db.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
                 if "defaults" in tables:
                     db.execute("SELECT count(*) FROM defaults").fetchone()
             finally:
                 db.close()
         except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorname", "") == "SQLITE_READONLY_ROLLBACK":
+                raise FairLinError(f"the index {self.path} of run store {self.root} holds a write that a killed "
+                                   f"process left unfinished ({JOURNAL}); SQLite must roll it back before the index "
+                                   f"can be read, and this process cannot write the folder; expected one open by a "
+                                   f"user who can write it (any `fairlin runs --store ...` rolls it back)") from None
             return f"is corrupt ({error})"
         if count == 0 and has_runs:
             return "lists no runs"
@@ -315,8 +339,8 @@ class RunStore:
         Returns the ids marked.
         """
         self._writable()
-        rows = self._db().execute("SELECT id, owner FROM runs WHERE status IN ('queued', 'running')").fetchall()
-        dead = [r["id"] for r in rows if r["owner"] != self.owner and not owner_alive(r["owner"])]
+        rows = self._db().execute("SELECT id, status, owner FROM runs WHERE status IN ('queued', 'running')").fetchall()
+        dead = [r["id"] for r in rows if self._orphaned(r["status"], r["owner"])]
         for run_id in dead:
             self._set(run_id, "interrupted", only_from=ACTIVE, finished=now(), error=INTERRUPTED)
         for staging in self.staging_root.iterdir():
@@ -324,6 +348,11 @@ class RunStore:
             if not pid.isdigit() or not pid_alive(int(pid)):
                 shutil.rmtree(staging, ignore_errors=True)
         return dead
+
+    def _orphaned(self, status: str, owner: str | None) -> bool:
+        """Whether a run with this status and owner was left queued or running by a process that no longer
+        exists (it reads as ``interrupted``)."""
+        return status in ACTIVE and owner != self.owner and not owner_alive(owner)
 
     # -- writing -------------------------------------------------------------------------------
     def claim(self, config_hash: str, config: dict[str, Any]) -> Claim:
@@ -431,7 +460,7 @@ class RunStore:
         """The index row of a run (config parsed), after marking it interrupted if its process died."""
         run_id = self.resolve_id(run_id)
         row = dict(self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
-        if row["status"] in ACTIVE and row["owner"] != self.owner and not owner_alive(row["owner"]):
+        if self._orphaned(row["status"], row["owner"]):
             if self.read_only:  # reported as it will be marked, without writing
                 row.update(status="interrupted", error=INTERRUPTED)
             else:
@@ -446,19 +475,32 @@ class RunStore:
 
     def list_runs(self, status: str | list[str] | None = None) -> list[dict[str, Any]]:
         """Runs, oldest first, as ``{"id", "status", "config", "created", "finished", "relu_count",
-        "overall_accuracy", "worst_group_accuracy"}``; ``status`` filters (one or several)."""
-        query = f"SELECT {', '.join(LIST_COLUMNS)}, defaults FROM runs"
+        "overall_accuracy", "worst_group_accuracy"}``; ``status`` filters (one or several). A run of a dead
+        process lists ``interrupted``, as :meth:`row` shows it (marked so first in a writable store)."""
         wanted = _statuses(status)
-        if wanted:
-            query += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+        rows, orphans = self._list_rows(wanted)
+        if orphans and not self.read_only:
+            self.recover()
+            rows, orphans = self._list_rows(wanted)
         defaults = self._defaults()
+        with _collector_paused():
+            records = [{"id": r[0], "status": "interrupted" if r[0] in orphans else r[1],
+                        "config": _unpack(r[2], defaults[r[8]]), "created": r[3], "finished": r[4],
+                        "relu_count": r[5], "overall_accuracy": r[6], "worst_group_accuracy": r[7]} for r in rows]
+        return [r for r in records if r["status"] in wanted] if wanted else records
+
+    def _list_rows(self, wanted: list[str]) -> tuple[list[tuple[Any, ...]], set[str]]:
+        """(the rows (LIST_COLUMNS..., defaults, owner) of the runs with a status in ``wanted`` (all when empty;
+        queued and running too when ``interrupted`` is wanted: a dead process's runs read so), the ids of those
+        left queued or running by a dead process)."""
+        query = f"SELECT {', '.join(LIST_COLUMNS)}, defaults, owner FROM runs"
+        statuses = list(dict.fromkeys(wanted + (list(ACTIVE) if "interrupted" in wanted else [])))
+        if statuses:
+            query += f" WHERE status IN ({', '.join('?' * len(statuses))})"
         cursor = self._db().cursor()
         cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row here
-        rows = cursor.execute(query + " ORDER BY created, id", wanted).fetchall()
-        with _collector_paused():
-            return [{"id": r[0], "status": r[1], "config": _unpack(r[2], defaults[r[8]]), "created": r[3],
-                     "finished": r[4], "relu_count": r[5], "overall_accuracy": r[6], "worst_group_accuracy": r[7]}
-                    for r in rows]
+        rows = cursor.execute(query + " ORDER BY created, id", statuses).fetchall()
+        return rows, {r[0] for r in rows if r[1] in ACTIVE and self._orphaned(r[1], r[9])}
 
     def done_signature(self) -> tuple[int, str | None]:
         """(number of done runs, latest finish time): changes whenever a run finishes; one indexed query, so a
@@ -616,13 +658,37 @@ def _damaged_message(problem: str) -> str:
     return f"artifacts damaged: {problem}; resubmit (or requeue) the run to recompute it"
 
 
+def _schema_columns() -> dict[str, list[str]]:
+    """{table: its column names} as :data:`_SCHEMA` creates them."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(_SCHEMA)
+        return {table: [r[1] for r in db.execute(f"PRAGMA table_info({table})")] for table in ("runs", "defaults")}
+    finally:
+        db.close()
+
+
+def _roll_back_hot_journal(path: Path) -> None:
+    """Let SQLite roll back a write a killed process left unfinished in the index's journal, through a short
+    read-write connection, when this process can write the index and its folder (a read-only connection cannot,
+    and then refuses to read). The journal of a live writer is left alone: SQLite's locks tell the two apart."""
+    if path.with_name(JOURNAL).exists() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            db.close()
+
+
 def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     """A connection to the index; read-only ones use SQLite's ``mode=ro`` URI (an index left in WAL mode
-    with nothing pending is opened ``immutable``, since WAL readers would create -wal/-shm files)."""
+    with nothing pending is opened ``immutable``, since WAL readers would create -wal/-shm files), after
+    :func:`_roll_back_hot_journal`."""
     if read_only:
         if not path.exists():
             db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=True)
         else:
+            _roll_back_hot_journal(path)
             with open(path, "rb") as handle:
                 wal = handle.read(20)[18:20] == b"\x02\x02"
             pending = path.with_name(path.name + "-wal").exists()

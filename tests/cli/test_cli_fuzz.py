@@ -9,6 +9,7 @@ command's default store or data root is never the repository's.
 import json
 import os
 import pickle
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,7 @@ def world(tmp_path_factory):
     _weights_world(top)
     _files_world(top)
     _flags_world(top)
+    _store_world(top)
     return {"top": top, "data": data, "checkpoints": checkpoints, "good": copy_checkpoint(top / "good")}
 
 
@@ -383,6 +385,43 @@ def _flags_cases(w) -> dict:
     }
 
 
+def _store_world(top: Path) -> None:
+    """top/stores/<case>: run stores whose index, journal or folders are the wrong kind of file (no runs in them)."""
+    stores = top / "stores"
+    for name in ("index-folder", "index-fifo", "journal-folder", "other-layout", "runs-file", "staging-file"):
+        (stores / name).mkdir(parents=True)
+    (stores / "index-folder" / "runs.sqlite").mkdir()
+    os.mkfifo(stores / "index-fifo" / "runs.sqlite")  # opening it to read would wait for a writer forever
+    sqlite3.connect(stores / "journal-folder" / "runs.sqlite").executescript("CREATE TABLE t (x);")
+    (stores / "journal-folder" / "runs.sqlite-journal").mkdir()
+    db = sqlite3.connect(stores / "other-layout" / "runs.sqlite")
+    db.executescript("CREATE TABLE runs (x); INSERT INTO runs VALUES (1); CREATE TABLE defaults (y);")
+    db.close()
+    (stores / "runs-file" / "runs").write_text("x")
+    (stores / "staging-file" / "staging").write_text("x")
+    (stores / "plain-file").write_text("x")
+    os.mkfifo(stores / "fifo")
+
+
+def _store_cases(w) -> dict:
+    """Run stores that are not what they should be: refused with one line, never a traceback or a hang."""
+    stores, good = w["top"] / "stores", str(w["good"])
+
+    def runs(name, *more):
+        return ["runs", *more, "--store", str(stores / name), "--json"]
+
+    def sweep(name):
+        return ["sweep", "--checkpoint", good, "--methods", "random", "--budgets", "4", "--store", str(stores / name)]
+
+    return {
+        "store-index-is-a-folder": runs("index-folder"), "store-index-is-a-fifo": runs("index-fifo"),
+        "store-index-is-a-fifo-sweep": sweep("index-fifo"), "store-journal-is-a-folder": runs("journal-folder"),
+        "store-index-other-layout": runs("other-layout"), "store-index-other-layout-sweep": sweep("other-layout"),
+        "store-runs-is-a-file": sweep("runs-file"), "store-staging-is-a-file": sweep("staging-file"),
+        "store-is-a-file": runs("plain-file"), "store-is-a-fifo": runs("fifo"),
+    }
+
+
 def _all_cases(w) -> dict:
     cases = {f"sidecar-{k}": ["evaluate", "--checkpoint", str(p), "--data-root", str(w["data"])]
              for k, p in w["checkpoints"].items()}
@@ -396,7 +435,7 @@ def _all_cases(w) -> dict:
                                                    str(w["checkpoints"]["input-shape-negative"]), "--budgets", "4",
                                                    "--store", str(w["top"] / "store")]
     return {**cases, **_flag_cases(w), **_tree_cases(w), **_outputs_cases(w), **_weights_cases(w),
-            **_files_cases(w), **_flags_cases(w)}
+            **_files_cases(w), **_flags_cases(w), **_store_cases(w)}
 
 
 _PLACEHOLDER = Path(".")

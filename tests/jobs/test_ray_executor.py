@@ -1,6 +1,7 @@
 """The Ray executor on a real local Ray instance started here (2 CPUs, no dashboard, stopped at the end):
 a sweep equals the local executor's to the weight, a killed worker is retried and its run committed once,
-cancel reaches a running task, a deterministic failure is stored once, a killed driver's sweep resumes,
+cancel reaches a running task, a deterministic failure is stored once, Ray lost under a sweep leaves its runs
+interrupted, a killed driver's sweep resumes,
 the audit grid's chunks run as Ray tasks (never more in flight than CPUs), and without Ray `--executor ray` exits 2 with the install command."""
 
 import json
@@ -26,9 +27,10 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray instance of 2 CPUs; its workers import the installed fairlin_core (pip install -e .)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    """A local Ray instance of 2 CPUs on loopback only; its workers import the installed fairlin_core
+    (pip install -e .)."""
+    ray_executor.init_local_ray(ray, num_cpus=2, log_to_driver=False,
+                                runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()
 
@@ -146,6 +148,22 @@ def test_a_deterministic_failure_is_stored_failed_once_and_not_retried(ray_clust
     assert executor.finished == {run_id: 1} and len(executor.attempts(run_id)) == 1
 
 
+def test_ray_lost_under_a_sweep_leaves_its_running_and_queued_runs_interrupted_instead_of_hanging(ray_cluster,
+                                                                                                     tmp_path):
+    manager = JobManager(tmp_path / "store", executor=RayExecutor(workers=1))
+    try:
+        running, queued = manager.submit(slow()), manager.submit(slow(epochs=4999))
+        wait_for(lambda: manager.status(running).fraction > 0)
+        ray.kill(manager.executor.session.board)  # every call of the driver goes through it: Ray answers no more
+        assert manager.wait([running, queued], timeout=60)  # the task itself ends at its next cancel poll
+    finally:
+        manager.shutdown()
+    for run_id in (running, queued):
+        status = manager.status(run_id)
+        assert status.status == "interrupted" and "Ray was lost" in status.error, status
+    assert not any(manager.store.staging_root.iterdir())
+
+
 def test_the_audit_grid_runs_its_chunks_as_ray_tasks_with_the_local_results(ray_cluster, tmp_path):
     grid = AuditGrid(checkpoint=TOY, methods=("random", "snl"), budgets=("50%",), seeds=(0, 1), snl_epochs=2,
                      finetune_epochs=1, diagnostics=(), detail=())
@@ -181,6 +199,18 @@ def _children(pid):
         return []
 
 
+def _wait_gone(pids):
+    """Wait until every process in ``pids`` has ended (a killed one may take a moment)."""
+    import psutil
+    processes = []
+    for pid in pids:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=60)
+
+
 @pytest.mark.slow
 def test_a_killed_driver_leaves_runs_interrupted_and_the_rerun_resumes_without_recomputing(tmp_path):
     store = tmp_path / "store"
@@ -206,11 +236,12 @@ def test_a_killed_driver_leaves_runs_interrupted_and_the_rerun_resumes_without_r
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     finally:
-        for pid in children:  # the local Ray instance the killed driver started
+        for pid in children:  # the Ray driver process and the local Ray instance it started
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        _wait_gone(children)
     killed = {r["id"]: r for r in RunStore(store).list_runs()}
     assert {r["status"] for r in killed.values()} <= {"done", "interrupted", "queued"} and \
         "interrupted" in {r["status"] for r in killed.values()}
