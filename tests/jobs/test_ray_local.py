@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,9 +59,10 @@ def test_a_local_ray_instance_listens_on_loopback_only():
 @pytest.mark.slow
 def test_a_killed_raylet_ends_the_sweep_in_one_line_with_its_runs_interrupted_and_a_rerun_resumes_them(
         capsys, tmp_path):
-    """kill -9 of the raylet of the local Ray instance a sweep started, while a run runs: Ray ends its driver
-    (exit 1, after printing its own log lines); the sweep exits 2 with one line, `runs --json` and `runs show`
-    agree on every run, none is left queued or running, and the same sweep resumes the unfinished ones."""
+    """kill -9 of the raylet of the local Ray instance a sweep started, while a run runs: either Ray ends its
+    driver first (exit 1, after printing its own log lines) or the driver finds Ray gone; either way the sweep
+    exits 2 with one line, `runs --json` and `runs show` agree on every run, none is left queued or running, and
+    the same sweep resumes the unfinished ones."""
     store = tmp_path / "store"
     sweep = ["sweep", "--checkpoint", TOY, "--methods", "snl", "--budgets", "1,2", "--snl-epochs", "20",
              "--finetune-epochs", "0", "--store", str(store), "--json"]
@@ -91,6 +93,12 @@ def test_a_killed_raylet_ends_the_sweep_in_one_line_with_its_runs_interrupted_an
     message = lines[0].rsplit(b"\r", 1)[-1].decode()
     assert message.startswith("error: ") and "Traceback" not in message and "[state-dump]" not in err.decode()
     assert b"(raylet)" not in out and b".cc:" not in err  # Ray's own lines stay out of the command's output
+    if "Ray's messages: " in message:  # Ray ended the driver (else it reported Ray lost itself: no log kept)
+        log = Path(message.rsplit("Ray's messages: ", 1)[1].rstrip(")"))
+        assert log.stat().st_size > 0  # they went to the log the line names
+        log.unlink()
+    else:
+        assert "Ray was lost" in message, message
     code, listed, _ = run_cli(capsys, "runs", "--store", store, "--json")
     statuses = {r["id"]: r["status"] for r in json.loads(listed)}
     assert len(statuses) == 2 and set(statuses.values()) <= {"done", "interrupted"} and \
