@@ -30,7 +30,7 @@ from torch import nn
 from ..version import __version__
 from .dataset import check_fits, load_dataset_for
 from ..data import DatasetBundle
-from ..errors import CheckpointError, FairLinError, brief, one_line
+from ..errors import CheckpointError, FairLinError, brief, one_line, shown
 from ..inputs import open_regular, parse_json, read_json
 from ..models import MAX_STATE_VALUES, ModelSpec, build_model, mask_names, relu_count, state_shapes
 from ..outputs import prepare_output_file
@@ -199,18 +199,24 @@ def write_pair(path: Path, write_weights: Callable[[str], Any], write_sidecar: C
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
-    """The weights file for ``path``: a .safetensors file, its .json sidecar, or a folder holding one."""
+    """The weights file for ``path``: a .safetensors file, its .json sidecar, or a folder holding one.
+    CheckpointError when there is none, or the path cannot even be looked up (a name longer than the system takes)."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        folder = path.is_dir()
+    except OSError as error:  # Python 3.11's is_dir/exists raise for ENAMETOOLONG and other lookup failures
+        raise CheckpointError(f"checkpoint {shown(path)} cannot be looked up ({error.strerror or error}); expected "
+                              f"the path of a .safetensors file, its .json sidecar or a folder holding one") from None
+    if folder:
         found = sorted(path.glob("*.safetensors"))
         if len(found) != 1:
-            raise CheckpointError(f"folder {path} holds {len(found)} .safetensors files; expected exactly one "
+            raise CheckpointError(f"folder {shown(path)} holds {len(found)} .safetensors files; expected exactly one "
                                   f"(or pass the file itself)")
         return found[0]
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} not found; expected a .safetensors file with a .json sidecar "
+        raise CheckpointError(f"checkpoint {shown(path)} not found; expected a .safetensors file with a .json sidecar "
                               f"beside it")
     return path
 

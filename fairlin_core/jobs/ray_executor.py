@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from ..audit.grid import AuditGrid, run_chunk
-from ..checkpoints import sidecar_path
-from ..errors import FairLinError
+from ..checkpoints import MAX_SIDECAR_BYTES, MAX_WEIGHTS_BYTES, sidecar_path
+from ..errors import CheckpointError, FairLinError, brief, one_line
+from ..inputs import read_limited
 from ..runtime import Cancelled, CancelFlag, Progress, ProgressFn
 from .config import TrainBaseConfig, config_from_dict
 from .executor import Executor, ExecutorJob, RunLost, execute, install_checkpoint
@@ -163,9 +164,11 @@ class _TaskCancel:
 
 
 def _checkpoint_blob(path: str | Path) -> tuple[str, bytes, bytes]:
-    """(file name, weights bytes, sidecar bytes) of a checkpoint: what travels to the workers."""
+    """(file name, weights bytes, sidecar bytes) of a checkpoint: what travels to the workers, read through the
+    input guard like every checkpoint (regular files within the checkpoint size limits)."""
     weights = Path(path)
-    return weights.name, weights.read_bytes(), sidecar_path(weights).read_bytes()
+    return (weights.name, read_limited(weights, MAX_WEIGHTS_BYTES, "checkpoint weights", CheckpointError),
+            read_limited(sidecar_path(weights), MAX_SIDECAR_BYTES, "sidecar", CheckpointError))
 
 
 def _materialise(blob: tuple[str, bytes, bytes], folder: Path) -> Path:
@@ -234,8 +237,9 @@ class RaySession:
                 else:
                     ray.init(address=address, **options)
             except (ConnectionError, RuntimeError, ValueError) as error:
-                raise FairLinError(f"could not connect to Ray at {address!r}: {error}; expected a running cluster "
-                                   f"(`ray start --head` on the head node) and its address as auto or "
+                reason = one_line(str(error).replace(address, "..."), 200)  # Ray's message may repeat the address
+                raise FairLinError(f"could not connect to Ray at {brief(address)} ({reason}); expected a running "
+                                   f"cluster (`ray start --head` on the head node) and its address as auto or "
                                    f"HOST:PORT") from None
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))

@@ -624,7 +624,7 @@ def _statuses(status: str | list[str] | None) -> list[str]:
     wanted = comma_list(status) if isinstance(status, str) else list(status)
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
-        raise FairLinError(f"unknown status(es) {', '.join(map(repr, unknown))}; expected some of "
+        raise FairLinError(f"unknown status(es) {clip(', '.join(map(repr, unknown)))}; expected some of "
                            f"{', '.join(STATUSES)}")
     return wanted
 

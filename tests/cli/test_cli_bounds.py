@@ -222,10 +222,12 @@ def test_dataset_options_without_a_dataset_are_refused(capsys, tmp_path, monkeyp
     ["audit", "--base", TOY, "--linearized", TOY, "--diagnostics", LONG],
     ["default-audit", "--checkpoint", TOY, "--out", "da", "--methods", LONG],
     ["cost", "--checkpoint", TOY, "--profile", LONG[:200]],  # a file name the OS still takes
+    ["runs", "--status", LONG],
+    ["sweep", "--checkpoint", TOY, "--budgets", "4", "--executor", "ray", "--ray-address", LONG],
 ], ids=["int", "choice", "choice-with-spaces", "explicit-argument", "command", "unrecognized",
         "ambiguous-option", "float", "count", "toy-sweep", "method", "select", "trust-model-code", "dataset-option",
         "seed-list", "sweep-mitigation", "sweep-diagnostics", "audit-diagnostics", "default-audit-methods",
-        "cost-profile"])
+        "cost-profile", "runs-status", "ray-address"])
 def test_an_echo_of_user_input_is_at_most_80_characters(capsys, tmp_path, monkeypatch, argv):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FAIRLIN_STORE", str(tmp_path / "store"))

@@ -118,6 +118,8 @@ def _flag_cases(w) -> dict:
         "relu-count-classes-zero": ["relu-count", "--model", "mlp", "--input-size", "2", "--num-classes", "0"],
         "relu-count-channels-huge": ["relu-count", "--model", "vgg19_bn", "--input-size", "32", "--channels", "99999"],
         "relu-count-model-long": ["relu-count", "--model", LONG, "--input-size", "3"],
+        "evaluate-checkpoint-name-300": ["evaluate", "--checkpoint", "c" * 300],
+        "evaluate-checkpoint-folder-300": ["evaluate", "--checkpoint", "c" * 300 + "/m.safetensors"],
         "relu-count-width-text": ["relu-count", "--model", "mlp", "--input-size", "2", "--width", LONG],
         "dataset-info-seed-65-bits": ["dataset-info", "digits", "--seed", str(2**64)],
         "dataset-info-seed-negative": ["dataset-info", "digits", "--seed", "-1"],
