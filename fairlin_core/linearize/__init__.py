@@ -12,12 +12,13 @@ from .checkpoint import linearize_checkpoint
 from .base import LINEARIZERS, Linearizer, Placement, get_linearizer, register_linearizer
 from .deepreduce import DeepReduceConfig, apply_deepreduce, configuration_counts, nearest_configuration
 from .random_masks import apply_random_masks
+from .recipe import LinearizeRecipe
 from .snl import SNLConfig, binarize_masks, snl_trajectory
 
 __all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "Student", "finish", "finish_selections",
            "linearize", "linearize_sweep", "prepare_students", "resolve_budget", "unique_budgets",
            "LINEARIZERS", "Linearizer", "Placement", "get_linearizer", "register_linearizer",
            "DeepReduceConfig", "apply_deepreduce", "configuration_counts", "nearest_configuration",
-           "apply_random_masks", "SNLConfig", "binarize_masks", "snl_trajectory", "linearize_checkpoint"]
+           "apply_random_masks", "LinearizeRecipe", "SNLConfig", "binarize_masks", "snl_trajectory", "linearize_checkpoint"]
 
 callable_wing(__name__, "fairlin_core.linearize.checkpoint:linearize_checkpoint")

@@ -1,0 +1,67 @@
+"""LinearizeRecipe: one typed, JSON-round-trippable value for how a model is linearized."""
+
+import json
+
+import pytest
+
+from fairlin_core.errors import FairLinError
+from fairlin_core.finetune import FinetuneConfig, MitigationConfig
+from fairlin_core.linearize import LinearizeRecipe, SNLConfig
+
+
+def test_a_recipe_round_trips_through_json_and_fills_sparse_sections():
+    recipe = LinearizeRecipe.from_dict({"method": "snl", "budget": " 5 %", "seed": 2, "snl": {"epochs": 30},
+                                        "finetune": {"epochs": 10, "select": "worst-group"},
+                                        "mitigation": "groupdro", "diagnostics": ["grad"]})
+    assert recipe.budget == "5%" and recipe.snl == SNLConfig(epochs=30)
+    assert recipe.finetune == FinetuneConfig(epochs=10, select="worst-group")
+    assert recipe.mitigation == MitigationConfig(method="groupdro") and recipe.mitigation_name == "groupdro"
+    assert recipe.diagnostics == ("grad",)
+    again = LinearizeRecipe.from_dict(json.loads(json.dumps(recipe.to_dict())))
+    assert again == recipe
+
+
+def test_older_mitigation_spellings_read_as_today():
+    assert LinearizeRecipe.from_dict({"mitigation": "none"}).mitigation is None
+    assert LinearizeRecipe.from_dict({"mitigation": None}).mitigation_name == "none"
+    lagrangian = LinearizeRecipe.from_dict({"mitigation": {"mu": 0.05}}).mitigation
+    assert lagrangian == MitigationConfig(method="lagrangian", mu=0.05)
+
+
+def test_the_canonical_form_ignores_how_defaults_and_budgets_were_spelled():
+    sparse = LinearizeRecipe.from_dict({"method": "random", "budget": "10%"})
+    spelled = LinearizeRecipe(method="random", budget="10 %", snl=SNLConfig(), finetune=FinetuneConfig(epochs=20))
+    assert sparse.canonical() == spelled.canonical()
+    assert sparse.canonical()["budget"] == 0.1 and "precision" not in sparse.canonical()
+    assert LinearizeRecipe(precision="bf16").canonical()["precision"] == "bf16"
+
+
+def test_the_protocol_keeps_what_series_share_and_drops_what_varies_along_them():
+    a = LinearizeRecipe(method="deepreduce", budget="1%", seed=3, snl=SNLConfig(epochs=30),
+                        finetune=FinetuneConfig(epochs=10), mitigation=MitigationConfig(method="reweight"))
+    b = LinearizeRecipe(method="random", budget=50, seed=0, finetune=FinetuneConfig(epochs=10),
+                        mitigation=MitigationConfig(method="reweight"))
+    assert a.protocol() == b.protocol()  # SNL's schedule is no part of a non-SNL run's protocol
+    snl = LinearizeRecipe(method="snl", snl=SNLConfig(epochs=30), finetune=FinetuneConfig(epochs=10))
+    assert snl.protocol() != LinearizeRecipe(method="snl", finetune=FinetuneConfig(epochs=10)).protocol()
+    assert a.protocol() != LinearizeRecipe(method="deepreduce", finetune=FinetuneConfig(epochs=10)).protocol()
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"budget_": 1}, "unknown recipe key(s) budget_"),
+    ({"snl": {"epochs": "3"}}, "snl option epochs must be an integer"),
+    ({"snl": {"epoch": 3}}, "unknown snl option(s) epoch"),
+    ({"finetune": {"epochs": -1}}, "finetune epochs"),
+    ({"mitigation": "fair"}, "unknown mitigation 'fair'"),
+    ({"mitigation": {"method": "lagrangian", "mu": 0}}, "mitigation mu"),
+    ({"budget": [1]}, "budget [1] has the wrong type"),
+    ({"budget": "ten"}, "budget 'ten' is not a number"),
+    ({"precision": "fp8"}, "precision must be one of fp32, bf16"),
+    ({"method": "nope"}, "unknown method 'nope'"),
+    ({"diagnostics": "grad"}, "diagnostics must be a list of names"),
+    ([1], "a recipe must be a JSON object"),
+])
+def test_a_bad_recipe_is_one_clear_error(data, fragment):
+    with pytest.raises(FairLinError) as caught:
+        LinearizeRecipe.from_dict(data)
+    assert fragment in str(caught.value)
