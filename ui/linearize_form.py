@@ -10,7 +10,7 @@ from fairlin_core.checkpoints import load_checkpoint, read_sidecar
 from fairlin_core.errors import FairLinError, brief
 from fairlin_core.finetune import AUTO, DEFAULT_MU, SELECTIONS, FinetuneConfig, mitigation_names
 from fairlin_core.jobs import JobConfig, JobManager
-from fairlin_core.linearize import METHODS, nearest_configuration, resolve_budget
+from fairlin_core.linearize import METHODS, LinearizeRecipe, nearest_configuration, resolve_budget
 from fairlin_core.models import ModelSpec, relu_count
 
 MITIGATION_MODES = ("off", "on", "both")
@@ -83,23 +83,28 @@ def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, 
         raise FairLinError(f"mitigation must be one of {', '.join(MITIGATION_MODES)}, got {brief(mitigation)}")
     if not seeds:
         raise FairLinError("no seeds chosen; expected at least one seed")
+    on = {"method": method_mitigation, **({"mu": float(mu)} if method_mitigation == "lagrangian" else {})}
+    settings = {"off": [None], "on": [on], "both": [None, on]}[mitigation]
+    recipes = [LinearizeRecipe.from_dict({"method": method, "budget": budget, "seed": int(seed),
+                                          "snl": {"epochs": int(snl_epochs)},
+                                          "finetune": {"epochs": int(finetune_epochs), "select": select},
+                                          "mitigation": setting, "diagnostics": list(diagnostics or [])})
+               for seed in seeds for setting in settings]
+    return recipe_job_configs(checkpoint, recipes, group=group, data_root=data_root)
+
+
+def recipe_job_configs(checkpoint: str | Path, recipes: list[LinearizeRecipe], *, group: str | None = None,
+                       data_root: str | None = None) -> list[JobConfig]:
+    """One validated JobConfig per recipe on ``checkpoint``. group: the protected attribute; when it differs from
+    the checkpoint's own, the runs use the checkpoint's dataset grouped by ``group`` instead."""
     dataset = None
     own = read_sidecar(Path(checkpoint)).get("dataset") or {}
     if group and own.get("name") and group != own.get("group"):
         dataset = {"name": own["name"], "options": {k: v for k, v in (own.get("options") or {}).items()
                                                      if k not in ("seed", "target", "group")},
                    "target": own.get("target"), "group": group, "seed": (own.get("options") or {}).get("seed", 0)}
-    on = {"method": method_mitigation, **({"mu": float(mu)} if method_mitigation == "lagrangian" else {})}
-    settings = {"off": [None], "on": [on], "both": [None, on]}[mitigation]
-    configs = []
-    for seed in seeds:
-        for setting in settings:
-            configs.append(JobConfig(checkpoint=str(checkpoint), method=method, budget=budget, seed=int(seed),
-                                     snl={"epochs": int(snl_epochs)},
-                                     finetune={"epochs": int(finetune_epochs), "select": select},
-                                     mitigation=setting, dataset=dataset, data_root=data_root or None,
-                                     diagnostics=list(diagnostics or [])).validate())
-    return configs
+    return [JobConfig.from_dict({**recipe.to_dict(), "checkpoint": str(checkpoint), "dataset": dataset,
+                                 "data_root": data_root or None}).validate() for recipe in recipes]
 
 
 def submit_jobs(manager: JobManager, configs: list[JobConfig]) -> list[str]:
