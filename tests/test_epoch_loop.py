@@ -1,7 +1,8 @@
 """The four training loops (KD finetune, SNL, base training, the 2D toy) give bit-identical numbers to the
 hand-rolled loops they replaced: sha256 digests of the trained models' logits, of their histories and of their
 progress reports, recorded on the old code (torch 2.14.1, x86-64 CPU, one thread; another torch build or CPU
-may change the last bits of a convolution: re-record there on the old code)."""
+may change the last bits of a convolution: re-record there on the old code); and the loop's own contract
+(cancel before every batch, the mean loss per row, stopping early)."""
 
 import copy
 import hashlib
@@ -11,11 +12,13 @@ import pytest
 import torch
 
 from fairlin_core.checkpoints import load_dataset_for
+from fairlin_core.epoch_loop import run_epochs
 from fairlin_core.finetune import FinetuneConfig, finetune
 from fairlin_core.linearize import LinearizeOptions, SNLConfig, prepare_students
 from fairlin_core.linearize.snl import snl_trajectory
 from fairlin_core.metrics import predict_logits
 from fairlin_core.models import build_model
+from fairlin_core.runtime import Cancelled
 from fairlin_core.toy import ToyConfig, linearization_masks, load_toy, train_toy_model
 from fairlin_core.train import train_base
 
@@ -114,3 +117,38 @@ def test_toy_training_is_bit_identical():
     logits = predict_logits(model, bundle.splits["test"].x, device=CPU)
     assert len(reports) == 3 and list(history["step"]) == list(range(1, 61))
     assert digest(logits, history, reports) == DIGESTS["toy"]
+
+
+class CountingFlag:
+    """A cancel flag that is set from its ``after``-th+1 check on and counts its checks."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.checks = after, 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks > self.after
+
+
+def test_run_epochs_checks_cancel_before_every_batch_reports_the_mean_loss_per_row_and_stops_early():
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    sizes, epochs_seen = [], []
+
+    def forward(index):
+        sizes.append(len(index))
+        return model(torch.ones(len(index), 2)).pow(2).mean(), torch.tensor(3.0 * len(index))
+
+    def end_epoch(epoch, loss):
+        epochs_seen.append((epoch, loss))
+        return epoch == 2
+    flag = CountingFlag(after=100)
+    run_epochs(model, optimizer, forward, epochs=5, rows=9, batch_size=4, end_epoch=end_epoch,
+               generator=torch.Generator().manual_seed(0), device=CPU, cancel=flag)
+    assert sizes == [4, 5] * 2  # the trailing batch of one joins the previous one; stopped after epoch 2
+    assert epochs_seen == [(1, 3.0), (2, 3.0)] and flag.checks == 4
+    flag, sizes[:] = CountingFlag(after=3), []
+    with pytest.raises(Cancelled):
+        run_epochs(model, optimizer, forward, epochs=5, rows=9, batch_size=4, end_epoch=end_epoch, device=CPU,
+                   cancel=flag)
+    assert len(sizes) == 3  # cancelled before the fourth batch
