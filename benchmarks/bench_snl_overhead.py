@@ -22,7 +22,7 @@ from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import teacher_logits
-from fairlin_core.linearize.snl import snl_step
+from fairlin_core.linearize.snl import clamp_masks, snl_objective
 from fairlin_core.models import activation_sites, relu_count
 from fairlin_core.runtime import batch_indices
 
@@ -39,7 +39,11 @@ def plain_epoch(model, x, y, batches, optimizer):
 def snl_epoch(model, x, y, targets, batches, optimizer, masks, lam=3e-3):
     model.train()
     for index in batches:
-        snl_step(model, optimizer, masks, x[index], y[index], targets[index], lam, 4.0)
+        loss, _ = snl_objective(model, masks, x[index], y[index], targets[index], lam, 4.0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        clamp_masks(masks)
         relu_count(model)
 
 

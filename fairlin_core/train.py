@@ -21,11 +21,12 @@ from torch import nn
 from .checkpoints import dataset_reference, save_checkpoint
 from .checkpoints.io import prepare_checkpoint_output
 from .data import DatasetBundle, load_dataset
+from .epoch_loop import batches_per_epoch, run_epochs
 from .errors import FairLinError, brief, check_seed
 from .limits import check_count
 from .metrics import evaluate_model, evaluate_split
 from .models import ModelSpec, build_model, relu_count, resolve_spec, state_shapes
-from .runtime import CancelFlag, ProgressFn, batch_indices, check_cancel, default_device, report
+from .runtime import CancelFlag, ProgressFn, check_cancel, default_device, report
 
 FLIP_DATASETS = {"cifar10", "utkface"}
 
@@ -101,30 +102,27 @@ def train_base(bundle: DatasetBundle, model_name: str, *, model_options: dict[st
     optimizer = _optimizer(model, config)
     train = bundle.splits["train"]
     batch_size = config.batch_size or len(train)
-    steps_per_epoch = len(list(batch_indices(len(train), batch_size)))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+    steps = config.epochs * batches_per_epoch(len(train), batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     history = []
     record_every = max(1, config.epochs // 200)  # keep at most ~200 history rows (full-batch runs are long)
-    for epoch in range(config.epochs):
-        model.train()
-        total_loss, seen = 0.0, 0
-        for index in batch_indices(len(train), batch_size, generator):
-            check_cancel(cancel)
-            x = _augment(train.x[index], config, generator).to(device)
-            loss = F.cross_entropy(model(x), train.y[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(index)
-            seen += len(index)
-        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "lr": scheduler.get_last_lr()[0]}
-        if (epoch + 1) % record_every == 0 or epoch + 1 == config.epochs:
+
+    def forward(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _augment(train.x[index], config, generator).to(device)
+        loss = F.cross_entropy(model(x), train.y[index].to(device))
+        return loss, loss.detach().double() * len(index)
+
+    def end_epoch(epoch: int, loss: float) -> None:
+        row = {"epoch": epoch, "train_loss": loss, "lr": scheduler.get_last_lr()[0]}
+        if epoch % record_every == 0 or epoch == config.epochs:
             val_acc, val_groups = evaluate_split(model, bundle.splits["val"], bundle.group_names, device)
             row.update(val_accuracy=val_acc, val_worst_group_accuracy=float(val_groups["accuracy"].min()))
             history.append(row)
-        report(progress, (epoch + 1) / config.epochs, "train", f"epoch {epoch + 1}/{config.epochs}",
+        report(progress, epoch / config.epochs, "train", f"epoch {epoch}/{config.epochs}",
                **{k: v for k, v in row.items() if isinstance(v, float) and not math.isnan(v)})
+
+    run_epochs(model, optimizer, forward, epochs=config.epochs, rows=len(train), batch_size=batch_size,
+               end_epoch=end_epoch, generator=generator, scheduler=scheduler, device=device, cancel=cancel)
     model.eval().cpu()
     return model, spec, config, pd.DataFrame(history)
 

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle
+from ..epoch_loop import batches_per_epoch, run_epochs
 from ..errors import FairLinError, check_seed
 from ..limits import FRACTION, NON_NEGATIVE, POSITIVE, check_count, check_real
 from ..metrics import evaluate_split
 from ..models import activation_sites
-from ..runtime import (CancelFlag, DeviceRows, ProgressFn, autocast, batch_indices, check_cancel, default_device,
-                       for_training, report)
+from ..runtime import CancelFlag, DeviceRows, ProgressFn, default_device, for_training, report
 from .kd import distillation_loss_per_sample, teacher_logits
 from .selection import AUTO, DEFAULT_SELECT, SELECTIONS, Selector, check_selection, resolve_selection
 
@@ -152,38 +152,33 @@ def finetune(student: nn.Module, teacher: nn.Module, bundle: DatasetBundle, conf
     data = DeviceRows(train.x, train.y, train.group, teacher_logits(teacher, train.x, device), device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    steps = max(1, config.epochs * len(list(batch_indices(len(train), config.batch_size))))
+    steps = max(1, config.epochs * batches_per_epoch(len(train), config.batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
 
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
-    selector = Selector(config.select_tolerance)
-    first = {"stage": stage, "epoch": 0, **validation_row(model, bundle, device)}
-    history = [first]
-    selector.offer(first, snapshot)
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        total, seen = torch.zeros((), dtype=torch.float64, device=device), 0
-        for index in batch_indices(len(train), config.batch_size, generator):
-            check_cancel(cancel)
-            x, y, groups, targets = data.rows(index)
-            with autocast(device, precision):
-                per_sample = distillation_loss_per_sample(model(x), targets, y, config.temperature,
-                                                          config.ce_weight, config.kd_weight)
-                loss = objective(per_sample, groups)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += per_sample.detach().sum().double()
-            seen += len(index)
-        row = {"stage": stage, "epoch": epoch, "loss": float(total) / seen, "lr": scheduler.get_last_lr()[0],
+    def forward(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y, groups, targets = data.rows(index)
+        per_sample = distillation_loss_per_sample(model(x), targets, y, config.temperature, config.ce_weight,
+                                                  config.kd_weight)
+        return objective(per_sample, groups), per_sample.detach().sum()
+
+    def end_epoch(epoch: int, loss: float) -> None:
+        row = {"stage": stage, "epoch": epoch, "loss": loss, "lr": scheduler.get_last_lr()[0],
                **objective.end_epoch(), **validation_row(model, bundle, device)}
         history.append(row)
         selector.offer(row, snapshot)
         report(progress, epoch / config.epochs, stage, f"epoch {epoch}/{config.epochs}",
                loss=row["loss"], val_accuracy=row["val_accuracy"])
+
+    selector = Selector(config.select_tolerance)
+    first = {"stage": stage, "epoch": 0, **validation_row(model, bundle, device)}
+    history = [first]
+    selector.offer(first, snapshot)
+    run_epochs(model, optimizer, forward, epochs=config.epochs, rows=len(train), batch_size=config.batch_size,
+               end_epoch=end_epoch, generator=generator, scheduler=scheduler, device=device, precision=precision,
+               cancel=cancel)
     selected = {rule: selector.chosen(rule) for rule in SELECTIONS}
     best_epoch, best_state = selected[select]
     model.cpu().load_state_dict(best_state)

@@ -35,10 +35,10 @@ import torch
 from torch import nn
 
 from ..data import DatasetBundle
+from ..epoch_loop import run_epochs
 from ..finetune import distillation_loss_per_sample, teacher_logits
 from ..models import RELU_THRESHOLD, ModelSpec, activation_sites, relu_count
-from ..runtime import (CancelFlag, DeviceRows, ProgressFn, autocast, batch_indices, check_cancel, default_device,
-                       for_training, report)
+from ..runtime import CancelFlag, DeviceRows, ProgressFn, default_device, for_training, report
 from .options import LinearizeOptions, SNLConfig
 from .base import Linearizer, Placement, register_linearizer
 
@@ -55,24 +55,20 @@ class SNLSnapshot:
     reached: bool
 
 
-def snl_step(student: nn.Module, optimizer: torch.optim.Optimizer, masks: list[torch.Tensor], x: torch.Tensor,
-             y: torch.Tensor, targets: torch.Tensor, lam: float, temperature: float,
-             precision: str = "fp32") -> torch.Tensor:
-    """One SNL update on a batch: minimise CE + KD_T + lam * sum|alpha|, then clamp the masks to [0, 1].
+def snl_objective(student: nn.Module, masks: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                  targets: torch.Tensor, lam: float, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """SNL's objective on a batch: (CE + KD_T + lam * sum|alpha| as a 0-d tensor to minimise, the task loss CE + KD
+    without the penalty, detached, 0-d on the device). x: (B, ...) inputs; y: (B,) labels; targets: (B, classes)
+    teacher logits."""
+    task = distillation_loss_per_sample(student(x), targets, y, temperature).mean()
+    return task + lam * sum(alpha.abs().sum() for alpha in masks), task.detach()
 
-    x: (B, ...) inputs; y: (B,) labels; targets: (B, classes) teacher logits. Returns the task loss
-    (CE + KD, without the penalty) of the batch as a detached 0-d tensor on the device (not read here).
-    """
-    with autocast(x.device, precision):
-        task = distillation_loss_per_sample(student(x), targets, y, temperature).mean()
-    loss = task + lam * sum(alpha.abs().sum() for alpha in masks)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+
+def clamp_masks(masks: list[torch.Tensor]) -> None:
+    """Clamp the masks to [0, 1] in place (after every SNL update)."""
     with torch.no_grad():
         for alpha in masks:
             alpha.clamp_(0.0, 1.0)
-    return task.detach()
 
 
 def device_relu_count(masks: list[torch.Tensor], threshold: float) -> torch.Tensor:
@@ -160,28 +156,28 @@ def snl_trajectory(base: nn.Module, bundle: DatasetBundle, budgets: list[int], c
             pending.remove(budget)
             snapshots[budget] = SNLSnapshot(budget, state, epoch, count, True)
 
-    for epoch in range(1, config.epochs + 1):
-        student.train()
-        total, seen = torch.zeros((), dtype=torch.float64, device=device), 0
-        for step, index in enumerate(batch_indices(len(train), config.batch_size, generator), 1):
-            check_cancel(cancel)
-            task = snl_step(student, optimizer, masks, *data.rows(index), lam, config.temperature, precision)
-            total += task.double() * len(index)
-            seen += len(index)
-            if on_device is None:
-                count = int(device_relu_count(masks, config.threshold))
-                while pending and count <= pending[0]:
-                    budget = pending.pop(0)
-                    snapshots[budget] = SNLSnapshot(budget, _cpu_state(student), epoch, count, True)
-            elif pending:
-                on_device.step(device_relu_count(masks, config.threshold))
-                if step % read_every == 0:
-                    harvest(epoch)
+    def forward(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, task = snl_objective(student, masks, *data.rows(index), lam, config.temperature)
+        return loss, task.double() * len(index)
+
+    def after_step(epoch: int, batch: int) -> None:
+        clamp_masks(masks)
+        if on_device is None:
+            count = int(device_relu_count(masks, config.threshold))
+            while pending and count <= pending[0]:
+                budget = pending.pop(0)
+                snapshots[budget] = SNLSnapshot(budget, _cpu_state(student), epoch, count, True)
+        elif pending:
+            on_device.step(device_relu_count(masks, config.threshold))
+            if batch % read_every == 0:
+                harvest(epoch)
+
+    def end_epoch(epoch: int, loss: float) -> bool:
+        nonlocal lam, best_count
         if on_device is not None:
             harvest(epoch)
         count = relu_count(student, config.threshold)
-        history.append({"stage": "snl", "epoch": epoch, "loss": float(total) / seen, "relu_count": count,
-                        "lambda": lam,
+        history.append({"stage": "snl", "epoch": epoch, "loss": loss, "relu_count": count, "lambda": lam,
                         **validation_row(student, bundle, device)})
         if count >= (1.0 - config.lam_min_progress) * best_count and epoch >= config.lam_patience_epochs:
             lam *= config.lam_growth
@@ -189,9 +185,12 @@ def snl_trajectory(base: nn.Module, bundle: DatasetBundle, budgets: list[int], c
         target = pending[0] if pending else count
         done = 1.0 if not pending else min(1.0, (start_count - count) / max(1, start_count - target))
         report(progress, max(epoch / config.epochs, done), "snl", f"epoch {epoch}: {count} ReLUs",
-               relu_count=count, loss=float(total) / seen, lam=lam)
-        if not pending:
-            break
+               relu_count=count, loss=loss, lam=lam)
+        return not pending
+
+    run_epochs(student, optimizer, forward, epochs=config.epochs, rows=len(train), batch_size=config.batch_size,
+               end_epoch=end_epoch, generator=generator, after_step=after_step, device=device, precision=precision,
+               cancel=cancel)
     final = _cpu_state(student)
     for budget in pending:
         snapshots[budget] = SNLSnapshot(budget, final, config.epochs, relu_count(student, config.threshold), False)

@@ -29,13 +29,14 @@ from torch import nn
 
 from ..data import DatasetBundle, load_dataset
 from ..data.toy2d import SHAPES
+from ..epoch_loop import run_epochs
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import FinetuneConfig
 from ..limits import FRACTION, POSITIVE, PROPER_FRACTION, check_count, check_many, check_real
 from ..linearize import LinearizeOptions, SNLConfig, linearize
 from ..metrics import boundary_distances, boundary_summary, evaluate_split, predict_logits
 from ..models import ModelSpec, activation_sites, build_model, relu_count, resolve_spec, set_masks
-from ..runtime import CancelFlag, ProgressFn, check_cancel, report, scaled_progress
+from ..runtime import CancelFlag, ProgressFn, report, scaled_progress
 from .geometry import BoundaryGrid, data_extent, decision_grid, geometry_row
 
 MODES = ("scratch", "snl")
@@ -165,28 +166,30 @@ def train_toy_model(bundle: DatasetBundle, spec: ModelSpec, *, masks: dict[str, 
     model = build_model(spec)
     if masks is not None:
         set_masks(model, masks)
-    model.to(device).train()
+    model.to(device)
     x, y = bundle.splits["train"].x.to(device), bundle.splits["train"].y.to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, fused=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    losses = torch.empty(steps)
+    losses: list[float] = []
     extent = extent or data_extent(bundle)
-    for step in range(steps):
-        check_cancel(cancel)
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        losses[step] = loss.detach()
-        done = step + 1
+
+    def forward(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss = F.cross_entropy(model(x), y)  # full batch: index holds every row
+        return loss, loss.detach().double() * len(index)
+
+    def end_step(done: int, loss: float) -> None:
+        losses.append(loss)
         if progress is not None and (done % report_every == 0 or done == steps):
-            metrics: dict[str, Any] = {"step": done, "loss": float(losses[step])}
+            metrics: dict[str, Any] = {"step": done, "loss": loss}
             if preview_every and (done % preview_every == 0 or done == steps):
                 metrics["boundary"] = decision_grid(model, extent, preview_resolution)
             report(progress, done / steps, "train", f"step {done}/{steps}", **metrics)
+
+    run_epochs(model, optimizer, forward, epochs=steps, rows=len(x), batch_size=len(x), end_epoch=end_step,
+               scheduler=scheduler, device=device, cancel=cancel)
     model.eval().cpu()
-    return model, pd.DataFrame({"step": np.arange(1, steps + 1), "stage": "train", "loss": losses.numpy()})
+    return model, pd.DataFrame({"step": np.arange(1, steps + 1), "stage": "train",
+                                "loss": np.array(losses, dtype=np.float32)})
 
 
 def snl_linearize(model: nn.Module, spec: ModelSpec, bundle: DatasetBundle, config: ToyConfig, *, seed: int = 0,
