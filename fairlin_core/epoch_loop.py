@@ -5,6 +5,7 @@ summed on the device and read once per epoch."""
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import torch
 from torch import nn
 
