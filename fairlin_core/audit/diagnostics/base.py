@@ -51,7 +51,7 @@ class AuditContext:
     seed: int = 0
     device: torch.device | None = None
     cancel: CancelFlag | None = None
-    _measured: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+    _measured: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def models(self) -> dict[str, nn.Module]:
@@ -114,12 +114,14 @@ DIAGNOSTICS: Registry[Diagnostic] = Registry("diagnostic", reserved=("all",))
 
 
 def register_diagnostic(diagnostic: Diagnostic) -> Diagnostic:
-    """Make ``diagnostic`` available under its name; returns it. FairLinError if the name is taken or not a
-    plain word, a need is not registered, or a table name is already another diagnostic's (or ``summary``)."""
+    """Make ``diagnostic`` available under its name; returns it. FairLinError (naming every problem) if the
+    name is taken or not a plain word, a need is not registered, a table is already another diagnostic's (or
+    ``summary``), or its json_tables or by_group name a table it does not add."""
     taken = {table: other.name for other in DIAGNOSTICS.values() for table in other.tables}
     problems = [f"name {brief(diagnostic.name)} is not a plain word"] if not diagnostic.name.isidentifier() else []
     problems += [f"need {brief(need)} is not registered" for need in diagnostic.needs if need not in DIAGNOSTICS]
-    problems += [f"table {brief(table)} is already {'in every audit' if table in ALWAYS else 'added by ' + taken[table]}"
+    problems += [f"table {brief(table)} is already "
+                 + ("in every audit" if table in ALWAYS else f"added by {taken[table]}")
                  for table in diagnostic.tables if table in taken or table in ALWAYS]
     problems += [f"{kind} table {brief(table)} is not among its tables"
                  for kind in ("json_tables", "by_group") for table in getattr(diagnostic, kind)
