@@ -10,9 +10,9 @@ from fairlin_core.jobs import EXECUTORS
 from fairlin_core.jobs.ray_executor import ADDRESS_ENV
 from fairlin_core.linearize import METHODS
 from ui.form_state import persist, restore
-from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_SELECT, FORM_DIAGNOSTICS, MITIGATION_METHODS,
-                               MITIGATION_MODES, SELECT_RULES, WHY_DIAGNOSTICS, budget_preview, job_configs,
-                               nearest_step, submit_jobs)
+from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_SELECT, MITIGATION_METHODS, MITIGATION_MODES,
+                               SELECT_RULES, budget_preview, form_diagnostics, job_configs, nearest_step,
+                               preselected_diagnostics, submit_jobs)
 from ui.jobs_panel import default_executor, jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
@@ -48,7 +48,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _words(text: str) -> list[str]:
-    return [v for v in text.split(",") if v in FORM_DIAGNOSTICS]
+    return [v for v in text.split(",") if v in form_diagnostics()]
 
 
 FIELDS = {"method": (lambda t: t if t in METHODS else METHODS[0], str), "budget_count": (int, str),
@@ -57,7 +57,7 @@ FIELDS = {"method": (lambda t: t if t in METHODS else METHODS[0], str), "budget_
           "mu": (float, str), "diagnostics": (_words, ",".join)}
 restore({k: parse for k, (parse, _) in FIELDS.items()})
 for field, default in (("seeds", [0]), ("snl_epochs", 30), ("finetune_epochs", 10), ("mu", DEFAULT_MU),
-                       ("diagnostics", list(WHY_DIAGNOSTICS))):
+                       ("diagnostics", preselected_diagnostics())):
     st.session_state.setdefault(field, default)  # defaults here, not on the widgets: a restored value wins
 
 
@@ -118,7 +118,7 @@ with right:
                          key="mu", disabled=mitigation == "off" or method_mitigation != "lagrangian")
     select = st.selectbox("Model selection (validation split)", SELECT_RULES, key="select",
                           index=SELECT_RULES.index(DEFAULT_SELECT), format_func=lambda r: f"{r}: {SELECT_NOTES[r]}")
-    diagnostics = st.multiselect("Diagnostics (for the Why page)", FORM_DIAGNOSTICS, key="diagnostics",
+    diagnostics = st.multiselect("Diagnostics (for the Why page)", form_diagnostics(), key="diagnostics",
                                  help="computed on each saved model on the test split; the Why page draws them for "
                                       "these runs (attr: attribution maps)")
     executor = st.radio("Run on", EXECUTORS, index=EXECUTORS.index(default_executor()), key="executor",

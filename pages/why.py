@@ -3,6 +3,7 @@ distance, distance to the decision boundary, the Theorem 4.4 bound and attributi
 
 import streamlit as st
 
+from fairlin_core.audit import DIAGNOSTICS
 from fairlin_core.audit.results import AuditResults
 from fairlin_core.errors import FairLinError
 from fairlin_core.viz import audit_figures as figures
@@ -16,8 +17,9 @@ require_shell()
 key, results = open_results("Why (diagnostics)")
 names = results.group_names
 if results.diagnostics.empty:
+    drawn = ",".join(name for name, diagnostic in DIAGNOSTICS.items() if diagnostic.drawn)
     st.info("These runs carry no diagnostics. Queue runs with diagnostics (CLI: `python -m fairlin_core sweep ... "
-            "--diagnostics grad,hessian,boundary,bound,density,attr`), or pick the shipped default audit.")
+            f"--diagnostics {drawn}`), or pick the shipped default audit.")
     st.stop()
 
 with_diagnostics = results.runs[results.runs["run_id"].isin(set(results.diagnostics["run_id"]))]

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fairlin_core.audit import DIAGNOSTICS
 from fairlin_core.checkpoints import load_checkpoint, read_sidecar
 from fairlin_core.errors import FairLinError, brief
 from fairlin_core.finetune import AUTO, DEFAULT_MU, SELECTIONS, FinetuneConfig, mitigation_names
@@ -17,13 +18,21 @@ MITIGATION_MODES = ("off", "on", "both")
 BUDGET_PRESETS = (20.0, 10.0, 5.0, 2.0, 1.0, 0.5)  # % of the base ReLUs, the shipped audit's grid
 # the budget slider's stops (% of the base ReLUs): log-spaced, so 0.5% and 1% are as far apart as 50% and 100%
 BUDGET_STEPS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 70.0, 100.0)
-FORM_DIAGNOSTICS = ("accuracy", "grad", "hessian", "boundary", "bound", "attr")  # what the Why page draws
-WHY_DIAGNOSTICS = ["grad", "hessian", "boundary", "bound"]
 
 
 MITIGATION_METHODS = mitigation_names()[1:]  # lagrangian, reweight, groupdro: what "on" runs
 SELECT_RULES = (AUTO, *SELECTIONS)
 DEFAULT_SELECT = FinetuneConfig().select
+
+
+def form_diagnostics() -> list[str]:
+    """The audit diagnostics the form offers, in registry order."""
+    return [name for name, diagnostic in DIAGNOSTICS.items() if diagnostic.offered]
+
+
+def preselected_diagnostics() -> list[str]:
+    """The diagnostics the form ticks until the user chooses (those the Why page's charts across budgets need)."""
+    return [name for name, diagnostic in DIAGNOSTICS.items() if diagnostic.preselected]
 
 
 def nearest_step(percent: float) -> float:
@@ -73,7 +82,7 @@ def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, 
     validation selection rule (auto = constrained when mitigated, else overall; overall, worst-group,
     constrained); diagnostics: audit diagnostics computed for each run (the Why page draws them).
 
-    diagnostics: audit diagnostics run on each saved model (e.g. ``FORM_DIAGNOSTICS``; the Why page draws
+    diagnostics: audit diagnostics run on each saved model (e.g. :func:`form_diagnostics`; the Why page draws
     them for these runs); None or empty = none.
 
     group: the protected attribute; when it differs from the checkpoint's own, the runs use the

@@ -1,6 +1,7 @@
-"""Auditing linearized models per group: the in-memory audit of two models (:mod:`.core`), the audit grid
-(:mod:`.grid`), mitigated-vs-unmitigated comparisons (:mod:`.compare`), tidy results with their views
-(:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`).
+"""Auditing linearized models per group: the in-memory audit of two models (:mod:`.core`) by the registered
+diagnostics (:mod:`.diagnostics`: a new one subclasses :class:`Diagnostic` and calls :func:`register_diagnostic`),
+the audit grid (:mod:`.grid`), mitigated-vs-unmitigated comparisons (:mod:`.compare`), tidy results with their
+views (:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`).
 
 Names load on first use, so reading results (:func:`load_results`) never imports torch. The wing itself
 is callable: ``fairlin_core.audit(base, lin, ...)`` is :func:`.core.audit`, which is how ``fl.audit(...)``
@@ -11,8 +12,9 @@ from ..lazy import callable_wing, lazy_exports
 
 _EXPORTS = {
     **{name: f"fairlin_core.audit.core:{name}" for name in (
-        "DIAGNOSTICS", "Audit", "audit", "audit_models", "audit_to_json", "parse_diagnostics", "run_audit",
-        "write_audit_csvs")},
+        "Audit", "audit", "audit_models", "audit_to_json", "run_audit", "write_audit_csvs")},
+    **{name: f"fairlin_core.audit.diagnostics:{name}" for name in (
+        "DIAGNOSTICS", "AuditContext", "Diagnostic", "parse_diagnostics", "register_diagnostic")},
     **{name: f"fairlin_core.audit.compare:{name}" for name in ("Comparison", "comparison_json", "run_comparison")},
     "evaluate_checkpoint": "fairlin_core.audit.evaluation:evaluate_checkpoint",
     "compare": "fairlin_core.audit.compare:compare",

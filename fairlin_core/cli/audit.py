@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
-                          run_audit, write_audit_csvs)
+from ..audit.core import audit_to_json, per_group_table, run_audit, write_audit_csvs
+from ..audit.diagnostics import DIAGNOSTICS, GROUP_KEYS, parse_diagnostics
 from ..audit.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
 from ..finetune import DEFAULT_MU
 from ..linearize import METHODS
@@ -26,7 +26,7 @@ from .progress import TqdmProgress
 def _print_text(result: dict[str, Any]) -> None:
     """The summary, then one line per group with the headline numbers of every table computed."""
     print(result["summary"].drop(columns=["checkpoint"]).to_string(index=False))
-    merged = per_group_table(result, TEXT_COLUMNS)
+    merged = per_group_table(result, {column for d in DIAGNOSTICS.values() for column in d.headline})
     if len(merged.columns) > len(GROUP_KEYS):
         print()
         print(merged.drop(columns=["group_index"]).to_string(index=False))
@@ -61,9 +61,10 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--linearized", required=True, help="linearized checkpoint of the same architecture and data "
                                                        "(or a file to import, e.g. an SNL result)")
     p.add_argument("--split", default="test", help="train, val, test or balanced (default test)")
+    slowest = sorted(DIAGNOSTICS, key=lambda name: -DIAGNOSTICS[name].cost)[:3]
     p.add_argument("--diagnostics", default="accuracy",
                    help=f"comma-separated, from {', '.join(DIAGNOSTICS)} or all (default accuracy; the others "
-                        f"are slower: hessian, attr and density most)")
+                        f"are slower, the slowest {', '.join(slowest)})")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the bootstrap and the Lanczos starts (default 0)")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     p.add_argument("--json", action="store_true", help="print the per-group tables as JSON")

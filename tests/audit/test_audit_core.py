@@ -123,7 +123,7 @@ def test_unknown_diagnostic_lists_valid_names():
     with pytest.raises(FairLinError) as error:
         parse_diagnostics("accuracy,curvature")
     assert "'curvature'" in str(error.value) and all(name in str(error.value) for name in DIAGNOSTICS)
-    assert parse_diagnostics("all") == DIAGNOSTICS
+    assert parse_diagnostics("all") == tuple(DIAGNOSTICS)
     assert parse_diagnostics(" bound, accuracy ") == ("accuracy", "bound")
 
 
