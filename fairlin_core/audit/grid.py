@@ -43,7 +43,8 @@ from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linea
 from ..linearize.output import save_linearized
 from ..models import relu_count
 from ..outputs import check_writable
-from .results import MAX_JSON_BYTES, SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, run_groups
+from .results import SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, run_groups
+from .results_io import MAX_JSON_BYTES
 from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, file_digest, merge_duplicates, pid_alive
 
 DEFAULT_BUDGETS = ("20%", "10%", "5%", "2%", "1%", "0.5%")

@@ -43,7 +43,8 @@ place (filter or copy it; lists are returned as fresh copies).
 
 ``save(folder)`` writes one Parquet file per table (``NAME.parquet``) plus ``configs.json`` and
 ``meta.json``; :func:`load_results` reads them back, and still reads folders of the older ``NAME.csv``
-tables. The two large tables (density, attributions) are read on first access.
+tables (the folder format: :mod:`fairlin_core.audit.results_io`). The two large tables (density,
+attributions) are read on first access.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -61,46 +61,20 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError, brief
-from ..inputs import open_regular, read_json
 from ..linearize import METHODS
 from ..linearize.recipe import NO_MITIGATION, PLAIN_FINETUNE, LinearizeRecipe, describe_mitigation
-from ..runtime import json_ready
 from .migration import RECIPE_KEYS, migrate
 from .protocols import series
+from .results_io import TABLES, LazyTable, read_folder, shaped, shaped_lazily, write_folder
 
-TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
-LAZY_TABLES = ("density", "attributions")  # the large per-run detail tables: read on first access
-COLUMNS = {
-    "runs": ["run_id", "method", "budget", "budget_fraction", "relu_count", "base_relu_count", "seed", "mitigation",
-             "configuration", "param_distance"],
-    "groups": ["run_id", "split", "group", "n", "base_accuracy", "accuracy", "relative_drop"],
-    "diagnostics": ["run_id", "group", "model", "loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean",
-                    "input_margin_mean", "bound", "excess_loss"],
-    "density": ["run_id", "group", "model", "eigenvalue", "density"],
-    "attributions": ["run_id", "group", "model", "method", "element", "value"],
-    "group_sizes": ["split", "group", "n"],
-}
-TEXT_COLUMNS = {"run_id": str, "group": str, "budget": str, "method": str, "mitigation": str, "model": str,
-                "split": str, "configuration": str}
 CLASS_RULE = "minority = a group whose share of the training set is below an equal share (1 / number of groups)"
 RUN_KEYS = ["method", "budget", "budget_fraction", "mitigation"]
 CELL_KEYS = ["budget", "budget_fraction", "group"]
 DIAGNOSTIC_VALUES = ["loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean", "input_margin_mean", "bound",
                      "excess_loss"]
-PARQUET_COMPRESSION = "zstd"
-MAX_JSON_BYTES = 64 * 1024 * 1024  # configs.json and meta.json of one results folder
-MAX_TABLE_BYTES = 2**30  # one table file of a results folder
-
 # The shipped default audit (what the dashboard's audit pages open on); $FAIRLIN_AUDIT_RESULTS overrides it.
 SHIPPED_AUDIT = Path(os.environ.get("FAIRLIN_AUDIT_RESULTS")
                      or Path(__file__).resolve().parents[2] / "results" / "default_audit")
-
-
-class LazyTable:
-    """A table that is read on first access: ``load()`` returns the DataFrame."""
-
-    def __init__(self, load: Callable[[], pd.DataFrame]):
-        self.load = load
 
 
 def _view(method: Callable) -> Callable:
@@ -166,9 +140,9 @@ class AuditResults:
         names and configs, :func:`~fairlin_core.audit.migration.migrate`) and put every table's columns in their
         documented order (a :class:`LazyTable` stays lazy and is shaped when read)."""
         runs = tables.get("runs")
-        runs, configs = migrate(_shaped(None, "runs") if runs is None else runs, configs, meta)
+        runs, configs = migrate(shaped(None, "runs") if runs is None else runs, configs, meta)
         tables = {**tables, "runs": runs, "group_sizes": group_sizes}
-        return cls(**{name: _shaped_lazily(tables.get(name), name) for name in TABLES}, configs=configs, meta=meta)
+        return cls(**{name: shaped_lazily(tables.get(name), name) for name in TABLES}, configs=configs, meta=meta)
 
     @property
     def group_names(self) -> list[str]:
@@ -177,24 +151,10 @@ class AuditResults:
         return [str(n) for n in names] if names else list(dict.fromkeys(self.groups["group"]))
 
     def save(self, folder: str | Path) -> list[Path]:
-        """Write every table as ``NAME.parquet`` (replacing an older ``NAME.csv`` there) plus configs.json and
-        meta.json; returns the paths."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write the results into ``folder`` (:func:`~fairlin_core.audit.results_io.write_folder`: one Parquet
+        file per table plus configs.json and meta.json); returns the paths."""
         tables = {name: getattr(self, name) for name in TABLES}  # read lazy tables before anything is replaced
-        paths = []
-        for name, table in tables.items():
-            path = folder / f"{name}.parquet"
-            staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            table.to_parquet(staging, index=False, compression=PARQUET_COMPRESSION)
-            staging.replace(path)
-            (folder / f"{name}.csv").unlink(missing_ok=True)  # one format per folder
-            paths.append(path)
-        for name, data in (("configs", self.configs), ("meta", self.meta)):
-            path = folder / f"{name}.json"
-            path.write_text(json.dumps(json_ready(data), indent=1, sort_keys=True, allow_nan=False) + "\n")
-            paths.append(path)
-        return paths
+        return write_folder(folder, tables, self.configs, self.meta)
 
     # -- views ------------------------------------------------------------------------------------------
 
@@ -705,90 +665,12 @@ def _pareto(cost: pd.Series, value: pd.Series) -> list[bool]:
 
 
 def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
-    """Read a folder written by :meth:`AuditResults.save` (``NAME.parquet`` tables, or the older ``NAME.csv``;
-    Parquet is preferred where both exist); FairLinError naming what is missing or broken. ``lazy``: read
-    density and attributions on first access (a FairLinError then if their file changed since)."""
-    folder = Path(folder)
-    files = {name: _table_file(folder, name) for name in TABLES}
-    missing = [f"{name}.parquet" for name, path in files.items() if path is None]
-    missing += [f"{n}.json" for n in ("configs", "meta") if not (folder / f"{n}.json").is_file()]
-    if missing:
-        raise FairLinError(f"{folder} is not an audit results folder: {', '.join(missing)} missing (tables may "
-                           f"also be the older NAME.csv); expected the files written by "
-                           f"`python -m fairlin_core default-audit`")
-    tables: dict[str, pd.DataFrame | LazyTable] = {}
-    for name, path in files.items():
-        if lazy and name in LAZY_TABLES:
-            tables[name] = LazyTable(functools.partial(_read_unchanged, path, name, _stamp(path)))
-        else:
-            tables[name] = _read_table(path, name)
-    configs, meta = (read_json(folder / f"{name}.json", MAX_JSON_BYTES, "audit results file", "the JSON written with "
-                               "the results (regenerate it with `python -m fairlin_core default-audit`)")
-                     for name in ("configs", "meta"))
+    """The results saved in ``folder`` (by :meth:`AuditResults.save`, or older: CSV tables, sparse or no
+    configs), through :func:`~fairlin_core.audit.results_io.read_folder`; FairLinError naming what is missing or
+    broken. ``lazy``: read density and attributions on first access."""
+    tables, configs, meta = read_folder(folder, lazy=lazy)
     group_sizes = tables.pop("group_sizes")
     return AuditResults.from_tables(tables, group_sizes=group_sizes, configs=configs, meta=meta)
-
-
-def _table_file(folder: Path, name: str) -> Path | None:
-    for suffix in (".parquet", ".csv"):
-        path = folder / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
-
-def _read_table(path: Path, name: str) -> pd.DataFrame:
-    """One table file, read through the input guard (a regular file of at most :data:`MAX_TABLE_BYTES`)."""
-    with open_regular(path, MAX_TABLE_BYTES, "audit results table") as handle:
-        try:
-            if path.suffix == ".parquet":
-                return pd.read_parquet(handle)
-            return pd.read_csv(handle, dtype={c: t for c, t in TEXT_COLUMNS.items() if c in COLUMNS[name]})
-        except (ValueError, OSError, pd.errors.ParserError) as error:  # pyarrow's ArrowInvalid is a ValueError
-            raise _damaged(path.parent, error) from None
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
-
-
-def _read_unchanged(path: Path, name: str, stamp: tuple[int, int]) -> pd.DataFrame:
-    """A lazy table's read: refused when the file is not the one the other tables were read with."""
-    try:
-        same = _stamp(path) == stamp
-    except OSError:
-        same = False
-    if not same:
-        raise FairLinError(f"{path} changed (or went away) after the other tables of {path.parent} were loaded; "
-                           f"load the results again")
-    return _read_table(path, name)
-
-
-def _damaged(folder: Path, error: Exception) -> FairLinError:
-    return FairLinError(f"{folder} holds a damaged audit results file ({error}); regenerate it with "
-                        f"`python -m fairlin_core default-audit`")
-
-
-def _shaped_lazily(table: pd.DataFrame | LazyTable | None, name: str) -> pd.DataFrame | LazyTable:
-    if isinstance(table, LazyTable):
-        load = table.load
-        return LazyTable(lambda: _shaped(load(), name))
-    return _shaped(table, name)
-
-
-def _shaped(table: pd.DataFrame | None, name: str) -> pd.DataFrame:
-    columns = COLUMNS[name]
-    if table is None or table.empty:
-        return pd.DataFrame({c: pd.Series(dtype=TEXT_COLUMNS.get(c, float)) for c in columns})
-    table = table.copy()
-    for column in columns:
-        if column not in table:
-            table[column] = float("nan")
-    for column, kind in TEXT_COLUMNS.items():
-        if column in table:
-            table[column] = table[column].astype(kind)
-    return table[columns].reset_index(drop=True)
 
 
 # -- building rows from one run ---------------------------------------------------------------------

@@ -16,7 +16,8 @@ from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore, collect_from_store
 from fairlin_core.viz.report import audit_report_html
-from fairlin_core.audit.results import LAZY_TABLES, TABLES, load_results
+from fairlin_core.audit.results import load_results
+from fairlin_core.audit.results_io import LAZY_TABLES, TABLES
 from conftest import DIGITS, TOY
 
 GRID = ["--checkpoint", DIGITS, "--methods", "random,deepreduce", "--budgets", "2%,1%", "--seeds", "0,1",
@@ -339,7 +340,7 @@ def test_views_are_memoised_per_results_instance():
 def test_results_files_pass_the_input_guard(tmp_path, monkeypatch):
     """A results folder is user input: a configs.json of 100,000 '[' (a RecursionError before) and a table past
     the size limit are one FairLinError each, naming the file."""
-    import fairlin_core.audit.results as results_module
+    import fairlin_core.audit.results_io as results_io
     folder = tmp_path / "audit"
     shutil.copytree(SHIPPED_AUDIT, folder)
     assert load_results(folder, lazy=False).runs is not None
@@ -347,7 +348,7 @@ def test_results_files_pass_the_input_guard(tmp_path, monkeypatch):
     with pytest.raises(FairLinError, match=r"audit results file .*configs\.json is nested 100,000 levels deep"):
         load_results(folder)
     shutil.copyfile(SHIPPED_AUDIT / "configs.json", folder / "configs.json")
-    monkeypatch.setattr(results_module, "MAX_TABLE_BYTES", 100)
+    monkeypatch.setattr(results_io, "MAX_TABLE_BYTES", 100)
     with pytest.raises(FairLinError, match=r"audit results table .*runs\.parquet is [\d,]+ bytes; expected a file of "
                                            r"at most 100 bytes"):
         load_results(folder)
