@@ -22,7 +22,8 @@ import pandas as pd
 
 from benchmarks.timing import best_time
 from fairlin_core.audit.results import SHIPPED_AUDIT
-from fairlin_core.audit.results import COLUMNS, LAZY_TABLES, TABLES, TEXT_COLUMNS, AuditResults, load_results
+from fairlin_core.audit.results import AuditResults, load_results
+from fairlin_core.audit.results_io import COLUMNS, LAZY_TABLES, TABLES, TEXT_COLUMNS
 from fairlin_core.errors import FairLinError
 
 TARGET = 0.5  # seconds

@@ -12,9 +12,9 @@ from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz import tables
 from fairlin_core.viz.audit_figures import BUDGET_TITLE
 from fairlin_core.viz.report import audit_report_html
-from ui.linearize_form import job_configs, submit_jobs
+from ui.linearize_form import recipe_job_configs, submit_jobs
 from ui.jobs_panel import manager
-from ui.results_source import (Rows, chart, group_style, mitigation_labels, open_results, opened_run,
+from ui.results_source import (Rows, chart, group_style, mitigated, mitigation_labels, open_results, opened_run,
                                shipped_overlay)
 from ui.shell import require_shell
 from ui.state import current
@@ -38,9 +38,9 @@ if st.session_state.get("audit_split") not in splits:
 split = controls[1].selectbox("Test split", splits, key="audit_split",
                               help="balanced: every group equally represented (the default where the dataset has "
                                    "it); test: imbalanced like training")
-mitigations = [m for m in ("off", "on") if m in set(results.runs["mitigation"])]
-mitigation = controls[2].radio("Mitigation", mitigations, key="audit_mitigation", horizontal=True,
-                               format_func=mitigation_labels(results).get)
+mitigation_text = mitigation_labels(results)
+mitigation = controls[2].radio("Mitigation", list(mitigation_text), key="audit_mitigation", horizontal=True,
+                               format_func=mitigation_text.get)
 highlight = controls[3].selectbox("Highlight a group", ["none", *names], key="audit_highlight",
                                   help="grey every other group in the per-group charts")
 style = group_style(results, highlight)
@@ -55,7 +55,7 @@ st.caption(f"Groups classed by training share: {CLASS_RULE}. Minority here: "
            f"{', '.join(results.minority_groups()) or 'none'} (warm colours); majority groups in cool colours. "
            f"Relative drop = (base − linearized) / base × 100; bands and bars are 95% intervals across seeds.")
 st.plotly_chart(chart(key, figures.class_lines, Rows(AuditResults.class_drop, (split, mitigation)),
-                      f"Majority vs minority {on_split}, mitigation {mitigation}",
+                      f"Majority vs minority {on_split}, {mitigation_text[mitigation]}",
                       f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}",
                       **overlay), key="fig_classes")
 if shipped:
@@ -134,15 +134,17 @@ else:
     st.dataframe(chart(key, tables.front_table, Rows(AuditResults.cost_front, (split, profile))), hide_index=True,
                  key="table_cost_front")
 
-if set(mitigations) == {"off", "on"}:
+effect_of = mitigated(results)
+if effect_of is not None and len(mitigation_text) > 1:
+    effect_rows = Rows(AuditResults.mitigation_effect, (split, method, effect_of))
     st.header("Mitigated vs unmitigated")
-    st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), style,
+    st.plotly_chart(chart(key, figures.group_bars, effect_rows, style,
                           x="budget", y="drop_difference", low="drop_difference_ci_low",
                           high="drop_difference_ci_high",
                           title=f"{method}: drop without minus with mitigation {on_split}",
                           subtitle="relative drop, in points; positive = mitigation helped; 95% intervals across "
                                    "seeds", y_title="drop difference (points)"), key="fig_mitigation")
-    effect_table = chart(key, tables.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
+    effect_table = chart(key, tables.mitigation_table, effect_rows)
     with st.expander("Mitigated vs unmitigated, per group and budget (table)"):
         st.dataframe(effect_table, hide_index=True, key="table_mitigation")
     st.download_button("Download mitigated vs unmitigated (CSV)", lambda: effect_table.to_csv(index=False),
@@ -155,14 +157,14 @@ for skipped in results.meta.get("skipped", []):
 if len(missing):
     plural = len(missing) != 1
     st.warning(f"{len(missing)} run{'s' if plural else ''} of this grid {'are' if plural else 'is'} missing.")
-    st.dataframe(missing, hide_index=True, key="table_missing")
+    st.dataframe(missing.assign(recipe=[recipe.describe() for recipe in missing["recipe"]]), hide_index=True,
+                 key="table_missing")
     if key != "shipped" and st.button(f"Queue the missing run{'s' if plural else ''}", key="queue_missing",
                                       icon=":material/playlist_add:"):
         choice = current()
-        try:
-            configs = [c for row in missing.itertuples() for c in job_configs(
-                choice["checkpoint_path"], row.method, row.budget, [row.seed], snl_epochs=100, finetune_epochs=20,
-                mitigation=row.mitigation, group=choice["group"], data_root=choice["data_root"])]
+        try:  # each missing cell runs the recipe of the series on screen
+            configs = recipe_job_configs(choice["checkpoint_path"], list(missing["recipe"]), group=choice["group"],
+                                         data_root=choice["data_root"])
             st.success(f"Queued {len(submit_jobs(manager(), configs))} run(s); they appear here when done.")
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)

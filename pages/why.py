@@ -26,9 +26,10 @@ with_diagnostics = results.runs[results.runs["run_id"].isin(set(results.diagnost
 controls = st.columns(3)
 method = controls[0].selectbox("Method", [m for m in results.methods() if m in set(with_diagnostics["method"])],
                                 key="why_method")
-mitigations = [m for m in ("off", "on") if m in set(with_diagnostics["mitigation"])]
+mitigation_text = mitigation_labels(results)
+mitigations = [m for m in mitigation_text if m in set(with_diagnostics["mitigation"])]
 mitigation = controls[1].radio("Mitigation", mitigations, key="why_mitigation", horizontal=True,
-                               format_func=mitigation_labels(results).get)
+                               format_func=mitigation_text.get)
 highlight = controls[2].selectbox("Highlight a group", ["none", *names], key="why_highlight",
                                   help="grey every other group")
 style = group_style(results, highlight)
@@ -62,7 +63,7 @@ st.download_button("Download the diagnostics (CSV)", diag.to_csv(index=False),
 st.header("At one budget")
 budgets = [b for b in dict.fromkeys(diag["budget"]) if b != "base"]
 if not budgets:
-    st.info(f"No diagnostics of linearized {method} models with mitigation {mitigation}.")
+    st.info(f"No diagnostics of linearized {method} models ({mitigation_text[mitigation]}).")
     st.stop()
 if st.session_state.get("why_budget") not in budgets:
     st.session_state["why_budget"] = budgets[len(budgets) // 2]

@@ -16,22 +16,25 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fairlin_core.audit.results import SHIPPED_AUDIT, AuditResults, collect_from_store, load_results
+from fairlin_core.audit.results import SHIPPED_AUDIT, AuditResults, load_results
 from ui.errors import show_error
-from fairlin_core.jobs import get_manager
+from fairlin_core.jobs import collect_from_store, get_manager
+from fairlin_core.linearize.recipe import NO_MITIGATION
 from fairlin_core.viz.audit_figures import GroupStyle
 from ui.state import current
 
 SHIPPED_LABEL = "Shipped default audit"
-MITIGATION_LABELS = {"off": "plain finetune", "on": "fairness-constrained finetune"}
 
 
 def mitigation_labels(results: AuditResults) -> dict[str, str]:
-    """The Mitigation radio's labels: "on" names the mitigated runs' objective when they share one
-    (``run_protocols``: e.g. "mitigated: reweight"), else the generic label."""
-    protocols = results.run_protocols()
-    objectives = set(protocols.loc[protocols["mitigation"] == "on", "objective"])
-    return {**MITIGATION_LABELS, **({"on": f"mitigated: {objectives.pop()}"} if len(objectives) == 1 else {})}
+    """The Mitigation radio's labels by mitigation name: "plain finetune" for ``none``, "mitigated: lagrangian
+    mu 0.01" (the mitigation as its runs were set) for the others (:meth:`AuditResults.mitigations`)."""
+    return {name: text if name == NO_MITIGATION else f"mitigated: {text}" for name, text in results.mitigations().items()}
+
+
+def mitigated(results: AuditResults) -> str | None:
+    """The mitigation name of the mitigated runs on screen (results of one series hold at most one), or None."""
+    return next((name for name in results.mitigations() if name != NO_MITIGATION), None)
 
 
 REGISTRY_SIZE = 8
@@ -108,11 +111,11 @@ def choose_results() -> tuple[str, AuditResults] | None:
     except Exception as error:  # every error: one readable message, never a traceback
         show_error(error)
         return None
-    recipes = results.recipes()
-    if len(recipes) > 1:  # runs of different training protocols are never averaged into one series
-        recipe = st.selectbox("Training protocol", recipes, key="results_recipe",
-                              help="runs are compared only with runs trained the same way")
-        key, results = f"{key}|{recipe}", results.restricted(recipe)
+    protocols = {protocol.describe(): protocol for protocol in results.protocols()}
+    if len(protocols) > 1:  # runs of different training protocols are never averaged into one series
+        label = st.selectbox("Training protocol", list(protocols), key="results_recipe",
+                             help="runs are compared only with runs trained the same way")
+        key, results = f"{key}|{label}", results.of_protocol(protocols[label])
     _register(key, results)
     return key, results
 

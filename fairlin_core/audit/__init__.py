@@ -3,7 +3,8 @@ diagnostics (:mod:`.diagnostics`: a new one subclasses :class:`Diagnostic` and c
 the audit grid (:mod:`.grid`), mitigated-vs-unmitigated comparisons (:mod:`.compare`), tidy results with their
 views (:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`).
 
-Names load on first use, so reading results (:func:`load_results`) never imports torch. The wing itself
+Names load on first use, so importing the wing costs nothing (reading results does import torch: every run's
+recipe is read as a :class:`~fairlin_core.linearize.LinearizeRecipe`). The wing itself
 is callable: ``fairlin_core.audit(base, lin, ...)`` is :func:`.core.audit`, which is how ``fl.audit(...)``
 keeps working after any ``import fairlin_core.audit.<module>`` has made the wing the package's attribute.
 """
@@ -21,7 +22,7 @@ _EXPORTS = {
     "AuditGrid": "fairlin_core.audit.grid:AuditGrid",
     "build_audit": "fairlin_core.audit.grid:build_audit",
     **{name: f"fairlin_core.audit.results:{name}" for name in (
-        "SHIPPED_AUDIT", "AuditResults", "collect_from_store", "load_results")},
+        "SHIPPED_AUDIT", "AuditResults", "load_results")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -43,7 +43,8 @@ from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linea
 from ..linearize.output import save_linearized
 from ..models import relu_count
 from ..outputs import check_writable
-from .results import MAX_JSON_BYTES, SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, lagrangian_mu, run_groups
+from .results import SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, run_groups
+from .results_io import MAX_JSON_BYTES
 from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, file_digest, merge_duplicates, pid_alive
 
 DEFAULT_BUDGETS = ("20%", "10%", "5%", "2%", "1%", "0.5%")
@@ -196,7 +197,7 @@ def run_chunk(grid: AuditGrid, method: str, seed: int, *, progress: ProgressFn |
             run = {"run_id": run_id, "method": method, "budget": str(student.budget_requested),
                    "budget_fraction": budget_fraction(student.budget_requested, result.base_relu_count),
                    "relu_count": result.relu_count, "base_relu_count": result.base_relu_count, "seed": seed,
-                   "mitigation": mitigation, "mu": lagrangian_mu(asdict(grid.mitigation_config()) if mitigated else None),
+                   "mitigation": mitigation,
                    "configuration": json.dumps(result.configuration, sort_keys=True),
                    "param_distance": audit.get("param_distance", float("nan"))}
             pieces = {"runs": pd.DataFrame([run]), "groups": run_groups(run_id, result.evaluations),

@@ -2,11 +2,12 @@
 audit and diagnostics pages show.
 
 One :class:`AuditResults` holds, whatever produced it (the shipped default audit built by
-:mod:`fairlin_core.audit.grid`, or the finished runs of a run store via :func:`collect_from_store`):
+:mod:`fairlin_core.audit.grid`, or the finished runs of a run store via
+:func:`fairlin_core.jobs.results.collect_from_store`):
 
 - ``runs``: one row per run: run_id, method, budget (as requested, text), budget_fraction (of the base
-  ReLUs, requested), relu_count, base_relu_count, seed, mitigation ("off"/"on"), mu (the lagrangian's; NaN
-  when off or another method; the method itself is in the run's config, see ``run_protocols``),
+  ReLUs, requested), relu_count, base_relu_count, seed, mitigation (the name of the run's mitigation:
+  ``none``, ``lagrangian``, ``reweight``, ``groupdro``; its settings are in the run's recipe),
   configuration (the linearizer's, JSON text), param_distance (||theta_lin - theta_base||, NaN when not
   measured).
 - ``groups``: one row per run x split x group: run_id, split, group, n, base_accuracy, accuracy and
@@ -18,7 +19,9 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
 - ``attributions``: run_id, group, model, method (saliency / integrated_gradients), element (flat
   input index), value (mean |attribution| over the group's test examples).
 - ``group_sizes``: split, group, n (from the dataset, every split incl. train).
-- ``configs``: run_id -> the run's full configuration (JSON-ready dict); ``meta``: checkpoint,
+- ``configs``: run_id -> the run's configuration: its :class:`~fairlin_core.linearize.LinearizeRecipe` as
+  ``to_dict`` writes it plus ``checkpoint`` and whatever else was recorded (``dataset``, ``shared_masks``,
+  ...); older results are read into this shape (:mod:`fairlin_core.audit.migration`). ``meta``: checkpoint,
   dataset, group_attribute, group_names (the order every chart uses), base_relu_count, model (the base
   architecture's spec; absent from older results), how it was made.
 
@@ -27,8 +30,12 @@ protocol profile, :mod:`fairlin_core.cost`) from the base architecture (``meta["
 checkpoint's sidecar) and the run's ReLU count, and :meth:`~AuditResults.cost_front` sets worst-group and
 minority accuracy against the estimated latency with the Pareto front across methods and budgets.
 
+Runs are grouped by recipe: :meth:`AuditResults.protocols` lists the training protocols of the series
+(:mod:`fairlin_core.audit.protocols`), :meth:`~AuditResults.of_protocol` narrows the results to one, and
+:meth:`~AuditResults.missing_runs` names the recipe each missing cell of a series would run.
+
 The views (:meth:`AuditResults.group_drop`, :meth:`~AuditResults.fairness_summary`, ...) take the current
-choices (split, method, mitigation, budget) and return one tidy DataFrame, aggregated across seeds with a
+choices (split, method, mitigation name, budget) and return one tidy DataFrame, aggregated across seeds with a
 Student-t 95% interval where they say so; budgets are ordered from the largest to the smallest, groups in
 the dataset's order. Results are immutable once built, so every view is computed once per instance and
 arguments: a view returns the same DataFrame object on every call, which callers must not modify in
@@ -36,7 +43,8 @@ place (filter or copy it; lists are returned as fresh copies).
 
 ``save(folder)`` writes one Parquet file per table (``NAME.parquet``) plus ``configs.json`` and
 ``meta.json``; :func:`load_results` reads them back, and still reads folders of the older ``NAME.csv``
-tables. The two large tables (density, attributions) are read on first access.
+tables (the folder format: :mod:`fairlin_core.audit.results_io`). The two large tables (density,
+attributions) are read on first access.
 """
 
 from __future__ import annotations
@@ -44,52 +52,29 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..errors import FairLinError, brief
-from ..inputs import open_regular, read_json
-from ..runtime import json_ready
+from ..linearize import METHODS
+from ..linearize.recipe import NO_MITIGATION, PLAIN_FINETUNE, LinearizeRecipe, describe_mitigation
+from .migration import RECIPE_KEYS, migrate
+from .protocols import series
+from .results_io import TABLES, LazyTable, read_folder, shaped, shaped_lazily, write_folder
 
-TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
-LAZY_TABLES = ("density", "attributions")  # the large per-run detail tables: read on first access
-COLUMNS = {
-    "runs": ["run_id", "method", "budget", "budget_fraction", "relu_count", "base_relu_count", "seed", "mitigation",
-             "mu", "configuration", "param_distance"],
-    "groups": ["run_id", "split", "group", "n", "base_accuracy", "accuracy", "relative_drop"],
-    "diagnostics": ["run_id", "group", "model", "loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean",
-                    "input_margin_mean", "bound", "excess_loss"],
-    "density": ["run_id", "group", "model", "eigenvalue", "density"],
-    "attributions": ["run_id", "group", "model", "method", "element", "value"],
-    "group_sizes": ["split", "group", "n"],
-}
-TEXT_COLUMNS = {"run_id": str, "group": str, "budget": str, "method": str, "mitigation": str, "model": str,
-                "split": str, "configuration": str}
 CLASS_RULE = "minority = a group whose share of the training set is below an equal share (1 / number of groups)"
 RUN_KEYS = ["method", "budget", "budget_fraction", "mitigation"]
 CELL_KEYS = ["budget", "budget_fraction", "group"]
 DIAGNOSTIC_VALUES = ["loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean", "input_margin_mean", "bound",
                      "excess_loss"]
-PARQUET_COMPRESSION = "zstd"
-MAX_JSON_BYTES = 64 * 1024 * 1024  # configs.json and meta.json of one results folder
-MAX_TABLE_BYTES = 2**30  # one table file of a results folder
-
 # The shipped default audit (what the dashboard's audit pages open on); $FAIRLIN_AUDIT_RESULTS overrides it.
 SHIPPED_AUDIT = Path(os.environ.get("FAIRLIN_AUDIT_RESULTS")
                      or Path(__file__).resolve().parents[2] / "results" / "default_audit")
-
-
-class LazyTable:
-    """A table that is read on first access: ``load()`` returns the DataFrame."""
-
-    def __init__(self, load: Callable[[], pd.DataFrame]):
-        self.load = load
 
 
 def _view(method: Callable) -> Callable:
@@ -151,10 +136,13 @@ class AuditResults:
     @classmethod
     def from_tables(cls, tables: dict[str, pd.DataFrame | LazyTable], *, group_sizes: pd.DataFrame,
                     configs: dict[str, Any], meta: dict[str, Any]) -> AuditResults:
-        """Fill absent tables with empty ones and put every table's columns in their documented order (a
-        :class:`LazyTable` stays lazy and is shaped when read)."""
-        tables = {**tables, "group_sizes": group_sizes}
-        return cls(**{name: _shaped_lazily(tables.get(name), name) for name in TABLES}, configs=configs, meta=meta)
+        """Fill absent tables with empty ones, read every run's recipe into today's shape (runs' mitigation
+        names and configs, :func:`~fairlin_core.audit.migration.migrate`) and put every table's columns in their
+        documented order (a :class:`LazyTable` stays lazy and is shaped when read)."""
+        runs = tables.get("runs")
+        runs, configs = migrate(shaped(None, "runs") if runs is None else runs, configs, meta)
+        tables = {**tables, "runs": runs, "group_sizes": group_sizes}
+        return cls(**{name: shaped_lazily(tables.get(name), name) for name in TABLES}, configs=configs, meta=meta)
 
     @property
     def group_names(self) -> list[str]:
@@ -163,33 +151,16 @@ class AuditResults:
         return [str(n) for n in names] if names else list(dict.fromkeys(self.groups["group"]))
 
     def save(self, folder: str | Path) -> list[Path]:
-        """Write every table as ``NAME.parquet`` (replacing an older ``NAME.csv`` there) plus configs.json and
-        meta.json; returns the paths."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write the results into ``folder`` (:func:`~fairlin_core.audit.results_io.write_folder`: one Parquet
+        file per table plus configs.json and meta.json); returns the paths."""
         tables = {name: getattr(self, name) for name in TABLES}  # read lazy tables before anything is replaced
-        paths = []
-        for name, table in tables.items():
-            path = folder / f"{name}.parquet"
-            staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            table.to_parquet(staging, index=False, compression=PARQUET_COMPRESSION)
-            staging.replace(path)
-            (folder / f"{name}.csv").unlink(missing_ok=True)  # one format per folder
-            paths.append(path)
-        for name, data in (("configs", self.configs), ("meta", self.meta)):
-            path = folder / f"{name}.json"
-            path.write_text(json.dumps(json_ready(data), indent=1, sort_keys=True, allow_nan=False) + "\n")
-            paths.append(path)
-        return paths
+        return write_folder(folder, tables, self.configs, self.meta)
 
     # -- views ------------------------------------------------------------------------------------------
 
     @_view
     def methods(self) -> list[str]:
         """The methods present, in the engine's order (snl, deepreduce, random)."""
-        from ..linearize import (
-            METHODS,  # the engine's order; imported here so reading results needs no torch
-        )
         present = set(self.runs["method"])
         return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
 
@@ -251,7 +222,8 @@ class AuditResults:
     @_view
     def fairness_summary(self, split: str) -> pd.DataFrame:
         """Per method, budget and mitigation: overall accuracy (n-weighted over groups), worst-group accuracy,
-        parity gap (best minus worst group), means across seeds, plus relu_count and n_seeds."""
+        parity gap (best minus worst group), means across seeds, plus relu_count and n_seeds (methods by name,
+        budgets largest first, the unmitigated row first)."""
         rows = self.group_runs(split)
         rows = rows[rows["n"] > 0]
         per_run = rows.groupby(["run_id", *RUN_KEYS, "seed", "relu_count"], sort=False).apply(
@@ -263,8 +235,7 @@ class AuditResults:
             relu_count=("relu_count", "mean"), n_seeds=("seed", "nunique"),
             overall_accuracy=("overall_accuracy", "mean"), worst_group_accuracy=("worst_group_accuracy", "mean"),
             parity_gap=("parity_gap", "mean")).reset_index()
-        return table.sort_values(["method", "budget_fraction", "mitigation"], ascending=[True, False, True]) \
-                    .reset_index(drop=True)
+        return _plain_first(table, ["method", "budget_fraction"], [True, False])
 
     @_view
     def method_comparison(self, split: str, mitigation: str) -> pd.DataFrame:
@@ -273,14 +244,14 @@ class AuditResults:
         return pd.concat(tables, ignore_index=True)
 
     @_view
-    def mitigation_effect(self, split: str, method: str) -> pd.DataFrame:
-        """The paper's Figure 9: per budget and group, relative drop without minus with mitigation (points;
-        positive = mitigation helped), with both drops and the accuracy difference (means across seeds), and a
-        Student-t 95% interval of the difference over the seeds that ran both (drop_difference_ci_low/high,
-        n_seeds)."""
+    def mitigation_effect(self, split: str, method: str, mitigation: str) -> pd.DataFrame:
+        """The paper's Figure 9: per budget and group, relative drop of the plain finetune (mitigation ``none``)
+        minus that of ``mitigation`` (a mitigation name; points, positive = mitigation helped), with both drops
+        (drop_mean_off, drop_mean_on) and the accuracy difference (means across seeds), and a Student-t 95%
+        interval of the difference over the seeds that ran both (drop_difference_ci_low/high, n_seeds)."""
         from ..metrics.fairness import seed_summary
-        off = self.group_drop(split, method, "off")
-        on = self.group_drop(split, method, "on")
+        off = self.group_drop(split, method, NO_MITIGATION)
+        on = self.group_drop(split, method, mitigation)
         keys = CELL_KEYS
         table = off[[*keys, "n", "train_n", "drop_mean", "accuracy_mean"]].merge(
             on[[*keys, "drop_mean", "accuracy_mean"]], on=keys, suffixes=("_off", "_on"))
@@ -288,8 +259,8 @@ class AuditResults:
         table["accuracy_gain"] = table["accuracy_mean_on"] - table["accuracy_mean_off"]
         rows = self.group_runs(split)
         rows = rows[rows["method"] == method]
-        paired = rows[rows["mitigation"] == "off"].merge(rows[rows["mitigation"] == "on"], on=[*keys, "seed"],
-                                                         suffixes=("_off", "_on"))
+        paired = rows[rows["mitigation"] == NO_MITIGATION].merge(rows[rows["mitigation"] == mitigation],
+                                                                 on=[*keys, "seed"], suffixes=("_off", "_on"))
         paired["difference"] = paired["relative_drop_off"] - paired["relative_drop_on"]
         interval = seed_summary(paired, "difference", by=keys)[[*keys, "n_seeds", "ci_low", "ci_high"]].rename(
             columns={"ci_low": "drop_difference_ci_low", "ci_high": "drop_difference_ci_high"})
@@ -298,18 +269,28 @@ class AuditResults:
 
     @_view
     def missing_runs(self) -> pd.DataFrame:
-        """Cells of the grid spanned by the methods, budgets, seeds and mitigations present that have no run
-        (method, budget, seed, mitigation), minus the combinations the results' metadata says were skipped."""
-        runs = self.runs
-        if runs.empty:
-            return pd.DataFrame(columns=["method", "budget", "seed", "mitigation"])
+        """The cells of every series (:meth:`protocols`) spanned by the methods, budgets, seeds and mitigations
+        present in it that have no run, minus the method and budget combinations the results' metadata says were
+        skipped: method, budget, seed, mitigation (its name) and recipe (the
+        :class:`~fairlin_core.linearize.LinearizeRecipe` that runs the cell: the series' protocol with that
+        method, budget, seed and mitigation, no diagnostics); one row per recipe."""
+        columns = ["method", "budget", "seed", "mitigation", "recipe"]
         skipped = {(s["method"], s["budget"]) for s in self.meta.get("skipped", [])}
-        have = set(zip(runs["method"], runs["budget"], runs["seed"], runs["mitigation"]))
-        grid = itertools.product(runs["method"].drop_duplicates(), self.budgets(), sorted(runs["seed"].unique()),
-                                 runs["mitigation"].drop_duplicates())
-        rows = [{"method": m, "budget": b, "seed": int(s), "mitigation": x} for m, b, s, x in grid
-                if (m, b, s, x) not in have and (m, b) not in skipped]
-        return pd.DataFrame(rows, columns=["method", "budget", "seed", "mitigation"])
+        rows = {}
+        for protocol, members in self.series():
+            runs = self.runs[self.runs["run_id"].isin(members)]
+            have = set(zip(runs["method"], runs["budget"], runs["seed"], runs["mitigation"]))
+            budgets = runs.drop_duplicates("budget").sort_values("budget_fraction", ascending=False)["budget"]
+            grid = itertools.product(runs["method"].drop_duplicates(), budgets, sorted(runs["seed"].unique()),
+                                     runs["mitigation"].drop_duplicates())
+            for method, budget, seed, mitigation in grid:
+                if (method, budget, seed, mitigation) in have or (method, budget) in skipped:
+                    continue
+                recipe = replace(protocol, method=method, budget=budget, seed=int(seed),
+                                 mitigation=None if mitigation == NO_MITIGATION else protocol.mitigation).validate()
+                rows.setdefault(recipe, {"method": method, "budget": budget, "seed": int(seed),
+                                         "mitigation": mitigation, "recipe": recipe})
+        return pd.DataFrame(list(rows.values()), columns=columns)
 
     # -- diagnostics views ------------------------------------------------------------------------------
 
@@ -372,77 +353,56 @@ class AuditResults:
 
 
     @_view
-    def run_protocols(self) -> pd.DataFrame:
-        """Per run, its protocol from its configuration: run_id, method, budget, seed, mitigation,
-        finetune_epochs, snl_epochs (SNL runs only, else NaN), mu (lagrangian runs only, else NaN), objective
-        (:func:`mitigation_label` of the run's mitigation, "none" when off) and label (e.g. "snl 1% · seed 0 ·
-        finetune 20 ep · SNL 100 ep · lagrangian mu 0.01"), the name a run goes by instead of its id."""
-        rows = []
-        for run in self.runs.itertuples(index=False):
-            config = self.configs.get(run.run_id) or {}
-            finetune = (config.get("finetune") or {}).get("epochs")
-            snl = (config.get("snl") or {}).get("epochs") if run.method == "snl" else None
-            objective = "none"
-            if run.mitigation == "on":  # results without configs know only mu: they predate the other methods
-                mitigation = config.get("mitigation") or ({"mu": run.mu} if pd.notna(run.mu) else None)
-                objective = mitigation_label(mitigation) if mitigation else "mitigated"
-            finetune = float("nan") if finetune is None else float(finetune)
-            snl = float("nan") if snl is None else float(snl)
-            protocol = _recipe_label(finetune, snl, objective if run.mitigation == "on" else "plain finetune")
-            rows.append({"run_id": run.run_id, "method": run.method, "budget": run.budget, "seed": run.seed,
-                         "mitigation": run.mitigation, "finetune_epochs": finetune, "snl_epochs": snl,
-                         "mu": float(run.mu) if run.mitigation == "on" else float("nan"),  # NaN unless lagrangian
-                         "objective": objective,
-                         "label": f"{run.method} {run.budget} · seed {int(run.seed)} · {protocol}"})
-        return pd.DataFrame(rows, columns=["run_id", "method", "budget", "seed", "mitigation", "finetune_epochs",
-                                           "snl_epochs", "mu", "objective", "label"])
-
-    def run_labels(self) -> dict[str, str]:
-        """run_id -> the run's protocol label (:meth:`run_protocols`)."""
-        table = self.run_protocols()
-        return dict(zip(table["run_id"], table["label"]))
+    def run_recipes(self) -> dict[str, LinearizeRecipe]:
+        """run_id -> the run's :class:`~fairlin_core.linearize.LinearizeRecipe` (from its config), in the runs'
+        order (the dict is shared: do not modify it)."""
+        return {run_id: LinearizeRecipe.from_dict({k: v for k, v in self.configs[run_id].items() if k in RECIPE_KEYS})
+                for run_id in self.runs["run_id"]}
 
     @_view
-    def recipes(self) -> list[str]:
-        """The training protocols the runs follow, as labels ("finetune 10 ep · SNL 30 ep · lagrangian mu 0.01"):
-        the finetune epochs, SNL epochs (of SNL runs) and mitigation objective that must agree for runs to be
-        averaged into one series (runs of two mitigation methods are two protocols). One recipe (or none) means
-        every series is homogeneous."""
-        return list(dict.fromkeys(_recipe_label(*key) for key in self._recipe_keys()))
+    def series(self) -> list[tuple[LinearizeRecipe, list[str]]]:
+        """The series of these runs (:func:`fairlin_core.audit.protocols.series`): (protocol, run ids) each."""
+        return series(self.run_recipes())
 
-    def _recipe_keys(self) -> list[tuple]:
-        table = self.run_protocols()
-        finetune = sorted(set(table["finetune_epochs"].dropna())) or [float("nan")]
-        snl = sorted(set(table["snl_epochs"].dropna())) or [float("nan")]
-        objectives = sorted(set(table.loc[table["mitigation"] == "on", "objective"])) or [None]
-        keys = [(f, e, o) for f in finetune for e in snl for o in objectives]
-        return [k for k in keys if len(self._recipe_runs(k))]
-
-    def _recipe_runs(self, key: tuple) -> list[str]:
-        finetune, snl, objective = key
-        table = self.run_protocols()
-
-        def same(column: pd.Series, value: float) -> pd.Series:
-            return column.isna() | (column == value) if pd.notna(value) else column.isna()
-
-        plain = table["mitigation"] == "off"
-        keep = same(table["finetune_epochs"], finetune) & same(table["snl_epochs"], snl) \
-            & (plain | (table["objective"] == objective))
-        return table[keep]["run_id"].tolist()
+    def protocols(self) -> list[LinearizeRecipe]:
+        """The training protocols of the series, each as a recipe (its method ``snl`` where snl runs are in it,
+        budget, seed and diagnostics at their defaults; :meth:`~LinearizeRecipe.describe` is its label). One
+        protocol (or none) means every run is in the one series: :meth:`of_protocol` would keep them all."""
+        return [protocol for protocol, _ in self.series()]
 
     @_view
-    def restricted(self, recipe: str) -> AuditResults:
-        """These results narrowed to the runs of one training protocol of :meth:`recipes` (runs of every
-        method that agree with it; unmitigated runs join every mitigation objective), as a new :class:`AuditResults`."""
-        keys = {(_recipe_label(*k)): k for k in self._recipe_keys()}
-        if recipe not in keys:
-            raise FairLinError(f"unknown training protocol {brief(recipe)}; expected one of {', '.join(keys)}")
-        keep = set(self._recipe_runs(keys[recipe]))
+    def of_protocol(self, protocol: LinearizeRecipe) -> AuditResults:
+        """These results narrowed to the runs of one series (a protocol of :meth:`protocols`: its runs of every
+        method, and the unmitigated twins of a mitigated protocol), as a new :class:`AuditResults`."""
+        members = dict(self.series()).get(protocol)
+        if members is None:
+            raise FairLinError(f"no series of training protocol {brief(protocol.describe())}; expected one of "
+                               f"{', '.join(p.describe() for p in self.protocols())}")
+        keep = set(members)
         narrowed = {name: getattr(self, name) for name in ("runs", "groups", "diagnostics", "density",
                                                              "attributions")}
         tables = {name: table[table["run_id"].isin(keep)] for name, table in narrowed.items()}
         return AuditResults.from_tables(tables, group_sizes=self.group_sizes,
                                         configs={r: c for r, c in self.configs.items() if r in keep}, meta=self.meta)
+
+    def run_labels(self) -> dict[str, str]:
+        """run_id -> the name a run goes by instead of its id: "snl 1% · seed 0 · finetune 20 ep · SNL 100 ep ·
+        lagrangian mu 0.01" (method, budget, seed, :meth:`LinearizeRecipe.describe`)."""
+        recipes = self.run_recipes()
+        return {run.run_id: f"{run.method} {run.budget} · seed {int(run.seed)} · {recipes[run.run_id].describe()}"
+                for run in self.runs.itertuples(index=False)}
+
+    @_view
+    def mitigations(self) -> dict[str, str]:
+        """The mitigation names present (``none`` first, then by name) -> how they read: "plain finetune" for
+        none, else the mitigation's description when its runs share one setting ("lagrangian mu 0.01"), else
+        its name."""
+        settings: dict[str, set[str]] = {}
+        for recipe in self.run_recipes().values():
+            settings.setdefault(recipe.mitigation_name, set()).add(describe_mitigation(recipe.mitigation))
+        names = sorted(settings, key=lambda name: (name != NO_MITIGATION, name))
+        return {name: PLAIN_FINETUNE if name == NO_MITIGATION else next(iter(settings[name]))
+                if len(settings[name]) == 1 else name for name in names}
 
     @_view
     def group_classes(self) -> pd.DataFrame:
@@ -511,13 +471,13 @@ class AuditResults:
         if not methods:
             return {}
         method = methods[0]
-        table = self.class_drop(split, "off")
+        table = self.class_drop(split, NO_MITIGATION)
         table = table[table["method"] == method]
         if table.empty or set(table["group_class"]) != {"minority", "majority"}:
             return {}
         budget = self.budgets(method)[-1]
         cells = table[table["budget"] == budget].set_index("group_class")
-        groups = self.group_drop(split, method, "off")
+        groups = self.group_drop(split, method, NO_MITIGATION)
         groups = groups[groups["budget"] == budget]
         worst = groups.loc[groups["drop_mean"].idxmax()]
         values = {c: {"mean": float(cells.at[c, "drop_mean"]), "ci_low": float(cells.at[c, "drop_ci_low"]),
@@ -545,7 +505,7 @@ class AuditResults:
         return table.assign(ci_low=low, ci_high=high)
 
     @_view
-    def bound_agreement(self, method: str, budget: str, mitigation: str = "off") -> dict[str, Any]:
+    def bound_agreement(self, method: str, budget: str, mitigation: str = NO_MITIGATION) -> dict[str, Any]:
         """How Theorem 4.4's bound tracks the measured excess loss across groups at one budget: spearman (rank
         correlation, scipy.stats.spearmanr), p_value, n_groups, median_ratio (median of bound / excess loss
         over the groups whose excess loss is positive; NaN when none is) and text (one sentence)."""
@@ -615,7 +575,7 @@ class AuditResults:
         table = per_run.groupby(RUN_KEYS, sort=False).agg(n_seeds=("seed", "nunique"),
                                                           **{v: (v, "mean") for v in values}).reset_index()
         base_rows = rows.drop_duplicates("group")
-        base = {"method": "base", "budget": "100%", "budget_fraction": 1.0, "mitigation": "off",
+        base = {"method": "base", "budget": "100%", "budget_fraction": 1.0, "mitigation": NO_MITIGATION,
                 "n_seeds": int(rows["seed"].nunique()),
                 **_accuracies(base_rows["base_accuracy"], base_rows["n"], base_rows["group"].isin(minority))}
         base.update({k: v for k, v in base_cost(self.model_spec(), profile).items() if k in values})
@@ -630,13 +590,12 @@ class AuditResults:
         """method, mitigation, budget, budget_fraction, relu_count, param_distance (mean over the seeds that
         measured it)."""
         runs = self.runs.dropna(subset=["param_distance"])
-        return runs.groupby(["method", "mitigation", "budget", "budget_fraction"], sort=False).agg(
-            relu_count=("relu_count", "mean"), param_distance=("param_distance", "mean")).reset_index() \
-            .sort_values(["method", "mitigation", "budget_fraction"], ascending=[True, True, False]) \
-            .reset_index(drop=True)
+        table = runs.groupby(["method", "mitigation", "budget", "budget_fraction"], sort=False).agg(
+            relu_count=("relu_count", "mean"), param_distance=("param_distance", "mean")).reset_index()
+        return _plain_first(table, ["method"], [True], then=("budget_fraction",), then_ascending=(False,))
 
     @_view
-    def diagnostic_run(self, method: str, budget: str, mitigation: str = "off",
+    def diagnostic_run(self, method: str, budget: str, mitigation: str = NO_MITIGATION,
                        table: str = "density") -> str | None:
         """The id of the first run (lowest seed) of that cell that has rows in ``table`` (density or
         attributions), or None."""
@@ -680,37 +639,14 @@ def default_split(splits: list[str]) -> str:
     return next((s for s in ("balanced", "test") if s in splits), splits[0] if splits else "test")
 
 
-def _recipe_label(finetune: float, snl: float, objective: str | None) -> str:
-    parts = [f"finetune {int(finetune)} ep"] if pd.notna(finetune) else []
-    parts += [f"SNL {int(snl)} ep"] if pd.notna(snl) else []
-    parts += [objective] if objective else []
-    return " · ".join(parts) or "default protocol"
-
-
-def lagrangian_mu(mitigation: dict[str, Any] | None) -> float:
-    """The mu of a run config's lagrangian mitigation (a dict without ``method`` is one); NaN for none or
-    another method."""
-    if mitigation is None or mitigation.get("method", "lagrangian") != "lagrangian":
-        return float("nan")
-    return float(mitigation.get("mu", float("nan")))
-
-
-def mitigation_label(mitigation: dict[str, Any] | None) -> str:
-    """A run config's mitigation as text: "none", "lagrangian mu 0.01" (plus "normalised", "tolerance T",
-    "lambda_max M" when set), "reweight", "groupdro eta 0.01". A dict without ``method`` is the lagrangian
-    (configs stored before methods existed); settings a sparse dict lacks are left out."""
-    if mitigation is None:
-        return "none"
-    method = mitigation.get("method", "lagrangian")
-    parts = [method]
-    if method == "lagrangian":
-        parts += [f"mu {mitigation['mu']:g}"] if mitigation.get("mu") is not None else []
-        parts += ["normalised"] if mitigation.get("normalize") else []
-        parts += [f"tolerance {mitigation['tolerance']:g}"] if mitigation.get("tolerance") else []
-        parts += [f"lambda_max {mitigation['lambda_max']:g}"] if mitigation.get("lambda_max") is not None else []
-    elif method == "groupdro" and mitigation.get("eta") is not None:
-        parts.append(f"eta {mitigation['eta']:g}")
-    return " ".join(parts)
+def _plain_first(table: pd.DataFrame, by: list[str], ascending: list[bool], *, then: tuple[str, ...] = (),
+                 then_ascending: tuple[bool, ...] = ()) -> pd.DataFrame:
+    """``table`` sorted by ``by``, then the unmitigated rows (mitigation ``none``) before the mitigated ones (by
+    name), then by ``then``; a fresh index."""
+    keys = {"_plain": table["mitigation"] != NO_MITIGATION}
+    return table.assign(**keys).sort_values([*by, "_plain", "mitigation", *then],
+                                            ascending=[*ascending, True, True, *then_ascending]) \
+        .drop(columns="_plain").reset_index(drop=True)
 
 
 def _accuracies(accuracy: pd.Series, n: pd.Series, minority: pd.Series) -> dict[str, float]:
@@ -729,90 +665,12 @@ def _pareto(cost: pd.Series, value: pd.Series) -> list[bool]:
 
 
 def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
-    """Read a folder written by :meth:`AuditResults.save` (``NAME.parquet`` tables, or the older ``NAME.csv``;
-    Parquet is preferred where both exist); FairLinError naming what is missing or broken. ``lazy``: read
-    density and attributions on first access (a FairLinError then if their file changed since)."""
-    folder = Path(folder)
-    files = {name: _table_file(folder, name) for name in TABLES}
-    missing = [f"{name}.parquet" for name, path in files.items() if path is None]
-    missing += [f"{n}.json" for n in ("configs", "meta") if not (folder / f"{n}.json").is_file()]
-    if missing:
-        raise FairLinError(f"{folder} is not an audit results folder: {', '.join(missing)} missing (tables may "
-                           f"also be the older NAME.csv); expected the files written by "
-                           f"`python -m fairlin_core default-audit`")
-    tables: dict[str, pd.DataFrame | LazyTable] = {}
-    for name, path in files.items():
-        if lazy and name in LAZY_TABLES:
-            tables[name] = LazyTable(functools.partial(_read_unchanged, path, name, _stamp(path)))
-        else:
-            tables[name] = _read_table(path, name)
-    configs, meta = (read_json(folder / f"{name}.json", MAX_JSON_BYTES, "audit results file", "the JSON written with "
-                               "the results (regenerate it with `python -m fairlin_core default-audit`)")
-                     for name in ("configs", "meta"))
+    """The results saved in ``folder`` (by :meth:`AuditResults.save`, or older: CSV tables, sparse or no
+    configs), through :func:`~fairlin_core.audit.results_io.read_folder`; FairLinError naming what is missing or
+    broken. ``lazy``: read density and attributions on first access."""
+    tables, configs, meta = read_folder(folder, lazy=lazy)
     group_sizes = tables.pop("group_sizes")
     return AuditResults.from_tables(tables, group_sizes=group_sizes, configs=configs, meta=meta)
-
-
-def _table_file(folder: Path, name: str) -> Path | None:
-    for suffix in (".parquet", ".csv"):
-        path = folder / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
-
-def _read_table(path: Path, name: str) -> pd.DataFrame:
-    """One table file, read through the input guard (a regular file of at most :data:`MAX_TABLE_BYTES`)."""
-    with open_regular(path, MAX_TABLE_BYTES, "audit results table") as handle:
-        try:
-            if path.suffix == ".parquet":
-                return pd.read_parquet(handle)
-            return pd.read_csv(handle, dtype={c: t for c, t in TEXT_COLUMNS.items() if c in COLUMNS[name]})
-        except (ValueError, OSError, pd.errors.ParserError) as error:  # pyarrow's ArrowInvalid is a ValueError
-            raise _damaged(path.parent, error) from None
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
-
-
-def _read_unchanged(path: Path, name: str, stamp: tuple[int, int]) -> pd.DataFrame:
-    """A lazy table's read: refused when the file is not the one the other tables were read with."""
-    try:
-        same = _stamp(path) == stamp
-    except OSError:
-        same = False
-    if not same:
-        raise FairLinError(f"{path} changed (or went away) after the other tables of {path.parent} were loaded; "
-                           f"load the results again")
-    return _read_table(path, name)
-
-
-def _damaged(folder: Path, error: Exception) -> FairLinError:
-    return FairLinError(f"{folder} holds a damaged audit results file ({error}); regenerate it with "
-                        f"`python -m fairlin_core default-audit`")
-
-
-def _shaped_lazily(table: pd.DataFrame | LazyTable | None, name: str) -> pd.DataFrame | LazyTable:
-    if isinstance(table, LazyTable):
-        load = table.load
-        return LazyTable(lambda: _shaped(load(), name))
-    return _shaped(table, name)
-
-
-def _shaped(table: pd.DataFrame | None, name: str) -> pd.DataFrame:
-    columns = COLUMNS[name]
-    if table is None or table.empty:
-        return pd.DataFrame({c: pd.Series(dtype=TEXT_COLUMNS.get(c, float)) for c in columns})
-    table = table.copy()
-    for column in columns:
-        if column not in table:
-            table[column] = float("nan")
-    for column, kind in TEXT_COLUMNS.items():
-        if column in table:
-            table[column] = table[column].astype(kind)
-    return table[columns].reset_index(drop=True)
 
 
 # -- building rows from one run ---------------------------------------------------------------------
@@ -846,7 +704,7 @@ def with_relative_drop(groups: pd.DataFrame) -> pd.DataFrame:
 
 def audit_rows(run_id: str, audit: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """``diagnostics``, ``density`` and ``attributions`` rows of one run from a :func:`run_audit` result
-    (or the ``audit:<name>`` tables of a stored run, keyed by name without the prefix)."""
+    (or the diagnostics tables of a stored run, keyed by name)."""
     per_model = []
     for model in ("base", "lin"):
         table = None
@@ -874,66 +732,3 @@ def audit_rows(run_id: str, audit: dict[str, Any]) -> dict[str, pd.DataFrame]:
         if name in out:
             out[name]["group"] = out[name]["group"].astype(str)
     return out
-
-
-# -- the runs of a run store --------------------------------------------------------------------------
-
-def budget_label(fraction: float) -> str:
-    """A budget fraction as the percent label the pages use (0.1 -> "10%", 0.005 -> "0.5%")."""
-    return f"{100 * fraction:.3g}%"
-
-
-def collect_from_store(store: Any, checkpoint: str | Path, *, group: str | None = None,
-                       data_root: str | Path | None = None) -> AuditResults:
-    """The done runs of ``store`` (a :class:`~fairlin_core.jobs.RunStore`) linearizing ``checkpoint``, as
-    :class:`AuditResults`. ``group``: keep only runs grouped by this attribute (None = the checkpoint's).
-
-    Budgets are relabelled as percentages of the base ReLU count, so runs asked for as counts and as
-    fractions line up; runs whose artifacts are damaged are left out.
-    """
-    from ..checkpoints import load_dataset_for, read_sidecar
-    path = Path(checkpoint).resolve()
-    sidecar = read_sidecar(path)
-    own = sidecar.get("dataset") or {}
-    wanted = group or own.get("group")
-    tables: dict[str, list[pd.DataFrame]] = {}
-    runs, configs = [], {}
-    for record in store.list_runs("done"):
-        config = record["config"]
-        run_group = (config.get("dataset") or {}).get("group") or own.get("group")
-        if config.get("checkpoint") != str(path) or run_group != wanted:  # train-base runs have no checkpoint
-            continue
-        run = store.get_run(record["id"])
-        if run.status != "done":
-            continue
-        summary = run.summary
-        base_count = int(summary["base_relu_count"])
-        fraction = budget_fraction(config["budget"], base_count)
-        audit = {name.split(":", 1)[1]: table for name, table in run.tables.items() if name.startswith("audit:")}
-        distance = float("nan")
-        if "summary" in audit:
-            distance = float(audit["summary"]["param_distance"].iloc[0])
-        mitigation = config.get("mitigation")
-        runs.append({"run_id": run.id, "method": config["method"], "budget": budget_label(fraction),
-                     "budget_fraction": fraction, "relu_count": summary["relu_count"], "base_relu_count": base_count,
-                     "seed": config["seed"], "mitigation": "on" if mitigation else "off",
-                     "mu": lagrangian_mu(mitigation),
-                     "configuration": json.dumps(summary.get("configuration", {}), sort_keys=True),
-                     "param_distance": distance})
-        groups = run.tables["groups"].astype({"group": str}).assign(run_id=run.id)
-        tables.setdefault("groups", []).append(with_relative_drop(groups))
-        for name, table in audit_rows(run.id, {k: v.astype({"group": str}) if "group" in v else v
-                                               for k, v in audit.items()}).items():
-            tables.setdefault(name, []).append(table)
-        configs[run.id] = config
-    tables = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-    tables["runs"] = pd.DataFrame(runs)
-    bundle = load_dataset_for(sidecar, data_root, group=wanted)
-    meta = {"checkpoint": path.name, "dataset": bundle.name, "group_attribute": bundle.group_attribute,
-            "group_names": list(bundle.group_names),
-            "base_relu_count": sidecar.get("relu_count"),
-            "input_shape": (sidecar.get("model") or {}).get("input_shape"),
-            "model": sidecar.get("model"),
-            "source": f"run store {store.root}"}
-    return AuditResults.from_tables(tables, group_sizes=bundle.group_sizes()[["split", "group", "n"]],
-                                    configs=configs, meta=meta)

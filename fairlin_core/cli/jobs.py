@@ -24,13 +24,13 @@ from typing import Any
 
 from ..errors import FairLinError, brief
 from ..checkpoints import read_sidecar, resolve_checkpoint_path
-from ..finetune import DEFAULT_ETA, DEFAULT_MU, mitigation_names
+from ..finetune import DEFAULT_ETA, DEFAULT_MU, MitigationConfig, mitigation_names
 from ..linearize import unique_budgets
+from ..linearize.recipe import describe_mitigation
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
 from ..limits import NON_NEGATIVE, POSITIVE, check_count
 from .common import budget_list, count_arg, float_arg, print_json, print_notes, seed_list
 from .progress import TqdmProgress
-from ..audit.results import mitigation_label
 from ..jobs.config import JobConfig
 from ..jobs.manager import EXECUTORS, JobManager
 from ..jobs.ray_executor import ADDRESS_ENV, DEFAULT_RETRIES
@@ -141,7 +141,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         for r in records:
             c = r["config"]
             print(f"{r['id']}  {r['status']:11s} {c['method']:10s} budget={c['budget']!s:6s} seed={c['seed']} "
-                  f"mitigation={'off' if c['mitigation'] is None else mitigation_label(c['mitigation'])} "
+                  f"mitigation={describe_mitigation(MitigationConfig.coerce(c['mitigation']))} "
                   f"relus={r['relu_count']} acc={r['overall_accuracy']} worst={r['worst_group_accuracy']}")
     failed = [r for r in records if r["status"] != "done"]
     if failed:

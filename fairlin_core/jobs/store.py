@@ -57,7 +57,8 @@ import pandas as pd
 from ..errors import FairLinError, brief, clip
 from ..outputs import check_writable
 from ..runtime import comma_list, file_digest, pid_alive
-from ..audit.results import lagrangian_mu, mitigation_label
+from ..finetune import MitigationConfig
+from ..linearize.recipe import describe_mitigation
 from .config import TRAIN_BASE, option_defaults
 from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
 
@@ -68,6 +69,7 @@ ID_LENGTH = 16
 INDEX = "runs.sqlite"
 JOURNAL = f"{INDEX}-journal"  # SQLite's rollback journal: present while a write is under way (or was cut off)
 INTERRUPTED = "the process running it stopped before it finished; requeue it to finish it"
+AUDIT_PREFIX = "audit:"  # a done run's diagnostics tables are listed as audit:<name> among its tables
 LIST_COLUMNS = ("id", "status", "config", "created", "finished", "relu_count", "overall_accuracy",
                 "worst_group_accuracy")
 
@@ -143,7 +145,7 @@ class Run:
     """One run as read back: its index row, summary and tables (empty unless done and intact).
 
     tables: ``groups`` (split, group, n, base_accuracy, linearized_accuracy, accuracy), ``history``
-    (one row per epoch of every stage) and ``audit:<name>`` for every diagnostics table.
+    (one row per epoch of every stage) and ``audit:<name>`` (:data:`AUDIT_PREFIX`) for every diagnostics table.
     """
 
     id: str
@@ -548,7 +550,7 @@ class RunStore:
             run.summary = json.loads((folder / "summary.json").read_text())
             run.tables = {"groups": pd.read_csv(folder / "groups.csv"), "history": pd.read_csv(folder / "history.csv")}
             for table in sorted((folder / "audit").glob("*.csv")):
-                run.tables[f"audit:{table.stem}"] = pd.read_csv(table)
+                run.tables[f"{AUDIT_PREFIX}{table.stem}"] = pd.read_csv(table)
         return run
 
 
@@ -586,9 +588,10 @@ def _table_fields(config: dict[str, Any]) -> dict[str, Any]:
         checkpoint = str(Path(str(config.get("out_dir"))) / f"{config.get('name')}.safetensors")
         return {"method": TRAIN_BASE, "budget": "", "seed": config["seed"], "mitigation": "none",
                 "mitigation_mu": float("nan"), "checkpoint": checkpoint}
+    mitigation = MitigationConfig.coerce(config["mitigation"])
+    mu = mitigation.mu if mitigation is not None and mitigation.method == "lagrangian" else float("nan")
     return {"method": config["method"], "budget": str(config["budget"]), "seed": config["seed"],
-            "mitigation": mitigation_label(config["mitigation"]), "mitigation_mu": lagrangian_mu(config["mitigation"]),
-            "checkpoint": config["checkpoint"]}
+            "mitigation": describe_mitigation(mitigation), "mitigation_mu": mu, "checkpoint": config["checkpoint"]}
 
 
 def _unpack(sparse: str, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:

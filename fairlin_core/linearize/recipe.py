@@ -141,6 +141,48 @@ class LinearizeRecipe:
         options = self.options().with_epochs(snl_epochs, finetune_epochs)
         return replace(self, snl=options.snl, finetune=options.finetune)
 
+    def describe(self) -> str:
+        """How the run was trained, in words: "finetune 20 ep · SNL 100 ep · lagrangian mu 0.01": the finetune's
+        epochs, SNL's (snl runs only), the mitigation (:func:`describe_mitigation`; :data:`PLAIN_FINETUNE`
+        without) and the precision when not fp32; every other option that differs from its default is named
+        after its part ("finetune 10 ep lr 0.01"), so two protocols never read alike."""
+        parts = [f"finetune {self.finetune.epochs} ep{_changed(self.finetune, FinetuneConfig(), ('epochs',))}"]
+        if self.method == "snl":
+            parts.append(f"SNL {self.snl.epochs} ep{_changed(self.snl, SNLConfig(), ('epochs',))}")
+        parts.append(PLAIN_FINETUNE if self.mitigation is None else describe_mitigation(self.mitigation))
+        parts += [] if self.precision == FP32 else [self.precision]
+        return " · ".join(parts)
+
+
+PLAIN_FINETUNE = "plain finetune"  # how a recipe without mitigation reads
+_NAMED_SETTINGS = {"lagrangian": ("mu",), "groupdro": ("eta",)}  # the setting a method's description always names
+
+
+def describe_mitigation(mitigation: MitigationConfig | None) -> str:
+    """A mitigation in words: "none", "reweight", "lagrangian mu 0.01", "groupdro eta 0.01", plus every setting
+    that differs from its default ("lagrangian mu 0.01 normalize tolerance 0.1 lambda_max 0.5")."""
+    if mitigation is None:
+        return NO_MITIGATION
+    named = _NAMED_SETTINGS.get(mitigation.method, ())
+    return mitigation.method + _changed(mitigation, MitigationConfig(method=mitigation.method), ("method",), named)
+
+
+def _changed(options: Any, defaults: Any, skip: tuple[str, ...], named: tuple[str, ...] = ()) -> str:
+    """" name value" for every field of ``options`` in ``named`` or differing from ``defaults`` (a true flag is its
+    name alone, a false one or None "no name"), in field order; "" when none."""
+    words = []
+    for part in fields(options):
+        value = getattr(options, part.name)
+        if part.name in skip or (part.name not in named and value == getattr(defaults, part.name)):
+            continue
+        if value is True:
+            words.append(part.name)
+        elif value is False or value is None:
+            words.append(f"no {part.name}")
+        else:
+            words.append(f"{part.name} {value:g}" if isinstance(value, (int, float)) else f"{part.name} {value}")
+    return "".join(f" {word}" for word in words)
+
 
 def normalise_budget(budget: Any) -> int | float | str:
     """Numeric text becomes an int or float; percentages stay text ("10%"); anything else is refused."""

@@ -9,7 +9,9 @@ Conventions every figure follows (the pages and the HTML report draw the same fi
   ``highlight`` greys every other group;
 - budgets: the x axis is "ReLUs kept (% of base)" on a log scale, decreasing to the right (the direction the
   budget slider moves), with ticks at the grid's budgets only and the ReLU count in the hover;
-- legends are horizontal, below the plot, and never scroll (``maxheight`` is the whole figure);
+- legends are horizontal, below the plot, and never scroll (``maxheight`` is the whole figure); series of a
+  mitigation (a ``mitigation`` column of names) are named "snl, plain finetune" / "snl, lagrangian" and
+  drawn dashed (lines) or as diamonds (markers), the plain finetune solid and as circles;
 - a ``reference`` (the same view of other results, e.g. the shipped default audit beside a run store's) is
   drawn as its own lighter series (dashed lines, grey-edged diamonds on bars) named ``reference_name``, never
   merged with the results' own series;
@@ -28,6 +30,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..linearize.recipe import NO_MITIGATION, PLAIN_FINETUNE
+
 # cool hues for majority groups, warm hues for minority groups (mid tones: readable on light and dark)
 MAJORITY_COLORS = ["#1f6fb4", "#2a9d8f", "#5b7fd6", "#3a8f3a", "#0f8ca8", "#7a6fd0", "#4f9fd6", "#2e7d5b",
                    "#5aa9a0", "#3d5a99"]
@@ -37,7 +41,7 @@ CLASS_COLORS = {"majority": MAJORITY_COLORS[0], "minority": MINORITY_COLORS[0]}
 MUTED = "rgba(150,150,150,0.35)"
 ERROR_COLOR = "#8c8c8c"  # error bars: mid grey, visible on the light and the dark theme
 METHOD_COLORS = {"snl": "#636EFA", "deepreduce": "#EF553B", "random": "#7F7F7F", "base": "#7f7f7f"}
-MITIGATION_DASH = {"off": "solid", "on": "dash"}
+PLAIN_DASH, MITIGATED_DASH = "solid", "dash"
 MARGIN = {"t": 60, "b": 20, "l": 55, "r": 20}
 BUDGET_TITLE = "ReLUs kept (% of base)"
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.26, "x": 0, "xanchor": "left", "maxheight": 1,
@@ -312,6 +316,19 @@ def base_accuracy_bars(table: pd.DataFrame, style: GroupStyle, title: str, subti
     return _layout(fig, title, height=380, showlegend=False, subtitle=subtitle)
 
 
+def mitigation_text(name: str) -> str:
+    """A mitigation name as a series is named: "plain finetune" for ``none``, else the name."""
+    return PLAIN_FINETUNE if name == NO_MITIGATION else name
+
+
+def _dash(mitigation: str) -> str:
+    return PLAIN_DASH if mitigation == NO_MITIGATION else MITIGATED_DASH
+
+
+def _symbol(mitigation: str) -> str:
+    return PLAIN_SYMBOL if mitigation == NO_MITIGATION else MITIGATED_SYMBOL
+
+
 def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
     """``value`` (a fraction: worst_group_accuracy, overall_accuracy or parity_gap; drawn in %) vs ReLUs kept,
     one colour per method, dashed when mitigated."""
@@ -319,8 +336,8 @@ def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -
     for (method, mitigation), rows in summary.groupby(["method", "mitigation"], sort=False):
         rows = rows.sort_values("budget_fraction")
         fig.add_trace(go.Scatter(x=100 * rows["budget_fraction"], y=100 * rows[value], mode="lines+markers",
-                                 name=f"{method}, mitigation {mitigation}",
-                                 line={"color": METHOD_COLORS.get(method), "dash": MITIGATION_DASH.get(mitigation)},
+                                 name=f"{method}, {mitigation_text(mitigation)}",
+                                 line={"color": METHOD_COLORS.get(method), "dash": _dash(mitigation)},
                                  customdata=_budget_hover(rows),
                                  hovertemplate=f"{method}<br>{HOVER_BUDGET}: %{{y:.1f}}<extra></extra>"))
     fig.update_yaxes(title_text=y_title)
@@ -329,7 +346,7 @@ def summary_lines(summary: pd.DataFrame, value: str, title: str, y_title: str) -
 
 FRONT_PANELS = (("worst_group_accuracy", "front_worst", "worst group"),
                 ("minority_accuracy", "front_minority", "minority groups"))
-MITIGATION_SYMBOL = {"off": "circle", "on": "diamond"}
+PLAIN_SYMBOL, MITIGATED_SYMBOL = "circle", "diamond"
 
 
 def cost_front(table: pd.DataFrame, title: str, subtitle: str = "") -> go.Figure:
@@ -342,13 +359,14 @@ def cost_front(table: pd.DataFrame, title: str, subtitle: str = "") -> go.Figure
         for (method, mitigation), rows in table.groupby(["method", "mitigation"], sort=False):
             base = method == "base"
             marker = ({"color": ERROR_COLOR, "symbol": "star", "size": 13} if base else
-                      {"color": METHOD_COLORS.get(method), "symbol": MITIGATION_SYMBOL.get(mitigation), "size": 9})
+                      {"color": METHOD_COLORS.get(method), "symbol": _symbol(mitigation), "size": 9})
             fig.add_trace(go.Scatter(
                 x=rows["online_latency_s"], y=100 * rows[value], mode="markers", marker=marker,
-                name="base model" if base else f"{method}, mitigation {mitigation}", legendgroup=f"{method}{mitigation}",
+                name="base model" if base else f"{method}, {mitigation_text(mitigation)}",
+                legendgroup=f"{method}{mitigation}",
                 showlegend=col == 1, customdata=rows[["budget", "relu_count", "online_mb"]],
-                hovertemplate=f"{method}, ReLUs kept %{{customdata[0]}} (%{{customdata[1]:,.0f}} ReLUs, mitigation "
-                              f"{mitigation})<br>online %{{x:.3g}} s, %{{customdata[2]:.3g}} MB<br>accuracy %{{y:.1f}}%"
+                hovertemplate=f"{method}, ReLUs kept %{{customdata[0]}} (%{{customdata[1]:,.0f}} ReLUs, "
+                              f"{mitigation_text(mitigation)})<br>online %{{x:.3g}} s, %{{customdata[2]:.3g}} MB<br>accuracy %{{y:.1f}}%"
                               f"<extra></extra>"), row=1, col=col)
         points = table[table[front]].sort_values("online_latency_s")
         fig.add_trace(go.Scatter(x=points["online_latency_s"], y=100 * points[value], mode="lines",
@@ -420,8 +438,8 @@ def distance_lines(distances: pd.DataFrame, title: str) -> go.Figure:
     for (method, mitigation), rows in distances.groupby(["method", "mitigation"], sort=False):
         rows = rows.sort_values("budget_fraction")
         fig.add_trace(go.Scatter(x=100 * rows["budget_fraction"], y=rows["param_distance"], mode="lines+markers",
-                                 name=f"{method}, mitigation {mitigation}", customdata=_budget_hover(rows),
-                                 line={"color": METHOD_COLORS.get(method), "dash": MITIGATION_DASH.get(mitigation)},
+                                 name=f"{method}, {mitigation_text(mitigation)}", customdata=_budget_hover(rows),
+                                 line={"color": METHOD_COLORS.get(method), "dash": _dash(mitigation)},
                                  hovertemplate=f"{method}<br>{HOVER_BUDGET}: %{{y:.4g}}<extra></extra>"))
     fig.update_yaxes(title_text="||θ_lin − θ_base||")
     return _layout(budget_axis(fig, distances), title, height=400)

@@ -18,6 +18,7 @@ from . import tables
 from ..audit.results import CLASS_RULE, AuditResults
 from ..cost.profiles import DEFAULT_PROFILE, load_profile
 from ..errors import FairLinError
+from ..linearize.recipe import NO_MITIGATION
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }
@@ -35,14 +36,17 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def audit_report_html(results: AuditResults, *, split: str | None = None, method: str | None = None,
-                      mitigation: str = "off", budget: str | None = None, profile: str = DEFAULT_PROFILE) -> str:
+                      mitigation: str = NO_MITIGATION, budget: str | None = None,
+                      profile: str = DEFAULT_PROFILE) -> str:
     """The report as one HTML document (str). ``method``: the method of the per-method sections (None =
-    the first in the results); ``budget``: the budget of the snapshot and method comparison (None = the
-    smallest of that method); the summary covers every method; ``profile``: the private-inference cost
-    profile of the accuracy-vs-latency section."""
+    the first in the results); ``mitigation``: the mitigation name of those sections (``none`` = the plain
+    finetune); ``budget``: the budget of the snapshot and method comparison (None = the smallest of that
+    method); the summary covers every method and mitigation, the mitigated-vs-unmitigated figures every
+    mitigation present; ``profile``: the private-inference cost profile of the accuracy-vs-latency section."""
     split = split or results.default_split()
     style = figures.GroupStyle.of(results.group_names, results.minority_groups())
     on_split = f"· {split} split"
+    mitigations = results.mitigations()  # name -> how it reads ("plain finetune", "lagrangian mu 0.01")
     methods = results.methods()
     method = method or (methods[0] if methods else None)
     meta = results.meta
@@ -60,7 +64,7 @@ def audit_report_html(results: AuditResults, *, split: str | None = None, method
         parts.append(f"<p><strong>{html.escape(headline['text'])}</strong></p>")
     figs = [("Majority vs minority", figures.class_lines(
         results.class_drop(split, mitigation),
-        f"Majority vs minority {on_split}, mitigation {mitigation}",
+        f"Majority vs minority {on_split}, {mitigations.get(mitigation, mitigation)}",
         f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}"))]
     if method is not None:
         drop = results.group_drop(split, method, mitigation)
@@ -69,12 +73,13 @@ def audit_report_html(results: AuditResults, *, split: str | None = None, method
             title=f"{method}: relative accuracy drop per group {on_split}", y_title="relative drop (%)")))
         figs.append(("Accuracy per group vs ReLUs kept", figures.accuracy_lines(
             drop, style, f"{method}: accuracy per group {on_split}, 95% band")))
-        if set(results.runs["mitigation"]) >= {"off", "on"}:
-            effect = results.mitigation_effect(split, method)
-            figs.append(("Mitigated vs unmitigated", figures.group_bars(
+        against_plain = [name for name in mitigations if name != NO_MITIGATION] if NO_MITIGATION in mitigations else []
+        for mitigated in against_plain:  # each mitigation set against the plain finetune
+            effect = results.mitigation_effect(split, method, mitigated)
+            figs.append((f"Mitigated ({mitigations[mitigated]}) vs unmitigated", figures.group_bars(
                 effect, style, x="budget", y="drop_difference", low="drop_difference_ci_low",
                 high="drop_difference_ci_high",
-                title=f"{method}: drop without minus with mitigation {on_split}",
+                title=f"{method}: drop without minus with {mitigated} {on_split}",
                 subtitle="relative drop, in points; positive = mitigation helped; 95% intervals across seeds",
                 y_title="drop difference (points)")))
         completed = results.budgets(method)
@@ -112,8 +117,8 @@ def audit_report_html(results: AuditResults, *, split: str | None = None, method
                      f"Latency = compute seconds + bytes at the profile's bandwidth; network variation, batching and "
                      f"your own hardware are left out.</p>" + _table(tables.front_table(front)))
     if method is not None:
-        parts.append(f"<h2>Per-group table at {html.escape(budget)} ({html.escape(method)}, mitigation "
-                     f"{html.escape(mitigation)}, {html.escape(split)} split)</h2>"
+        parts.append(f"<h2>Per-group table at {html.escape(budget)} ({html.escape(method)}, "
+                     f"{html.escape(mitigations.get(mitigation, mitigation))}, {html.escape(split)} split)</h2>"
                      + _table(tables.group_table(at_budget, results.minority_groups())))
     parts.append("<h2>Run configurations</h2><pre>" + html.escape(json.dumps(results.configs, indent=1)) + "</pre>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>FairLin audit</title>"

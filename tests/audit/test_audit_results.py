@@ -14,9 +14,10 @@ from fairlin_core.audit.grid import AuditGrid
 from fairlin_core.audit.results import SHIPPED_AUDIT
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import JobConfig, JobManager, RunStore
+from fairlin_core.jobs import JobConfig, JobManager, RunStore, collect_from_store
 from fairlin_core.viz.report import audit_report_html
-from fairlin_core.audit.results import LAZY_TABLES, TABLES, collect_from_store, load_results
+from fairlin_core.audit.results import load_results
+from fairlin_core.audit.results_io import LAZY_TABLES, TABLES
 from conftest import DIGITS, TOY
 
 GRID = ["--checkpoint", DIGITS, "--methods", "random,deepreduce", "--budgets", "2%,1%", "--seeds", "0,1",
@@ -41,7 +42,7 @@ def test_grid_runs_every_cell_once_and_skips_deepreduce_duplicates(results):
     random = runs[runs["method"] == "random"]
     assert len(random) == 2 * 2 * 2  # budgets x seeds x mitigation
     assert set(zip(random["budget"], random["seed"], random["mitigation"])) == {
-        (b, s, m) for b in ("2%", "1%") for s in (0, 1) for m in ("off", "on")}
+        (b, s, m) for b in ("2%", "1%") for s in (0, 1) for m in ("none", "lagrangian")}
     # 2% and 1% of 7,680 ReLUs both map to DeepReDuce's smallest configuration (128 ReLUs): run once
     deepreduce = runs[runs["method"] == "deepreduce"]
     assert set(deepreduce["budget"]) == {"2%"} and set(deepreduce["relu_count"]) == {128}
@@ -81,7 +82,7 @@ def test_diagnostics_only_on_the_diagnostic_seed_and_detail_only_unmitigated(res
     assert lin["top_eigenvalue"].isna().all() and lin["bound"].isna().all()  # not asked for (slow; see test_metrics_*)
     attribution_runs = set(results.attributions["run_id"])
     assert results.density.empty
-    assert set(results.runs.set_index("run_id").loc[sorted(attribution_runs), "mitigation"]) == {"off"}
+    assert set(results.runs.set_index("run_id").loc[sorted(attribution_runs), "mitigation"]) == {"none"}
     one = results.attributions[results.attributions["run_id"] == sorted(attribution_runs)[0]]
     assert one.groupby(["group", "model", "method"]).size().eq(64).all()  # an 8x8 map per group, model, method
     assert results.runs["param_distance"].notna().sum() == len(with_diag)
@@ -116,32 +117,32 @@ def test_damaged_results_folder_is_a_clear_error(tmp_path, built):
 
 @pytest.mark.slow
 def test_views_aggregate_across_seeds(results):
-    drop = results.group_drop("test", "random", "off")
+    drop = results.group_drop("test", "random", "none")
     assert set(drop["budget"]) == {"2%", "1%"} and list(drop["group"].unique()) == [str(d) for d in range(10)]
     assert (drop["n_seeds"] == 2).all()
     cell = drop[(drop["budget"] == "1%") & (drop["group"] == "9")].iloc[0]
     raw = results.group_runs("test")
-    raw = raw.query("method == 'random' and mitigation == 'off' and budget == '1%' and group == '9'")
+    raw = raw.query("method == 'random' and mitigation == 'none' and budget == '1%' and group == '9'")
     assert cell["drop_mean"] == pytest.approx(raw["relative_drop"].mean())
     assert cell["accuracy_mean"] == pytest.approx(raw["accuracy"].mean())
     assert 0 <= cell["accuracy_ci_low"] <= cell["accuracy_mean"] <= cell["accuracy_ci_high"] <= 1
     assert cell["train_n"] == 21
 
     summary = results.fairness_summary("test")
-    row = summary.query("method == 'random' and budget == '1%' and mitigation == 'off'").iloc[0]
+    row = summary.query("method == 'random' and budget == '1%' and mitigation == 'none'").iloc[0]
     test = results.group_runs("test")
-    test = test[(test["method"] == "random") & (test["budget"] == "1%") & (test["mitigation"] == "off")]
+    test = test[(test["method"] == "random") & (test["budget"] == "1%") & (test["mitigation"] == "none")]
     assert row["worst_group_accuracy"] == pytest.approx(test.groupby("seed")["accuracy"].min().mean())
     assert row["parity_gap"] == pytest.approx((test.groupby("seed")["accuracy"].max()
                                                - test.groupby("seed")["accuracy"].min()).mean())
 
-    effect = results.mitigation_effect("test", "random")
-    on = results.group_drop("test", "random", "on")
+    effect = results.mitigation_effect("test", "random", "lagrangian")
+    on = results.group_drop("test", "random", "lagrangian")
     merged = effect.merge(on[["budget", "group", "drop_mean"]], on=["budget", "group"])
     assert merged["drop_difference"].to_numpy() == pytest.approx(
         (merged["drop_mean_off"] - merged["drop_mean"]).to_numpy(), nan_ok=True)
 
-    compared = results.method_comparison("test", "off")
+    compared = results.method_comparison("test", "none")
     compared = compared[compared["budget"] == "2%"]
     assert results.methods() == ["deepreduce", "random"]
     assert set(compared["method"]) == {"deepreduce", "random"}
@@ -155,23 +156,28 @@ def test_missing_runs_lists_the_holes_of_the_grid(results):
                           & (results.runs["budget"] == "1%"))]
     partial = dataclasses.replace(results, runs=runs)
     missing = partial.missing_runs()
-    assert missing.to_dict("records") == [{"method": "random", "budget": "1%", "seed": 1, "mitigation": m}
-                                          for m in ("off", "on")]
+    assert missing.drop(columns="recipe").to_dict("records") == [
+        {"method": "random", "budget": "1%", "seed": 1, "mitigation": m} for m in ("none", "lagrangian")]
+    # each cell would run the grid's recipe: its epochs, its lagrangian, no diagnostics
+    plain, mitigated = missing["recipe"]
+    assert (plain.finetune.epochs, plain.mitigation, plain.budget, plain.seed) == (2, None, "1%", 1)
+    assert mitigated.mitigation.method == "lagrangian" and mitigated.mitigation.mu == 0.01
+    assert mitigated.method == "random" and mitigated.diagnostics == ()
 
 
 @pytest.mark.slow
 def test_diagnostic_views_put_the_base_model_at_100_percent(results):
-    diag = results.diagnostics_by_budget("random", "off")
+    diag = results.diagnostics_by_budget("random", "none")
     assert list(dict.fromkeys(diag["budget"])) == ["base", "2%", "1%"]
     base = diag[diag["budget"] == "base"]
     assert len(base) == 10 and (base["budget_fraction"] == 1.0).all()
     assert base["grad_norm"].gt(0).all() and diag[diag["budget"] != "base"]["grad_norm"].notna().all()
     distances = results.parameter_distances()
     assert (distances["param_distance"] > 0).all()
-    run = results.diagnostic_run("random", "1%", "off", "attributions")
+    run = results.diagnostic_run("random", "1%", "none", "attributions")
     assert run == "random-1%-seed0-mit-off"
-    assert results.diagnostic_run("random", "1%", "on", "attributions") is None
-    assert results.diagnostic_run("random", "1%", "off", "density") is None
+    assert results.diagnostic_run("random", "1%", "lagrangian", "attributions") is None
+    assert results.diagnostic_run("random", "1%", "none", "density") is None
 
 
 @pytest.mark.slow
@@ -179,11 +185,11 @@ def test_figures_use_one_colour_per_group_everywhere(results):
     names = results.group_names
     style = audit_figures.GroupStyle.of(names, results.minority_groups())
     colors = audit_figures.group_colors(names, results.minority_groups())
-    drop = results.group_drop("test", "random", "off")
+    drop = results.group_drop("test", "random", "none")
     bars = audit_figures.group_bars(drop, style, x="budget", y="drop_mean", low="drop_ci_low", high="drop_ci_high",
                                     title="t", y_title="y")
     lines = audit_figures.accuracy_lines(drop, style, "t")
-    diag = results.diagnostics_by_budget("random", "off")
+    diag = results.diagnostics_by_budget("random", "none")
     grad = audit_figures.diagnostic_lines(diag, style, "grad_norm", "t", "y", log_y=True)
     for fig in (bars, lines, grad):
         named = [t for t in fig.data if t.showlegend is not False]
@@ -220,24 +226,24 @@ def test_collect_from_store_gives_the_same_tables_for_job_runs(tmp_path):
     finally:
         manager.shutdown()
     runs = collected.runs
-    assert len(runs) == 8 and set(runs["mitigation"]) == {"off", "on"}
+    assert len(runs) == 8 and set(runs["mitigation"]) == {"none", "lagrangian"}
     # a count (16 of 32 ReLUs) and a fraction (0.25) are both labelled as percentages of the base count
     assert set(runs["budget"]) == {"50%", "25%"}
     assert set(runs["base_relu_count"]) == {32}
-    assert runs.loc[runs["mitigation"] == "on", "mu"].eq(0.05).all()
-    assert runs.loc[runs["mitigation"] == "off", "mu"].isna().all()
+    recipes = collected.run_recipes()
+    assert {recipes[r].mitigation.mu for r in runs.loc[runs["mitigation"] == "lagrangian", "run_id"]} == {0.05}
     assert collected.group_names == ["majority", "minority"]
     assert set(collected.groups["split"]) >= {"test"}
     assert len(collected.diagnostics) == 4 * 2 * 2  # seed-0 runs x groups x models
     assert math.isfinite(runs.loc[runs["run_id"].isin(collected.diagnostics["run_id"]), "param_distance"].iloc[0])
-    drop = collected.group_drop("test", "random", "off")
+    drop = collected.group_drop("test", "random", "none")
     assert set(drop["n_seeds"]) == {2}
     assert json.loads(json.dumps(collected.configs[runs["run_id"].iloc[0]]))["method"] == "random"
 
 
 def test_runs_of_two_mitigation_methods_are_two_protocols_never_one_series(tmp_path):
-    """A reweight and a lagrangian run are both "on": their protocol (and label) tells them apart, each
-    protocol keeps the plain runs, and the runs table names the method (mu only for the lagrangian)."""
+    """A reweight, a lagrangian and a groupdro run are three protocols, each keeping the plain run, and the runs
+    table names the method (its settings in the run's recipe)."""
     manager = JobManager(tmp_path / "store", workers=1)
     try:
         ids = [manager.submit(JobConfig(TOY, "random", 16, finetune={"epochs": 1}, mitigation=mitigation))
@@ -247,15 +253,17 @@ def test_runs_of_two_mitigation_methods_are_two_protocols_never_one_series(tmp_p
         table = manager.store.runs_table().set_index("id")
     finally:
         manager.shutdown()
-    assert collected.recipes() == ["finetune 1 ep · groupdro eta 0.01", "finetune 1 ep · lagrangian mu 0.05",
-                                   "finetune 1 ep · reweight"]
-    for recipe, on in zip(collected.recipes(), ids[3:] + ids[2:3] + ids[1:2]):
-        assert set(collected.restricted(recipe).runs["run_id"]) == {ids[0], on}
+    protocols = collected.protocols()
+    assert [p.describe() for p in protocols] == ["finetune 1 ep · groupdro eta 0.01",
+                                                 "finetune 1 ep · lagrangian mu 0.05", "finetune 1 ep · reweight"]
+    for protocol, mitigated in zip(protocols, ids[3:] + ids[2:3] + ids[1:2]):
+        narrowed = collected.of_protocol(protocol)
+        assert set(narrowed.runs["run_id"]) == {ids[0], mitigated} and narrowed.protocols() == [protocol]
     labels = collected.run_labels()
     assert labels[ids[1]] == "random 50% · seed 0 · finetune 1 ep · reweight"
     assert labels[ids[0]] == "random 50% · seed 0 · finetune 1 ep · plain finetune"
     runs = collected.runs.set_index("run_id")
-    assert runs.loc[ids[2], "mu"] == 0.05 and runs.loc[[ids[0], ids[1], ids[3]], "mu"].isna().all()
+    assert list(runs.loc[ids, "mitigation"]) == ["none", "reweight", "lagrangian", "groupdro"]
     assert list(table.loc[ids, "mitigation"]) == ["none", "reweight", "lagrangian mu 0.05", "groupdro eta 0.01"]
     assert table.loc[ids[2], "mitigation_mu"] == 0.05 and table.loc[[ids[1], ids[3]], "mitigation_mu"].isna().all()
 
@@ -317,22 +325,22 @@ def test_lazy_tables_are_read_on_first_access_and_equal_the_eager_ones(tmp_path)
 
 def test_views_are_memoised_per_results_instance():
     shipped = load_results(SHIPPED_AUDIT)
-    drop = shipped.group_drop("test", "snl", "off")
-    assert shipped.group_drop("test", "snl", "off") is drop
-    assert shipped.group_drop(split="test", method="snl", mitigation="off") is drop  # keyword or positional
-    assert shipped.diagnostic_run("snl", "1%") == shipped.diagnostic_run("snl", "1%", "off", "density")
+    drop = shipped.group_drop("test", "snl", "none")
+    assert shipped.group_drop("test", "snl", "none") is drop
+    assert shipped.group_drop(split="test", method="snl", mitigation="none") is drop  # keyword or positional
+    assert shipped.diagnostic_run("snl", "1%") == shipped.diagnostic_run("snl", "1%", "none", "density")
     budgets = shipped.budgets("snl")
     budgets.append("mutated")
     assert shipped.budgets("snl") == ["20%", "10%", "5%", "2%", "1%", "0.5%"]  # lists come back as copies
     fewer = dataclasses.replace(shipped, runs=shipped.runs[shipped.runs["seed"] == 0])
-    assert (fewer.group_drop("test", "snl", "off")["n_seeds"] == 1).all()  # a new instance, its own views
-    assert (shipped.group_drop("test", "snl", "off")["n_seeds"] == 3).all()
+    assert (fewer.group_drop("test", "snl", "none")["n_seeds"] == 1).all()  # a new instance, its own views
+    assert (shipped.group_drop("test", "snl", "none")["n_seeds"] == 3).all()
 
 
 def test_results_files_pass_the_input_guard(tmp_path, monkeypatch):
     """A results folder is user input: a configs.json of 100,000 '[' (a RecursionError before) and a table past
     the size limit are one FairLinError each, naming the file."""
-    import fairlin_core.audit.results as results_module
+    import fairlin_core.audit.results_io as results_io
     folder = tmp_path / "audit"
     shutil.copytree(SHIPPED_AUDIT, folder)
     assert load_results(folder, lazy=False).runs is not None
@@ -340,7 +348,7 @@ def test_results_files_pass_the_input_guard(tmp_path, monkeypatch):
     with pytest.raises(FairLinError, match=r"audit results file .*configs\.json is nested 100,000 levels deep"):
         load_results(folder)
     shutil.copyfile(SHIPPED_AUDIT / "configs.json", folder / "configs.json")
-    monkeypatch.setattr(results_module, "MAX_TABLE_BYTES", 100)
+    monkeypatch.setattr(results_io, "MAX_TABLE_BYTES", 100)
     with pytest.raises(FairLinError, match=r"audit results table .*runs\.parquet is [\d,]+ bytes; expected a file of "
                                            r"at most 100 bytes"):
         load_results(folder)

@@ -30,14 +30,14 @@ def test_groups_are_classed_by_training_share_with_one_rule(shipped):
 
 
 def test_class_drop_aggregates_each_class_per_run_then_across_seeds(shipped):
-    table = shipped.class_drop("balanced", "off")
+    table = shipped.class_drop("balanced", "none")
     assert list(dict.fromkeys(table["method"])) == ["snl", "deepreduce", "random"]
     cell = table[(table["method"] == "snl") & (table["budget"] == "0.5%")].set_index("group_class")
     assert cell.loc["minority", "drop_mean"] > cell.loc["majority", "drop_mean"] + 2  # the paper's finding
     assert (cell["n_seeds"] == 3).all() and (cell["drop_ci_low"] < cell["drop_mean"]).all()
     # by hand: per seed, the class accuracy is test-n-weighted over its groups
     rows = shipped.group_runs("balanced")
-    rows = rows[(rows["method"] == "snl") & (rows["budget"] == "0.5%") & (rows["mitigation"] == "off")
+    rows = rows[(rows["method"] == "snl") & (rows["budget"] == "0.5%") & (rows["mitigation"] == "none")
                 & rows["group"].isin(["5", "6", "7", "8", "9"])]
     per_seed = rows.groupby("seed").apply(lambda r: 100 * (1 - (r["accuracy"] * r["n"]).sum()
                                                             / (r["base_accuracy"] * r["n"]).sum()),
@@ -48,7 +48,7 @@ def test_class_drop_aggregates_each_class_per_run_then_across_seeds(shipped):
 
 def test_the_headline_is_measured_from_the_results(shipped):
     headline = shipped.headline("balanced")
-    cell = shipped.class_drop("balanced", "off").query("method == 'snl' and budget == '0.5%'") \
+    cell = shipped.class_drop("balanced", "none").query("method == 'snl' and budget == '0.5%'") \
         .set_index("group_class")
     assert headline["budget"] == "0.5%" and headline["method"] == "snl"
     assert headline["minority"]["mean"] == pytest.approx(cell.loc["minority", "drop_mean"])
@@ -73,7 +73,7 @@ def test_base_accuracy_per_group_carries_n_and_an_interval(shipped):
 def test_bound_agreement_uses_spearman_across_groups(shipped):
     from scipy.stats import spearmanr
     agreement = shipped.bound_agreement("snl", "0.5%")
-    rows = shipped.diagnostics_by_budget("snl", "off").query("budget == '0.5%'")
+    rows = shipped.diagnostics_by_budget("snl", "none").query("budget == '0.5%'")
     assert agreement["n_groups"] == 10
     assert agreement["spearman"] == pytest.approx(spearmanr(rows["bound"], rows["excess_loss"]).statistic)
     assert agreement["median_ratio"] > 10 and "loose" in agreement["text"] and "ρ =" in agreement["text"]
@@ -83,12 +83,12 @@ def test_mean_inputs_come_from_the_dataset_of_the_base_checkpoint(shipped):
     inputs = shipped.mean_inputs("test")
     assert set(inputs["group"]) == set(shipped.group_names) and len(inputs) == 10 * 64
     fig = audit_figures.attribution_maps(shipped.run_rows("attributions", shipped.diagnostic_run(
-        "snl", "0.5%", "off", "attributions")), "8", (1, 8, 8), "t", mean_input=inputs)
+        "snl", "0.5%", "none", "attributions")), "8", (1, 8, 8), "t", mean_input=inputs)
     assert fig.data[0].colorscale[0][1] != fig.data[1].colorscale[0][1] and len(fig.data) == 6
 
 
 def test_mitigation_effect_has_paired_intervals_across_seeds(shipped):
-    effect = shipped.mitigation_effect("balanced", "snl")
+    effect = shipped.mitigation_effect("balanced", "snl", "lagrangian")
     assert (effect["n_seeds"] == 3).all()
     inside = effect.dropna(subset=["drop_difference_ci_low"])
     assert ((inside["drop_difference_ci_low"] <= inside["drop_difference"] + 1e-9)
@@ -99,8 +99,10 @@ def test_runs_go_by_their_protocol_and_one_protocol_restricts_nothing(shipped):
     labels = shipped.run_labels()
     assert labels["snl-0.5%-seed1-mit-on"] == "snl 0.5% · seed 1 · finetune 20 ep · SNL 100 ep · lagrangian mu 0.01"
     assert labels["random-1%-seed0-mit-off"] == "random 1% · seed 0 · finetune 20 ep · plain finetune"
-    assert shipped.recipes() == ["finetune 20 ep · SNL 100 ep · lagrangian mu 0.01"]
-    assert len(shipped.restricted(shipped.recipes()[0]).runs) == len(shipped.runs)
+    [protocol] = shipped.protocols()
+    assert protocol.describe() == "finetune 20 ep · SNL 100 ep · lagrangian mu 0.01"
+    assert len(shipped.of_protocol(protocol).runs) == len(shipped.runs)
+    assert shipped.mitigations() == {"none": "plain finetune", "lagrangian": "lagrangian mu 0.01"}
 
 
 def test_readable_tables_print_percent_with_one_decimal_and_intervals():

@@ -65,3 +65,18 @@ def test_a_bad_recipe_is_one_clear_error(data, fragment):
     with pytest.raises(FairLinError) as caught:
         LinearizeRecipe.from_dict(data)
     assert fragment in str(caught.value)
+
+
+def test_a_recipe_describes_its_training_and_names_every_option_off_its_default():
+    from fairlin_core.linearize.recipe import describe_mitigation
+    assert LinearizeRecipe(mitigation=MitigationConfig(mu=0.05)).describe() == \
+        "finetune 20 ep · SNL 100 ep · lagrangian mu 0.05"
+    assert LinearizeRecipe(method="random", finetune=FinetuneConfig(epochs=10)).describe() == \
+        "finetune 10 ep · plain finetune"  # SNL's schedule only for snl runs
+    tuned = LinearizeRecipe(snl=SNLConfig(epochs=30, mask_lr=0.05), finetune=FinetuneConfig(lr=0.01, select="worst-group"),
+                            mitigation=MitigationConfig(normalize=True, lambda_max=0.5), precision="bf16")
+    assert tuned.describe() == ("finetune 20 ep lr 0.01 select worst-group · SNL 30 ep mask_lr 0.05 · "
+                                "lagrangian mu 0.01 normalize lambda_max 0.5 · bf16")
+    assert [describe_mitigation(m) for m in (None, MitigationConfig(method="reweight"),
+                                             MitigationConfig(method="groupdro", eta=0.1))] == \
+        ["none", "reweight", "groupdro eta 0.1"]

@@ -61,9 +61,9 @@ def test_audit_budget_method_and_mitigation_change_what_is_shown(app):
     assert "deepreduce: relative accuracy drop per group · balanced split" in _titles(app)
 
     before = app.dataframe[0].value
-    # the mitigated runs' objective is named (the shipped audit's lagrangian), not only "on"
+    # the mitigation is chosen by name and reads as its runs were set (the shipped audit's lagrangian)
     assert app.radio(key="audit_mitigation").options == ["plain finetune", "mitigated: lagrangian mu 0.01"]
-    app.radio(key="audit_mitigation").set_value("on").run()
+    app.radio(key="audit_mitigation").set_value("lagrangian").run()
     assert not app.dataframe[0].value.equals(before)
     app.selectbox(key="audit_split").set_value("balanced").run()
     assert not app.exception and not app.error
@@ -84,7 +84,7 @@ def test_audit_page_shows_accuracy_vs_estimated_latency_with_the_front(app):
     chart = _cost_chart(app)
     assert chart["layout"]["title"]["text"].startswith("Accuracy vs estimated online latency (delphi)")
     names = {trace["name"] for trace in chart["data"]}
-    assert {"base model", "Pareto front", "snl, mitigation on", "deepreduce, mitigation off"} <= names
+    assert {"base model", "Pareto front", "snl, lagrangian", "deepreduce, plain finetune"} <= names
     fronts = [t for t in chart["data"] if t["name"] == "Pareto front"]
     assert len(fronts) == 2 and all(len(t["x"]) >= 2 for t in fronts)  # worst group and minority panels
     table = _front_table(app)
@@ -118,7 +118,7 @@ def test_why_page_shows_the_diagnostics_across_budgets(app):
     assert "Theorem 4.4 at 0.5%: bound vs measured excess loss · test split" in _titles(app)
     app.selectbox(key="why_method").set_value("random").run()
     assert "Theorem 4.4 at 0.5%: bound vs measured excess loss · test split" in _titles(app)
-    app.radio(key="why_mitigation").set_value("on").run()
+    app.radio(key="why_mitigation").set_value("lagrangian").run()
     assert not any(t.startswith("Hessian eigenvalue density") for t in _titles(app))  # detail: unmitigated only
     assert not app.exception
 
@@ -152,6 +152,40 @@ def test_run_store_results_offer_to_queue_the_missing_cells(app, tmp_path):
     assert "Queued 1 run(s)" in at.success[0].value
 
 
+def test_queueing_the_missing_runs_submits_the_recipe_on_screen_and_fills_its_cells(app, tmp_path):
+    """A groupdro series of SNL 2 / finetune 1 epochs with a hole: the queued run carries that recipe (not 100 / 20
+    epochs and the lagrangian), and once it has run the series is complete."""
+    toy = str(Path(APP).parent / "checkpoints" / "toy2d_mlp.safetensors")
+    manager = get_manager(tmp_path / "store")
+    ids = [manager.submit(JobConfig(toy, "snl", budget, snl={"epochs": 2}, finetune={"epochs": 1},
+                                    mitigation=mitigation))
+           for budget, mitigation in ((16, None), (16, "groupdro"), (8, None))]  # (8, groupdro) is the hole
+    assert manager.wait(ids, timeout=300)
+
+    def audit_page() -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.session_state["dataset"] = "toy2d"
+        at.run()
+        at.switch_page("pages/audit.py").run()
+        assert not at.exception and not at.error
+        return at
+
+    at = audit_page()
+    assert at.radio(key="audit_mitigation").options == ["plain finetune", "mitigated: groupdro eta 0.01"]
+    assert "1 run of this grid is missing." in at.warning[0].value
+    at.button(key="queue_missing").click().run()
+    assert "Queued 1 run(s)" in at.success[0].value
+    [queued] = [r for r in manager.store.list_runs() if r["id"] not in ids]
+    config = queued["config"]
+    assert (config["method"], config["budget"], config["seed"]) == ("snl", "25%", 0)
+    assert config["snl"]["epochs"] == 2 and config["finetune"]["epochs"] == 1
+    assert config["mitigation"]["method"] == "groupdro"
+    assert manager.wait([queued["id"]], timeout=300)
+    at = audit_page()
+    assert "4 runs of toy2d_mlp.safetensors" in at.caption[0].value
+    assert not any("missing" in w.value for w in at.warning)
+
+
 def _charts(app) -> dict[str, dict]:
     return {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in app.get("plotly_chart")}
 
@@ -160,7 +194,7 @@ def test_audit_opens_on_the_balanced_split_with_the_majority_minority_aggregate_
     app.switch_page("pages/audit.py").run()
     assert app.selectbox(key="audit_split").value == "balanced"
     titles = _titles(app)
-    assert titles[0] == "Majority vs minority · balanced split, mitigation off"
+    assert titles[0] == "Majority vs minority · balanced split, plain finetune"
     per_chart = [t for t in titles if not t.startswith("Accuracy vs estimated")]
     assert all("balanced split" in t for t in per_chart)  # the split is in every chart title
     assert any("below an equal share" in c.value for c in app.caption)  # the class rule is shown
@@ -244,7 +278,8 @@ def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
     at.switch_page("pages/audit.py").run()
     assert not at.exception and not at.error
     # runs of different protocols (finetune 1 vs 2 epochs) are never one series: a protocol picker
-    assert at.selectbox(key="results_recipe").options == ["finetune 1 ep", "finetune 2 ep"]
+    assert at.selectbox(key="results_recipe").options == ["finetune 1 ep · plain finetune",
+                                                          "finetune 2 ep · plain finetune"]
     assert at.select_slider(key="audit_budget").value == "25%"  # the linked run's budget
     assert any("Opened on run random 25% · seed 0 · finetune 1 ep · plain finetune" in c.value for c in at.caption)
     labels = at.selectbox(key="audit_run").options
@@ -265,7 +300,7 @@ def test_run_store_of_the_shipped_checkpoint_overlays_the_shipped_audit_on_deman
     assert not at.exception and not at.error
     toggle = at.toggle(key="audit_overlay")
     assert toggle.label == "Overlay the shipped default audit" and not toggle.value
-    aggregate = "Majority vs minority · balanced split, mitigation off"
+    aggregate = "Majority vs minority · balanced split, plain finetune"
     drop = "random: relative accuracy drop per group · balanced split"
     assert not any("shipped audit" in t["name"] for t in _charts(at)[aggregate]["data"])
 
@@ -281,7 +316,7 @@ def test_run_store_of_the_shipped_checkpoint_overlays_the_shipped_audit_on_deman
     assert all(t["line"]["dash"] == "dash" and len(t["x"]) == 6 for t in reference.values())
     assert all(len(t["x"]) == 2 and t["line"].get("dash") is None for t in own.values())
     from fairlin_core.audit.results import SHIPPED_AUDIT, load_results
-    shipped = load_results(SHIPPED_AUDIT).class_drop("balanced", "off")
+    shipped = load_results(SHIPPED_AUDIT).class_drop("balanced", "none")
     expected = shipped[(shipped["method"] == "random") & (shipped["group_class"] == "minority")]
     assert reference["minority groups · shipped audit"]["y"] == pytest.approx(
         expected.sort_values("budget_fraction")["drop_mean"].tolist())

@@ -21,8 +21,8 @@ def _style(results):
 
 
 def test_class_lines_draw_a_reference_as_separate_dashed_series(shipped):
-    own = shipped.class_drop("balanced", "off")
-    reference = shipped.class_drop("balanced", "on")  # another audit's same view
+    own = shipped.class_drop("balanced", "none")
+    reference = shipped.class_drop("balanced", "lagrangian")  # another audit's same view
     plain = figures.class_lines(own, "t", CLASS_RULE)
     fig = figures.class_lines(own, "t", CLASS_RULE, reference=reference, reference_name="shipped audit")
     extra = [t for t in fig.data if "shipped audit" in (t.name or "")]
@@ -41,9 +41,9 @@ def test_class_lines_draw_a_reference_as_separate_dashed_series(shipped):
 
 
 def test_group_bars_mark_the_reference_on_each_groups_bar(shipped):
-    own = shipped.group_drop("balanced", "snl", "off")
+    own = shipped.group_drop("balanced", "snl", "none")
     own = own[own["budget"].isin(["2%", "1%"])]
-    reference = shipped.group_drop("balanced", "snl", "on")
+    reference = shipped.group_drop("balanced", "snl", "lagrangian")
     fig = figures.group_bars(own, _style(shipped), x="budget", y="drop_mean", title="t", y_title="drop", unit="%",
                              reference=reference, reference_name="shipped audit")
     bars = [t for t in fig.data if t.type == "bar"]
