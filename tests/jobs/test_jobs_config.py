@@ -10,14 +10,16 @@ import pytest
 
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.errors import FairLinError
+from fairlin_core.finetune import FinetuneConfig, MitigationConfig
 from fairlin_core.jobs import JobConfig, JobManager, RunStore, config_from_dict
 from fairlin_core.jobs.config import checkpoint_digest
+from fairlin_core.linearize import LinearizeRecipe
 from conftest import TOY, copy_checkpoint
 
 
 
 def config(**changes):
-    return JobConfig(**{"checkpoint": TOY, "method": "snl", "budget": 0.5, **changes})
+    return JobConfig.from_dict({"checkpoint": TOY, "method": "snl", "budget": 0.5, **changes})
 
 
 def test_equal_configs_hash_equally_whatever_is_spelled_out():
@@ -47,8 +49,9 @@ def test_equal_configs_hash_equally_whatever_is_spelled_out():
 def test_a_format_1_mitigation_dict_still_reads_as_the_lagrangian():
     """Stores written before mitigation methods hold {"mu", "tolerance"}: they validate, as the lagrangian."""
     old = JobConfig.from_dict({"checkpoint": TOY, "method": "snl", "budget": 0.5, "mitigation": {"mu": 0.5, "tolerance": 0.0}})
-    assert old.validate().mitigation == {"method": "lagrangian", "mu": 0.5, "tolerance": 0.0, "normalize": False,
-                                         "lambda_max": None, "eta": 0.01}
+    assert old.validate().recipe.mitigation == MitigationConfig(method="lagrangian", mu=0.5, tolerance=0.0)
+    assert old.validate().to_dict()["mitigation"] == {"method": "lagrangian", "mu": 0.5, "tolerance": 0.0,
+                                                      "normalize": False, "lambda_max": None, "eta": 0.01}
 
 
 def test_validated_config_is_plain_json_with_defaults_filled():
@@ -193,3 +196,20 @@ def test_a_store_written_before_recipes_loads_and_its_runs_are_reused(tmp_path):
     finally:
         manager.shutdown()
     assert [(r["id"], r["status"]) for r in reopened.list_runs()] == [(claim.id, "done")]
+
+
+def test_a_job_config_is_a_recipe_on_a_checkpoint_with_one_flat_json_form():
+    recipe = LinearizeRecipe(method="random", budget="25%", seed=2, finetune=FinetuneConfig(epochs=0, ce_weight=1),
+                             mitigation=MitigationConfig(method="lagrangian", mu=1))  # ints where floats are meant
+    typed = JobConfig(TOY, recipe)
+    flat = typed.to_dict()
+    assert set(flat) == {"checkpoint", "method", "budget", "seed", "dataset", "snl", "finetune", "mitigation",
+                         "diagnostics", "data_root", "precision"}
+    assert flat["mitigation"]["method"] == "lagrangian" and flat["finetune"]["epochs"] == 0
+    again = JobConfig.from_dict(json.loads(json.dumps(flat)))
+    assert again.recipe == recipe.validate() and again.to_dict() == flat
+    spelled = config(method="random", budget=0.25, seed=2, finetune={"epochs": 0}, mitigation={"mu": 1.0})
+    assert typed.canonical_hash() == again.canonical_hash() == spelled.canonical_hash()
+    assert typed.validate().recipe.mitigation.mu == 1.0 and isinstance(typed.validate().recipe.mitigation.mu, float)
+    with pytest.raises(FairLinError, match="recipe must be a LinearizeRecipe"):
+        JobConfig(TOY, {"method": "random"}).validate()
