@@ -12,7 +12,7 @@ from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz import tables
 from fairlin_core.viz.audit_figures import BUDGET_TITLE
 from fairlin_core.viz.report import audit_report_html
-from ui.linearize_form import job_configs, submit_jobs
+from ui.linearize_form import form_mitigations, form_recipes, recipe_job_configs, submit_jobs
 from ui.jobs_panel import manager
 from ui.results_source import (Rows, chart, group_style, mitigation_labels, open_results, opened_run,
                                shipped_overlay)
@@ -160,9 +160,10 @@ if len(missing):
                                       icon=":material/playlist_add:"):
         choice = current()
         try:
-            configs = [c for row in missing.itertuples() for c in job_configs(
-                choice["checkpoint_path"], row.method, row.budget, [row.seed], snl_epochs=100, finetune_epochs=20,
-                mitigation=row.mitigation, group=choice["group"], data_root=choice["data_root"])]
+            recipes = [r for row in missing.itertuples() for r in form_recipes(
+                row.method, row.budget, [row.seed], mitigations=form_mitigations(row.mitigation))]
+            configs = recipe_job_configs(choice["checkpoint_path"], recipes, group=choice["group"],
+                                         data_root=choice["data_root"])
             st.success(f"Queued {len(submit_jobs(manager(), configs))} run(s); they appear here when done.")
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)
