@@ -25,8 +25,8 @@ from scipy import stats
 from fairlin_core.audit.compare import run_comparison
 from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
-from fairlin_core.finetune import SELECTIONS, FinetuneConfig, MitigationConfig, mitigation_factory
-from fairlin_core.linearize import LinearizeOptions, SNLConfig
+from fairlin_core.finetune import SELECTIONS, MitigationConfig
+from fairlin_core.linearize import LinearizeRecipe
 
 JOBS = {"digits-snl": ("digits_resnet18", "snl", "0.02,0.01,0.005"),
         "digits-random": ("digits_resnet18", "random", "0.02,0.01,0.005"),
@@ -34,13 +34,14 @@ JOBS = {"digits-snl": ("digits_resnet18", "snl", "0.02,0.01,0.005"),
 BASELINES = ("unmitigated", "reweight")
 
 
-def variants(bundle, mus: list[float], lambda_max: float, etas: list[float]) -> dict:
-    table = {"unmitigated": (None, None)}
-    table.update({f"lagrangian mu={mu:g}": (mitigation_factory(bundle, MitigationConfig(
-        method="lagrangian", mu=mu, normalize=True, lambda_max=lambda_max)), None) for mu in mus})
-    table["reweight"] = (mitigation_factory(bundle, MitigationConfig(method="reweight")), None)
-    table.update({("groupdro" if len(etas) == 1 else f"groupdro eta={eta:g}"): (
-        mitigation_factory(bundle, MitigationConfig(method="groupdro", eta=eta)), None) for eta in etas})
+def variants(mus: list[float], lambda_max: float, etas: list[float]) -> dict[str, MitigationConfig | None]:
+    """The compared finetunes, each a mitigation by name and options (None = the plain KD finetune)."""
+    table: dict[str, MitigationConfig | None] = {"unmitigated": None}
+    table.update({f"lagrangian mu={mu:g}": MitigationConfig(method="lagrangian", mu=mu, normalize=True,
+                                                            lambda_max=lambda_max) for mu in mus})
+    table["reweight"] = MitigationConfig(method="reweight")
+    table.update({("groupdro" if len(etas) == 1 else f"groupdro eta={eta:g}"): MitigationConfig(
+        method="groupdro", eta=eta) for eta in etas})
     return table
 
 
@@ -132,8 +133,8 @@ def main() -> None:
     parser.add_argument("--lambda-max", type=float, default=0.5)
     parser.add_argument("--etas", default="0.1", help="group DRO step sizes")
     parser.add_argument("--jobs", default="digits-snl,digits-random,toy", help=f"any of {', '.join(JOBS)}")
-    parser.add_argument("--snl-epochs", type=int, default=100)
-    parser.add_argument("--finetune-epochs", type=int, default=20)
+    parser.add_argument("--snl-epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--finetune-epochs", type=int, help="default: the recipe's")
     parser.add_argument("--out", default="/tmp/evidence17")
     parser.add_argument("--analyse", nargs="+", metavar="RUNS_CSV", help="only analyse runs_*.csv of an earlier run")
     parser.add_argument("--split", default="balanced", help="split the analysis reports (balanced, test)")
@@ -143,7 +144,6 @@ def main() -> None:
         analyse(args.analyse, args.split, args.markdown)
         return
     seeds = [int(s) for s in args.seeds.split(",")]
-    options = LinearizeOptions(snl=SNLConfig(epochs=args.snl_epochs), finetune=FinetuneConfig(epochs=args.finetune_epochs))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for job in args.jobs.split(","):
@@ -151,15 +151,16 @@ def main() -> None:
         checkpoint = load_checkpoint(SHIPPED_CHECKPOINTS / f"{name}.safetensors")
         bundle = load_dataset_for(checkpoint.sidecar)
         splits = tuple(s for s in ("test", "balanced") if s in bundle.splits)
-        table = variants(bundle, [float(m) for m in args.mus.split(",")], args.lambda_max,
+        table = variants([float(m) for m in args.mus.split(",")], args.lambda_max,
                          [float(e) for e in args.etas.split(",")])
+        recipe = LinearizeRecipe(method=method).with_epochs(args.snl_epochs, args.finetune_epochs)
         path = out / f"runs_{name}_{method}.csv"
         done = [pd.read_csv(path, dtype={"group": str, "budget": str})] if path.exists() else []
         finished = set(done[0]["seed"]) if done else set()
         for seed in (s for s in seeds if s not in finished):  # resumes: seeds already in the CSV are kept
             start = time.perf_counter()
-            comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, method, budgets.split(","), [seed],
-                                        table, options=options, splits=splits, selections=SELECTIONS)
+            comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, recipe, budgets.split(","), [seed],
+                                        table, splits=splits, selections=SELECTIONS)
             done.append(comparison.runs.assign(checkpoint=name, method=method))
             pd.concat(done).to_csv(path, index=False)
             print(f"{job} seed {seed}: {time.perf_counter() - start:.0f} s -> {path}", flush=True)

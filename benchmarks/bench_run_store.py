@@ -33,7 +33,8 @@ START_TARGET_S = 0.100
 def fill(store: RunStore, runs: int) -> None:
     """Claim ``runs`` runs through the store (real validated configs: method x budget x seed x mitigation),
     then mark 80% done, 10% failed, 10% interrupted with results."""
-    base = JobConfig(TOY, "snl", 0.5, diagnostics=["accuracy"]).validate().to_dict()
+    base = JobConfig.from_dict({"checkpoint": TOY, "method": "snl", "budget": 0.5,
+                                "diagnostics": ["accuracy"]}).validate().to_dict()
     for i in range(runs):
         config = {**base, "method": ("snl", "deepreduce", "random")[i % 3], "budget": 1 + i % 32,
                   "seed": i // 192, "mitigation": None if i % 2 else {"mu": 0.01, "tolerance": 0.0}}
@@ -100,7 +101,8 @@ def main() -> None:
         try:
             for seed in range(args.jobs + 1):
                 submitted = time.perf_counter()
-                run_id = manager.submit(JobConfig(TOY, "random", 0.5, seed=seed, finetune={"epochs": 0}))
+                run_id = manager.submit({"checkpoint": TOY, "method": "random", "budget": 0.5, "seed": seed,
+                                         "finetune": {"epochs": 0}})
                 manager.wait([run_id])
                 latencies.append(executor.started[run_id] - submitted)
         finally:

@@ -5,14 +5,14 @@ import os
 import streamlit as st
 
 from ui.errors import show_error
-from fairlin_core.finetune import DEFAULT_MU
 from fairlin_core.jobs import EXECUTORS
 from fairlin_core.jobs.ray_executor import ADDRESS_ENV
 from fairlin_core.linearize import METHODS
 from ui.form_state import persist, restore
-from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_SELECT, MITIGATION_METHODS, MITIGATION_MODES,
-                               SELECT_RULES, budget_preview, form_diagnostics, job_configs, nearest_step,
-                               preselected_diagnostics, submit_jobs)
+from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_MITIGATION, DEFAULT_SELECT, FORM_RECIPE,
+                               MITIGATION_METHODS, MITIGATION_MODES, SELECT_RULES, budget_preview, form_diagnostics,
+                               form_mitigations, form_recipes, nearest_step, preselected_diagnostics,
+                               recipe_job_configs, submit_jobs)
 from ui.jobs_panel import default_executor, jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
@@ -56,7 +56,8 @@ FIELDS = {"method": (lambda t: t if t in METHODS else METHODS[0], str), "budget_
           "finetune_epochs": (int, str), "mitigation": (lambda t: t if t in MITIGATION_MODES else "off", str),
           "mu": (float, str), "diagnostics": (_words, ",".join)}
 restore({k: parse for k, (parse, _) in FIELDS.items()})
-for field, default in (("seeds", [0]), ("snl_epochs", 30), ("finetune_epochs", 10), ("mu", DEFAULT_MU),
+for field, default in (("seeds", [FORM_RECIPE.seed]), ("snl_epochs", FORM_RECIPE.snl.epochs),
+                       ("finetune_epochs", FORM_RECIPE.finetune.epochs), ("mu", DEFAULT_MITIGATION.mu),
                        ("diagnostics", preselected_diagnostics())):
     st.session_state.setdefault(field, default)  # defaults here, not on the widgets: a restored value wins
 
@@ -127,14 +128,15 @@ with right:
     if executor == "ray":
         st.text_input("Ray address", os.environ.get(ADDRESS_ENV, ""), key="ray_address",
                       placeholder="auto or HOST:PORT (empty: a local Ray instance)")
-    jobs = len(seeds) * (2 if mitigation == "both" else 1)
+    jobs = len(seeds) * len(form_mitigations(mitigation, method_mitigation))
     if st.button(f"Submit {jobs} job{'s' if jobs != 1 else ''}", type="primary", key="submit", disabled=not jobs,
                  icon=":material/send:"):
         try:
-            configs = job_configs(checkpoint, method, int(count), seeds, snl_epochs=int(snl_epochs),
-                                  finetune_epochs=int(finetune_epochs), mitigation=mitigation, mu=float(mu),
-                                  method_mitigation=method_mitigation, select=select,
-                                  group=choice["group"], data_root=choice["data_root"], diagnostics=diagnostics)
+            recipes = form_recipes(method, int(count), seeds,
+                                   mitigations=form_mitigations(mitigation, method_mitigation, float(mu)),
+                                   snl_epochs=int(snl_epochs), finetune_epochs=int(finetune_epochs), select=select,
+                                   diagnostics=diagnostics)
+            configs = recipe_job_configs(checkpoint, recipes, group=choice["group"], data_root=choice["data_root"])
             ids = submit_jobs(manager(), configs)
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)

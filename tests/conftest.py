@@ -17,6 +17,13 @@ TOY = str(REPO / "checkpoints" / "toy2d_mlp.safetensors")  # the shipped toy2d M
 SECRET = "root:x:0:0:TOP-SECRET-FIRST-LINE"  # the first line of a file no message may quote
 
 
+def job_config(checkpoint: str, method: str, budget, **fields):
+    """A linearize JobConfig from the flat fields of its JSON form (recipe keys beside checkpoint, dataset and
+    data_root, as run stores keep them), e.g. ``job_config(TOY, "random", 0.5, finetune={"epochs": 0})``."""
+    from fairlin_core.jobs import JobConfig
+    return JobConfig.from_dict({"checkpoint": checkpoint, "method": method, "budget": budget, **fields})
+
+
 def copy_checkpoint(folder: Path, change=None, source: str = TOY) -> Path:
     """A copy of a shipped checkpoint in ``folder`` whose sidecar ``change(sidecar)`` edited in place."""
     folder.mkdir(parents=True, exist_ok=True)

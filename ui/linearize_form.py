@@ -1,20 +1,22 @@
-"""View model of the Linearize form: what a budget means per method, and validated job configs. No streamlit here."""
+"""View model of the Linearize form: what a budget means per method, the form's recipes and their validated job
+configs. No streamlit here."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fairlin_core.audit import DIAGNOSTICS
 from fairlin_core.checkpoints import load_checkpoint, read_sidecar
 from fairlin_core.errors import FairLinError, brief
-from fairlin_core.finetune import AUTO, DEFAULT_MU, SELECTIONS, FinetuneConfig, mitigation_names
+from fairlin_core.finetune import AUTO, SELECTIONS, MitigationConfig, mitigation_names
 from fairlin_core.jobs import JobConfig, JobManager
 from fairlin_core.linearize import METHODS, LinearizeRecipe, nearest_configuration, resolve_budget
 from fairlin_core.models import ModelSpec, relu_count
 
-MITIGATION_MODES = ("off", "on", "both")
+MITIGATION_MODES = ("off", "on", "both")  # the form's radio: per seed a plain run, a mitigated one, or both
 BUDGET_PRESETS = (20.0, 10.0, 5.0, 2.0, 1.0, 0.5)  # % of the base ReLUs, the shipped audit's grid
 # the budget slider's stops (% of the base ReLUs): log-spaced, so 0.5% and 1% are as far apart as 50% and 100%
 BUDGET_STEPS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 70.0, 100.0)
@@ -22,7 +24,10 @@ BUDGET_STEPS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 15.
 
 MITIGATION_METHODS = mitigation_names()[1:]  # lagrangian, reweight, groupdro: what "on" runs
 SELECT_RULES = (AUTO, *SELECTIONS)
-DEFAULT_SELECT = FinetuneConfig().select
+# the form's first values: the recipe's defaults with a quick schedule (30 SNL / 10 finetune epochs) for a sweep
+FORM_RECIPE = LinearizeRecipe().with_epochs(30, 10)
+DEFAULT_SELECT = FORM_RECIPE.finetune.select
+DEFAULT_MITIGATION = MitigationConfig()  # what "on" runs unless another method or mu is chosen
 
 
 def form_diagnostics() -> list[str]:
@@ -72,34 +77,32 @@ def budget_preview(checkpoint: str | Path, method: str, budget: int) -> dict[str
     return {"base_count": base, "requested": requested, "count": count, "percent": 100 * count / base, "text": text}
 
 
-def job_configs(checkpoint: str | Path, method: str, budget: int | float | str, seeds: list[int], *,
-                snl_epochs: int, finetune_epochs: int, mitigation: str = "off", mu: float = DEFAULT_MU,
-                method_mitigation: str = "lagrangian", select: str = DEFAULT_SELECT,
-                group: str | None = None, data_root: str | None = None,
-                diagnostics: list[str] | None = None) -> list[JobConfig]:
-    """One validated JobConfig per seed and mitigation setting (``off``, ``on`` or ``both``); ``on`` runs
-    ``method_mitigation`` (lagrangian with step ``mu``, reweight or groupdro); select: the finetune's
-    validation selection rule (auto = constrained when mitigated, else overall; overall, worst-group,
-    constrained); diagnostics: audit diagnostics computed for each run (the Why page draws them).
+def form_mitigations(mode: str, method: str = DEFAULT_MITIGATION.method,
+                     mu: float | None = None) -> list[MitigationConfig | None]:
+    """The mitigations of the form's radio ``mode``: off = [none], on = [``method``], both = [none, ``method``];
+    mu: the lagrangian's step size (None = its default; the other methods have no mu)."""
+    if mode not in MITIGATION_MODES:
+        raise FairLinError(f"mitigation must be one of {', '.join(MITIGATION_MODES)}, got {brief(mode)}")
+    on = MitigationConfig.coerce({"method": method, **({"mu": mu} if method == "lagrangian" and mu is not None
+                                                       else {})})
+    return {"off": [None], "on": [on], "both": [None, on]}[mode]
 
-    diagnostics: audit diagnostics run on each saved model (e.g. :func:`form_diagnostics`; the Why page draws
-    them for these runs); None or empty = none.
 
-    group: the protected attribute; when it differs from the checkpoint's own, the runs use the
-    checkpoint's dataset grouped by ``group`` instead.
-    """
-    if mitigation not in MITIGATION_MODES:
-        raise FairLinError(f"mitigation must be one of {', '.join(MITIGATION_MODES)}, got {brief(mitigation)}")
+def form_recipes(method: str, budget: int | float | str, seeds: list[int], *,
+                 mitigations: list[MitigationConfig | None] | None = None, snl_epochs: int | None = None,
+                 finetune_epochs: int | None = None, select: str | None = None,
+                 diagnostics: list[str] | None = None) -> list[LinearizeRecipe]:
+    """One validated recipe per seed x mitigation (None = a plain finetune; default [None]) with the form's fields;
+    a field left None keeps the recipe's default. select: the finetune's validation selection rule (auto =
+    constrained when mitigated, else overall; overall, worst-group, constrained); diagnostics: audit diagnostics
+    run on each saved model (e.g. ``FORM_DIAGNOSTICS``; the Why page draws them for these runs)."""
     if not seeds:
         raise FairLinError("no seeds chosen; expected at least one seed")
-    on = {"method": method_mitigation, **({"mu": float(mu)} if method_mitigation == "lagrangian" else {})}
-    settings = {"off": [None], "on": [on], "both": [None, on]}[mitigation]
-    recipes = [LinearizeRecipe.from_dict({"method": method, "budget": budget, "seed": int(seed),
-                                          "snl": {"epochs": int(snl_epochs)},
-                                          "finetune": {"epochs": int(finetune_epochs), "select": select},
-                                          "mitigation": setting, "diagnostics": list(diagnostics or [])})
-               for seed in seeds for setting in settings]
-    return recipe_job_configs(checkpoint, recipes, group=group, data_root=data_root)
+    template = LinearizeRecipe.from_dict({"method": method, "budget": budget, "diagnostics": list(diagnostics or []),
+                                          "finetune": {} if select is None else {"select": select}})
+    template = template.with_epochs(snl_epochs, finetune_epochs)
+    return [replace(template, seed=int(seed), mitigation=mitigation).validate()
+            for seed in seeds for mitigation in (mitigations or [None])]
 
 
 def recipe_job_configs(checkpoint: str | Path, recipes: list[LinearizeRecipe], *, group: str | None = None,
@@ -112,8 +115,8 @@ def recipe_job_configs(checkpoint: str | Path, recipes: list[LinearizeRecipe], *
         dataset = {"name": own["name"], "options": {k: v for k, v in (own.get("options") or {}).items()
                                                      if k not in ("seed", "target", "group")},
                    "target": own.get("target"), "group": group, "seed": (own.get("options") or {}).get("seed", 0)}
-    return [JobConfig.from_dict({**recipe.to_dict(), "checkpoint": str(checkpoint), "dataset": dataset,
-                                 "data_root": data_root or None}).validate() for recipe in recipes]
+    return [JobConfig(str(checkpoint), recipe, dataset=dataset, data_root=data_root or None).validate()
+            for recipe in recipes]
 
 
 def submit_jobs(manager: JobManager, configs: list[JobConfig]) -> list[str]:

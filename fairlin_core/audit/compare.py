@@ -8,7 +8,7 @@ and Student-t 95% interval); ``summary`` gives overall and worst-group accuracy 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
@@ -18,15 +18,13 @@ import pandas as pd
 from ..checkpoints import Checkpoint
 from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed
-from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
+from ..finetune import MitigationConfig, mitigation_factory, mitigation_names
 from ..limits import check_many
-from ..linearize import LinearizeOptions, finish_selections, prepare_students, unique_budgets
+from ..linearize import LinearizeOptions, LinearizeRecipe, finish_selections, prepare_students, unique_budgets
+from ..linearize.api import run_recipe
 from ..metrics.fairness import seed_summary
 from ..models import relu_count
 from ..runtime import CancelFlag, Progress, ProgressFn, json_ready, merge_duplicates
-
-Variant = tuple[Callable[[], BatchObjective] | None, FinetuneConfig | None]
-
 
 COMPARISON_TABLES = ("runs", "rows", "summary")  # the tables `compare --out` writes as NAME.csv
 
@@ -41,14 +39,22 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
 
-def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets: list[Any], seeds: list[int],
-                   variants: dict[str, Variant], *, options: LinearizeOptions | None = None,
-                   splits: tuple[str, ...] = ("test",), selections: Sequence[str] | None = None, device=None,
-                   progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Comparison:
-    """Run every (seed, budget, variant); variants map a name to (objective factory, finetune override).
+def mitigated_variants(recipe: LinearizeRecipe) -> dict[str, MitigationConfig | None]:
+    """The comparison of ``compare``: the recipe's plain finetune (``unmitigated``) against its mitigation."""
+    return {"unmitigated": None, "mitigated": recipe.mitigation}
 
+
+def run_comparison(base, base_spec, bundle: DatasetBundle, recipe: LinearizeRecipe, budgets: list[Any],
+                   seeds: list[int], variants: dict[str, MitigationConfig | None], *,
+                   options: LinearizeOptions | None = None, splits: tuple[str, ...] = ("test",),
+                   selections: Sequence[str] | None = None, device=None, progress: ProgressFn | None = None,
+                   cancel: CancelFlag | None = None) -> Comparison:
+    """Run every (seed, budget, variant): ``recipe`` (method, SNL schedule, finetune, precision) at each budget and
+    seed, finetuned once per variant, which maps a name to the mitigation of that finetune (None = plain KD).
+
+    options: the placement choices no recipe holds (``exact``, ``deepreduce``, ``stem_strides``).
     selections: validation selection rules to report from each variant's ONE finetune (column ``select``);
-    None = the finetune config's own ``select``. Duplicate seeds, and budgets that resolve to the same ReLU
+    None = the recipe's ``finetune.select``. Duplicate seeds, and budgets that resolve to the same ReLU
     count, are run once (``notes`` says so).
     """
     budgets, budget_notes = unique_budgets(check_many(budgets, "budgets", "budgets"), relu_count(base))
@@ -59,20 +65,20 @@ def run_comparison(base, base_spec, bundle: DatasetBundle, method: str, budgets:
     missing = [s for s in splits if s not in bundle.splits]
     if missing:
         raise FairLinError(f"dataset {bundle.name} has no split {brief(missing[0])}; expected one of {list(bundle.splits)}")
+    recipe = recipe.validate()
+    factories = {name: mitigation_factory(bundle, mitigation) for name, mitigation in variants.items()}
     records = []
     steps = len(seeds) * (1 + len(budgets) * len(variants))
     done = 0
     for seed in seeds:
-        prepared = prepare_students(base, base_spec, bundle, method, budgets, options=options, seed=seed,
-                                    device=device, cancel=cancel)
+        prepared = prepare_students(base, base_spec, bundle, recipe.method, budgets, options=recipe.options(options),
+                                    seed=seed, device=device, cancel=cancel)
         done += 1
         for student in prepared.students:
-            for name, (factory, config) in variants.items():
+            for name, factory in factories.items():
                 _report(progress, done / steps, f"seed {seed}, budget {student.budget_requested}, {name}")
-                tuning = config or prepared.options.finetune
-                results = finish_selections(prepared, student, bundle, tuple(selections or (tuning.select,)),
-                                            device=device, cancel=cancel, objective_factory=factory,
-                                            finetune_config=tuning)
+                results = finish_selections(prepared, student, bundle, tuple(selections or (recipe.finetune.select,)),
+                                            device=device, cancel=cancel, objective_factory=factory)
                 done += 1
                 for (select, result), split in product(results.items(), splits):
                     base_groups = {g["group"]: g for g in result.evaluations["base"][split]["groups"]}
@@ -122,22 +128,34 @@ def comparison_json(comparison: Comparison, split: str = "test") -> dict[str, An
     }
 
 
-def compare(base: Checkpoint, method: str, budgets: Sequence[Any], *, seeds: Sequence[int] = (0, 1, 2),
-            data: DatasetBundle | None = None, mitigation: MitigationConfig | dict[str, Any] | str | None = None,
-            finetune_epochs: int | None = None, snl_epochs: int | None = None,
-            options: LinearizeOptions | None = None, splits: Sequence[str] = ("test",), device=None,
-            progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Comparison:
+def compare(base: Checkpoint, method: str | None = None, budgets: Sequence[Any] = (), *,
+            recipe: LinearizeRecipe | None = None, seeds: Sequence[int] = (0, 1, 2), data: DatasetBundle | None = None,
+            mitigation: MitigationConfig | dict[str, Any] | str | None = None, finetune_epochs: int | None = None,
+            snl_epochs: int | None = None, options: LinearizeOptions | None = None, splits: Sequence[str] = ("test",),
+            device=None, progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> Comparison:
     """Mitigated vs unmitigated finetunes on the same masks for every budget and seed, in memory (``fl.compare``,
-    the notebook's ``fairlin compare``); mitigation: the mitigated variant, a method name or its settings
-    (default ``MitigationConfig()``, the lagrangian; see :meth:`MitigationConfig.coerce`).
+    the notebook's ``fairlin compare``).
+
+    What runs is one :class:`LinearizeRecipe` (its budget and seed replaced by ``budgets`` and ``seeds``):
+    ``recipe=``, or the one ``method``, ``options`` and ``mitigation`` spell
+    (:func:`~fairlin_core.linearize.api.run_recipe`); mitigation: the mitigated variant, a method name or its
+    settings (None = ``MitigationConfig()``, the lagrangian). snl_epochs / finetune_epochs replace the recipe's
+    epochs. options: with a recipe, only its placement choices are read.
 
     Returns a :class:`Comparison`: ``runs`` (one row per seed x budget x variant x group), ``rows`` (mean
     and 95% interval across seeds) and ``summary``.
     """
     bundle = base.resolve_data(data)
-    config = MitigationConfig.coerce(mitigation) or MitigationConfig()
-    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle, config), None)}
-    return run_comparison(base.model, base.spec, bundle, method, check_many(budgets, "budgets", "budgets"),
-                          check_many(seeds, "seeds", "seeds"), variants,
-                          options=(options or LinearizeOptions()).with_epochs(snl_epochs, finetune_epochs),
-                          splits=tuple(splits), device=device, progress=progress, cancel=cancel)
+    budgets = check_many(budgets, "budgets", "budgets")
+    if not budgets:
+        raise FairLinError("no budget given; expected at least one")
+    if recipe is None:  # the keyword form always mitigates: the lagrangian unless another method is named
+        mitigation = MitigationConfig.coerce(mitigation) or MitigationConfig()
+    recipe = run_recipe(recipe, method, budgets[0], options=options, mitigation=mitigation).with_epochs(
+        snl_epochs, finetune_epochs)
+    if recipe.mitigation is None:
+        raise FairLinError("compare sets a mitigated finetune against the plain one; expected a mitigation "
+                           f"({', '.join(mitigation_names()[1:])}), not none")
+    return run_comparison(base.model, base.spec, bundle, recipe, budgets, check_many(seeds, "seeds", "seeds"),
+                          mitigated_variants(recipe), options=options, splits=tuple(splits), device=device,
+                          progress=progress, cancel=cancel)

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,10 @@ from ..checkpoints import Checkpoint, load_checkpoint, load_dataset_for, resolve
 from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed, clip
 from ..inputs import read_json
-from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
-from ..finetune.fair import NONE
+from ..finetune import MitigationConfig, mitigation_factory, mitigation_names
 from ..limits import check_many
-from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
-                         resolve_budget, unique_budgets)
+from ..linearize import (METHODS, LinearizeRecipe, finish, get_linearizer, prepare_students, resolve_budget,
+                         unique_budgets)
 from ..linearize.output import save_linearized
 from ..models import relu_count
 from ..outputs import check_writable
@@ -48,7 +47,9 @@ from .results_io import MAX_JSON_BYTES
 from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, file_digest, merge_duplicates, pid_alive
 
 DEFAULT_BUDGETS = ("20%", "10%", "5%", "2%", "1%", "0.5%")
-MITIGATIONS = ("off", "on")
+_TEMPLATE_KEYS = ("snl", "finetune", "mitigation", "precision")  # what a grid's manifest keeps of its template
+SHARED_MASKS = "plain and mitigated finetunes start from the same masks"
+DEFAULT_TEMPLATE = LinearizeRecipe(mitigation=MitigationConfig())  # every option at its default; lagrangian when on
 OWNER = "owner.pid"
 DEFAULT_AUDIT_OUT = "fairlin_audit"  # default-audit's folder when no --out is given (relative to the working folder)
 REPO_AUDIT = Path(__file__).resolve().parents[2] / "results" / "default_audit"  # shipped; read-only to the tool
@@ -56,18 +57,18 @@ REPO_AUDIT = Path(__file__).resolve().parents[2] / "results" / "default_audit"  
 
 @dataclass(frozen=True)
 class AuditGrid:
-    """What to run. ``mitigation``: the method of the mitigated ("on") runs (lagrangian, reweight, groupdro;
-    ``mu`` is lagrangian's step size). ``diagnostics`` are computed on the runs of ``diagnostic_seeds``
-    (both mitigations); ``detail`` (the costlier density and attribution maps) only on their unmitigated runs."""
+    """What to run: every method x budget x seed, each unmitigated and mitigated, from one template recipe.
+
+    recipe: the template of every run's recipe (:meth:`recipes`): its SNL schedule, finetune and precision, and
+    its mitigation (method by name + options) for the mitigated runs; its method, budget, seed and diagnostics are
+    set per run. ``diagnostics`` are computed on the runs of ``diagnostic_seeds`` (both mitigations); ``detail``
+    (the costlier density and attribution maps) only on their unmitigated runs."""
 
     checkpoint: str
     methods: tuple[str, ...] = METHODS
     budgets: tuple[str, ...] = DEFAULT_BUDGETS
     seeds: tuple[int, ...] = (0, 1, 2)
-    mu: float = DEFAULT_MU
-    mitigation: str = "lagrangian"
-    snl_epochs: int = 100
-    finetune_epochs: int = 20
+    recipe: LinearizeRecipe = DEFAULT_TEMPLATE
     diagnostics: tuple[str, ...] = ("grad", "hessian", "boundary", "bound")
     detail: tuple[str, ...] = ("density", "attr")
     diagnostic_seeds: tuple[int, ...] = (0,)
@@ -84,27 +85,50 @@ class AuditGrid:
         for seeds in (self.seeds, self.diagnostic_seeds):
             for seed in check_many(seeds, "seeds", "seeds"):
                 check_seed(seed)
-        self.linearize_options().validate()
-        if self.mitigation == NONE:
+        if not isinstance(self.recipe, LinearizeRecipe):
+            raise FairLinError(f"the audit grid's recipe must be a LinearizeRecipe, got {brief(self.recipe)}")
+        recipe = self.recipe.validate()
+        if recipe.mitigation is None:
             raise FairLinError("the audit grid's mitigated runs need a method; expected one of "
                                f"{', '.join(mitigation_names()[1:])}, not none")
-        self.mitigation_config().validate()
         parse_diagnostics([*self.diagnostics, *self.detail] or ["accuracy"])
-        return self
+        return replace(self, recipe=recipe)
 
-    def linearize_options(self) -> LinearizeOptions:
-        """The SNL and finetune options of every run: the defaults with the grid's epochs."""
-        return LinearizeOptions(snl=SNLConfig(epochs=self.snl_epochs),
-                                finetune=FinetuneConfig(epochs=self.finetune_epochs))
-
-    def mitigation_config(self) -> MitigationConfig:
-        return MitigationConfig(method=self.mitigation, mu=self.mu)
+    def recipes(self) -> Iterator[LinearizeRecipe]:
+        """One recipe per method x budget x seed x (no mitigation, the grid's mitigation), in that nesting order,
+        with the diagnostics its run computes."""
+        for method in self.methods:
+            for budget in self.budgets:
+                for seed in self.seeds:
+                    for mitigation in (None, self.recipe.mitigation):
+                        diagnostics = ()
+                        if seed in self.diagnostic_seeds:
+                            diagnostics = (*self.diagnostics, *(self.detail if mitigation is None else ()))
+                        yield replace(self.recipe, method=method, budget=budget, seed=seed, mitigation=mitigation,
+                                      diagnostics=diagnostics)
 
     def manifest(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("data_root")
-        data["checkpoint"] = Path(self.checkpoint).name
-        return data
+        """What identifies the grid in its results (``meta["grid"]``) and in ``chunks/grid.json``: the checkpoint's
+        file name, the axes, the template's options (snl, finetune, mitigation, precision) and the diagnostics."""
+        template = self.recipe.to_dict()
+        return {"checkpoint": Path(self.checkpoint).name, "methods": list(self.methods), "budgets": list(self.budgets),
+                "seeds": list(self.seeds), **{key: template[key] for key in _TEMPLATE_KEYS},
+                "diagnostics": list(self.diagnostics), "detail": list(self.detail),
+                "diagnostic_seeds": list(self.diagnostic_seeds)}
+
+
+def migrate_manifest(stored: dict[str, Any]) -> dict[str, Any]:
+    """A grid manifest as :meth:`AuditGrid.manifest` writes it today, from one written before grids held a
+    recipe (``snl_epochs``, ``finetune_epochs``, ``mu`` and, once methods existed, ``mitigation`` by name; every
+    other option was its default). A current manifest is returned as it is."""
+    if "snl_epochs" not in stored:
+        return stored
+    old, default = dict(stored), DEFAULT_TEMPLATE
+    mitigation = MitigationConfig(method=old.pop("mitigation", default.mitigation.method),
+                                  mu=old.pop("mu", default.mitigation.mu))
+    template = replace(default, mitigation=mitigation).with_epochs(old.pop("snl_epochs"),
+                                                                   old.pop("finetune_epochs", None)).to_dict()
+    return {**old, **{key: template[key] for key in _TEMPLATE_KEYS}}
 
 
 def normalize_grid(grid: AuditGrid) -> tuple[AuditGrid, list[str]]:
@@ -154,57 +178,46 @@ def method_budgets(grid: AuditGrid, method: str, spec: Any, base_count: int) -> 
     return kept, skipped
 
 
-def _run_config(grid: AuditGrid, method: str, budget: str, seed: int, mitigated: bool,
-                diagnostics: list[str]) -> dict[str, Any]:
-    """A run's full configuration, as downloadable JSON (same option names as a job config)."""
-    return {"checkpoint": Path(grid.checkpoint).name, "method": method, "budget": budget, "seed": seed,
-            "snl": asdict(grid.linearize_options().snl), "finetune": asdict(grid.linearize_options().finetune),
-            "mitigation": asdict(grid.mitigation_config()) if mitigated else None,
-            "diagnostics": diagnostics, "shared_masks": "plain and mitigated finetunes start from the same masks"}
-
-
 def run_chunk(grid: AuditGrid, method: str, seed: int, *, progress: ProgressFn | None = None,
               cancel: CancelFlag | None = None) -> dict[str, Any]:
-    """One method and seed: every budget, both mitigations. Returns the chunk's tables and configs."""
+    """One method and seed: every budget the method runs, each recipe of :meth:`AuditGrid.recipes` (plain and
+    mitigated finetunes of the same students). Returns the chunk's tables and configs."""
     checkpoint = load_checkpoint(grid.checkpoint)
     bundle = load_dataset_for(checkpoint.sidecar, grid.data_root)
-    options = grid.linearize_options()
     budgets, _ = method_budgets(grid, method, checkpoint.spec, relu_count(checkpoint.model))
     _report(progress, 0.0, f"{method} seed {seed}: placing masks for {len(budgets)} budgets")
-    prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, method, budgets, options=options, seed=seed,
-                                cancel=cancel)
-    factory = mitigation_factory(bundle, grid.mitigation_config())
+    prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, method, budgets,
+                                options=grid.recipe.options(), seed=seed, cancel=cancel)
+    runs = [(student, recipe) for student in prepared.students for recipe in grid.recipes()
+            if (recipe.method, recipe.budget, recipe.seed) == (method, student.budget_requested, seed)]
     tables: dict[str, list[pd.DataFrame]] = {}
     configs: dict[str, Any] = {}
-    steps = len(prepared.students) * len(MITIGATIONS)
-    for i, student in enumerate(prepared.students):
-        for j, mitigation in enumerate(MITIGATIONS):
-            check_cancel(cancel)
-            mitigated = mitigation == "on"
-            run_id = f"{method}-{student.budget_requested}-seed{seed}-mit-{mitigation}"
-            _report(progress, (i * len(MITIGATIONS) + j) / steps, f"{run_id}: finetuning")
-            result = finish(prepared, student, bundle, cancel=cancel, objective_factory=factory if mitigated else None)
-            diagnostics = []
-            if seed in grid.diagnostic_seeds:
-                diagnostics = list(grid.diagnostics) + ([] if mitigated else list(grid.detail))
-            audit: dict[str, Any] = {}
-            if diagnostics:
-                _report(progress, (i * len(MITIGATIONS) + j + 0.5) / steps, f"{run_id}: diagnostics")
-                with tempfile.TemporaryDirectory() as folder:
-                    weights = save_linearized(result, folder, bundle, base_checkpoint=checkpoint.path)
-                    audit = run_audit(checkpoint.path, weights, diagnostics=diagnostics, seed=seed,
-                                      data_root=grid.data_root, cancel=cancel)
-            run = {"run_id": run_id, "method": method, "budget": str(student.budget_requested),
-                   "budget_fraction": budget_fraction(student.budget_requested, result.base_relu_count),
-                   "relu_count": result.relu_count, "base_relu_count": result.base_relu_count, "seed": seed,
-                   "mitigation": mitigation,
-                   "configuration": json.dumps(result.configuration, sort_keys=True),
-                   "param_distance": audit.get("param_distance", float("nan"))}
-            pieces = {"runs": pd.DataFrame([run]), "groups": run_groups(run_id, result.evaluations),
-                      **audit_rows(run_id, audit)}
-            for name, table in pieces.items():
-                tables.setdefault(name, []).append(table)
-            configs[run_id] = _run_config(grid, method, str(student.budget_requested), seed, mitigated, diagnostics)
+    for step, (student, recipe) in enumerate(runs):
+        check_cancel(cancel)
+        mitigated = "off" if recipe.mitigation is None else "on"  # run ids keep their form: stable across builds
+        run_id = f"{method}-{student.budget_requested}-seed{seed}-mit-{mitigated}"
+        _report(progress, step / len(runs), f"{run_id}: finetuning")
+        result = finish(prepared, student, bundle, cancel=cancel, finetune_config=recipe.finetune,
+                        objective_factory=mitigation_factory(bundle, recipe.mitigation))
+        audit: dict[str, Any] = {}
+        if recipe.diagnostics:
+            _report(progress, (step + 0.5) / len(runs), f"{run_id}: diagnostics")
+            with tempfile.TemporaryDirectory() as folder:
+                weights = save_linearized(result, folder, bundle, base_checkpoint=checkpoint.path)
+                audit = run_audit(checkpoint.path, weights, diagnostics=list(recipe.diagnostics), seed=seed,
+                                  data_root=grid.data_root, cancel=cancel)
+        config = recipe.to_dict()
+        run = {"run_id": run_id, "method": method, "budget": str(student.budget_requested),
+               "budget_fraction": budget_fraction(student.budget_requested, result.base_relu_count),
+               "relu_count": result.relu_count, "base_relu_count": result.base_relu_count, "seed": seed,
+               "mitigation": recipe.mitigation_name,
+               "configuration": json.dumps(result.configuration, sort_keys=True),
+               "param_distance": audit.get("param_distance", float("nan"))}
+        pieces = {"runs": pd.DataFrame([run]), "groups": run_groups(run_id, result.evaluations),
+                  **audit_rows(run_id, audit)}
+        for name, table in pieces.items():
+            tables.setdefault(name, []).append(table)
+        configs[run_id] = {**config, "checkpoint": Path(grid.checkpoint).name, "shared_masks": SHARED_MASKS}
     return {"tables": {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}, "configs": configs}
 
 
@@ -314,14 +327,22 @@ def _other_results(out: Path, record: dict[str, Any]) -> str:
     if not isinstance(stored, dict):
         names = sorted(p.name for p in out.iterdir())
         return f"files that are not an audit results folder ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})"
-    current = json.loads(json.dumps(record))
+    stored, current = migrate_manifest(stored), json.loads(json.dumps(record))
     keys = [k for k in current if k in stored or k != "checkpoint_sha256"]  # older folders have no digest
     differ = [k for k in keys if stored.get(k) != current[k]]
     if not differ:
         return ""
-    details = "; ".join("checkpoint content (sha256)" if k == "checkpoint_sha256" else
-                        f"{k} {brief(stored.get(k))} there, {brief(current[k])} asked" for k in differ)
-    return f"a different audit grid ({details})"
+    details = []
+    for k in differ:
+        there, asked = stored.get(k), current[k]
+        if k == "checkpoint_sha256":
+            details.append("checkpoint content (sha256)")
+        elif isinstance(there, dict) and isinstance(asked, dict):  # a template section: name its options
+            details += [f"{k} {option} {brief(there.get(option))} there, {brief(asked.get(option))} asked"
+                        for option in sorted(set(there) | set(asked)) if there.get(option) != asked.get(option)]
+        else:
+            details.append(f"{k} {brief(there)} there, {brief(asked)} asked")
+    return f"a different audit grid ({'; '.join(details)})"
 
 
 def _staging(folder: Path) -> Path:

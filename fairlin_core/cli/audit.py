@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
 from ..audit.core import audit_to_json, per_group_table, run_audit, write_audit_csvs
 from ..audit.diagnostics import DIAGNOSTICS, GROUP_KEYS, parse_diagnostics
-from ..audit.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
-from ..finetune import DEFAULT_MU
+from ..audit.grid import (DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, DEFAULT_TEMPLATE, AuditGrid,
+                          build_audit)
+from ..finetune import MitigationConfig, mitigation_names
 from ..linearize import METHODS
 from ..checkpoints.importers import ensure_checkpoint
 from ..jobs.paths import user_checkpoint_dir
@@ -81,10 +83,12 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_default_audit(args: argparse.Namespace) -> None:
+    mitigation = MitigationConfig.coerce(args.mitigation if args.mu is None else {"method": args.mitigation,
+                                                                                   "mu": args.mu})
+    recipe = replace(DEFAULT_TEMPLATE, mitigation=mitigation).with_epochs(args.snl_epochs, args.finetune_epochs)
     grid = AuditGrid(checkpoint=str(args.checkpoint), methods=tuple(comma_list(args.methods)),
                      budgets=tuple(budget_list(args.budgets, "--budgets")),
-                     seeds=tuple(seed_list(args.seeds, "--seeds")),
-                     mu=args.mu, mitigation=args.mitigation, snl_epochs=args.snl_epochs, finetune_epochs=args.finetune_epochs,
+                     seeds=tuple(seed_list(args.seeds, "--seeds")), recipe=recipe,
                      diagnostics=tuple(comma_list(args.diagnostics)), detail=tuple(comma_list(args.detail)),
                      diagnostic_seeds=tuple(seed_list(args.diagnostic_seeds, "--diagnostic-seeds")),
                      data_root=args.data_root)
@@ -114,13 +118,14 @@ def configure_default_audit(p: argparse.ArgumentParser) -> None:
                    help="diagnostics of those runs (default grad,hessian,boundary,bound)")
     p.add_argument("--detail", default=",".join(AuditGrid.detail),
                    help="costlier diagnostics of their unmitigated runs only (default density,attr; '' = none)")
-    p.add_argument("--mitigation", default="lagrangian", metavar="NAME",
-                   help="method of the mitigated runs: lagrangian, reweight, groupdro (default lagrangian)")
+    template = DEFAULT_TEMPLATE
+    p.add_argument("--mitigation", default=template.mitigation_name, metavar="NAME",
+                   help=f"method of the mitigated runs: {', '.join(mitigation_names()[1:])} (default %(default)s)")
     p.add_argument("--mu", type=float_arg(POSITIVE),
-                   default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
-    p.add_argument("--snl-epochs", type=count_arg("epochs"), default=100, help="maximum SNL epochs (default 100)")
+                   help=f"lagrangian multiplier step (default {template.mitigation.mu:g})")
+    p.add_argument("--snl-epochs", type=count_arg("epochs"), help=f"maximum SNL epochs (default {template.snl.epochs})")
     p.add_argument("--finetune-epochs", type=count_arg("epochs", minimum=0),
-                   default=20, help="finetune epochs (default 20)")
+                   help=f"finetune epochs (default {template.finetune.epochs})")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     add_executor_args(p)
     p.set_defaults(func=cmd_default_audit)

@@ -19,13 +19,15 @@ from __future__ import annotations
 import argparse
 import itertools
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 
 from ..errors import FairLinError, brief
 from ..checkpoints import read_sidecar, resolve_checkpoint_path
-from ..finetune import DEFAULT_ETA, DEFAULT_MU, MitigationConfig, mitigation_names
-from ..linearize import unique_budgets
+from ..finetune import MitigationConfig, mitigation_names
+from ..finetune.fair import NONE
+from ..linearize import LinearizeRecipe, unique_budgets
 from ..linearize.recipe import describe_mitigation
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
 from ..limits import NON_NEGATIVE, POSITIVE, check_count
@@ -66,15 +68,19 @@ def _seeds(text: str) -> list[int]:
 
 
 def sweep_configs(args: argparse.Namespace) -> tuple[list[JobConfig], list[str]]:
-    """Every combination of method x budget x seed x mitigation, in that nesting order, validated; and notes on
-    the duplicate methods, seeds and budgets (equal ReLU counts, e.g. 16 and 0.5 of 32) that were merged."""
-    options = {"lagrangian": {"mu": args.mu, "tolerance": args.tolerance, "normalize": args.normalize,
-                              "lambda_max": args.lambda_max}, "groupdro": {"eta": args.eta}}
-    mitigations = [None if name == "none" else {"method": name, **options.get(name, {})}
+    """One recipe per method x budget x seed x mitigation, in that nesting order, on the checkpoint, validated; and
+    notes on the duplicate methods, seeds and budgets (equal ReLU counts, e.g. 16 and 0.5 of 32) that were merged.
+    A mitigation's options (--mu, --tolerance, --normalize, --lambda-max; --eta) go to the methods that read them."""
+    given = {"lagrangian": {"mu": args.mu, "tolerance": args.tolerance, "normalize": args.normalize or None,
+                            "lambda_max": args.lambda_max}, "groupdro": {"eta": args.eta}}
+    mitigations = [MitigationConfig.coerce({"method": name, **{k: v for k, v in given.get(name, {}).items()
+                                                               if v is not None}}) if name != NONE else None
                    for name in sweep_mitigations(args.mitigation)]
     snl = {"epochs": args.snl_epochs} if args.snl_epochs is not None else {}
     tune = {k: v for k, v in {"epochs": args.finetune_epochs, "select": args.select}.items() if v is not None}
     diagnostics = _items(args.diagnostics, "--diagnostics") if args.diagnostics else []
+    template = LinearizeRecipe.from_dict({"snl": snl, "finetune": tune, "diagnostics": diagnostics,
+                                          "precision": args.precision})
     methods, notes = merge_duplicates(_items(args.methods, "--methods"), "method")
     seeds, more = merge_duplicates(_seeds(args.seeds), "seed")
     _items(args.budgets, "--budgets")
@@ -87,9 +93,8 @@ def sweep_configs(args: argparse.Namespace) -> tuple[list[JobConfig], list[str]]
     check_count(len(methods) * len(budgets) * len(seeds) * len(mitigations),
                 "the number of runs of one sweep (methods x budgets x seeds x mitigations)", "runs")
     grid = itertools.product(methods, budgets, seeds, mitigations)
-    configs = [JobConfig(checkpoint=args.checkpoint, method=method, budget=budget, seed=seed, snl=snl, finetune=tune,
-                         mitigation=mitigation, diagnostics=diagnostics, data_root=args.data_root,
-                         precision=args.precision).validate()
+    configs = [JobConfig(args.checkpoint, replace(template, method=method, budget=budget, seed=seed,
+                                                  mitigation=mitigation), data_root=args.data_root).validate()
                for method, budget, seed, mitigation in grid]
     return configs, notes + budget_notes + more
 
@@ -214,30 +219,32 @@ def _add_store_arg(parser: argparse.ArgumentParser) -> None:
 
 def configure_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="base checkpoint (.safetensors, its .json, or a folder)")
-    p.add_argument("--methods", default="snl", help="comma-separated, from snl, deepreduce, random (default snl)")
+    defaults, mitigation = LinearizeRecipe(), MitigationConfig()  # the help's defaults are the recipe's
+    p.add_argument("--methods", default=defaults.method,
+                   help="comma-separated, from snl, deepreduce, random (default %(default)s)")
     p.add_argument("--budgets", required=True,
                    help="comma-separated ReLU budgets: counts (500), fractions (0.1) or percentages (10%%)")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    p.add_argument("--mitigation", default="none", metavar="NAMES",
+    p.add_argument("--seeds", default=str(defaults.seed), help="comma-separated seeds (default %(default)s)")
+    p.add_argument("--mitigation", default=defaults.mitigation_name, metavar="NAMES",
                    help=f"comma-separated finetune objectives, one run each: {', '.join(mitigation_names())}; "
-                        f"on = lagrangian, both = none,lagrangian (default none)")
-    p.add_argument("--mu", type=float_arg(POSITIVE),
-                   default=DEFAULT_MU, help=f"lagrangian multiplier step (default {DEFAULT_MU})")
+                        f"on = lagrangian, both = none,lagrangian (default %(default)s)")
+    p.add_argument("--mu", type=float_arg(POSITIVE), help=f"lagrangian multiplier step (default {mitigation.mu:g})")
     p.add_argument("--tolerance", type=float_arg(NON_NEGATIVE),
-                   default=0.0, help="lagrangian: violations up to this are free (0)")
+                   help=f"lagrangian: violations up to this are free (default {mitigation.tolerance:g})")
     p.add_argument("--normalize", action="store_true", help="lagrangian: violations relative to the population loss")
     p.add_argument("--lambda-max", type=float_arg(POSITIVE), help="lagrangian: cap of the multipliers (default: none)")
-    p.add_argument("--eta", type=float_arg(POSITIVE),
-                   default=DEFAULT_ETA, help=f"groupdro step size (default {DEFAULT_ETA})")
-    p.add_argument("--select", help="validation model selection: auto (default: constrained when mitigated, else "
-                                    "overall), overall, worst-group, constrained")
+    p.add_argument("--eta", type=float_arg(POSITIVE), help=f"groupdro step size (default {mitigation.eta:g})")
+    p.add_argument("--select", help=f"validation model selection: auto (constrained when mitigated, else overall), "
+                                    f"overall, worst-group, constrained (default {defaults.finetune.select})")
     p.add_argument("--diagnostics", help="audit diagnostics per run, comma-separated (accuracy, grad, hessian, "
                                          "boundary, bound, attr, density; default none)")
-    p.add_argument("--snl-epochs", type=count_arg("epochs"), help="maximum SNL epochs (default 100)")
+    p.add_argument("--snl-epochs", type=count_arg("epochs"),
+                   help=f"maximum SNL epochs (default {defaults.snl.epochs})")
     p.add_argument("--finetune-epochs", type=count_arg("epochs", minimum=0),
-                   help="finetune epochs after linearizing (default 20)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="training precision: fp32 (default, reproducible) or bf16 autocast on CUDA (a CPU run is fp32)")
+                   help=f"finetune epochs after linearizing (default {defaults.finetune.epochs})")
+    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                   help="training precision: fp32 (reproducible) or bf16 autocast on CUDA (a CPU run is fp32); "
+                        "default %(default)s")
     p.add_argument("--workers", type=count_arg("workers"),
                    help="runs at a time (default: local: one per CUDA GPU, else 1; ray: the cluster's GPUs, "
                         "else its CPUs)")

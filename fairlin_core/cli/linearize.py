@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..audit.compare import COMPARISON_TABLES, comparison_json, run_comparison
+from ..audit.compare import COMPARISON_TABLES, comparison_json, mitigated_variants, run_comparison
 from ..checkpoints import load_checkpoint
 from ..data import load_dataset
 from ..errors import FairLinError
-from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
+from ..finetune import MitigationConfig, mitigation_names
 from ..finetune.fair import NONE
 from ..finetune.selection import SELECTIONS
-from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize, unique_budgets
+from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, LinearizeRecipe, linearize, unique_budgets
 from ..linearize.output import LINEARIZED_FILES, result_summary, save_linearized
 from ..models import relu_count
 from ..outputs import prepare_output
@@ -23,22 +23,35 @@ from .common import (add_data_args, add_overwrite_arg, budget_list, count_arg, d
                      int_list, print_json, print_notes, seed_arg, seed_list)
 from .progress import TqdmProgress
 
+DEFAULTS = LinearizeRecipe()  # the flags' defaults, as the help states them
 
-def _linearize_options(args: argparse.Namespace):
-    snl = SNLConfig(**{k: v for k, v in {"epochs": args.snl_epochs, "mask_lr": args.mask_lr, "lam": args.lam, "lam_min_progress": args.lam_min_progress}.items()
-                       if v is not None})
-    tune = FinetuneConfig(**{k: v for k, v in {"epochs": args.finetune_epochs, "lr": args.finetune_lr,
-                                               "temperature": args.temperature, "kd_weight": args.kd_weight,
-                                               "ce_weight": args.ce_weight, "select": args.select,
-                                               "select_tolerance": args.select_tolerance}.items() if v is not None})
+
+def recipe_from_args(args: argparse.Namespace, *, budget: Any = None, seed: int | None = None,
+                     mitigation_default: str = NONE) -> LinearizeRecipe:
+    """The recipe of the linearize / compare flags (SNL and finetune options, --mitigation and its options,
+    --precision), validated before any progress bar (SNL's options too when the method is not snl); budget and
+    seed: linearize's (compare's budgets and seeds are its axes, the recipe keeps its defaults)."""
+    snl = {"epochs": args.snl_epochs, "mask_lr": args.mask_lr, "lam": args.lam,
+           "lam_min_progress": args.lam_min_progress}
+    tune = {"epochs": args.finetune_epochs, "lr": args.finetune_lr, "temperature": args.temperature,
+            "kd_weight": args.kd_weight, "ce_weight": args.ce_weight, "select": args.select,
+            "select_tolerance": args.select_tolerance}
+    given = {"method": args.method, "budget": budget, "seed": seed, "precision": args.precision,
+             "snl": {k: v for k, v in snl.items() if v is not None},
+             "finetune": {k: v for k, v in tune.items() if v is not None},
+             "mitigation": mitigation_from_args(args, mitigation_default)}
+    return LinearizeRecipe.from_dict({k: v for k, v in given.items() if v is not None or k == "mitigation"})
+
+
+def _placement(args: argparse.Namespace) -> LinearizeOptions:
+    """The placement choices no recipe holds: --reference-budget (SNL's threshold rule) and a DeepReDuce
+    configuration (--cull, --thin, --stem-stride)."""
     deepreduce = None
     if args.cull is not None or args.thin or args.stem_stride is not None:
         if args.method != "deepreduce":
             raise FairLinError("--cull, --thin and --stem-stride configure deepreduce; expected --method deepreduce")
         deepreduce = DeepReduceConfig(tuple(int_list(args.cull or "", "--cull")), args.thin, args.stem_stride or 1)
-    options = LinearizeOptions(snl=snl, finetune=tune, exact=not args.reference_budget, deepreduce=deepreduce,
-                               precision=getattr(args, "precision", "fp32"))
-    return options.validate()  # before any progress bar, SNL's options too when the method is not snl
+    return LinearizeOptions(exact=not args.reference_budget, deepreduce=deepreduce)
 
 
 def _checkpoint_and_data(args: argparse.Namespace, data_options: dict[str, Any]):
@@ -71,22 +84,19 @@ def mitigation_from_args(args: argparse.Namespace, default: str = NONE) -> Mitig
 
 
 def cmd_linearize(args: argparse.Namespace) -> None:
-    options = _linearize_options(args)
-    mitigation = mitigation_from_args(args)
+    recipe = recipe_from_args(args, budget=args.budget, seed=args.seed)
+    placement = _placement(args)
     data_options = dataset_options(args)
     prepare_output(args.out, LINEARIZED_FILES, overwrite=args.overwrite)
     checkpoint, bundle = _checkpoint_and_data(args, data_options)
     bar = TqdmProgress(f"{args.method} to {args.budget}")
     try:
-        result = linearize(checkpoint.model, checkpoint.spec, bundle, args.method, args.budget, options=options,
-                           seed=args.seed, progress=bar,
-                           objective_factory=mitigation_factory(bundle, mitigation))
+        result = linearize(checkpoint.model, checkpoint.spec, bundle, recipe=recipe, options=placement, progress=bar)
     finally:
         bar.close()
-    path = save_linearized(result, args.out, bundle, base_checkpoint=checkpoint.path,
-                           extra={"mitigation": mitigation.to_dict() if mitigation else None})
-    summary = {**result_summary(result), "mitigation": mitigation.to_dict() if mitigation else None,
-               "checkpoint": str(path)}
+    mitigation = recipe.to_dict()["mitigation"]
+    path = save_linearized(result, args.out, bundle, base_checkpoint=checkpoint.path, extra={"mitigation": mitigation})
+    summary = {**result_summary(result), "mitigation": mitigation, "checkpoint": str(path)}
     if args.json:
         print_json(summary)
         return
@@ -97,11 +107,11 @@ def cmd_linearize(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    options = _linearize_options(args)
-    mitigation = mitigation_from_args(args, default="lagrangian")
-    if mitigation is None:
+    recipe = recipe_from_args(args, mitigation_default="lagrangian")
+    if recipe.mitigation is None:
         raise FairLinError("compare sets a mitigated finetune against the plain one; expected --mitigation "
                            f"{'|'.join(mitigation_names()[1:])}, not none")
+    placement = _placement(args)
     data_options = dataset_options(args)
     budgets, seeds = budget_list(args.budgets, "--budgets"), seed_list(args.seeds, "--seeds")
     if args.out:
@@ -110,18 +120,17 @@ def cmd_compare(args: argparse.Namespace) -> None:
     budgets, budget_notes = unique_budgets(budgets, relu_count(checkpoint.model))
     seeds, seed_notes = merge_duplicates(seeds, "seed")
     print_notes(budget_notes + seed_notes)
-    variants = {"unmitigated": (None, None), "mitigated": (mitigation_factory(bundle, mitigation), None)}
     bar = TqdmProgress(f"compare {args.method}")
     try:
-        comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, args.method, budgets, seeds, variants,
-                                    options=options, splits=(args.split,), progress=bar)
+        comparison = run_comparison(checkpoint.model, checkpoint.spec, bundle, recipe, budgets, seeds,
+                                    mitigated_variants(recipe), options=placement, splits=(args.split,), progress=bar)
     finally:
         bar.close()
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         for name in COMPARISON_TABLES:
             getattr(comparison, name).to_csv(Path(args.out) / f"{name}.csv", index=False)
-    result = {**comparison_json(comparison, args.split), "mitigation": mitigation.to_dict(),
+    result = {**comparison_json(comparison, args.split), "mitigation": recipe.to_dict()["mitigation"],
               "notes": budget_notes + seed_notes}
     if args.json:
         print_json(result)
@@ -130,25 +139,30 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _add_linearize_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by linearize and compare: SNL, finetune, DeepReDuce, mitigation, data."""
-    p.add_argument("--snl-epochs", type=count_arg("epochs"), help="maximum SNL epochs (default 100)")
+    """Options shared by linearize and compare: SNL, finetune, DeepReDuce, mitigation, data (defaults in the help
+    are the recipe's)."""
+    snl, tune = DEFAULTS.snl, DEFAULTS.finetune
+    p.add_argument("--snl-epochs", type=count_arg("epochs"), help=f"maximum SNL epochs (default {snl.epochs})")
     p.add_argument("--mask-lr", type=float_arg(POSITIVE),
-                   help="Adam learning rate of the SNL masks (default 2e-2; reference 1e-3)")
+                   help=f"Adam learning rate of the SNL masks (default {snl.mask_lr:g}; reference 1e-3)")
     p.add_argument("--lam", type=float_arg(POSITIVE),
-                   help="initial SNL L1 weight lambda (default 3e-3; reference 1e-5)")
+                   help=f"initial SNL L1 weight lambda (default {snl.lam:g}; reference 1e-5)")
     p.add_argument("--lam-min-progress", type=float_arg(PROPER_FRACTION),
-                   help="SNL grows lambda when an epoch cuts the ReLU count by less than this fraction "
-                        "(default 0.1; reference 0: only when it stalls)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32 (default, reproducible) or bf16 autocast of SNL and finetune on CUDA (no effect on CPU)")
+                   help=f"SNL grows lambda when an epoch cuts the ReLU count by less than this fraction "
+                        f"(default {snl.lam_min_progress:g}; reference 0: only when it stalls)")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+                   help="fp32 (reproducible) or bf16 autocast of SNL and finetune on CUDA (no effect on CPU); "
+                        "default %(default)s")
     p.add_argument("--reference-budget", action="store_true",
                    help="SNL: binarise with alpha > 1e-2 like the reference (may undershoot) instead of exact top-k")
     p.add_argument("--finetune-epochs", type=count_arg("epochs", minimum=0),
-                   help="finetune epochs after linearizing (default 20)")
-    p.add_argument("--finetune-lr", type=float_arg(POSITIVE), help="finetune SGD learning rate (default 1e-3)")
-    p.add_argument("--temperature", type=float_arg(POSITIVE), help="KD temperature (default 4)")
-    p.add_argument("--kd-weight", type=float_arg(NON_NEGATIVE), help="weight of the KD term (default 1)")
-    p.add_argument("--ce-weight", type=float_arg(NON_NEGATIVE), help="weight of the cross-entropy term (default 1)")
+                   help=f"finetune epochs after linearizing (default {tune.epochs})")
+    p.add_argument("--finetune-lr", type=float_arg(POSITIVE), help=f"finetune SGD learning rate (default {tune.lr:g})")
+    p.add_argument("--temperature", type=float_arg(POSITIVE), help=f"KD temperature (default {tune.temperature:g})")
+    p.add_argument("--kd-weight", type=float_arg(NON_NEGATIVE),
+                   help=f"weight of the KD term (default {tune.kd_weight:g})")
+    p.add_argument("--ce-weight", type=float_arg(NON_NEGATIVE),
+                   help=f"weight of the cross-entropy term (default {tune.ce_weight:g})")
     p.add_argument("--cull", help="deepreduce: stages to cull, e.g. 1,2 (default: nearest configuration to the budget)")
     p.add_argument("--thin", action="store_true", help="deepreduce: thin the kept stages")
     p.add_argument("--stem-stride", type=int_arg, choices=[1, 2], help="deepreduce: stem stride of the student")
@@ -161,22 +175,25 @@ def _add_linearize_args(p: argparse.ArgumentParser) -> None:
 
 def add_mitigation_args(p: argparse.ArgumentParser) -> None:
     """--mitigation NAME and the mitigations' options (read by :func:`mitigation_from_args`), --select."""
+    mitigation, tune = MitigationConfig(), DEFAULTS.finetune
     p.add_argument("--mitigation", metavar="NAME",
-                   help=f"finetune objective: {', '.join(mitigation_names())} (linearize: default none; compare: the "
-                        f"mitigated variant, default lagrangian)")
-    p.add_argument("--mu", type=float_arg(POSITIVE), help="lagrangian: multiplier step size per epoch (default 0.01)")
+                   help=f"finetune objective: {', '.join(mitigation_names())} (linearize: default "
+                        f"{DEFAULTS.mitigation_name}; compare: the mitigated variant, default {mitigation.method})")
+    p.add_argument("--mu", type=float_arg(POSITIVE),
+                   help=f"lagrangian: multiplier step size per epoch (default {mitigation.mu:g})")
     p.add_argument("--tolerance", type=float_arg(NON_NEGATIVE),
-                   help="lagrangian: group-loss violations up to this are free (default 0)")
+                   help=f"lagrangian: group-loss violations up to this are free (default {mitigation.tolerance:g})")
     p.add_argument("--normalize", action="store_true",
                    help="lagrangian: violations relative to the population loss (mu means the same across datasets)")
     p.add_argument("--lambda-max", type=float_arg(POSITIVE), help="lagrangian: cap of the multipliers (default: none)")
     p.add_argument("--eta", type=float_arg(POSITIVE),
-                   help="groupdro: step size of the group weights per batch (default 0.01)")
+                   help=f"groupdro: step size of the group weights per batch (default {mitigation.eta:g})")
     p.add_argument("--select", metavar="RULE",
-                   help=f"validation model selection: auto (constrained when mitigated, else overall; the default), "
-                        f"{', '.join(SELECTIONS)}")
+                   help=f"validation model selection: auto (constrained when mitigated, else overall), "
+                        f"{', '.join(SELECTIONS)} (default {tune.select})")
     p.add_argument("--select-tolerance", type=float_arg(FRACTION),
-                   help="constrained selection: worst-group tolerance, a fraction (default 0.02 = 2 points)")
+                   help=f"constrained selection: worst-group tolerance, a fraction (default {tune.select_tolerance:g} "
+                        f"= {100 * tune.select_tolerance:g} points)")
 
 
 def configure_linearize(p: argparse.ArgumentParser) -> None:

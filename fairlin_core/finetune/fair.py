@@ -171,7 +171,7 @@ register_mitigation("groupdro", lambda bundle, config: GroupDROObjective(list(bu
 
 def mitigation_factory(bundle: DatasetBundle,
                        config: MitigationConfig | None) -> Callable[[], BatchObjective] | None:
-    """A fresh objective per finetune (None when mitigation is off), for ``linearize(objective_factory=...)``."""
+    """A fresh objective per finetune (None when mitigation is off), for ``finish(objective_factory=...)``."""
     if config is None:
         return None
     config.validate()

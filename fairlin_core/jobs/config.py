@@ -5,10 +5,10 @@ Two kinds: :class:`JobConfig` (``linearize``, the default) and :class:`TrainBase
 reads either back from its dict (a ``kind`` key marks train-base configs; linearize dicts have none,
 so every linearize config, its dict and its hash are what they were before train-base jobs existed).
 
-A :class:`JobConfig` names a base checkpoint, optionally another dataset, a method and a ReLU
-budget, the SNL and finetune options, the mitigation (None = plain KD finetune), a seed and the
-diagnostics wanted. ``validate()`` refuses bad configs before anything is queued and returns the
-normalised config (absolute checkpoint path, every default filled in). ``canonical_hash()`` keys
+A :class:`JobConfig` is a :class:`~fairlin_core.linearize.LinearizeRecipe` (method, budget, seed, SNL and
+finetune options, mitigation, precision, diagnostics) on a base checkpoint, optionally with another dataset.
+``validate()`` refuses bad configs before anything is queued and returns the normalised config (absolute
+checkpoint path, every default filled in). ``canonical_hash()`` keys
 the run store: equal configs hash equally whatever defaults were spelled out, ``data_root`` does not
 count (where the data lives is no part of the experiment), and the checkpoint counts by its
 resolved path *and* its content, so a replaced checkpoint is a different run.
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
-import re
 import threading
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
@@ -34,12 +32,10 @@ from ..data import load_dataset
 from ..data.registry import get_spec
 from ..errors import CheckpointError, FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
-from ..finetune.fair import NONE
 from ..inputs import open_regular
-from ..limits import check_count, check_real
-from ..linearize import SNLConfig, get_linearizer, resolve_budget
+from ..limits import check_count
+from ..linearize import LinearizeRecipe, SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
-from ..runtime import PRECISIONS
 from .paths import user_checkpoint_dir
 
 # 2: mitigation method/normalize/lambda_max/eta and finetune select/select_tolerance joined the config (issue 17);
@@ -49,65 +45,58 @@ TRAIN_BASE_HASH_FORMAT = 1  # train-base configs did not change
 LINEARIZE = "linearize"
 TRAIN_BASE = "train-base"
 KINDS = (LINEARIZE, TRAIN_BASE)
-_PERCENT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*%\s*")
-_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_OWN_KEYS = ("checkpoint", "dataset", "data_root")  # a job config's keys beside its recipe's
+_KEYS = (*_OWN_KEYS, *(f.name for f in fields(LinearizeRecipe)))
 _DATASET_KEYS = ("name", "options", "target", "group", "seed")
 
 
 @dataclass(frozen=True)
 class JobConfig:
-    """One run. Field by field:
+    """One linearize run: a recipe on a base checkpoint. Field by field:
 
     checkpoint: base checkpoint (.safetensors, its .json or a folder holding one).
-    method: ``snl``, ``deepreduce`` or ``random``.
-    budget: ReLUs to keep as given: an int count, a float fraction in (0, 1] or text ("500", "0.1", "10%").
-    seed: seed of SNL, random placement and finetuning.
+    recipe: how it is linearized (:class:`~fairlin_core.linearize.LinearizeRecipe`: method, budget, seed, SNL
+    schedule, finetune, mitigation by name, precision, diagnostics). Diagnostics audit the saved model on the
+    checkpoint's own dataset, so they exclude a dataset override.
     dataset: None = the checkpoint's own data; else ``{"name", "options", "target", "group", "seed"}``.
-    snl: :class:`~fairlin_core.linearize.SNLConfig` fields to override (e.g. epochs, mask_lr, lam).
-    finetune: :class:`~fairlin_core.finetune.FinetuneConfig` fields (e.g. epochs, lr, temperature,
-    kd_weight, ce_weight).
-    mitigation: None (or ``"none"``) = plain KD finetune; a method name (``"lagrangian"``, ``"reweight"``,
-    ``"groupdro"``) or :class:`~fairlin_core.finetune.MitigationConfig` fields (``{"method", "mu", "tolerance",
-    "normalize", "lambda_max", "eta"}``; a dict without ``method`` is the lagrangian, as stored before methods).
-    diagnostics: audit diagnostics to run on the saved model (``accuracy``, ``grad``, ...; empty = none).
     data_root: folder holding the datasets (None = $FAIRLIN_DATA_ROOT, else ./data); not hashed.
-    precision: ``fp32`` (default) or ``bf16`` (bf16 autocast of the training forward passes on CUDA; a CPU run
-    is fp32 whatever is asked). Hashed only when not fp32, so every fp32 config keeps the hash it had before
-    the field existed.
+
+    JSON form (:meth:`to_dict`, what run stores, summaries and results keep): one flat object, the recipe's keys
+    beside ``checkpoint``, ``dataset`` and ``data_root``, as stored before recipes existed.
     """
 
     kind: ClassVar[str] = LINEARIZE  # not a field: never in to_dict() nor in the hash
 
     checkpoint: str
-    method: str
-    budget: int | float | str
-    seed: int = 0
+    recipe: LinearizeRecipe
     dataset: dict[str, Any] | None = None
-    snl: dict[str, Any] = field(default_factory=dict)
-    finetune: dict[str, Any] = field(default_factory=dict)
-    mitigation: dict[str, Any] | None = None
-    diagnostics: list[str] = field(default_factory=list)
     data_root: str | None = None
-    precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, data: Any) -> JobConfig:
-        """Build from a JSON object; unknown or missing keys are a FairLinError."""
-        return cls(**_config_fields(cls, data, "job config", ("checkpoint", "method", "budget")))
+        """Build from the flat JSON object (the recipe's keys read by :meth:`LinearizeRecipe.from_dict`, which
+        takes the sparse and older spellings too; diagnostics may also be comma-separated text); unknown or
+        missing keys are a FairLinError."""
+        given = dict(_config_fields(_KEYS, data, "job config", ("checkpoint", "method", "budget")))
+        own = {key: given.pop(key) for key in _OWN_KEYS if key in given}
+        if given.get("diagnostics"):
+            given["diagnostics"] = list(parse_diagnostics(given["diagnostics"]))
+        return cls(recipe=LinearizeRecipe.from_dict(given), **own)
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as a JSON-ready dict (the inverse of :meth:`from_dict`)."""
-        return asdict(self)
+        """The flat JSON object (the inverse of :meth:`from_dict`)."""
+        return {"checkpoint": self.checkpoint, **self.recipe.to_dict(), "dataset": self.dataset,
+                "data_root": self.data_root}
 
     def validate(self) -> JobConfig:
-        """The normalised config (absolute checkpoint path, defaults filled in); FairLinError if invalid, or if the
-        checkpoint's own dataset (no override given) does not fit its model."""
-        linearizer = get_linearizer(self.method)
-        check_seed(self.seed)
+        """The normalised config (validated recipe, absolute checkpoint path, dataset defaults filled in);
+        FairLinError if invalid, if the budget exceeds the checkpoint's ReLUs, if the method does not fit its
+        model, or if the checkpoint's own dataset (no override given) does not fit its model."""
+        if not isinstance(self.recipe, LinearizeRecipe):
+            raise FairLinError(f"a job config's recipe must be a LinearizeRecipe, got {brief(self.recipe)}")
+        recipe = self.recipe.validate()
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise FairLinError(f"data_root must be a path (a string) or null, got {brief(self.data_root)}")
-        if self.precision not in PRECISIONS:
-            raise FairLinError(f"precision must be one of {', '.join(PRECISIONS)}, got {brief(self.precision)}")
         weights = resolve_checkpoint_path(_text(self.checkpoint, "checkpoint")).resolve()
         sidecar = read_sidecar(weights)
         try:  # the sidecar's sizes are bounded before anything is queued (nothing allocated)
@@ -118,34 +107,23 @@ class JobConfig:
         if self.dataset is None:  # an override is checked against the model when the run loads it
             _check_own_data(json.dumps({k: sidecar.get(k) for k in ("model", "dataset")}, sort_keys=True),
                             self.data_root, str(weights))
-        budget = _normalise_budget(self.budget)
         base_count = sidecar.get("relu_count")
         if isinstance(base_count, int):
-            resolve_budget(budget, base_count)
-        linearizer.check(spec)
-        diagnostics = list(parse_diagnostics(self.diagnostics)) if self.diagnostics else []
+            resolve_budget(recipe.budget, base_count)
+        get_linearizer(recipe.method).check(spec)
+        diagnostics = parse_diagnostics(recipe.diagnostics) if recipe.diagnostics else ()
         if diagnostics and self.dataset is not None:
             raise FairLinError("diagnostics audit the linearized model on the checkpoint's own dataset; expected "
                                "no dataset override when diagnostics are requested")
-        return replace(self, checkpoint=str(weights), budget=budget, seed=int(self.seed),
-                       dataset=_normalise_dataset(self.dataset), snl=_filled(SNLConfig, self.snl, "snl"),
-                       finetune=_filled(FinetuneConfig, self.finetune, "finetune"),
-                       mitigation=_mitigation(self.mitigation),
-                       diagnostics=diagnostics)
+        return replace(self, checkpoint=str(weights), recipe=replace(recipe, diagnostics=diagnostics),
+                       dataset=_normalise_dataset(self.dataset))
 
     def canonical(self) -> dict[str, Any]:
-        """What the hash covers: the validated config without data_root, the budget as a number, and the
-        checkpoint's content hash next to its path."""
-        config = self.validate().to_dict()
-        del config["data_root"]
-        if config["precision"] == "fp32":
-            del config["precision"]
-        budget = config["budget"]
-        if isinstance(budget, str):
-            config["budget"] = float(budget.strip()[:-1]) / 100.0
-        config["checkpoint_sha256"] = checkpoint_digest(Path(config["checkpoint"]))
-        config["hash_format"] = HASH_FORMAT
-        return config
+        """What the hash covers: the recipe's canonical form (budget as a number, precision only when not fp32),
+        the checkpoint's resolved path and content hash, and the dataset; not data_root."""
+        config = self.validate()
+        return {**config.recipe.canonical(), "checkpoint": config.checkpoint, "dataset": config.dataset,
+                "checkpoint_sha256": checkpoint_digest(Path(config.checkpoint)), "hash_format": HASH_FORMAT}
 
     def canonical_hash(self) -> str:
         """sha256 (hex) of the canonical JSON (sorted keys, no whitespace)."""
@@ -189,7 +167,8 @@ class TrainBaseConfig:
         kind = data.pop("kind", TRAIN_BASE)
         if kind != TRAIN_BASE:
             raise FairLinError(f"job kind {brief(kind)} is not {brief(TRAIN_BASE)}")
-        return cls(**_config_fields(cls, data, "train-base config", ("dataset", "model"), extra=("kind",)))
+        return cls(**_config_fields(tuple(f.name for f in fields(cls)), data, "train-base config", ("dataset", "model"),
+                                    extra=("kind",)))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-ready dict with ``"kind": "train-base"`` (the inverse of :meth:`from_dict`)."""
@@ -296,65 +275,6 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
-def _normalise_budget(budget: Any) -> int | float | str:
-    """Numeric text becomes an int or float; percentages stay text ("10%"); anything else is refused."""
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, str)):
-        raise FairLinError(f"budget {brief(budget)} has the wrong type; expected a ReLU count (500), a fraction of the "
-                           f"base count (0.1) or a percentage (\"10%\")")
-    if isinstance(budget, str):
-        if _PERCENT.fullmatch(budget):
-            return budget.strip().replace(" ", "")
-        if _INTEGER.fullmatch(budget):
-            return int(budget)
-        try:
-            return float(budget)
-        except ValueError:
-            raise FairLinError(f"budget {brief(budget)} is not a number; expected a ReLU count (500), a fraction of "
-                               f"the base count (0.1) or a percentage (10%)") from None
-    return budget
-
-
-def _filled(kind: type, given: Any, name: str) -> dict[str, Any]:
-    """Every field of dataclass ``kind`` with ``given`` applied, after the class's own validation."""
-    if not isinstance(given, dict):
-        raise FairLinError(f"{name} options must be a JSON object, got {brief(given)}")
-    valid = {f.name for f in fields(kind)}
-    unknown = sorted(set(given) - valid)
-    if unknown:
-        raise FairLinError(f"unknown {name} option(s) {clip(', '.join(unknown))}; valid: {', '.join(sorted(valid))}")
-    defaults = asdict(kind())
-    typed: dict[str, Any] = {}
-    for key, value in given.items():
-        default = defaults[key]
-        if isinstance(default, (str, bool)):
-            if not isinstance(value, type(default)):
-                raise FairLinError(f"{name} option {key} must be {'text' if isinstance(default, str) else 'true or false'}"
-                                   f", got {brief(value)}")
-            typed[key] = value
-            continue
-        if value is None and default is None:  # an optional number (e.g. lambda_max: None = no cap)
-            typed[key] = None
-            continue
-        if not isinstance(default, int):
-            typed[key] = check_real(value, f"{name} option {key}")
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise FairLinError(f"{name} option {key} must be an integer, got {brief(value)}")
-        typed[key] = int(value)
-    instance = kind(**typed)
-    instance.validate()
-    return asdict(instance)
-
-
-def _mitigation(given: Any) -> dict[str, Any] | None:
-    """None for no mitigation (None or "none"); a method name or a fields dict filled with the defaults."""
-    if given is None or given == NONE:
-        return None
-    if isinstance(given, str):
-        given = {"method": given}
-    return _filled(MitigationConfig, given, "mitigation")
-
-
 def _normalise_dataset(dataset: Any) -> dict[str, Any] | None:
     """{"name", "options", "target", "group", "seed"} with the dataset's defaults filled in."""
     if dataset is None:
@@ -406,13 +326,13 @@ def checkpoint_digest(weights: Path) -> str:
     return _digests[key]
 
 
-def _config_fields(cls: type, data: Any, what: str, required: tuple[str, ...],
+def _config_fields(names: tuple[str, ...], data: Any, what: str, required: tuple[str, ...],
                    extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``data`` checked to be a JSON object holding only ``cls``'s fields (``extra`` are named as valid too,
+    """``data`` checked to be a JSON object holding only keys of ``names`` (``extra`` are named as valid too,
     already taken out) and every ``required`` one; FairLinError naming what is wrong otherwise."""
     if not isinstance(data, dict):
         raise FairLinError(f"a {what} must be a JSON object, got {type(data).__name__}")
-    names = {f.name for f in fields(cls)}
+    names = set(names)
     unknown = sorted(set(data) - names)
     if unknown:
         raise FairLinError(f"unknown {what} key(s) {clip(', '.join(unknown))}; valid keys: "

@@ -29,8 +29,7 @@ from ..audit import run_audit, write_audit_csvs
 from ..checkpoints import load_checkpoint, read_sidecar, sidecar_path
 from ..data import load_dataset
 from ..errors import FairLinError, brief
-from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
-from ..linearize import LinearizeOptions, SNLConfig, linearize
+from ..linearize import linearize
 from ..linearize.output import result_summary, save_linearized
 from ..outputs import check_writable, prepare_output_file
 from ..runtime import CancelFlag, ProgressFn, check_cancel, default_device, json_ready, report, scaled_progress
@@ -73,13 +72,10 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
     device = device or default_device()
     checkpoint = load_checkpoint(checkpoint_file or config.checkpoint)
     bundle = _dataset(config, checkpoint)
-    mitigation = MitigationConfig(**config.mitigation) if config.mitigation is not None else None
-    options = LinearizeOptions(snl=SNLConfig(**config.snl), finetune=FinetuneConfig(**config.finetune),
-                               precision=config.precision)
-    split_at = 0.7 if config.diagnostics else 0.95
-    result = linearize(checkpoint.model, checkpoint.spec, bundle, config.method, config.budget, options=options,
-                       seed=config.seed, device=device, progress=scaled_progress(progress, 0.0, split_at), cancel=cancel,
-                       objective_factory=mitigation_factory(bundle, mitigation))
+    recipe = config.recipe
+    split_at = 0.7 if recipe.diagnostics else 0.95
+    result = linearize(checkpoint.model, checkpoint.spec, bundle, recipe=recipe, device=device,
+                       progress=scaled_progress(progress, 0.0, split_at), cancel=cancel)
     check_cancel(cancel)
     report(progress, split_at, "save", "writing artifacts")
     config_hash = config_hash or config.canonical_hash()
@@ -91,14 +87,14 @@ def execute(config: AnyConfig, run_dir: Path, progress: ProgressFn | None = None
     groups[["split", "group", "n", "base_accuracy", "linearized_accuracy", "accuracy"]].to_csv(
         run_dir / "groups.csv", index=False)
     result.history.to_csv(run_dir / "history.csv", index=False)
-    if config.diagnostics:
-        audit = run_audit(checkpoint.path, weights, diagnostics=config.diagnostics, seed=config.seed,
+    if recipe.diagnostics:
+        audit = run_audit(checkpoint.path, weights, diagnostics=list(recipe.diagnostics), seed=recipe.seed,
                           data_root=config.data_root, device=device, progress=scaled_progress(progress, split_at, 0.98),
                           cancel=cancel)
         write_audit_csvs(audit, run_dir / "audit")
     summary = {**result_summary(result), "config_hash": config_hash, "config": config.to_dict(),
                "worst_group_accuracy": result.evaluations["finetuned"]["test"]["worst_group_accuracy"],
-               "diagnostics": config.diagnostics, "seconds": round(time.perf_counter() - started, 3)}
+               "diagnostics": list(recipe.diagnostics), "seconds": round(time.perf_counter() - started, 3)}
     (run_dir / "summary.json").write_text(json.dumps(json_ready(summary), indent=1, allow_nan=False) + "\n")
     report(progress, 1.0, "done", "artifacts written")
     return summary

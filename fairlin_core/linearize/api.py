@@ -21,11 +21,12 @@ from torch import nn
 from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed
 from ..metrics import evaluate_model
-from ..finetune import BatchObjective, FinetuneConfig, finetune
+from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, finetune, mitigation_factory
 from ..models import ModelSpec, get_masks, relu_count, total_sites
 from ..runtime import CancelFlag, ProgressFn, default_device, merge_duplicates, scaled_progress
 from .base import LINEARIZERS, get_linearizer
 from .options import LinearizeOptions
+from .recipe import LinearizeRecipe
 
 # importing a method's module registers its linearizer: this order is the order of METHODS
 from . import snl  # noqa: E402, F401, I001  (registers "snl")
@@ -213,17 +214,53 @@ def finish_selections(prepared: Prepared, student: Student, bundle: DatasetBundl
     return results
 
 
-def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budgets: list[Any], *,
-                    options: LinearizeOptions | None = None, seed: int = 0, device: torch.device | None = None,
-                    progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
-                    objective_factory: Callable[[], BatchObjective] | None = None) -> list[LinearizationResult]:
+def run_recipe(recipe: LinearizeRecipe | None = None, method: str | None = None, budget: Any = None, *,
+               seed: int | None = None, options: LinearizeOptions | None = None,
+               mitigation: MitigationConfig | dict[str, Any] | str | None = None) -> LinearizeRecipe:
+    """The validated recipe of one run: ``recipe`` itself, or the recipe that the keyword form spells: ``method``,
+    ``budget``, ``seed`` (default 0), the SNL schedule, finetune and precision of ``options`` (default
+    :class:`LinearizeOptions`) and ``mitigation`` (None or ``"none"``, a method name or MitigationConfig fields,
+    see :meth:`MitigationConfig.coerce`). FairLinError when both forms or neither are given."""
+    if recipe is None:
+        if method is None:
+            raise FairLinError("nothing to run: expected a method and a budget, or recipe=LinearizeRecipe(...)")
+        options = options or LinearizeOptions()
+        return LinearizeRecipe(method=method, budget=budget, seed=0 if seed is None else seed, snl=options.snl,
+                               finetune=options.finetune, mitigation=MitigationConfig.coerce(mitigation),
+                               precision=options.precision).validate()
+    if not isinstance(recipe, LinearizeRecipe):
+        raise FairLinError(f"recipe must be a LinearizeRecipe, got {brief(recipe)}")
+    given = [name for name, value in (("method", method), ("seed", seed), ("mitigation", mitigation))
+             if value is not None]
+    if given:
+        raise FairLinError(f"{', '.join(given)} given beside a recipe, which holds them; expected them in the recipe")
+    return recipe.validate()
+
+
+def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str | None = None,
+                    budgets: Sequence[Any] | None = None, *, recipe: LinearizeRecipe | None = None,
+                    seed: int | None = None, options: LinearizeOptions | None = None,
+                    mitigation: MitigationConfig | dict[str, Any] | str | None = None,
+                    device: torch.device | None = None, progress: ProgressFn | None = None,
+                    cancel: CancelFlag | None = None) -> list[LinearizationResult]:
     """Linearize ``base`` at every budget (in the order given); ``base`` itself is left unchanged.
 
-    objective_factory: builds the finetune's batch objective per budget (None = plain KD finetune).
+    What runs is one recipe (:func:`run_recipe`): ``recipe=``, or the one ``method``, ``seed``, ``options`` and
+    ``mitigation`` spell. budgets: the points of the sweep (counts, fractions or text, see resolve_budget); None =
+    the recipe's own budget. options: with a recipe, only its placement choices that no recipe holds (``exact``,
+    ``deepreduce``, ``stem_strides``) are read; the SNL schedule, finetune and precision are the recipe's.
+    The recipe's mitigation (None = plain KD finetune) is the finetune's objective at every budget.
     """
-    placing = get_linearizer(method).placing_share
-    prepared = prepare_students(base, base_spec, bundle, method, budgets, options=options, seed=seed, device=device,
-                                progress=scaled_progress(progress, 0.0, placing), cancel=cancel)
+    if budgets is not None and not len(budgets):
+        raise FairLinError("no budget given; expected at least one")
+    recipe = run_recipe(recipe, method, None if budgets is None else budgets[0], seed=seed, options=options,
+                        mitigation=mitigation)
+    budgets = [recipe.budget] if budgets is None else list(budgets)
+    options = recipe.options(options)
+    placing = get_linearizer(recipe.method).placing_share
+    prepared = prepare_students(base, base_spec, bundle, recipe.method, budgets, options=options, seed=recipe.seed,
+                                device=device, progress=scaled_progress(progress, 0.0, placing), cancel=cancel)
+    objective_factory = mitigation_factory(bundle, recipe.mitigation)
     span = (1.0 - placing) / len(prepared.students)
     return [finish(prepared, student, bundle, device=device, cancel=cancel, objective_factory=objective_factory,
                    progress=scaled_progress(progress, placing + i * span, placing + (i + 1) * span,
@@ -231,8 +268,7 @@ def linearize_sweep(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle
             for i, student in enumerate(prepared.students)]
 
 
-def linearize(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str, budget: Any,
-              **kwargs: Any) -> LinearizationResult:
-    """Linearize at one budget; see :func:`linearize_sweep` for the arguments."""
-    return linearize_sweep(base, base_spec, bundle, method, [budget], **kwargs)[0]
-
+def linearize(base: nn.Module, base_spec: ModelSpec, bundle: DatasetBundle, method: str | None = None,
+              budget: Any = None, **kwargs: Any) -> LinearizationResult:
+    """Linearize at one budget (None = the recipe's); see :func:`linearize_sweep` for the arguments."""
+    return linearize_sweep(base, base_spec, bundle, method, None if budget is None else [budget], **kwargs)[0]

@@ -101,12 +101,14 @@ class LinearizeRecipe:
         for part, kind in ((self.snl, SNLConfig), (self.finetune, FinetuneConfig)):
             if not isinstance(part, kind):
                 raise FairLinError(f"recipe {kind.__name__} expected, got {brief(part)}")
-            part.validate()
-        if self.mitigation is not None:
-            if not isinstance(self.mitigation, MitigationConfig):
-                raise FairLinError(f"recipe mitigation must be None or a MitigationConfig, got {brief(self.mitigation)}")
-            self.mitigation.validate()
+        if self.mitigation is not None and not isinstance(self.mitigation, MitigationConfig):
+            raise FairLinError(f"recipe mitigation must be None or a MitigationConfig, got {brief(self.mitigation)}")
+        # each part re-read from its fields: numbers typed as their defaults (mu=1 -> 1.0), so one value, one hash
         return replace(self, budget=normalise_budget(self.budget), seed=int(seed),
+                       snl=_section(SNLConfig, asdict(self.snl), "snl"),
+                       finetune=_section(FinetuneConfig, asdict(self.finetune), "finetune"),
+                       mitigation=None if self.mitigation is None else _section(MitigationConfig,
+                                                                                asdict(self.mitigation), "mitigation"),
                        diagnostics=_names(self.diagnostics))
 
     def canonical(self) -> dict[str, Any]:
@@ -119,9 +121,10 @@ class LinearizeRecipe:
             del data["precision"]
         return data
 
-    def options(self) -> LinearizeOptions:
-        """The options the linearizers and the finetune read (SNL schedule, finetune, precision)."""
-        return LinearizeOptions(snl=self.snl, finetune=self.finetune, precision=self.precision)
+    def options(self, placement: LinearizeOptions | None = None) -> LinearizeOptions:
+        """The options the linearizers and the finetune read: the recipe's SNL schedule, finetune and precision, and
+        the placement choices no recipe holds (``exact``, ``deepreduce``, ``stem_strides``) from ``placement``."""
+        return replace(placement or LinearizeOptions(), snl=self.snl, finetune=self.finetune, precision=self.precision)
 
     @property
     def mitigation_name(self) -> str:

@@ -13,9 +13,9 @@ from fairlin_core.audit.migration import RECIPE_KEYS, migrate
 from fairlin_core.audit.results import SHIPPED_AUDIT, load_results
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import MitigationConfig
-from fairlin_core.jobs import JobConfig, JobManager, collect_from_store
+from fairlin_core.jobs import JobManager, collect_from_store
 from fairlin_core.linearize import LinearizeRecipe
-from conftest import TOY
+from conftest import TOY, job_config
 
 
 def _digests(folder):
@@ -82,7 +82,7 @@ def test_flat_job_configs_older_spellings_and_bad_configs():
 def test_a_store_written_by_todays_code_reads_as_recipes(tmp_path):
     manager = JobManager(tmp_path / "store", workers=1)
     try:
-        sparse = [JobConfig(TOY, "random", 16, finetune={"epochs": 1}, mitigation=mitigation)
+        sparse = [job_config(TOY, "random", 16, finetune={"epochs": 1}, mitigation=mitigation)
                   for mitigation in (None, {"mu": 0.05})]
         ids = [manager.submit(config) for config in sparse]
         assert manager.wait(ids, timeout=300)

@@ -14,11 +14,11 @@ from fairlin_core.audit.grid import AuditGrid
 from fairlin_core.audit.results import SHIPPED_AUDIT
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import JobConfig, JobManager, RunStore, collect_from_store
+from fairlin_core.jobs import JobManager, RunStore, collect_from_store
 from fairlin_core.viz.report import audit_report_html
 from fairlin_core.audit.results import load_results
 from fairlin_core.audit.results_io import LAZY_TABLES, TABLES
-from conftest import DIGITS, TOY
+from conftest import DIGITS, TOY, job_config
 
 GRID = ["--checkpoint", DIGITS, "--methods", "random,deepreduce", "--budgets", "2%,1%", "--seeds", "0,1",
         "--finetune-epochs", "2", "--snl-epochs", "2", "--diagnostics", "grad,boundary", "--detail", "attr"]
@@ -216,7 +216,7 @@ def test_collect_from_store_gives_the_same_tables_for_job_runs(tmp_path):
     assert RunStore(tmp_path / "empty").done_signature() == (0, None)
     manager = JobManager(tmp_path / "store", workers=1)
     try:
-        ids = [manager.submit(JobConfig(TOY, "random", budget, seed=seed, finetune={"epochs": 1},
+        ids = [manager.submit(job_config(TOY, "random", budget, seed=seed, finetune={"epochs": 1},
                                         mitigation=mitigation, diagnostics=["grad"] if seed == 0 else []))
                for budget in (16, 0.25) for seed in (0, 1) for mitigation in (None, {"mu": 0.05})]
         assert manager.wait(ids, timeout=300)
@@ -246,7 +246,7 @@ def test_runs_of_two_mitigation_methods_are_two_protocols_never_one_series(tmp_p
     table names the method (its settings in the run's recipe)."""
     manager = JobManager(tmp_path / "store", workers=1)
     try:
-        ids = [manager.submit(JobConfig(TOY, "random", 16, finetune={"epochs": 1}, mitigation=mitigation))
+        ids = [manager.submit(job_config(TOY, "random", 16, finetune={"epochs": 1}, mitigation=mitigation))
                for mitigation in (None, "reweight", {"method": "lagrangian", "mu": 0.05}, "groupdro")]
         assert manager.wait(ids, timeout=300)
         collected = collect_from_store(manager.store, TOY)

@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import REPO, SECRET, TOY, cifar_bomb, copy_checkpoint, write_images
+from conftest import REPO, SECRET, TOY, cifar_bomb, copy_checkpoint, job_config, write_images
 from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
 from fairlin_core.data import load_dataset
 from fairlin_core.data.folder import MAX_ROWS
@@ -348,12 +348,11 @@ def test_echoed_input_is_capped():
 
 def test_negative_and_huge_seeds_are_refused_everywhere(toy_checkpoint):
     import fairlin_core as fl
-    from fairlin_core.jobs.config import JobConfig
     from fairlin_core.toy import ToyConfig, run_toy
     for seed in (-1, 2**64):
         calls = [lambda: load_dataset("toy2d", seed=seed),
-                 lambda: JobConfig(checkpoint=TOY, method="random", budget=4, seed=seed).validate(),
-                 lambda: JobConfig(checkpoint=TOY, method="random", budget=4,
+                 lambda: job_config(checkpoint=TOY, method="random", budget=4, seed=seed).validate(),
+                 lambda: job_config(checkpoint=TOY, method="random", budget=4,
                                    dataset={"name": "toy2d", "seed": seed}).validate(),
                  lambda: fl.linearize(toy_checkpoint, "random", 4, seed=seed),
                  lambda: fl.compare(toy_checkpoint, "random", [4], seeds=[0, seed]),

@@ -11,14 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import DIGITS, TOY, copy_checkpoint
+from conftest import DIGITS, TOY, copy_checkpoint, job_config
 from fairlin_core.audit.core import run_audit
 from fairlin_core.audit.evaluation import evaluate_checkpoint
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.checkpoints.importers import import_checkpoint, read_weights
 from fairlin_core.checkpoints.upload import accept_import, accept_upload
 from fairlin_core.errors import CheckpointError, FairLinError
-from fairlin_core.jobs import JobConfig
 from fairlin_core.models import build_model, mask_names, relu_count, resolve_spec
 
 TOY_ARGS = {"fmt": "state-dict", "arch": "mlp", "dataset": "toy2d", "model_options": {"width": 16}}
@@ -145,7 +144,7 @@ def test_a_sidecar_whose_dataset_does_not_fit_its_model_is_refused_before_any_wo
     with pytest.raises(FairLinError, match=message):
         run_audit(weights, weights)
     with pytest.raises(FairLinError, match=message):  # a sweep's runs: refused before anything is queued
-        JobConfig(checkpoint=str(weights), method="random", budget=0.5).validate()
+        job_config(checkpoint=str(weights), method="random", budget=0.5).validate()
 
 
 # ----------------------------------------------------------------------------- pickles needing a refused global

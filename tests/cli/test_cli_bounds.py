@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import REPO, TOY
+from conftest import REPO, TOY, job_config
 from fairlin_core.cli import main
 from fairlin_core.errors import ECHO_LIMIT, FairLinError
 from fairlin_core.limits import POSITIVE, RUN_LIMITS, Interval, check_count, check_many, check_real
@@ -76,7 +76,8 @@ def test_a_run_size_past_its_limit_is_refused_before_any_work(capsys, tmp_path, 
 def test_the_notebook_api_refuses_the_same_run_sizes(toy_checkpoint):
     import fairlin_core as fl
     from fairlin_core.audit.grid import AuditGrid
-    from fairlin_core.jobs.config import JobConfig, TrainBaseConfig
+    from fairlin_core.jobs.config import TrainBaseConfig
+    from fairlin_core.linearize import LinearizeRecipe
     from fairlin_core.toy import ToyConfig, run_toy, share_sweep
     with pytest.raises(FairLinError, match="at most 1,000 seeds are allowed in one run, got 1,000,000,000"):
         fl.compare(toy_checkpoint, "random", [4], seeds=range(10**9))
@@ -91,11 +92,11 @@ def test_the_notebook_api_refuses_the_same_run_sizes(toy_checkpoint):
     with pytest.raises(FairLinError, match="snl_finetune_epochs must be a non-negative integer"):
         ToyConfig(snl_finetune_epochs=10**12).validate()
     with pytest.raises(FairLinError, match="SNL epochs must be a positive integer at most 100,000, got 1000000000000"):
-        AuditGrid(checkpoint=TOY, snl_epochs=10**12).validate()
+        AuditGrid(checkpoint=TOY, recipe=LinearizeRecipe().with_epochs(snl_epochs=10**12)).validate()
     with pytest.raises(FairLinError, match="at most 1,000 seeds"):
         AuditGrid(checkpoint=TOY, seeds=tuple(range(1001))).validate()
     with pytest.raises(FairLinError, match="finetune epochs must be a non-negative integer at most 100,000"):
-        JobConfig(checkpoint=TOY, method="random", budget=4, finetune={"epochs": 10**12}).validate()
+        job_config(checkpoint=TOY, method="random", budget=4, finetune={"epochs": 10**12}).validate()
     with pytest.raises(FairLinError, match="epochs must be a positive integer at most 100,000"):
         TrainBaseConfig(dataset="toy2d", model="mlp", epochs=10**12).validate()
     with pytest.raises(FairLinError, match="epochs must be a positive integer at most 100,000"):
@@ -150,7 +151,6 @@ def test_every_real_flag_is_finite_and_in_range_at_parse_time(capsys, tmp_path, 
 
 def test_the_api_refuses_non_finite_settings():
     from fairlin_core.finetune import FinetuneConfig, MitigationConfig
-    from fairlin_core.jobs.config import JobConfig
     from fairlin_core.linearize import SNLConfig
     from fairlin_core.toy import ToyConfig
     with pytest.raises(FairLinError, match="mitigation eta must be a finite number > 0, got inf"):
@@ -162,7 +162,7 @@ def test_the_api_refuses_non_finite_settings():
     with pytest.raises(FairLinError, match="lr must be a finite number > 0, got inf"):
         ToyConfig(lr=math.inf).validate()
     with pytest.raises(FairLinError, match="finetune option lr must be a finite number, got 1000"):
-        JobConfig(checkpoint=TOY, method="random", budget=4, finetune={"lr": 10**400}).validate()
+        job_config(checkpoint=TOY, method="random", budget=4, finetune={"lr": 10**400}).validate()
 
 
 # ---------------------------------------------------------------------------- options checked even where unused

@@ -87,12 +87,12 @@ def test_bad_input_exits_2_with_one_line_and_queues_nothing(capsys, tmp_path, ar
 
 CRASHING = """
 import sys, time
-from fairlin_core.jobs import JobConfig, JobManager
+from fairlin_core.jobs import JobManager
 store, toy = sys.argv[1:]
 manager = JobManager(store, workers=1)
-manager.submit(JobConfig(toy, "random", 0.5, seed=0, finetune={"epochs": 0}))
-manager.submit(JobConfig(toy, "snl", 1, snl={"epochs": 10}, finetune={"epochs": 0}))
-manager.submit(JobConfig(toy, "random", 0.5, seed=1, finetune={"epochs": 0}))
+manager.submit({"checkpoint": toy, "method": "random", "budget": 0.5, "seed": 0, "finetune": {"epochs": 0}})
+manager.submit({"checkpoint": toy, "method": "snl", "budget": 1, "snl": {"epochs": 10}, "finetune": {"epochs": 0}})
+manager.submit({"checkpoint": toy, "method": "random", "budget": 0.5, "seed": 1, "finetune": {"epochs": 0}})
 time.sleep(600)
 """
 

@@ -7,6 +7,8 @@ import pytest
 
 from fairlin_core.cli import build_parser, main
 from fairlin_core.cli.jobs import sweep_configs
+from fairlin_core.finetune import MitigationConfig
+from fairlin_core.linearize import SNLConfig
 from conftest import TOY
 
 
@@ -77,6 +79,31 @@ def test_sweep_mitigation_choices_old_and_new(choice, methods):
     args = build_parser("sweep").parse_args(["sweep", "--checkpoint", TOY, "--budgets", "0.5", "--mitigation", choice,
                                              "--mu", "0.05", "--select", "constrained"])
     configs, _ = sweep_configs(args)
-    assert [c.mitigation and c.mitigation["method"] for c in configs] == methods
-    assert all(c.mitigation["mu"] == 0.05 for c in configs if c.mitigation and c.mitigation["method"] == "lagrangian")
-    assert all(c.finetune["select"] == "constrained" for c in configs)
+    assert [c.recipe.mitigation and c.recipe.mitigation.method for c in configs] == methods
+    assert all(c.recipe.mitigation.mu == 0.05 for c in configs if c.recipe.mitigation_name == "lagrangian")
+    assert all(c.recipe.finetune.select == "constrained" for c in configs)
+
+
+def test_a_sweep_names_each_runs_mitigation_and_stores_its_recipe(capsys, tmp_path):
+    code, out, _ = run(capsys, "sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "8",
+                       "--finetune-epochs", "0", "--mitigation", "none,groupdro", "--eta", "0.05",
+                       "--store", tmp_path / "store")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert "mitigation=none " in lines[0] and "mitigation=groupdro eta 0.05 " in lines[1]  # never "off"
+    configs = [run_config.recipe for run_config in sweep_configs(build_parser("sweep").parse_args(
+        ["sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "8", "--finetune-epochs", "0",
+         "--mitigation", "none,groupdro", "--eta", "0.05"]))[0]]
+    assert [c.mitigation for c in configs] == [None, MitigationConfig(method="groupdro", eta=0.05)]
+
+
+def test_default_audit_builds_its_template_recipe_from_the_flags(capsys, tmp_path):
+    argv = ["default-audit", "--checkpoint", TOY, "--methods", "random", "--budgets", "50%", "--seeds", "0",
+            "--diagnostics", "", "--detail", "", "--mitigation", "groupdro", "--finetune-epochs", "0",
+            "--out", tmp_path / "audit"]
+    code, _, _ = run(capsys, *argv)
+    grid = json.loads((tmp_path / "audit" / "meta.json").read_text())["grid"]
+    assert code == 0 and grid["mitigation"] == MitigationConfig(method="groupdro").to_dict()
+    assert grid["finetune"]["epochs"] == 0 and grid["snl"] == SNLConfig().to_dict()  # unset flags: the defaults
+    configs = json.loads((tmp_path / "audit" / "configs.json").read_text())
+    assert [c["mitigation"] and c["mitigation"]["method"] for c in configs.values()] == [None, "groupdro"]

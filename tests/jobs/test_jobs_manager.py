@@ -8,19 +8,19 @@ import time
 import pytest
 
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import JobConfig, JobManager, LocalThreadExecutor, RunStore, get_manager
-from conftest import TOY
+from fairlin_core.jobs import JobManager, LocalThreadExecutor, RunStore, get_manager
+from conftest import TOY, job_config
 
 
 
 def quick(budget=0.5, seed=0, method="random", **changes):
     """A toy run that takes a fraction of a second."""
-    return JobConfig(TOY, method, budget, seed=seed, **{"finetune": {"epochs": 0}, **changes})
+    return job_config(TOY, method, budget, seed=seed, **{"finetune": {"epochs": 0}, **changes})
 
 
 def slow():
     """A toy SNL run that would take minutes: budget 1 is never reached, so it runs every epoch."""
-    return JobConfig(TOY, "snl", 1, snl={"epochs": 5000}, finetune={"epochs": 0})
+    return job_config(TOY, "snl", 1, snl={"epochs": 5000}, finetune={"epochs": 0})
 
 
 class CountingExecutor(LocalThreadExecutor):
@@ -107,9 +107,9 @@ def test_three_threads_submitting_overlapping_sweeps_run_each_config_once(tmp_pa
         run = store.get_run(run_id)
         assert run.status == "done"
         assert run.summary["config_hash"] == config.canonical_hash()
-        assert run.relu_count == config.budget
+        assert run.relu_count == config.recipe.budget
         sidecar = json.loads((run.path / "model.json").read_text())
-        assert sidecar["config_hash"] == config.canonical_hash() and sidecar["job"]["seed"] == config.seed
+        assert sidecar["config_hash"] == config.canonical_hash() and sidecar["job"]["seed"] == config.recipe.seed
     manager.shutdown()
     other.shutdown()
 
@@ -163,7 +163,7 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(manager):
 
 
 def test_mitigation_and_diagnostics_are_run_and_stored(manager):
-    run_id = manager.submit(JobConfig(TOY, "random", 0.5, finetune={"epochs": 2}, mitigation={"mu": 0.5},
+    run_id = manager.submit(job_config(TOY, "random", 0.5, finetune={"epochs": 2}, mitigation={"mu": 0.5},
                                       diagnostics=["accuracy"]))
     assert manager.wait([run_id], timeout=60)
     run = manager.store.get_run(run_id)

@@ -8,14 +8,14 @@ import sys
 import pytest
 
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import JobConfig, JobManager, RunStore, resolve_store_root
+from fairlin_core.jobs import JobManager, RunStore, resolve_store_root
 from fairlin_core.jobs.store import LIST_COLUMNS, process_owner
-from conftest import TOY
+from conftest import TOY, job_config
 
 
 
 def quick(budget):
-    return JobConfig(TOY, "random", budget, finetune={"epochs": 0})
+    return job_config(TOY, "random", budget, finetune={"epochs": 0})
 
 
 @pytest.fixture(scope="module")

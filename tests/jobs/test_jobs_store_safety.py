@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from fairlin_core.jobs import JobConfig, RunStore
+from fairlin_core.jobs import RunStore
 from fairlin_core.jobs.manager import _live_managers
-from conftest import REPO, TOY, run_cli, snapshot, without_dac_override
+from conftest import REPO, TOY, job_config, run_cli, snapshot, without_dac_override
 
 SWEEP = ["sweep", "--checkpoint", TOY, "--methods", "random", "--budgets", "8,4", "--seeds", "0",
          "--finetune-epochs", "0"]
@@ -101,10 +101,10 @@ def test_a_read_only_store_lists_without_writing_and_writers_refuse_in_one_line(
 
 PEER = """
 import sys, time
-from fairlin_core.jobs import JobConfig, JobManager
+from fairlin_core.jobs import JobManager
 store, toy = sys.argv[1:]
 manager = JobManager(store, workers=1)
-manager.submit(JobConfig(toy, "random", 8, seed=0, finetune={"epochs": 30}))
+manager.submit({"checkpoint": toy, "method": "random", "budget": 8, "seed": 0, "finetune": {"epochs": 30}})
 time.sleep(600)
 """
 
@@ -241,7 +241,7 @@ def test_a_hot_journal_in_a_read_only_store_is_refused_in_one_line_and_a_writer_
 
 def test_listing_and_showing_agree_that_the_runs_of_a_dead_process_are_interrupted(capsys, tmp_path):
     root = tmp_path / "store"
-    config = JobConfig(TOY, "random", 8)
+    config = job_config(TOY, "random", 8)
     store = RunStore(root)
     run_id = store.claim(config.canonical_hash(), config.to_dict()).id
     store.mark_running(run_id)

@@ -14,7 +14,7 @@ from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.limits import RUN_LIMITS
 from fairlin_core.jobs import JobConfig, JobManager, TrainBaseConfig, config_from_dict, user_checkpoint_dir
-from conftest import TOY
+from conftest import TOY, job_config
 
 
 
@@ -120,9 +120,9 @@ def _masked_hash(config: JobConfig) -> str:
 # joined the config, so every linearize hash changed on purpose). Format 1 pinned 7fec96d2... and bffa88f9...
 # (computed before train-base jobs existed, commit e018fff); these pins keep format 2 from drifting silently.
 @pytest.mark.parametrize("config,expected", [
-    (JobConfig(TOY, "random", 0.5, finetune={"epochs": 0}),
+    (job_config(TOY, "random", 0.5, finetune={"epochs": 0}),
      "0ffc0e1d0414906478dfe4dd1ace065c0fd88d0b0e677d1dc687d27f13167716"),
-    (JobConfig(TOY, "snl", "10%", seed=3, snl={"epochs": 7}, finetune={"epochs": 2, "lr": 1e-3},
+    (job_config(TOY, "snl", "10%", seed=3, snl={"epochs": 7}, finetune={"epochs": 2, "lr": 1e-3},
                mitigation={"mu": 0.01}, diagnostics=["accuracy"]),
      "e3e571147409e41ef6fb92b2e005c94e587020d804e5ee18804d8bd79222b0ac")])
 def test_linearize_config_hashes_are_pinned(config, expected):

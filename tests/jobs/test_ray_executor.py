@@ -15,12 +15,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fairlin_core.audit.grid import AuditGrid, build_audit
+from fairlin_core.audit.grid import DEFAULT_TEMPLATE, AuditGrid, build_audit
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import JobConfig, JobManager, RunStore, ray_executor
+from fairlin_core.jobs import JobManager, RunStore, ray_executor
 from fairlin_core.jobs.ray_executor import RayChunkRunner, RayExecutor, RaySession
-from conftest import REPO, TOY
+from conftest import REPO, TOY, job_config
 
 ray = pytest.importorskip("ray")
 
@@ -54,15 +54,15 @@ class CountingRayExecutor(RayExecutor):
 
 def sweep():
     """Six small toy2d runs: random and SNL placements, finetune 0-2 epochs."""
-    return [JobConfig(TOY, "random", budget, seed=seed, finetune={"epochs": epochs})
+    return [job_config(TOY, "random", budget, seed=seed, finetune={"epochs": epochs})
             for budget, seed, epochs in ((4, 0, 0), (8, 1, 1), (12, 0, 2))] + \
-           [JobConfig(TOY, "snl", budget, seed=seed, snl={"epochs": 3}, finetune={"epochs": epochs})
+           [job_config(TOY, "snl", budget, seed=seed, snl={"epochs": 3}, finetune={"epochs": epochs})
             for budget, seed, epochs in ((8, 0, 1), (4, 1, 0), (16, 2, 2))]
 
 
 def slow(epochs=5000):
     """A toy SNL run whose budget of 1 ReLU is never reached: it runs all its epochs (~0.1 s each)."""
-    return JobConfig(TOY, "snl", 1, snl={"epochs": epochs}, finetune={"epochs": 0})
+    return job_config(TOY, "snl", 1, snl={"epochs": epochs}, finetune={"epochs": 0})
 
 
 def wait_for(predicate, timeout=120.0):
@@ -135,7 +135,7 @@ def test_cancel_reaches_a_running_task_and_leaves_it_cancelled(ray_cluster, tmp_
 def test_a_deterministic_failure_is_stored_failed_once_and_not_retried(ray_cluster, tmp_path):
     executor = CountingRayExecutor(retries=3)
     manager = JobManager(tmp_path / "store", executor=executor)
-    config = JobConfig(TOY, "random", 4, dataset={"name": "cifar10"}, data_root=str(tmp_path / "no-data"),
+    config = job_config(TOY, "random", 4, dataset={"name": "cifar10"}, data_root=str(tmp_path / "no-data"),
                        finetune={"epochs": 0})  # valid on the driver; the worker has no CIFAR-10
     try:
         run_id = manager.submit(config)
@@ -165,8 +165,8 @@ def test_ray_lost_under_a_sweep_leaves_its_running_and_queued_runs_interrupted_i
 
 
 def test_the_audit_grid_runs_its_chunks_as_ray_tasks_with_the_local_results(ray_cluster, tmp_path):
-    grid = AuditGrid(checkpoint=TOY, methods=("random", "snl"), budgets=("50%",), seeds=(0, 1), snl_epochs=2,
-                     finetune_epochs=1, diagnostics=(), detail=())
+    grid = AuditGrid(checkpoint=TOY, methods=("random", "snl"), budgets=("50%",), seeds=(0, 1),
+                     recipe=DEFAULT_TEMPLATE.with_epochs(2, 1), diagnostics=(), detail=())
     local = build_audit(grid, tmp_path / "local")
     runner = RayChunkRunner()
     runner.session = session = RaySession()

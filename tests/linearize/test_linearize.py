@@ -12,10 +12,11 @@ from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.errors import FairLinError
 from fairlin_core.checkpoints import load_dataset_for
-from fairlin_core.finetune import FinetuneConfig
+import fairlin_core as fl
+from fairlin_core.finetune import FinetuneConfig, MitigationConfig
 import fairlin_core.linearize.base as linearize_base
-from fairlin_core.linearize import (LINEARIZERS, METHODS, Linearizer, LinearizeOptions, Placement, SNLConfig,
-                                    get_linearizer, linearize, linearize_sweep, nearest_configuration,
+from fairlin_core.linearize import (LINEARIZERS, METHODS, Linearizer, LinearizeOptions, LinearizeRecipe, Placement,
+                                    SNLConfig, get_linearizer, linearize, linearize_sweep, nearest_configuration,
                                     register_linearizer, resolve_budget)
 from fairlin_core.linearize.output import save_linearized
 from fairlin_core.models import activation_sites, relu_count, resolve_spec
@@ -242,3 +243,21 @@ def test_a_registered_linearizer_runs_end_to_end(monkeypatch):
     placing = [u.fraction for u in seen if u.stage == "keep_first"]
     assert placing == [0.25] and all(u.fraction >= 0.25 for u in seen if u.stage != "keep_first")
     assert "keep_first" not in LINEARIZERS  # registered only in the test's copy of the registry
+
+
+def test_a_recipe_and_the_keywords_that_spell_it_run_the_same_linearization(toy_checkpoint):
+    data = load_dataset_for(toy_checkpoint.sidecar)
+    recipe = LinearizeRecipe(method="random", budget=16, seed=3, finetune=FinetuneConfig(epochs=2),
+                             mitigation=MitigationConfig(method="groupdro"))
+    by_recipe = linearize(toy_checkpoint.model, toy_checkpoint.spec, data, recipe=recipe, device=CPU)
+    spelled = linearize(toy_checkpoint.model, toy_checkpoint.spec, data, "random", 16, seed=3, device=CPU,
+                        options=LinearizeOptions(finetune=FinetuneConfig(epochs=2)), mitigation="groupdro")
+    inputs = torch.as_tensor(data.splits["test"].x, dtype=torch.float32)
+    assert torch.equal(by_recipe.model(inputs), spelled.model(inputs))
+    assert by_recipe.history.equals(spelled.history)
+    assert any(column.startswith("q:") for column in by_recipe.history.columns)  # groupdro's weights ran
+    with pytest.raises(FairLinError, match="method, seed given beside a recipe"):
+        linearize(toy_checkpoint.model, toy_checkpoint.spec, data, "random", recipe=recipe, seed=1)
+    saved = fl.linearize(toy_checkpoint, recipe=recipe, device=CPU)
+    assert saved.sidecar["mitigation"]["method"] == "groupdro"
+    assert saved.sidecar["relu_count"] == by_recipe.relu_count

@@ -6,7 +6,7 @@ import pytest
 
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import FinetuneConfig, MitigationConfig
-from fairlin_core.linearize import LinearizeRecipe, SNLConfig
+from fairlin_core.linearize import DeepReduceConfig, LinearizeOptions, LinearizeRecipe, SNLConfig
 
 
 def test_a_recipe_round_trips_through_json_and_fills_sparse_sections():
@@ -80,3 +80,17 @@ def test_a_recipe_describes_its_training_and_names_every_option_off_its_default(
     assert [describe_mitigation(m) for m in (None, MitigationConfig(method="reweight"),
                                              MitigationConfig(method="groupdro", eta=0.1))] == \
         ["none", "reweight", "groupdro eta 0.1"]
+def test_numbers_are_typed_as_their_defaults_so_one_value_has_one_canonical_form():
+    typed = LinearizeRecipe(finetune=FinetuneConfig(ce_weight=1), mitigation=MitigationConfig(mu=1, tolerance=0))
+    read = LinearizeRecipe.from_dict({"finetune": {"ce_weight": 1.0}, "mitigation": {"mu": 1.0, "tolerance": 0.0}})
+    assert json.dumps(typed.canonical(), sort_keys=True) == json.dumps(read.canonical(), sort_keys=True)
+    assert isinstance(typed.validate().mitigation.mu, float)
+
+
+def test_the_options_keep_placement_choices_and_take_the_recipes_schedule():
+    recipe = LinearizeRecipe(snl=SNLConfig(epochs=30), finetune=FinetuneConfig(epochs=10), precision="bf16")
+    placement = LinearizeOptions(snl=SNLConfig(epochs=2), exact=False, deepreduce=DeepReduceConfig((1,), True))
+    options = recipe.options(placement)
+    assert (options.snl, options.finetune, options.precision) == (recipe.snl, recipe.finetune, "bf16")
+    assert options.exact is False and options.deepreduce == DeepReduceConfig((1,), True)
+    assert recipe.options() == LinearizeOptions(snl=recipe.snl, finetune=recipe.finetune, precision="bf16")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fairlin_core.jobs import JobConfig, get_manager
-from conftest import APP
+from fairlin_core.jobs import get_manager
+from conftest import APP, job_config
 
 
 
@@ -137,7 +137,7 @@ def test_another_dataset_without_runs_explains_what_to_do(app):
 def test_run_store_results_offer_to_queue_the_missing_cells(app, tmp_path):
     toy = str(Path(APP).parent / "checkpoints" / "toy2d_mlp.safetensors")
     manager = get_manager(tmp_path / "store")
-    ids = [manager.submit(JobConfig(toy, "random", budget, seed=seed, finetune={"epochs": 1}))
+    ids = [manager.submit(job_config(toy, "random", budget, seed=seed, finetune={"epochs": 1}))
            for budget, seed in ((16, 0), (16, 1), (8, 0))]  # (8, 1) is the hole of this 2 x 2 grid
     assert manager.wait(ids, timeout=120)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -157,7 +157,7 @@ def test_queueing_the_missing_runs_submits_the_recipe_on_screen_and_fills_its_ce
     epochs and the lagrangian), and once it has run the series is complete."""
     toy = str(Path(APP).parent / "checkpoints" / "toy2d_mlp.safetensors")
     manager = get_manager(tmp_path / "store")
-    ids = [manager.submit(JobConfig(toy, "snl", budget, snl={"epochs": 2}, finetune={"epochs": 1},
+    ids = [manager.submit(job_config(toy, "snl", budget, snl={"epochs": 2}, finetune={"epochs": 1},
                                     mitigation=mitigation))
            for budget, mitigation in ((16, None), (16, "groupdro"), (8, None))]  # (8, groupdro) is the hole
     assert manager.wait(ids, timeout=300)
@@ -268,7 +268,7 @@ def test_why_page_scatters_the_bound_with_its_rank_correlation_and_logs_every_de
 def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
     toy = str(Path(APP).parent / "checkpoints" / "toy2d_mlp.safetensors")
     manager = get_manager(tmp_path / "store")
-    ids = [manager.submit(JobConfig(toy, "random", budget, seed=0, finetune={"epochs": epochs}))
+    ids = [manager.submit(job_config(toy, "random", budget, seed=0, finetune={"epochs": epochs}))
            for budget, epochs in ((16, 1), (8, 1), (8, 2))]
     assert manager.wait(ids, timeout=120)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -289,7 +289,7 @@ def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
 def test_run_store_of_the_shipped_checkpoint_overlays_the_shipped_audit_on_demand(app, tmp_path):
     from conftest import DIGITS
     manager = get_manager(tmp_path / "store")
-    ids = [manager.submit(JobConfig(DIGITS, "random", budget, seed=0, finetune={"epochs": 1}))
+    ids = [manager.submit(job_config(DIGITS, "random", budget, seed=0, finetune={"epochs": 1}))
            for budget in ("10%", "1%")]
     assert manager.wait(ids, timeout=300)
     at = AppTest.from_file(APP, default_timeout=120)

@@ -16,8 +16,10 @@ from streamlit.testing.v1 import AppTest
 from ui import checkpoint_views, jobs_view, linearize_form
 from fairlin_core.checkpoints import upload
 from fairlin_core.errors import FairLinError
+from fairlin_core.finetune import MitigationConfig
 from fairlin_core.limits import RUN_LIMITS
 from fairlin_core.jobs import JobManager, get_manager, user_checkpoint_dir
+from fairlin_core.linearize import LinearizeRecipe
 from conftest import APP, DIGITS, TOY
 
 
@@ -204,9 +206,11 @@ def test_the_jobs_panel_polls_only_while_a_job_is_active(monkeypatch):
 
 def test_jobs_overview_lists_runs_of_the_store_with_readable_failures(store):
     manager = get_manager(store)
-    configs = linearize_form.job_configs(DIGITS, "random", 0.5, [0, 1], snl_epochs=1, finetune_epochs=0, mitigation="both")
+    recipes = linearize_form.form_recipes("random", 0.5, [0, 1], snl_epochs=1, finetune_epochs=0,
+                                          mitigations=linearize_form.form_mitigations("both"))
+    configs = linearize_form.recipe_job_configs(DIGITS, recipes)
     assert len(configs) == 4
-    assert sum(c.mitigation is not None for c in configs) == 2
+    assert [c.recipe.mitigation_name for c in configs] == ["none", "lagrangian"] * 2
     run_id = manager.submit(configs[0])
     manager.cancel(run_id)
     assert manager.wait([run_id], timeout=120)
@@ -216,10 +220,29 @@ def test_jobs_overview_lists_runs_of_the_store_with_readable_failures(store):
 
 
 def test_job_configs_with_another_group_attribute_override_the_dataset():
-    config, = linearize_form.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="class")
+    recipes = linearize_form.form_recipes("random", 16, [0], snl_epochs=1, finetune_epochs=0)
+    config, = linearize_form.recipe_job_configs(TOY, recipes, group="class")
     assert config.dataset is None
     with pytest.raises(FairLinError, match="not an attribute"):
-        linearize_form.job_configs(TOY, "random", 16, [0], snl_epochs=1, finetune_epochs=0, group="age")
+        linearize_form.recipe_job_configs(TOY, recipes, group="age")
+
+
+def test_the_form_builds_recipes_and_the_job_configs_carry_them_unchanged(app):
+    on = linearize_form.form_mitigations("on", "groupdro")
+    assert on == [MitigationConfig(method="groupdro")]
+    assert linearize_form.form_mitigations("both", "lagrangian", 0.05) == [None, MitigationConfig(mu=0.05)]
+    recipes = linearize_form.form_recipes("random", 16, [0, 2], mitigations=on, snl_epochs=30, finetune_epochs=10,
+                                          select="worst-group", diagnostics=["grad"])
+    assert [(r.seed, r.mitigation_name, r.snl.epochs, r.finetune.epochs, r.finetune.select) for r in recipes] == [
+        (0, "groupdro", 30, 10, "worst-group"), (2, "groupdro", 30, 10, "worst-group")]
+    configs = linearize_form.recipe_job_configs(TOY, recipes)
+    assert [c.recipe for c in configs] == recipes
+    assert linearize_form.form_recipes("random", 16, [0])[0] == LinearizeRecipe(method="random", budget=16)
+    app.switch_page("pages/linearize.py").run()  # the page starts from the form's recipe
+    form = linearize_form.FORM_RECIPE
+    assert app.number_input(key="snl_epochs").value == form.snl.epochs
+    assert app.number_input(key="finetune_epochs").value == form.finetune.epochs
+    assert app.number_input(key="mu").value == MitigationConfig().mu
 
 
 def _toy_files(tmp_path):
@@ -323,7 +346,8 @@ def test_base_training_job_cancels_without_a_checkpoint(tmp_path):
 
 def test_a_failed_run_shows_a_readable_reason_and_no_traceback(app, store):
     manager = get_manager(store)
-    config = linearize_form.job_configs(DIGITS, "random", 100, [3], snl_epochs=1, finetune_epochs=0)[0]
+    config, = linearize_form.recipe_job_configs(DIGITS, linearize_form.form_recipes("random", 100, [3], snl_epochs=1,
+                                                                                    finetune_epochs=0))
     claim = manager.store.claim(config.canonical_hash(), config.to_dict())
     manager.store.mark_running(claim.id)
     manager.store.mark_failed(claim.id, "the data folder vanished; expected digits",
