@@ -7,7 +7,7 @@ import streamlit as st
 from ui.errors import show_error
 from fairlin_core.jobs import EXECUTORS
 from fairlin_core.jobs.ray_executor import ADDRESS_ENV
-from fairlin_core.linearize import METHODS
+from fairlin_core.linearizers import METHODS
 from ui.form_state import persist, restore
 from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_MITIGATION, DEFAULT_SELECT, FORM_RECIPE,
                                MITIGATION_METHODS, MITIGATION_MODES, SELECT_RULES, budget_preview, form_diagnostics,

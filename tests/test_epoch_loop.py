@@ -14,8 +14,8 @@ import torch
 from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.epoch_loop import run_epochs
 from fairlin_core.finetune import FinetuneConfig, finetune
-from fairlin_core.linearize import LinearizeOptions, SNLConfig, prepare_students
-from fairlin_core.linearize.snl import snl_trajectory
+from fairlin_core.linearizers import LinearizeOptions, SNLConfig, prepare_students
+from fairlin_core.linearizers.snl import snl_trajectory
 from fairlin_core.metrics import predict_logits
 from fairlin_core.models import build_model
 from fairlin_core.runtime import Cancelled

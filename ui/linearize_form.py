@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fairlin_core.audit import DIAGNOSTICS
+from fairlin_core.audits import DIAGNOSTICS
 from fairlin_core.checkpoints import load_checkpoint, read_sidecar
 from fairlin_core.errors import FairLinError, brief
 from fairlin_core.finetune import AUTO, SELECTIONS, MitigationConfig, mitigation_names
 from fairlin_core.jobs import JobConfig, JobManager
-from fairlin_core.linearize import METHODS, LinearizeRecipe, nearest_configuration, resolve_budget
+from fairlin_core.linearizers import METHODS, LinearizeRecipe, nearest_configuration, resolve_budget
 from fairlin_core.models import ModelSpec, relu_count
 
 MITIGATION_MODES = ("off", "on", "both")  # the form's radio: per seed a plain run, a mitigated one, or both

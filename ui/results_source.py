@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fairlin_core.audit.results import SHIPPED_AUDIT, AuditResults, load_results
+from fairlin_core.audits.results import SHIPPED_AUDIT, AuditResults, load_results
 from ui.errors import show_error
 from fairlin_core.jobs import collect_from_store, get_manager
-from fairlin_core.linearize.recipe import NO_MITIGATION
+from fairlin_core.linearizers.recipe import NO_MITIGATION
 from fairlin_core.viz.audit_figures import GroupStyle
 from ui.state import current
 

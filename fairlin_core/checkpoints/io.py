@@ -47,7 +47,7 @@ _WRITTEN_BY_SAVE = ("format", "format_version", "model", "created", "versions") 
 @dataclass
 class Checkpoint:
     """A model with its spec and sidecar: loaded from disk (``path`` set) or made in memory (``path`` None,
-    e.g. by :func:`fairlin_core.linearize`). ``model`` is in eval mode on CPU."""
+    e.g. by :func:`fairlin_core.linearizers`). ``model`` is in eval mode on CPU."""
 
     model: nn.Module
     spec: ModelSpec

@@ -7,12 +7,12 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from ..audit.core import audit_to_json, per_group_table, run_audit, write_audit_csvs
-from ..audit.diagnostics import DIAGNOSTICS, GROUP_KEYS, parse_diagnostics
-from ..audit.grid import (DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, DEFAULT_TEMPLATE, AuditGrid,
+from ..audits.core import audit_to_json, per_group_table, run_audit, write_audit_csvs
+from ..audits.diagnostics import DIAGNOSTICS, GROUP_KEYS, parse_diagnostics
+from ..audits.grid import (DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, DEFAULT_TEMPLATE, AuditGrid,
                           build_audit)
 from ..finetune import MitigationConfig, mitigation_names
-from ..linearize import METHODS
+from ..linearizers import METHODS
 from ..checkpoints.importers import ensure_checkpoint
 from ..jobs.paths import user_checkpoint_dir
 from ..jobs.ray_executor import RayChunkRunner

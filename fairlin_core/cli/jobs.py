@@ -27,8 +27,8 @@ from ..errors import FairLinError, brief
 from ..checkpoints import read_sidecar, resolve_checkpoint_path
 from ..finetune import MitigationConfig, mitigation_names
 from ..finetune.fair import NONE
-from ..linearize import LinearizeRecipe, unique_budgets
-from ..linearize.recipe import describe_mitigation
+from ..linearizers import LinearizeRecipe, unique_budgets
+from ..linearizers.recipe import describe_mitigation
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
 from ..limits import NON_NEGATIVE, POSITIVE, check_count
 from .common import budget_list, count_arg, float_arg, print_json, print_notes, seed_list

@@ -5,7 +5,7 @@ Two kinds: :class:`JobConfig` (``linearize``, the default) and :class:`TrainBase
 reads either back from its dict (a ``kind`` key marks train-base configs; linearize dicts have none,
 so every linearize config, its dict and its hash are what they were before train-base jobs existed).
 
-A :class:`JobConfig` is a :class:`~fairlin_core.linearize.LinearizeRecipe` (method, budget, seed, SNL and
+A :class:`JobConfig` is a :class:`~fairlin_core.linearizers.LinearizeRecipe` (method, budget, seed, SNL and
 finetune options, mitigation, precision, diagnostics) on a base checkpoint, optionally with another dataset.
 ``validate()`` refuses bad configs before anything is queued and returns the normalised config (absolute
 checkpoint path, every default filled in). ``canonical_hash()`` keys
@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..audit import parse_diagnostics
+from ..audits import parse_diagnostics
 from ..checkpoints import (MAX_SIDECAR_BYTES, MAX_WEIGHTS_BYTES, load_dataset_for, read_sidecar,
                            resolve_checkpoint_path, sidecar_path)
 from ..checkpoints.upload import SAFE_NAME
@@ -34,7 +34,7 @@ from ..errors import CheckpointError, FairLinError, brief, check_seed, clip
 from ..finetune import FinetuneConfig, MitigationConfig
 from ..inputs import open_regular
 from ..limits import check_count
-from ..linearize import LinearizeRecipe, SNLConfig, get_linearizer, resolve_budget
+from ..linearizers import LinearizeRecipe, SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
 from .paths import user_checkpoint_dir
 
@@ -55,7 +55,7 @@ class JobConfig:
     """One linearize run: a recipe on a base checkpoint. Field by field:
 
     checkpoint: base checkpoint (.safetensors, its .json or a folder holding one).
-    recipe: how it is linearized (:class:`~fairlin_core.linearize.LinearizeRecipe`: method, budget, seed, SNL
+    recipe: how it is linearized (:class:`~fairlin_core.linearizers.LinearizeRecipe`: method, budget, seed, SNL
     schedule, finetune, mitigation by name, precision, diagnostics). Diagnostics audit the saved model on the
     checkpoint's own dataset, so they exclude a dataset override.
     dataset: None = the checkpoint's own data; else ``{"name", "options", "target", "group", "seed"}``.

@@ -1,10 +1,10 @@
 """The finished runs of a run store as audit results: :func:`collect_from_store`.
 
-Each done run of one base checkpoint becomes one row of :class:`~fairlin_core.audit.results.AuditResults`'s
+Each done run of one base checkpoint becomes one row of :class:`~fairlin_core.audits.results.AuditResults`'s
 ``runs``, its ``groups`` table and its diagnostics tables (the store's ``audit:<name>`` tables) the rows of
 ``groups``, ``diagnostics``, ``density`` and ``attributions``, and its job config (a recipe plus checkpoint,
 dataset and data root) its ``configs`` entry; the runs' mitigation names come from their recipes
-(:func:`~fairlin_core.audit.migration.migrate`, which also reads the sparse configs of older stores).
+(:func:`~fairlin_core.audits.migration.migrate`, which also reads the sparse configs of older stores).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audit.results import AuditResults, audit_rows, budget_fraction, with_relative_drop
+from ..audits.results import AuditResults, audit_rows, budget_fraction, with_relative_drop
 from ..checkpoints import load_dataset_for, read_sidecar
 from .store import AUDIT_PREFIX, RunStore
 

@@ -58,7 +58,7 @@ from ..errors import FairLinError, brief, clip
 from ..outputs import check_writable
 from ..runtime import comma_list, file_digest, pid_alive
 from ..finetune import MitigationConfig
-from ..linearize.recipe import describe_mitigation
+from ..linearizers.recipe import describe_mitigation
 from .config import TRAIN_BASE, option_defaults
 from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
 

@@ -1,5 +1,5 @@
 """Plotly figures of the audit and diagnostics pages, drawn from the tidy tables of the views of
-:class:`~fairlin_core.audit.results.AuditResults` (graph_objects, not express: a page draws a dozen of these
+:class:`~fairlin_core.audits.results.AuditResults` (graph_objects, not express: a page draws a dozen of these
 per rerun).
 
 Conventions every figure follows (the pages and the HTML report draw the same figures):
@@ -30,7 +30,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..linearize.recipe import NO_MITIGATION, PLAIN_FINETUNE
+from ..linearizers.recipe import NO_MITIGATION, PLAIN_FINETUNE
 
 # cool hues for majority groups, warm hues for minority groups (mid tones: readable on light and dark)
 MAJORITY_COLORS = ["#1f6fb4", "#2a9d8f", "#5b7fd6", "#3a8f3a", "#0f8ca8", "#7a6fd0", "#4f9fd6", "#2e7d5b",

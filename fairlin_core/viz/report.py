@@ -15,10 +15,10 @@ import plotly.io as pio
 
 from . import audit_figures as figures
 from . import tables
-from ..audit.results import CLASS_RULE, AuditResults
-from ..cost.profiles import DEFAULT_PROFILE, load_profile
+from ..audits.results import CLASS_RULE, AuditResults
+from ..costs.profiles import DEFAULT_PROFILE, load_profile
 from ..errors import FairLinError
-from ..linearize.recipe import NO_MITIGATION
+from ..linearizers.recipe import NO_MITIGATION
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }

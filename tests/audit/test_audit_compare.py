@@ -6,7 +6,7 @@ import pytest
 import fairlin_core as fl
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import FinetuneConfig, MitigationConfig
-from fairlin_core.linearize import LinearizeRecipe
+from fairlin_core.linearizers import LinearizeRecipe
 
 
 def test_a_recipe_and_the_keywords_that_spell_it_compare_the_same(toy_checkpoint):

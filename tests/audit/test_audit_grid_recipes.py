@@ -6,10 +6,10 @@ import json
 import shutil
 from dataclasses import replace
 
-from fairlin_core.audit.grid import (DEFAULT_TEMPLATE, REPO_AUDIT, AuditGrid, _other_results, grid_record,
+from fairlin_core.audits.grid import (DEFAULT_TEMPLATE, REPO_AUDIT, AuditGrid, _other_results, grid_record,
                                      migrate_manifest, normalize_grid, run_chunk)
 from fairlin_core.finetune import MitigationConfig
-from fairlin_core.linearize import LinearizeRecipe
+from fairlin_core.linearizers import LinearizeRecipe
 from conftest import DIGITS, TOY
 
 GROUPDRO = replace(DEFAULT_TEMPLATE, mitigation=MitigationConfig(method="groupdro", eta=0.05)).with_epochs(1, 1)

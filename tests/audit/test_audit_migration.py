@@ -9,12 +9,12 @@ import shutil
 import pandas as pd
 import pytest
 
-from fairlin_core.audit.migration import RECIPE_KEYS, migrate
-from fairlin_core.audit.results import SHIPPED_AUDIT, load_results
+from fairlin_core.audits.migration import RECIPE_KEYS, migrate
+from fairlin_core.audits.results import SHIPPED_AUDIT, load_results
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import MitigationConfig
 from fairlin_core.jobs import JobManager, collect_from_store
-from fairlin_core.linearize import LinearizeRecipe
+from fairlin_core.linearizers import LinearizeRecipe
 from conftest import TOY, job_config
 
 

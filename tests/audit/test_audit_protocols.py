@@ -1,8 +1,8 @@
 """Runs grouped by recipe into series (audit/protocols.py): what joins one series and what starts another."""
 
-from fairlin_core.audit.protocols import joins, series
+from fairlin_core.audits.protocols import joins, series
 from fairlin_core.finetune import FinetuneConfig, MitigationConfig
-from fairlin_core.linearize import LinearizeRecipe, SNLConfig
+from fairlin_core.linearizers import LinearizeRecipe, SNLConfig
 
 GROUPDRO = MitigationConfig(method="groupdro")
 

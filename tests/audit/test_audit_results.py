@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from fairlin_core.viz import audit_figures
-from fairlin_core.audit.grid import AuditGrid
-from fairlin_core.audit.results import SHIPPED_AUDIT
+from fairlin_core.audits.grid import AuditGrid
+from fairlin_core.audits.results import SHIPPED_AUDIT
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobManager, RunStore, collect_from_store
 from fairlin_core.viz.report import audit_report_html
-from fairlin_core.audit.results import load_results
-from fairlin_core.audit.results_io import LAZY_TABLES, TABLES
+from fairlin_core.audits.results import load_results
+from fairlin_core.audits.results_io import LAZY_TABLES, TABLES
 from conftest import DIGITS, TOY, job_config
 
 GRID = ["--checkpoint", DIGITS, "--methods", "random,deepreduce", "--budgets", "2%,1%", "--seeds", "0,1",
@@ -340,7 +340,7 @@ def test_views_are_memoised_per_results_instance():
 def test_results_files_pass_the_input_guard(tmp_path, monkeypatch):
     """A results folder is user input: a configs.json of 100,000 '[' (a RecursionError before) and a table past
     the size limit are one FairLinError each, naming the file."""
-    import fairlin_core.audit.results_io as results_io
+    import fairlin_core.audits.results_io as results_io
     folder = tmp_path / "audit"
     shutil.copytree(SHIPPED_AUDIT, folder)
     assert load_results(folder, lazy=False).runs is not None

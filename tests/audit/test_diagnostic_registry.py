@@ -9,7 +9,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import fairlin_core as fl
-from fairlin_core.audit import DIAGNOSTICS, Diagnostic, parse_diagnostics, register_diagnostic, run_audit
+from fairlin_core.audits import DIAGNOSTICS, Diagnostic, parse_diagnostics, register_diagnostic, run_audit
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.cli import main
 from fairlin_core.data import load_dataset

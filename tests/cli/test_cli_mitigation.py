@@ -8,7 +8,7 @@ import pytest
 from fairlin_core.cli import build_parser, main
 from fairlin_core.cli.jobs import sweep_configs
 from fairlin_core.finetune import MitigationConfig
-from fairlin_core.linearize import SNLConfig
+from fairlin_core.linearizers import SNLConfig
 from conftest import TOY
 
 

@@ -13,7 +13,7 @@ from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import FinetuneConfig, MitigationConfig
 from fairlin_core.jobs import JobConfig, JobManager, RunStore, config_from_dict
 from fairlin_core.jobs.config import checkpoint_digest
-from fairlin_core.linearize import LinearizeRecipe
+from fairlin_core.linearizers import LinearizeRecipe
 from conftest import TOY, copy_checkpoint
 
 

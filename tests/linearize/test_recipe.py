@@ -6,7 +6,7 @@ import pytest
 
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import FinetuneConfig, MitigationConfig
-from fairlin_core.linearize import DeepReduceConfig, LinearizeOptions, LinearizeRecipe, SNLConfig
+from fairlin_core.linearizers import DeepReduceConfig, LinearizeOptions, LinearizeRecipe, SNLConfig
 
 
 def test_a_recipe_round_trips_through_json_and_fills_sparse_sections():
@@ -68,7 +68,7 @@ def test_a_bad_recipe_is_one_clear_error(data, fragment):
 
 
 def test_a_recipe_describes_its_training_and_names_every_option_off_its_default():
-    from fairlin_core.linearize.recipe import describe_mitigation
+    from fairlin_core.linearizers.recipe import describe_mitigation
     assert LinearizeRecipe(mitigation=MitigationConfig(mu=0.05)).describe() == \
         "finetune 20 ep · SNL 100 ep · lagrangian mu 0.05"
     assert LinearizeRecipe(method="random", finetune=FinetuneConfig(epochs=10)).describe() == \

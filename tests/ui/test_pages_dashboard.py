@@ -19,7 +19,7 @@ from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import MitigationConfig
 from fairlin_core.limits import RUN_LIMITS
 from fairlin_core.jobs import JobManager, get_manager, user_checkpoint_dir
-from fairlin_core.linearize import LinearizeRecipe
+from fairlin_core.linearizers import LinearizeRecipe
 from conftest import APP, DIGITS, TOY
 
 

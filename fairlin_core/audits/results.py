@@ -2,7 +2,7 @@
 audit and diagnostics pages show.
 
 One :class:`AuditResults` holds, whatever produced it (the shipped default audit built by
-:mod:`fairlin_core.audit.grid`, or the finished runs of a run store via
+:mod:`fairlin_core.audits.grid`, or the finished runs of a run store via
 :func:`fairlin_core.jobs.results.collect_from_store`):
 
 - ``runs``: one row per run: run_id, method, budget (as requested, text), budget_fraction (of the base
@@ -19,19 +19,19 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
 - ``attributions``: run_id, group, model, method (saliency / integrated_gradients), element (flat
   input index), value (mean |attribution| over the group's test examples).
 - ``group_sizes``: split, group, n (from the dataset, every split incl. train).
-- ``configs``: run_id -> the run's configuration: its :class:`~fairlin_core.linearize.LinearizeRecipe` as
+- ``configs``: run_id -> the run's configuration: its :class:`~fairlin_core.linearizers.LinearizeRecipe` as
   ``to_dict`` writes it plus ``checkpoint`` and whatever else was recorded (``dataset``, ``shared_masks``,
-  ...); older results are read into this shape (:mod:`fairlin_core.audit.migration`). ``meta``: checkpoint,
+  ...); older results are read into this shape (:mod:`fairlin_core.audits.migration`). ``meta``: checkpoint,
   dataset, group_attribute, group_names (the order every chart uses), base_relu_count, model (the base
   architecture's spec; absent from older results), how it was made.
 
 Cost estimates are not stored: :meth:`AuditResults.run_costs` prices every run on read (per run and
-protocol profile, :mod:`fairlin_core.cost`) from the base architecture (``meta["model"]``, else the base
+protocol profile, :mod:`fairlin_core.costs`) from the base architecture (``meta["model"]``, else the base
 checkpoint's sidecar) and the run's ReLU count, and :meth:`~AuditResults.cost_front` sets worst-group and
 minority accuracy against the estimated latency with the Pareto front across methods and budgets.
 
 Runs are grouped by recipe: :meth:`AuditResults.protocols` lists the training protocols of the series
-(:mod:`fairlin_core.audit.protocols`), :meth:`~AuditResults.of_protocol` narrows the results to one, and
+(:mod:`fairlin_core.audits.protocols`), :meth:`~AuditResults.of_protocol` narrows the results to one, and
 :meth:`~AuditResults.missing_runs` names the recipe each missing cell of a series would run.
 
 The views (:meth:`AuditResults.group_drop`, :meth:`~AuditResults.fairness_summary`, ...) take the current
@@ -43,7 +43,7 @@ place (filter or copy it; lists are returned as fresh copies).
 
 ``save(folder)`` writes one Parquet file per table (``NAME.parquet``) plus ``configs.json`` and
 ``meta.json``; :func:`load_results` reads them back, and still reads folders of the older ``NAME.csv``
-tables (the folder format: :mod:`fairlin_core.audit.results_io`). The two large tables (density,
+tables (the folder format: :mod:`fairlin_core.audits.results_io`). The two large tables (density,
 attributions) are read on first access.
 """
 
@@ -61,8 +61,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError, brief
-from ..linearize import METHODS
-from ..linearize.recipe import NO_MITIGATION, PLAIN_FINETUNE, LinearizeRecipe, describe_mitigation
+from ..linearizers import METHODS
+from ..linearizers.recipe import NO_MITIGATION, PLAIN_FINETUNE, LinearizeRecipe, describe_mitigation
 from .migration import RECIPE_KEYS, migrate
 from .protocols import series
 from .results_io import TABLES, LazyTable, read_folder, shaped, shaped_lazily, write_folder
@@ -137,7 +137,7 @@ class AuditResults:
     def from_tables(cls, tables: dict[str, pd.DataFrame | LazyTable], *, group_sizes: pd.DataFrame,
                     configs: dict[str, Any], meta: dict[str, Any]) -> AuditResults:
         """Fill absent tables with empty ones, read every run's recipe into today's shape (runs' mitigation
-        names and configs, :func:`~fairlin_core.audit.migration.migrate`) and put every table's columns in their
+        names and configs, :func:`~fairlin_core.audits.migration.migrate`) and put every table's columns in their
         documented order (a :class:`LazyTable` stays lazy and is shaped when read)."""
         runs = tables.get("runs")
         runs, configs = migrate(shaped(None, "runs") if runs is None else runs, configs, meta)
@@ -151,7 +151,7 @@ class AuditResults:
         return [str(n) for n in names] if names else list(dict.fromkeys(self.groups["group"]))
 
     def save(self, folder: str | Path) -> list[Path]:
-        """Write the results into ``folder`` (:func:`~fairlin_core.audit.results_io.write_folder`: one Parquet
+        """Write the results into ``folder`` (:func:`~fairlin_core.audits.results_io.write_folder`: one Parquet
         file per table plus configs.json and meta.json); returns the paths."""
         tables = {name: getattr(self, name) for name in TABLES}  # read lazy tables before anything is replaced
         return write_folder(folder, tables, self.configs, self.meta)
@@ -272,7 +272,7 @@ class AuditResults:
         """The cells of every series (:meth:`protocols`) spanned by the methods, budgets, seeds and mitigations
         present in it that have no run, minus the method and budget combinations the results' metadata says were
         skipped: method, budget, seed, mitigation (its name) and recipe (the
-        :class:`~fairlin_core.linearize.LinearizeRecipe` that runs the cell: the series' protocol with that
+        :class:`~fairlin_core.linearizers.LinearizeRecipe` that runs the cell: the series' protocol with that
         method, budget, seed and mitigation, no diagnostics); one row per recipe."""
         columns = ["method", "budget", "seed", "mitigation", "recipe"]
         skipped = {(s["method"], s["budget"]) for s in self.meta.get("skipped", [])}
@@ -348,20 +348,20 @@ class AuditResults:
         offline_latency_s, total_latency_s (MB, seconds). The ReLU cost follows from each run's total ReLU
         count (exact: profiles price every ReLU alike); the linear layers are those of the base architecture,
         rebuilt with a run's stem stride where its linearizer (DeepReDuce) changed it."""
-        from ..cost import run_costs
+        from ..costs import run_costs
         return run_costs(self.model_spec(), self.runs, profile)
 
 
     @_view
     def run_recipes(self) -> dict[str, LinearizeRecipe]:
-        """run_id -> the run's :class:`~fairlin_core.linearize.LinearizeRecipe` (from its config), in the runs'
+        """run_id -> the run's :class:`~fairlin_core.linearizers.LinearizeRecipe` (from its config), in the runs'
         order (the dict is shared: do not modify it)."""
         return {run_id: LinearizeRecipe.from_dict({k: v for k, v in self.configs[run_id].items() if k in RECIPE_KEYS})
                 for run_id in self.runs["run_id"]}
 
     @_view
     def series(self) -> list[tuple[LinearizeRecipe, list[str]]]:
-        """The series of these runs (:func:`fairlin_core.audit.protocols.series`): (protocol, run ids) each."""
+        """The series of these runs (:func:`fairlin_core.audits.protocols.series`): (protocol, run ids) each."""
         return series(self.run_recipes())
 
     def protocols(self) -> list[LinearizeRecipe]:
@@ -562,7 +562,7 @@ class AuditResults:
         front_worst / front_minority: whether the row is on the Pareto front of lowest online latency and
         highest worst-group / minority accuracy across every method, budget and mitigation (base included).
         """
-        from ..cost import base_cost
+        from ..costs import base_cost
         rows = self.group_runs(split)
         rows = rows[rows["n"] > 0]
         minority = set(self.minority_groups())
@@ -666,7 +666,7 @@ def _pareto(cost: pd.Series, value: pd.Series) -> list[bool]:
 
 def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
     """The results saved in ``folder`` (by :meth:`AuditResults.save`, or older: CSV tables, sparse or no
-    configs), through :func:`~fairlin_core.audit.results_io.read_folder`; FairLinError naming what is missing or
+    configs), through :func:`~fairlin_core.audits.results_io.read_folder`; FairLinError naming what is missing or
     broken. ``lazy``: read density and attributions on first access."""
     tables, configs, meta = read_folder(folder, lazy=lazy)
     group_sizes = tables.pop("group_sizes")
@@ -677,7 +677,7 @@ def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
 
 def budget_fraction(budget: Any, base_count: int) -> float:
     """A requested budget (count, fraction or "x%") as a fraction of the base ReLU count."""
-    from ..linearize import resolve_budget
+    from ..linearizers import resolve_budget
     if isinstance(budget, str) and budget.strip().endswith("%"):
         return float(budget.strip()[:-1]) / 100.0
     if isinstance(budget, float) or (isinstance(budget, str) and "." in budget):

@@ -25,7 +25,7 @@ def linearize_checkpoint(base: Checkpoint, method: str | None = None, budget: An
     """Linearize ``base`` to ``budget`` ReLUs with ``method`` (snl, deepreduce, random) and finetune it.
 
     What runs is one :class:`LinearizeRecipe`: ``recipe=``, or the one the keywords spell
-    (:func:`~fairlin_core.linearize.api.run_recipe`): budget: a count (500), a fraction of the base count (0.01)
+    (:func:`~fairlin_core.linearizers.api.run_recipe`): budget: a count (500), a fraction of the base count (0.01)
     or a percentage ("1%"); seed: default 0; mitigation: None or ``"none"`` (plain KD finetune), a method name
     (``"lagrangian"``, ``"reweight"``, ``"groupdro"``) or its settings, e.g. ``{"method": "lagrangian", "mu": 0.01,
     "normalize": True}`` (see MitigationConfig); options: SNL schedule, finetune (its ``select`` is the

@@ -1,7 +1,7 @@
 """The diagnostic protocol and its registry: every audit diagnostic is one :class:`Diagnostic`, looked up by name.
 
 A diagnostic measures a base model and its linearized copy on one split of their data and returns tidy
-tables. :func:`~fairlin_core.audit.core.audit_models` runs the chosen ones in registry order, which is a
+tables. :func:`~fairlin_core.audits.core.audit_models` runs the chosen ones in registry order, which is a
 dependency order (a diagnostic's ``needs`` are registered before it), and splits its progress by ``cost``.
 A new diagnostic subclasses :class:`Diagnostic` and calls :func:`register_diagnostic`; from then on
 ``fl.audit``, ``run_audit``, ``fairlin audit --diagnostics``, job configs and the audit grid accept its name,

@@ -4,26 +4,26 @@ the audit grid (:mod:`.grid`), mitigated-vs-unmitigated comparisons (:mod:`.comp
 views (:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`).
 
 Names load on first use, so importing the wing costs nothing (reading results does import torch: every run's
-recipe is read as a :class:`~fairlin_core.linearize.LinearizeRecipe`). The wing itself
-is callable: ``fairlin_core.audit(base, lin, ...)`` is :func:`.core.audit`, which is how ``fl.audit(...)``
-keeps working after any ``import fairlin_core.audit.<module>`` has made the wing the package's attribute.
+recipe is read as a :class:`~fairlin_core.linearizers.LinearizeRecipe`). The wing itself
+is callable: ``fairlin_core.audits(base, lin, ...)`` is :func:`.core.audit`, which is how ``fl.audit(...)``
+keeps working after any ``import fairlin_core.audits.<module>`` has made the wing the package's attribute.
 """
 
 from ..lazy import callable_wing, lazy_exports
 
 _EXPORTS = {
-    **{name: f"fairlin_core.audit.core:{name}" for name in (
+    **{name: f"fairlin_core.audits.core:{name}" for name in (
         "Audit", "audit", "audit_models", "audit_to_json", "run_audit", "write_audit_csvs")},
-    **{name: f"fairlin_core.audit.diagnostics:{name}" for name in (
+    **{name: f"fairlin_core.audits.diagnostics:{name}" for name in (
         "DIAGNOSTICS", "AuditContext", "Diagnostic", "parse_diagnostics", "register_diagnostic")},
-    **{name: f"fairlin_core.audit.compare:{name}" for name in ("Comparison", "comparison_json", "run_comparison")},
-    "evaluate_checkpoint": "fairlin_core.audit.evaluation:evaluate_checkpoint",
-    "compare": "fairlin_core.audit.compare:compare",
-    "AuditGrid": "fairlin_core.audit.grid:AuditGrid",
-    "build_audit": "fairlin_core.audit.grid:build_audit",
-    **{name: f"fairlin_core.audit.results:{name}" for name in (
+    **{name: f"fairlin_core.audits.comparison:{name}" for name in ("Comparison", "comparison_json", "run_comparison")},
+    "evaluate_checkpoint": "fairlin_core.audits.evaluation:evaluate_checkpoint",
+    "compare": "fairlin_core.audits.comparison:compare",
+    "AuditGrid": "fairlin_core.audits.grid:AuditGrid",
+    "build_audit": "fairlin_core.audits.grid:build_audit",
+    **{name: f"fairlin_core.audits.results:{name}" for name in (
         "SHIPPED_AUDIT", "AuditResults", "load_results")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)
-callable_wing(__name__, "fairlin_core.audit.core:audit")
+callable_wing(__name__, "fairlin_core.audits.core:audit")

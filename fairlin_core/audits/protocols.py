@@ -1,7 +1,7 @@
 """The series of a set of runs: which runs are trained alike, so that their points may be averaged and set side
 by side across methods and budgets.
 
-A run's training protocol is its recipe's :meth:`~fairlin_core.linearize.LinearizeRecipe.protocol` (everything
+A run's training protocol is its recipe's :meth:`~fairlin_core.linearizers.LinearizeRecipe.protocol` (everything
 but method, budget, seed and diagnostics; SNL's schedule only for snl runs). One series gathers the runs of
 one protocol, and two kinds of runs join it across that rule, as the audit's views compare them:
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..linearize.recipe import LinearizeRecipe
+from ..linearizers.recipe import LinearizeRecipe
 
 SNL = "snl"
 

@@ -1,5 +1,5 @@
 """Audit results of any age in today's shape: every run's configuration holds its
-:class:`~fairlin_core.linearize.LinearizeRecipe`, and the runs table's ``mitigation`` column the recipe's
+:class:`~fairlin_core.linearizers.LinearizeRecipe`, and the runs table's ``mitigation`` column the recipe's
 mitigation name (``none``, ``lagrangian``, ``reweight``, ``groupdro``).
 
 Today's shape, per run: ``configs[run_id] = {**recipe.to_dict(), "checkpoint": ..., ...}`` (the other keys,
@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import FairLinError
-from ..linearize.recipe import NO_MITIGATION, LinearizeRecipe
+from ..linearizers.recipe import NO_MITIGATION, LinearizeRecipe
 
 RECIPE_KEYS = tuple(f.name for f in fields(LinearizeRecipe))
 OLD_PLAIN = ("off", NO_MITIGATION)  # the runs table's unmitigated spellings, then and now

@@ -20,8 +20,8 @@ from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import MitigationConfig, mitigation_factory, mitigation_names
 from ..limits import check_many
-from ..linearize import LinearizeOptions, LinearizeRecipe, finish_selections, prepare_students, unique_budgets
-from ..linearize.api import run_recipe
+from ..linearizers import LinearizeOptions, LinearizeRecipe, finish_selections, prepare_students, unique_budgets
+from ..linearizers.api import run_recipe
 from ..metrics.fairness import seed_summary
 from ..models import relu_count
 from ..runtime import CancelFlag, Progress, ProgressFn, json_ready, merge_duplicates
@@ -138,7 +138,7 @@ def compare(base: Checkpoint, method: str | None = None, budgets: Sequence[Any] 
 
     What runs is one :class:`LinearizeRecipe` (its budget and seed replaced by ``budgets`` and ``seeds``):
     ``recipe=``, or the one ``method``, ``options`` and ``mitigation`` spell
-    (:func:`~fairlin_core.linearize.api.run_recipe`); mitigation: the mitigated variant, a method name or its
+    (:func:`~fairlin_core.linearizers.api.run_recipe`); mitigation: the mitigated variant, a method name or its
     settings (None = ``MitigationConfig()``, the lagrangian). snl_epochs / finetune_epochs replace the recipe's
     epochs. options: with a recipe, only its placement choices are read.
 

@@ -37,9 +37,9 @@ from ..errors import FairLinError, brief, check_seed, clip
 from ..inputs import read_json
 from ..finetune import MitigationConfig, mitigation_factory, mitigation_names
 from ..limits import check_many
-from ..linearize import (METHODS, LinearizeRecipe, finish, get_linearizer, prepare_students, resolve_budget,
+from ..linearizers import (METHODS, LinearizeRecipe, finish, get_linearizer, prepare_students, resolve_budget,
                          unique_budgets)
-from ..linearize.output import save_linearized
+from ..linearizers.output import save_linearized
 from ..models import relu_count
 from ..outputs import check_writable
 from .results import SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, run_groups

@@ -93,7 +93,7 @@ class LinearizeRecipe:
     def validate(self) -> LinearizeRecipe:
         """The normalised recipe (numeric budget text as a number, percentages as "10%", diagnostics a tuple);
         FairLinError naming the first invalid field. The method must be registered; the budget is checked against a
-        model's ReLU count only when the run starts (:func:`~fairlin_core.linearize.resolve_budget`)."""
+        model's ReLU count only when the run starts (:func:`~fairlin_core.linearizers.resolve_budget`)."""
         get_linearizer(self.method)
         seed = check_seed(self.seed)
         if self.precision not in PRECISIONS:

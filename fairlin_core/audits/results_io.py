@@ -5,8 +5,8 @@ the input and output guards.
 A results folder holds one Parquet file per table (``NAME.parquet``, zstd) plus ``configs.json`` and
 ``meta.json``; folders of the older ``NAME.csv`` tables still read. The two large tables (density,
 attributions) may be read on first access (:class:`LazyTable`). What the tables mean is documented in
-:mod:`fairlin_core.audit.results`; older configs and runs tables are brought to today's shape there
-(:mod:`fairlin_core.audit.migration`).
+:mod:`fairlin_core.audits.results`; older configs and runs tables are brought to today's shape there
+(:mod:`fairlin_core.audits.migration`).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def read_folder(folder: str | Path, *, lazy: bool = True) -> tuple[dict[str, pd.
     Parquet is preferred where both exist), each file through the input guard; FairLinError naming what is
     missing or broken. ``lazy``: density and attributions as :class:`LazyTable` (a FairLinError on first access
     if their file changed since the others were read). The tables are as stored (shaped and migrated by
-    :meth:`~fairlin_core.audit.results.AuditResults.from_tables`)."""
+    :meth:`~fairlin_core.audits.results.AuditResults.from_tables`)."""
     folder = Path(folder)
     files = {name: _table_file(folder, name) for name in TABLES}
     missing = [f"{name}.parquet" for name, path in files.items() if path is None]
