@@ -2,7 +2,7 @@
 
 Writes synthetic CIFAR-10 in the real ``cifar-10-batches-py`` layout, loads it through FairLin's loader,
 and times on the same ResNet18, batch size and precision: (a) a plain training loop (cross-entropy, SGD),
-(b) SNL epochs (:func:`~fairlin_core.linearize.snl.snl_trajectory`, masks learning, budget never reached),
+(b) SNL epochs (:func:`~fairlin_core.linearizers.snl.snl_trajectory`, masks learning, budget never reached),
 (c) finetune epochs (:func:`~fairlin_core.finetune.finetune`, KD). An epoch is timed from one epoch-end
 progress report to the next, so each includes FairLin's per-epoch validation pass (it counts against (b) and
 (c)); the once-per-call setup (teacher logits, copies) is printed apart, as whole calls. Rounds run
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from fairlin_core.data import load_dataset
 from fairlin_core.finetune import FinetuneConfig, finetune
-from fairlin_core.linearize import SNLConfig
-from fairlin_core.linearize.snl import snl_trajectory
+from fairlin_core.linearizers import SNLConfig
+from fairlin_core.linearizers.snl import snl_trajectory
 from fairlin_core.models import build_model, resolve_spec
 from fairlin_core.runtime import PRECISIONS, Progress, autocast, batch_indices, default_device, for_training
 

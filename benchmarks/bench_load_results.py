@@ -1,5 +1,5 @@
 """Loading audit results: the old loader (one CSV per table, every table read up front) against today's
-:func:`fairlin_core.audit.results.load_results` (Parquet tables, density and attributions read on first
+:func:`fairlin_core.audits.results.load_results` (Parquet tables, density and attributions read on first
 access), on the shipped default audit, in one process; medians of several warm runs and their ratio.
 
     python benchmarks/bench_load_results.py [--repeats 7] [--folder results/default_audit]
@@ -21,14 +21,14 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.timing import best_time
-from fairlin_core.audit.results import SHIPPED_AUDIT
-from fairlin_core.audit.results import COLUMNS, LAZY_TABLES, TABLES, TEXT_COLUMNS, AuditResults, load_results
+from fairlin_core.audits.results import SHIPPED_AUDIT
+from fairlin_core.audits.results import COLUMNS, LAZY_TABLES, TABLES, TEXT_COLUMNS, AuditResults, load_results
 from fairlin_core.errors import FairLinError
 
 TARGET = 0.5  # seconds
 
 
-# -- the old code path, kept as it was (fairlin_core/audit/results.py before the Parquet tables) -------------
+# -- the old code path, kept as it was (fairlin_core/audits/results.py before the Parquet tables) -------------
 
 def old_save(results: AuditResults, folder: Path) -> None:
     """AuditResults.save as it was: every table as NAME.csv (the JSON files are copied as they are)."""

@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from fairlin_core.audit.compare import run_comparison
+from fairlin_core.audits.comparison import run_comparison
 from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.finetune import SELECTIONS, FinetuneConfig, MitigationConfig, mitigation_factory
-from fairlin_core.linearize import LinearizeOptions, SNLConfig
+from fairlin_core.linearizers import LinearizeOptions, SNLConfig
 
 JOBS = {"digits-snl": ("digits_resnet18", "snl", "0.02,0.01,0.005"),
         "digits-random": ("digits_resnet18", "random", "0.02,0.01,0.005"),

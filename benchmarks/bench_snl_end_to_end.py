@@ -17,7 +17,7 @@ from fairlin_core.train import train_base
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.checkpoints import load_dataset_for
-from fairlin_core.linearize import linearize
+from fairlin_core.linearizers import linearize
 
 TARGET_SECONDS = 180.0
 

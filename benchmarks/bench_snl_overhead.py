@@ -22,7 +22,7 @@ from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import teacher_logits
-from fairlin_core.linearize.snl import snl_step
+from fairlin_core.linearizers.snl import snl_step
 from fairlin_core.models import activation_sites, relu_count
 from fairlin_core.runtime import batch_indices
 

@@ -25,20 +25,20 @@ _EXPORTS: dict[str, str] = {
     "load_checkpoint": "fairlin_core.checkpoints:load_checkpoint",
     "Checkpoint": "fairlin_core.checkpoints:Checkpoint",
     "import_checkpoint": "fairlin_core.checkpoints.importers:import_checkpoint",
-    "instrument": "fairlin_core.models.instrument:instrument",
+    "instrument": "fairlin_core.models.instrumentation:instrument",
     "trust_model_code": "fairlin_core.runtime:trust_model_code",
-    "linearize": "fairlin_core.linearize:",  # the wing itself, callable (fairlin_core/lazy.py)
-    "audit": "fairlin_core.audit:",  # the wing itself, callable
-    "compare": "fairlin_core.audit.compare:compare",
-    "Audit": "fairlin_core.audit.core:Audit",
-    "Comparison": "fairlin_core.audit.compare:Comparison",
-    "load_results": "fairlin_core.audit.results:load_results",
-    "AuditResults": "fairlin_core.audit.results:AuditResults",
+    "linearize": "fairlin_core.linearizers:",  # the wing itself, callable (fairlin_core/lazy.py)
+    "audit": "fairlin_core.audits:",  # the wing itself, callable
+    "compare": "fairlin_core.audits.comparison:compare",
+    "Audit": "fairlin_core.audits.core:Audit",
+    "Comparison": "fairlin_core.audits.comparison:Comparison",
+    "load_results": "fairlin_core.audits.results:load_results",
+    "AuditResults": "fairlin_core.audits.results:AuditResults",
     # private-inference cost
-    "cost": "fairlin_core.cost:",  # the wing itself, callable
-    "CostEstimate": "fairlin_core.cost.estimate:CostEstimate",
-    "list_profiles": "fairlin_core.cost.profiles:list_profiles",
-    "load_profile": "fairlin_core.cost.profiles:load_profile",
+    "cost": "fairlin_core.costs:",  # the wing itself, callable
+    "CostEstimate": "fairlin_core.costs.pricing:CostEstimate",
+    "list_profiles": "fairlin_core.costs.profiles:list_profiles",
+    "load_profile": "fairlin_core.costs.profiles:load_profile",
     # data and models
     "load_dataset": "fairlin_core.data:load_dataset",
     "list_datasets": "fairlin_core.data:list_datasets",
@@ -53,9 +53,9 @@ _EXPORTS: dict[str, str] = {
     "run_toy": "fairlin_core.toy:run_toy",
     "ToyConfig": "fairlin_core.toy:ToyConfig",
     # configuration classes
-    "LinearizeOptions": "fairlin_core.linearize:LinearizeOptions",
-    "SNLConfig": "fairlin_core.linearize:SNLConfig",
-    "DeepReduceConfig": "fairlin_core.linearize:DeepReduceConfig",
+    "LinearizeOptions": "fairlin_core.linearizers:LinearizeOptions",
+    "SNLConfig": "fairlin_core.linearizers:SNLConfig",
+    "DeepReduceConfig": "fairlin_core.linearizers:DeepReduceConfig",
     "FinetuneConfig": "fairlin_core.finetune:FinetuneConfig",
     "MitigationConfig": "fairlin_core.finetune:MitigationConfig",
     "JobConfig": "fairlin_core.jobs:JobConfig",

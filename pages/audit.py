@@ -4,8 +4,8 @@ import json
 
 import streamlit as st
 
-from fairlin_core.audit.results import CLASS_RULE, AuditResults
-from fairlin_core.cost.profiles import DEFAULT_PROFILE, list_profiles, load_profile
+from fairlin_core.audits.results import CLASS_RULE, AuditResults
+from fairlin_core.costs.profiles import DEFAULT_PROFILE, list_profiles, load_profile
 from fairlin_core.errors import FairLinError
 from ui.errors import show_error
 from fairlin_core.viz import audit_figures as figures

@@ -3,7 +3,7 @@ distance, distance to the decision boundary, the Theorem 4.4 bound and attributi
 
 import streamlit as st
 
-from fairlin_core.audit.results import AuditResults
+from fairlin_core.audits.results import AuditResults
 from fairlin_core.errors import FairLinError
 from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz import tables

@@ -151,7 +151,7 @@ def test_guard_refuses_names_that_are_not_utf8(tmp_path, capsys):
 def test_default_audit_checks_its_out_before_the_grid(capsys, tmp_path, monkeypatch):
     """default-audit with a 300-character, non-UTF-8 or under-a-file --out: exit 2 with the guard's one line
     before the grid's checkpoint is loaded."""
-    import fairlin_core.audit.grid as grid
+    import fairlin_core.audits.grid as grid
 
     def loaded(*args):
         raise AssertionError("the grid was checked before its output")

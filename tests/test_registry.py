@@ -5,7 +5,7 @@ import pytest
 from fairlin_core.checkpoints.importers import FORMATS
 from fairlin_core.errors import CheckpointError, FairLinError
 from fairlin_core.finetune.fair import MITIGATIONS
-from fairlin_core.linearize.base import LINEARIZERS
+from fairlin_core.linearizers.base import LINEARIZERS
 from fairlin_core.registry import Registry
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fairlin_core.audit.results import classify_groups, default_split
+from fairlin_core.audits.results import classify_groups, default_split
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS, checkpoint_group_table, checkpoint_table
 from fairlin_core.checkpoints.importers import FORMATS, IMPORT_SUFFIXES
 from fairlin_core.checkpoints.upload import accept_import

@@ -10,7 +10,7 @@ from fairlin_core.checkpoints import load_checkpoint, read_sidecar
 from fairlin_core.errors import FairLinError, brief
 from fairlin_core.finetune import AUTO, DEFAULT_MU, SELECTIONS, FinetuneConfig, mitigation_names
 from fairlin_core.jobs import JobConfig, JobManager
-from fairlin_core.linearize import METHODS, nearest_configuration, resolve_budget
+from fairlin_core.linearizers import METHODS, nearest_configuration, resolve_budget
 from fairlin_core.models import ModelSpec, relu_count
 
 MITIGATION_MODES = ("off", "on", "both")

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from ..audit.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
+from ..audits.core import (DIAGNOSTICS, GROUP_KEYS, TEXT_COLUMNS, audit_to_json, parse_diagnostics, per_group_table,
                           run_audit, write_audit_csvs)
-from ..audit.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
+from ..audits.grid import DEFAULT_AUDIT_OUT, DEFAULT_BUDGETS, DEFAULT_CHECKPOINT, AuditGrid, build_audit
 from ..finetune import DEFAULT_MU
-from ..linearize import METHODS
+from ..linearizers import METHODS
 from ..checkpoints.importers import ensure_checkpoint
 from ..jobs.paths import user_checkpoint_dir
 from ..jobs.ray_executor import RayChunkRunner

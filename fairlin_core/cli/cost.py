@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from ..checkpoints import load_checkpoint
-from ..cost import cost, list_profiles
-from ..cost.profiles import DEFAULT_PROFILE
+from ..costs import cost, list_profiles
+from ..costs.profiles import DEFAULT_PROFILE
 from .common import print_json
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..audit.evaluation import evaluate_checkpoint
+from ..audits.evaluation import evaluate_checkpoint
 from ..data import list_datasets, load_dataset
-from ..linearize import DeepReduceConfig, apply_deepreduce
+from ..linearizers import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
 from .common import add_data_args, add_overwrite_arg, count_arg, dataset_options, int_arg, int_list, print_json

@@ -25,12 +25,12 @@ from typing import Any
 from ..errors import FairLinError, brief
 from ..checkpoints import read_sidecar, resolve_checkpoint_path
 from ..finetune import DEFAULT_ETA, DEFAULT_MU, mitigation_names
-from ..linearize import unique_budgets
+from ..linearizers import unique_budgets
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
 from ..limits import NON_NEGATIVE, POSITIVE, check_count
 from .common import budget_list, count_arg, float_arg, print_json, print_notes, seed_list
 from .progress import TqdmProgress
-from ..audit.results import mitigation_label
+from ..audits.results import mitigation_label
 from ..jobs.config import JobConfig
 from ..jobs.manager import EXECUTORS, JobManager
 from ..jobs.ray_executor import ADDRESS_ENV, DEFAULT_RETRIES

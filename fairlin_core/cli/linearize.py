@@ -6,15 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..audit.compare import COMPARISON_TABLES, comparison_json, run_comparison
+from ..audits.comparison import COMPARISON_TABLES, comparison_json, run_comparison
 from ..checkpoints import load_checkpoint
 from ..data import load_dataset
 from ..errors import FairLinError
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
 from ..finetune.fair import NONE
 from ..finetune.selection import SELECTIONS
-from ..linearize import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize, unique_budgets
-from ..linearize.output import LINEARIZED_FILES, result_summary, save_linearized
+from ..linearizers import METHODS, DeepReduceConfig, LinearizeOptions, SNLConfig, linearize, unique_budgets
+from ..linearizers.output import LINEARIZED_FILES, result_summary, save_linearized
 from ..models import relu_count
 from ..outputs import prepare_output
 from ..runtime import PRECISIONS, merge_duplicates

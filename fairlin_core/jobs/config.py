@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..audit import parse_diagnostics
+from ..audits import parse_diagnostics
 from ..checkpoints import (MAX_SIDECAR_BYTES, MAX_WEIGHTS_BYTES, load_dataset_for, read_sidecar,
                            resolve_checkpoint_path, sidecar_path)
 from ..checkpoints.upload import SAFE_NAME
@@ -37,7 +37,7 @@ from ..finetune import FinetuneConfig, MitigationConfig
 from ..finetune.fair import NONE
 from ..inputs import open_regular
 from ..limits import check_count, check_real
-from ..linearize import SNLConfig, get_linearizer, resolve_budget
+from ..linearizers import SNLConfig, get_linearizer, resolve_budget
 from ..models import MODELS, ModelSpec, resolve_spec, state_shapes
 from ..runtime import PRECISIONS
 from .paths import user_checkpoint_dir
@@ -63,7 +63,7 @@ class JobConfig:
     budget: ReLUs to keep as given: an int count, a float fraction in (0, 1] or text ("500", "0.1", "10%").
     seed: seed of SNL, random placement and finetuning.
     dataset: None = the checkpoint's own data; else ``{"name", "options", "target", "group", "seed"}``.
-    snl: :class:`~fairlin_core.linearize.SNLConfig` fields to override (e.g. epochs, mask_lr, lam).
+    snl: :class:`~fairlin_core.linearizers.SNLConfig` fields to override (e.g. epochs, mask_lr, lam).
     finetune: :class:`~fairlin_core.finetune.FinetuneConfig` fields (e.g. epochs, lr, temperature,
     kd_weight, ce_weight).
     mitigation: None (or ``"none"``) = plain KD finetune; a method name (``"lagrangian"``, ``"reweight"``,

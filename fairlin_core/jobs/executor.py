@@ -25,13 +25,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..audit import run_audit, write_audit_csvs
+from ..audits import run_audit, write_audit_csvs
 from ..checkpoints import load_checkpoint, read_sidecar, sidecar_path
 from ..data import load_dataset
 from ..errors import FairLinError, brief
 from ..finetune import FinetuneConfig, MitigationConfig, mitigation_factory
-from ..linearize import LinearizeOptions, SNLConfig, linearize
-from ..linearize.output import result_summary, save_linearized
+from ..linearizers import LinearizeOptions, SNLConfig, linearize
+from ..linearizers.output import result_summary, save_linearized
 from ..outputs import check_writable, prepare_output_file
 from ..runtime import CancelFlag, ProgressFn, check_cancel, default_device, json_ready, report, scaled_progress
 from ..train import train_base_checkpoint

@@ -40,7 +40,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from ..audit.grid import AuditGrid, run_chunk
+from ..audits.grid import AuditGrid, run_chunk
 from ..checkpoints import MAX_SIDECAR_BYTES, MAX_WEIGHTS_BYTES, sidecar_path
 from ..errors import CheckpointError, FairLinError, brief, one_line
 from ..inputs import read_limited
@@ -205,7 +205,7 @@ def run_job_task(key: str, config: dict[str, Any], config_hash: str, blob: tuple
 
 def run_chunk_task(key: str, grid: AuditGrid, method: str, seed: int, blob: tuple[str, bytes, bytes],
                    board: Any) -> dict[str, Any]:
-    """The body of one audit-grid chunk's Ray task: :func:`~fairlin_core.audit.grid.run_chunk` on the shipped
+    """The body of one audit-grid chunk's Ray task: :func:`~fairlin_core.audits.grid.run_chunk` on the shipped
     checkpoint (same file name, so the chunk's tables equal a local chunk's)."""
     ray = import_ray()
     progress, cancel = _started(ray, board, key)
@@ -487,7 +487,7 @@ class RayExecutor(Executor):
 
 
 class RayChunkRunner:
-    """A chunk runner for :func:`~fairlin_core.audit.grid.build_audit`: every chunk of a batch is one Ray task,
+    """A chunk runner for :func:`~fairlin_core.audits.grid.build_audit`: every chunk of a batch is one Ray task,
     and ``((method, seed), chunk)`` pairs come back as they finish. :meth:`close` when the grid is built.
 
     At most the cluster's slots of chunks are in flight; the next is submitted when one finishes. A task that

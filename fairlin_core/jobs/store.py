@@ -57,7 +57,7 @@ import pandas as pd
 from ..errors import FairLinError, brief, clip
 from ..outputs import check_writable
 from ..runtime import comma_list, file_digest, pid_alive
-from ..audit.results import lagrangian_mu, mitigation_label
+from ..audits.results import lagrangian_mu, mitigation_label
 from .config import TRAIN_BASE, option_defaults
 from .paths import resolve_store_root, user_checkpoint_dir  # noqa: F401  (re-exported)
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError, brief, clip
-from .instrument import CODE_MODEL, build_code_model, code_options
+from .instrumentation import CODE_MODEL, build_code_model, code_options
 from .mlp import mlp
 from .resnet import STEMS, resnet18, resnet34
 from .vgg import vgg19_bn
@@ -173,7 +173,7 @@ def state_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
 def build_model(spec: ModelSpec) -> nn.Module:
     """A freshly initialised model for ``spec`` (every mask at 1, i.e. all ReLUs on); its size is checked
     first, without allocating (:func:`state_shapes`). A ``code`` spec imports and calls the user's factory, only
-    where that factory is trusted (:func:`~fairlin_core.models.instrument.build_code_model`)."""
+    where that factory is trusted (:func:`~fairlin_core.models.instrumentation.build_code_model`)."""
     spec = resolve_spec(spec.name, spec.num_classes, spec.input_shape, **spec.options)
     if spec.name == CODE_MODEL:
         return build_code_model(spec.options, spec.input_shape)

@@ -32,7 +32,7 @@ from ..data.toy2d import SHAPES
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import FinetuneConfig
 from ..limits import FRACTION, POSITIVE, PROPER_FRACTION, check_count, check_many, check_real
-from ..linearize import LinearizeOptions, SNLConfig, linearize
+from ..linearizers import LinearizeOptions, SNLConfig, linearize
 from ..metrics import boundary_distances, boundary_summary, evaluate_split, predict_logits
 from ..models import ModelSpec, activation_sites, build_model, relu_count, resolve_spec, set_masks
 from ..runtime import CancelFlag, ProgressFn, check_cancel, report, scaled_progress

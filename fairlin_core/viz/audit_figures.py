@@ -1,5 +1,5 @@
 """Plotly figures of the audit and diagnostics pages, drawn from the tidy tables of the views of
-:class:`~fairlin_core.audit.results.AuditResults` (graph_objects, not express: a page draws a dozen of these
+:class:`~fairlin_core.audits.results.AuditResults` (graph_objects, not express: a page draws a dozen of these
 per rerun).
 
 Conventions every figure follows (the pages and the HTML report draw the same figures):

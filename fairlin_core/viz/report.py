@@ -15,8 +15,8 @@ import plotly.io as pio
 
 from . import audit_figures as figures
 from . import tables
-from ..audit.results import CLASS_RULE, AuditResults
-from ..cost.profiles import DEFAULT_PROFILE, load_profile
+from ..audits.results import CLASS_RULE, AuditResults
+from ..costs.profiles import DEFAULT_PROFILE, load_profile
 from ..errors import FairLinError
 
 STYLE = """

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fairlin_core.audit import DIAGNOSTICS, audit_to_json, parse_diagnostics, run_audit
+from fairlin_core.audits import DIAGNOSTICS, audit_to_json, parse_diagnostics, run_audit
 from fairlin_core.checkpoints import save_checkpoint
 from fairlin_core.cli import main
 from fairlin_core.data import load_dataset

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import fairlin_core as fl
-from fairlin_core.audit.grid import AuditGrid, normalize_grid
+from fairlin_core.audits.grid import AuditGrid, normalize_grid
 from conftest import DIGITS, REPO, TOY, run_cli, snapshot
 
 TINY = ["--checkpoint", DIGITS, "--methods", "random", "--budgets", "2%", "--seeds", "0", "--finetune-epochs", "0",

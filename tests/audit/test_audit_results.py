@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from fairlin_core.viz import audit_figures
-from fairlin_core.audit.grid import AuditGrid
-from fairlin_core.audit.results import SHIPPED_AUDIT
+from fairlin_core.audits.grid import AuditGrid
+from fairlin_core.audits.results import SHIPPED_AUDIT
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore
 from fairlin_core.viz.report import audit_report_html
-from fairlin_core.audit.results import LAZY_TABLES, TABLES, collect_from_store, load_results
+from fairlin_core.audits.results import LAZY_TABLES, TABLES, collect_from_store, load_results
 from conftest import DIGITS, TOY
 
 GRID = ["--checkpoint", DIGITS, "--methods", "random,deepreduce", "--budgets", "2%,1%", "--seeds", "0,1",
@@ -332,7 +332,7 @@ def test_views_are_memoised_per_results_instance():
 def test_results_files_pass_the_input_guard(tmp_path, monkeypatch):
     """A results folder is user input: a configs.json of 100,000 '[' (a RecursionError before) and a table past
     the size limit are one FairLinError each, naming the file."""
-    import fairlin_core.audit.results as results_module
+    import fairlin_core.audits.results as results_module
     folder = tmp_path / "audit"
     shutil.copytree(SHIPPED_AUDIT, folder)
     assert load_results(folder, lazy=False).runs is not None

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from fairlin_core.audit.results import CLASS_RULE, SHIPPED_AUDIT, load_results
+from fairlin_core.audits.results import CLASS_RULE, SHIPPED_AUDIT, load_results
 from fairlin_core.metrics.fairness import bootstrap_accuracy
 from fairlin_core.runtime import format_interval
 from fairlin_core.viz import audit_figures, tables

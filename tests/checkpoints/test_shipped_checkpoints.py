@@ -3,7 +3,7 @@
 import pytest
 
 from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS, checkpoint_group_table, checkpoint_table, manifest
-from fairlin_core.audit.evaluation import evaluate_checkpoint
+from fairlin_core.audits.evaluation import evaluate_checkpoint
 
 
 def test_manifest_lists_every_shipped_checkpoint_with_its_command():

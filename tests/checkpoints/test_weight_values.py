@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import DIGITS, TOY, copy_checkpoint
-from fairlin_core.audit.core import run_audit
-from fairlin_core.audit.evaluation import evaluate_checkpoint
+from fairlin_core.audits.core import run_audit
+from fairlin_core.audits.evaluation import evaluate_checkpoint
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.checkpoints.importers import import_checkpoint, read_weights
 from fairlin_core.checkpoints.upload import accept_import, accept_upload
@@ -137,8 +137,8 @@ def test_a_sidecar_whose_dataset_does_not_fit_its_model_is_refused_before_any_wo
 
     def no_forward(*args, **kwargs):
         raise AssertionError("the model ran on data it does not take")
-    monkeypatch.setattr("fairlin_core.audit.evaluation.evaluate_model", no_forward)
-    monkeypatch.setattr("fairlin_core.audit.core.audit_models", no_forward)
+    monkeypatch.setattr("fairlin_core.audits.evaluation.evaluate_model", no_forward)
+    monkeypatch.setattr("fairlin_core.audits.core.audit_models", no_forward)
     with pytest.raises(FairLinError, match=message) as info:
         evaluate_checkpoint(weights)
     assert str(info.value).startswith(str(weights)) and "\n" not in str(info.value)

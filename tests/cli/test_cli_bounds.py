@@ -75,7 +75,7 @@ def test_a_run_size_past_its_limit_is_refused_before_any_work(capsys, tmp_path, 
 
 def test_the_notebook_api_refuses_the_same_run_sizes(toy_checkpoint):
     import fairlin_core as fl
-    from fairlin_core.audit.grid import AuditGrid
+    from fairlin_core.audits.grid import AuditGrid
     from fairlin_core.jobs.config import JobConfig, TrainBaseConfig
     from fairlin_core.toy import ToyConfig, run_toy, share_sweep
     with pytest.raises(FairLinError, match="at most 1,000 seeds are allowed in one run, got 1,000,000,000"):
@@ -151,7 +151,7 @@ def test_every_real_flag_is_finite_and_in_range_at_parse_time(capsys, tmp_path, 
 def test_the_api_refuses_non_finite_settings():
     from fairlin_core.finetune import FinetuneConfig, MitigationConfig
     from fairlin_core.jobs.config import JobConfig
-    from fairlin_core.linearize import SNLConfig
+    from fairlin_core.linearizers import SNLConfig
     from fairlin_core.toy import ToyConfig
     with pytest.raises(FairLinError, match="mitigation eta must be a finite number > 0, got inf"):
         MitigationConfig.coerce({"method": "groupdro", "eta": math.inf})
@@ -265,7 +265,7 @@ def test_only_torch_warnings_are_hidden(capsys, monkeypatch):
     import fairlin_core.cli.data as data
 
     def warn(args):
-        for module in ("torch.serialization", "torchvision.io", "fairlin_core.audit", "numpy"):
+        for module in ("torch.serialization", "torchvision.io", "fairlin_core.audits", "numpy"):
             warnings.warn_explicit(f"from {module}", UserWarning, "x.py", 1, module=module)
 
     monkeypatch.setattr(data, "cmd_datasets", warn)
@@ -273,7 +273,7 @@ def test_only_torch_warnings_are_hidden(capsys, monkeypatch):
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         assert main(["datasets"]) == 0
-    assert [str(w.message) for w in shown] == ["from fairlin_core.audit", "from numpy"]
+    assert [str(w.message) for w in shown] == ["from fairlin_core.audits", "from numpy"]
     assert warnings.filters == before
     capsys.readouterr()
 
@@ -281,7 +281,7 @@ def test_only_torch_warnings_are_hidden(capsys, monkeypatch):
 # -------------------------------------------------------------------------------------------------- profiles
 
 def test_a_profile_bandwidth_of_zero_is_refused(capsys, tmp_path):
-    from fairlin_core.cost.profiles import PROFILE_DIR, load_profile
+    from fairlin_core.costs.profiles import PROFILE_DIR, load_profile
     profile = json.loads((PROFILE_DIR / "delphi.json").read_text())
     for value in (0, -1, math.inf):
         profile["network"]["bandwidth_mbps"]["value"] = value

@@ -341,7 +341,7 @@ def _flags_world(top: Path) -> None:
     """top/flags: the shipped delphi profile with a bandwidth of 0 (bandwidth0.json) and a state dict holding a sparse
     tensor (sparse.pth: torch warns while loading it, then the import refuses it)."""
     import torch
-    from fairlin_core.cost.profiles import PROFILE_DIR
+    from fairlin_core.costs.profiles import PROFILE_DIR
     folder = top / "flags"
     folder.mkdir()
     profile = json.loads((PROFILE_DIR / "delphi.json").read_text())

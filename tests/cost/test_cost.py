@@ -13,10 +13,10 @@ from torch import nn
 
 import fairlin_core as fl
 from fairlin_core.cli import main
-from fairlin_core.cost import estimate, layer_table, list_profiles, load_profile
-from fairlin_core.cost.estimate import _spread
+from fairlin_core.costs import estimate, layer_table, list_profiles, load_profile
+from fairlin_core.costs.pricing import _spread
 from fairlin_core.errors import FairLinError
-from fairlin_core.linearize import DeepReduceConfig, apply_deepreduce
+from fairlin_core.linearizers import DeepReduceConfig, apply_deepreduce
 from fairlin_core.models import LinearizableReLU, build_model, relu_count, resolve_spec
 from fairlin_core.viz.report import audit_report_html
 

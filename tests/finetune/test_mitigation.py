@@ -8,14 +8,14 @@ import torch
 
 from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.cli import main
-from fairlin_core.audit.compare import comparison_json
+from fairlin_core.audits.comparison import comparison_json
 from fairlin_core.errors import FairLinError
 from fairlin_core.metrics import evaluate_model
 from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import (FinetuneConfig, LagrangianFairObjective, MitigationConfig, distillation_loss_per_sample,
                                    mitigation_factory)
 from fairlin_core.finetune.reweight import GroupReweightedObjective
-from fairlin_core.linearize import LinearizeOptions, finish, prepare_students
+from fairlin_core.linearizers import LinearizeOptions, finish, prepare_students
 from conftest import DIGITS
 
 CPU = torch.device("cpu")
@@ -170,7 +170,7 @@ def test_linearize_mitigate_records_it_in_the_sidecar(capsys, tmp_path):
 
 def test_comparison_json_marks_only_the_mitigated_variant():
     import pandas as pd
-    from fairlin_core.audit.compare import Comparison
+    from fairlin_core.audits.comparison import Comparison
     rows = pd.DataFrame([{"split": "test", "budget": "0.1", "variant": v, "group": "0", "n_seeds": 2,
                           "accuracy_mean": 0.9, "accuracy_std": 0.01, "accuracy_ci_low": 0.8, "accuracy_ci_high": 1.0,
                           "relative_drop_mean": 1.0} for v in ("unmitigated", "mitigated")])

@@ -7,7 +7,7 @@ import torch
 
 from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
 from fairlin_core.finetune import FinetuneConfig, GroupDROObjective, MitigationConfig, mitigation_factory
-from fairlin_core.linearize import LinearizeOptions, finish, prepare_students
+from fairlin_core.linearizers import LinearizeOptions, finish, prepare_students
 from fairlin_core.metrics import evaluate_model
 from conftest import TOY
 

@@ -8,7 +8,7 @@ import torch
 from fairlin_core.checkpoints import load_checkpoint, load_dataset_for
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import SELECTIONS, FinetuneConfig, Selector, finetune, select_epoch
-from fairlin_core.linearize import LinearizeOptions, prepare_students
+from fairlin_core.linearizers import LinearizeOptions, prepare_students
 from conftest import TOY
 
 # epoch: (overall, worst-group) validation accuracy
@@ -76,7 +76,7 @@ def test_auto_is_constrained_when_mitigated_and_overall_when_plain():
 
 
 def test_finish_selections_evaluates_each_selected_epoch_once(monkeypatch):
-    from fairlin_core.linearize import api
+    from fairlin_core.linearizers import api
     checkpoint = load_checkpoint(TOY)
     bundle = load_dataset_for(checkpoint.sidecar)
     prepared = prepare_students(checkpoint.model, checkpoint.spec, bundle, "random", [0.5],

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fairlin_core.audit.grid import AuditGrid, build_audit
+from fairlin_core.audits.grid import AuditGrid, build_audit
 from fairlin_core.cli import main
 from fairlin_core.errors import FairLinError
 from fairlin_core.jobs import JobConfig, JobManager, RunStore, ray_executor

@@ -13,11 +13,11 @@ from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.errors import FairLinError
 from fairlin_core.checkpoints import load_dataset_for
 from fairlin_core.finetune import FinetuneConfig
-import fairlin_core.linearize.base as linearize_base
-from fairlin_core.linearize import (LINEARIZERS, METHODS, Linearizer, LinearizeOptions, Placement, SNLConfig,
+import fairlin_core.linearizers.base as linearize_base
+from fairlin_core.linearizers import (LINEARIZERS, METHODS, Linearizer, LinearizeOptions, Placement, SNLConfig,
                                     get_linearizer, linearize, linearize_sweep, nearest_configuration,
                                     register_linearizer, resolve_budget)
-from fairlin_core.linearize.output import save_linearized
+from fairlin_core.linearizers.output import save_linearized
 from fairlin_core.models import activation_sites, relu_count, resolve_spec
 from fairlin_core.runtime import Cancelled, report
 

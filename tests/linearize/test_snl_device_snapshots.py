@@ -4,8 +4,8 @@ reading the count after every batch; precision and layout helpers leave CPU runs
 import pytest
 import torch
 
-from fairlin_core.linearize import SNLConfig
-from fairlin_core.linearize.snl import snl_trajectory
+from fairlin_core.linearizers import SNLConfig
+from fairlin_core.linearizers.snl import snl_trajectory
 from fairlin_core.models import build_model, resolve_spec
 from fairlin_core.runtime import DeviceRows, autocast, for_training
 

@@ -10,10 +10,10 @@ import torchvision
 from torch import nn
 
 from fairlin_core.errors import FairLinError, ModelError
-from fairlin_core.linearize.deepreduce import student_spec
-from fairlin_core.linearize.options import DeepReduceConfig
+from fairlin_core.linearizers.deepreduce import student_spec
+from fairlin_core.linearizers.options import DeepReduceConfig
 from fairlin_core.models import activation_sites, instrument, relu_count, set_stage_masks, site_table
-from fairlin_core.models.instrument import has_stages
+from fairlin_core.models.instrumentation import has_stages
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
@@ -108,7 +108,7 @@ def test_relus_written_as_clamp_maximum_and_threshold_are_sites():
 def test_mobilenet_v2_reports_relu6_and_linearizers_refuse_it(digits_checkpoint):
     model = instrument(torchvision.models.mobilenet_v2(weights=None, num_classes=10), (3, 32, 32))
     assert model.fairlin_report.sites == {} and model.fairlin_report.other_activations == {"ReLU6": 35}
-    from fairlin_core.linearize.api import prepare_students
+    from fairlin_core.linearizers.api import prepare_students
     with pytest.raises(FairLinError, match=r"snl refused: the model has no ReLU.*ReLU6 x35.*ReLU sites only"):
         prepare_students(model, digits_checkpoint.spec, digits_checkpoint.dataset(), "snl", [1])
 
@@ -195,7 +195,7 @@ def test_model_code_checkpoint_reloads_and_linearizes(model_code, monkeypatch):
 
 
 def test_deepreduce_configurations_of_the_imagenet_stem_resnet():
-    from fairlin_core.linearize.deepreduce import configuration_counts
+    from fairlin_core.linearizers.deepreduce import configuration_counts
     from fairlin_core.models import resolve_spec
     spec = resolve_spec("resnet18", 10, (3, 32, 32), stem="imagenet")
     counts = {(c.cull, c.thin, c.stem_stride): n for c, n in configuration_counts(spec)}

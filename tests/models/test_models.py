@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fairlin_core.errors import FairLinError, ModelError
-from fairlin_core.linearize import DeepReduceConfig, apply_deepreduce
+from fairlin_core.linearizers import DeepReduceConfig, apply_deepreduce
 from fairlin_core.models import (LinearizableReLU, activation_sites, build_model, get_masks, relu_count,
                                  resolve_spec, set_masks, site_table, total_sites)
 

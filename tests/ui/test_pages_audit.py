@@ -280,7 +280,7 @@ def test_run_store_of_the_shipped_checkpoint_overlays_the_shipped_audit_on_deman
     # the shipped series: its own six random budgets, dashed; the store's series keep their two points
     assert all(t["line"]["dash"] == "dash" and len(t["x"]) == 6 for t in reference.values())
     assert all(len(t["x"]) == 2 and t["line"].get("dash") is None for t in own.values())
-    from fairlin_core.audit.results import SHIPPED_AUDIT, load_results
+    from fairlin_core.audits.results import SHIPPED_AUDIT, load_results
     shipped = load_results(SHIPPED_AUDIT).class_drop("balanced", "off")
     expected = shipped[(shipped["method"] == "random") & (shipped["group_class"] == "minority")]
     assert reference["minority groups · shipped audit"]["y"] == pytest.approx(

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.io as pio
 import pytest
 
-from fairlin_core.audit.results import CLASS_RULE, SHIPPED_AUDIT, classify_groups, load_results
+from fairlin_core.audits.results import CLASS_RULE, SHIPPED_AUDIT, classify_groups, load_results
 from fairlin_core.viz import audit_figures as figures
 from fairlin_core.viz.audit_figures import GroupStyle, _legend_name
 from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure

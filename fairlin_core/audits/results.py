@@ -2,7 +2,7 @@
 audit and diagnostics pages show.
 
 One :class:`AuditResults` holds, whatever produced it (the shipped default audit built by
-:mod:`fairlin_core.audit.grid`, or the finished runs of a run store via :func:`collect_from_store`):
+:mod:`fairlin_core.audits.grid`, or the finished runs of a run store via :func:`collect_from_store`):
 
 - ``runs``: one row per run: run_id, method, budget (as requested, text), budget_fraction (of the base
   ReLUs, requested), relu_count, base_relu_count, seed, mitigation ("off"/"on"), mu (the lagrangian's; NaN
@@ -23,7 +23,7 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
   architecture's spec; absent from older results), how it was made.
 
 Cost estimates are not stored: :meth:`AuditResults.run_costs` prices every run on read (per run and
-protocol profile, :mod:`fairlin_core.cost`) from the base architecture (``meta["model"]``, else the base
+protocol profile, :mod:`fairlin_core.costs`) from the base architecture (``meta["model"]``, else the base
 checkpoint's sidecar) and the run's ReLU count, and :meth:`~AuditResults.cost_front` sets worst-group and
 minority accuracy against the estimated latency with the Pareto front across methods and budgets.
 
@@ -187,7 +187,7 @@ class AuditResults:
     @_view
     def methods(self) -> list[str]:
         """The methods present, in the engine's order (snl, deepreduce, random)."""
-        from ..linearize import (
+        from ..linearizers import (
             METHODS,  # the engine's order; imported here so reading results needs no torch
         )
         present = set(self.runs["method"])
@@ -367,7 +367,7 @@ class AuditResults:
         offline_latency_s, total_latency_s (MB, seconds). The ReLU cost follows from each run's total ReLU
         count (exact: profiles price every ReLU alike); the linear layers are those of the base architecture,
         rebuilt with a run's stem stride where its linearizer (DeepReDuce) changed it."""
-        from ..cost import run_costs
+        from ..costs import run_costs
         return run_costs(self.model_spec(), self.runs, profile)
 
 
@@ -602,7 +602,7 @@ class AuditResults:
         front_worst / front_minority: whether the row is on the Pareto front of lowest online latency and
         highest worst-group / minority accuracy across every method, budget and mitigation (base included).
         """
-        from ..cost import base_cost
+        from ..costs import base_cost
         rows = self.group_runs(split)
         rows = rows[rows["n"] > 0]
         minority = set(self.minority_groups())
@@ -819,7 +819,7 @@ def _shaped(table: pd.DataFrame | None, name: str) -> pd.DataFrame:
 
 def budget_fraction(budget: Any, base_count: int) -> float:
     """A requested budget (count, fraction or "x%") as a fraction of the base ReLU count."""
-    from ..linearize import resolve_budget
+    from ..linearizers import resolve_budget
     if isinstance(budget, str) and budget.strip().endswith("%"):
         return float(budget.strip()[:-1]) / 100.0
     if isinstance(budget, float) or (isinstance(budget, str) and "." in budget):

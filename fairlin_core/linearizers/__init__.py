@@ -1,6 +1,6 @@
 """Linearizers: turn a base model into a ReLU-reduced model under a ReLU budget.
 
-The wing is callable: ``fairlin_core.linearize(checkpoint, method, budget, ...)`` is
+The wing is callable: ``fairlin_core.linearizers(checkpoint, method, budget, ...)`` is
 :func:`.checkpoint.linearize_checkpoint` (the notebook's ``fl.linearize``).
 """
 
@@ -20,4 +20,4 @@ __all__ = ["METHODS", "LinearizationResult", "LinearizeOptions", "Prepared", "St
            "DeepReduceConfig", "apply_deepreduce", "configuration_counts", "nearest_configuration",
            "apply_random_masks", "SNLConfig", "binarize_masks", "snl_trajectory", "linearize_checkpoint"]
 
-callable_wing(__name__, "fairlin_core.linearize.checkpoint:linearize_checkpoint")
+callable_wing(__name__, "fairlin_core.linearizers.checkpoint:linearize_checkpoint")

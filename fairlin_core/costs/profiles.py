@@ -1,6 +1,6 @@
 """Protocol profiles: what one ReLU and one linear layer cost under a private-inference protocol, as data.
 
-A profile is a JSON file (the shipped ones in ``fairlin_core/cost/profiles/``, or a user's own file) with
+A profile is a JSON file (the shipped ones in ``fairlin_core/costs/profiles/``, or a user's own file) with
 a ``name``, a ``title``, a ``source`` (``paper``, ``measurements``, ``what``: where the numbers come from)
 and one object per parameter::
 
@@ -71,7 +71,7 @@ class Profile:
 
 
 def list_profiles() -> list[str]:
-    """Names of the shipped profiles (the files in ``fairlin_core/cost/profiles/``), sorted."""
+    """Names of the shipped profiles (the files in ``fairlin_core/costs/profiles/``), sorted."""
     return sorted(path.stem for path in PROFILE_DIR.glob("*.json"))
 
 
@@ -87,7 +87,7 @@ def load_profile(profile: str | Path | Profile = DEFAULT_PROFILE) -> Profile:
     elif not (text.endswith(".json") or path.is_file()):
         raise FairLinError(f"unknown cost profile {brief(text)}; expected one of {', '.join(list_profiles())} or the "
                            f"path of a profile JSON file")
-    data = read_json(path, MAX_PROFILE_BYTES, "cost profile", "a profile JSON object (see fairlin_core.cost.profiles)")
+    data = read_json(path, MAX_PROFILE_BYTES, "cost profile", "a profile JSON object (see fairlin_core.costs.profiles)")
     return validate_profile(data, path)
 
 

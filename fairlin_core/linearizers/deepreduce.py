@@ -19,7 +19,7 @@ from torch import nn
 from ..data import DatasetBundle
 from ..errors import FairLinError
 from ..models import CODE_MODEL, ModelSpec, activation_sites, build_model, resolve_spec, set_stage_masks
-from ..models.instrument import has_stages
+from ..models.instrumentation import has_stages
 from ..models.resnet import ResNet
 from ..runtime import CancelFlag, ProgressFn
 from .options import DeepReduceConfig, LinearizeOptions

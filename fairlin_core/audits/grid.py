@@ -38,9 +38,9 @@ from ..inputs import read_json
 from ..finetune import DEFAULT_MU, FinetuneConfig, MitigationConfig, mitigation_factory, mitigation_names
 from ..finetune.fair import NONE
 from ..limits import check_many
-from ..linearize import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
+from ..linearizers import (METHODS, LinearizeOptions, SNLConfig, finish, get_linearizer, prepare_students,
                          resolve_budget, unique_budgets)
-from ..linearize.output import save_linearized
+from ..linearizers.output import save_linearized
 from ..models import relu_count
 from ..outputs import check_writable
 from .results import MAX_JSON_BYTES, SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, lagrangian_mu, run_groups

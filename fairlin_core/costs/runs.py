@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..models import ModelSpec
-from .estimate import estimate
+from .pricing import estimate
 from .profiles import DEFAULT_PROFILE, Profile, load_profile
 from .shapes import spec_layer_table
 
@@ -26,7 +26,7 @@ ARCHITECTURE_OPTIONS = ("stem_stride",)  # linearizer configuration keys that re
 
 def run_costs(spec: ModelSpec, runs: pd.DataFrame, profile: str | Path | Profile = DEFAULT_PROFILE) -> pd.DataFrame:
     """One row per run of ``runs`` (run_id, relu_count, configuration as JSON text) of a model of ``spec``:
-    the columns of ``RUN_COST_COLUMNS`` (MB, seconds; see :mod:`fairlin_core.cost.estimate`)."""
+    the columns of ``RUN_COST_COLUMNS`` (MB, seconds; see :mod:`fairlin_core.costs.pricing`)."""
     profile = load_profile(profile)
     input_elements = math.prod(spec.input_shape)
     rows = []

@@ -33,7 +33,7 @@ TOTAL_KEYS = ["relu_count", "relu_sites", "macs", *COST_COLUMNS, "total_latency_
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """``layers``: the layer table (:func:`~fairlin_core.cost.shapes.layer_table`) with the cost columns
+    """``layers``: the layer table (:func:`~fairlin_core.costs.shapes.layer_table`) with the cost columns
     (MB, seconds) per row, plus one ``fixed`` row for the per-inference costs; ``totals``: their sums
     (relu_count, relu_sites, macs, online_mb, offline_mb, online/offline compute and latency seconds,
     total_latency_s = online + offline latency); ``profile``: the profile used."""

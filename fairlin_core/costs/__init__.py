@@ -4,19 +4,19 @@ sources in ``profiles/``); layer shapes and MACs (:mod:`.shapes`), the estimate 
 ``fl.cost``) and the estimates of audit runs (:mod:`.runs`).
 
 Names load on first use, so listing or validating profiles never imports torch. The wing itself is
-callable: ``fairlin_core.cost(model, profile=...)`` is :func:`.estimate.cost` (``fl.cost``), whatever
-``fairlin_core.cost.<module>`` was imported before.
+callable: ``fairlin_core.costs(model, profile=...)`` is :func:`.estimate.cost` (``fl.cost``), whatever
+``fairlin_core.costs.<module>`` was imported before.
 """
 
 from ..lazy import callable_wing, lazy_exports
 
 _EXPORTS = {
-    **{name: f"fairlin_core.cost.profiles:{name}" for name in (
+    **{name: f"fairlin_core.costs.profiles:{name}" for name in (
         "DEFAULT_PROFILE", "Profile", "list_profiles", "load_profile", "validate_profile")},
-    **{name: f"fairlin_core.cost.estimate:{name}" for name in ("CostEstimate", "cost", "estimate")},
-    **{name: f"fairlin_core.cost.shapes:{name}" for name in ("layer_table", "spec_layer_table")},
-    **{name: f"fairlin_core.cost.runs:{name}" for name in ("base_cost", "run_costs")},
+    **{name: f"fairlin_core.costs.pricing:{name}" for name in ("CostEstimate", "cost", "estimate")},
+    **{name: f"fairlin_core.costs.shapes:{name}" for name in ("layer_table", "spec_layer_table")},
+    **{name: f"fairlin_core.costs.runs:{name}" for name in ("base_cost", "run_costs")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)
-callable_wing(__name__, "fairlin_core.cost.estimate:cost")
+callable_wing(__name__, "fairlin_core.costs.pricing:cost")

@@ -20,7 +20,7 @@ from ..data import DatasetBundle
 from ..errors import FairLinError, brief, check_seed
 from ..finetune import BatchObjective, FinetuneConfig, MitigationConfig, mitigation_factory
 from ..limits import check_many
-from ..linearize import LinearizeOptions, finish_selections, prepare_students, unique_budgets
+from ..linearizers import LinearizeOptions, finish_selections, prepare_students, unique_budgets
 from ..metrics.fairness import seed_summary
 from ..models import relu_count
 from ..runtime import CancelFlag, Progress, ProgressFn, json_ready, merge_duplicates
