@@ -1,13 +1,12 @@
-"""Auditing linearized models per group: the in-memory audit of two models (:mod:`.core`), the audit grid
-(:mod:`.grid`), mitigated-vs-unmitigated comparisons (:mod:`.compare`), tidy results with their views
-(:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`).
+"""Auditing linearized models per group: the in-memory audit of two models (:mod:`.core`, :func:`audit` is
+the notebook's ``fl.audit``), the audit grid (:mod:`.grid`), mitigated-vs-unmitigated comparisons
+(:mod:`.comparison`, :func:`compare` is ``fl.compare``), tidy results with their views (:mod:`.results`)
+and checkpoint evaluation (:mod:`.evaluation`).
 
-Names load on first use, so reading results (:func:`load_results`) never imports torch. The wing itself
-is callable: ``fairlin_core.audits(base, lin, ...)`` is :func:`.core.audit`, which is how ``fl.audit(...)``
-keeps working after any ``import fairlin_core.audits.<module>`` has made the wing the package's attribute.
+Names load on first use, so reading results (:func:`load_results`) never imports torch.
 """
 
-from ..lazy import callable_wing, lazy_exports
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     **{name: f"fairlin_core.audits.core:{name}" for name in (
@@ -19,8 +18,8 @@ _EXPORTS = {
     "AuditGrid": "fairlin_core.audits.grid:AuditGrid",
     "build_audit": "fairlin_core.audits.grid:build_audit",
     **{name: f"fairlin_core.audits.results:{name}" for name in (
-        "SHIPPED_AUDIT", "AuditResults", "collect_from_store", "load_results")},
+        "CLASS_RULE", "SHIPPED_AUDIT", "AuditResults", "classify_groups", "collect_from_store", "default_split",
+        "load_results")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)
-callable_wing(__name__, "fairlin_core.audits.core:audit")
