@@ -8,8 +8,7 @@ widget keys ``data_root``, ``dataset``, ``group_attribute``, ``base_checkpoint``
 
 import streamlit as st
 
-from fairlin_core.data import list_datasets
-from fairlin_core.data.registry import get_spec
+from fairlin_core.data import get_spec, list_datasets
 from ui.checkpoint_views import checkpoint_choices, user_checkpoint_dir
 from ui.jobs_panel import compact_jobs_panel
 from ui.shell import enter_shell, narrow_screen_style

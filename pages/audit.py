@@ -4,14 +4,12 @@ import json
 
 import streamlit as st
 
-from fairlin_core.audits.results import CLASS_RULE, AuditResults
-from fairlin_core.costs.profiles import DEFAULT_PROFILE, list_profiles, load_profile
+from fairlin_core.audits import CLASS_RULE, AuditResults
+from fairlin_core.costs import DEFAULT_PROFILE, list_profiles, load_profile
 from fairlin_core.errors import FairLinError
 from ui.errors import show_error
-from fairlin_core.viz import audit_figures as figures
-from fairlin_core.viz import tables
-from fairlin_core.viz.audit_figures import BUDGET_TITLE
-from fairlin_core.viz.report import audit_report_html
+from fairlin_core import viz
+from fairlin_core.viz import BUDGET_TITLE, audit_report_html
 from ui.linearize_form import job_configs, submit_jobs
 from ui.jobs_panel import manager
 from ui.results_source import (Rows, chart, group_style, mitigation_labels, open_results, opened_run,
@@ -54,7 +52,7 @@ st.header("Who pays for the ReLU budget")
 st.caption(f"Groups classed by training share: {CLASS_RULE}. Minority here: "
            f"{', '.join(results.minority_groups()) or 'none'} (warm colours); majority groups in cool colours. "
            f"Relative drop = (base − linearized) / base × 100; bands and bars are 95% intervals across seeds.")
-st.plotly_chart(chart(key, figures.class_lines, Rows(AuditResults.class_drop, (split, mitigation)),
+st.plotly_chart(chart(key, viz.class_lines, Rows(AuditResults.class_drop, (split, mitigation)),
                       f"Majority vs minority {on_split}, mitigation {mitigation}",
                       f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}",
                       **overlay), key="fig_classes")
@@ -64,10 +62,10 @@ if shipped:
 drop_rows = Rows(AuditResults.group_drop, (split, method, mitigation))
 if len(budgets) > 1:
     left, right = st.columns(2)
-    left.plotly_chart(chart(key, figures.group_bars, drop_rows, style, x="budget", y="drop_mean", low="drop_ci_low",
+    left.plotly_chart(chart(key, viz.group_bars, drop_rows, style, x="budget", y="drop_mean", low="drop_ci_low",
                             high="drop_ci_high", title=f"{method}: relative accuracy drop per group {on_split}",
                             y_title="relative drop (%)", unit="%", **overlay), key="fig_drop")
-    right.plotly_chart(chart(key, figures.accuracy_lines, drop_rows, style,
+    right.plotly_chart(chart(key, viz.accuracy_lines, drop_rows, style,
                              f"{method}: accuracy per group {on_split}, 95% band"), key="fig_lines")
 else:
     st.info(f"{method} has runs at one budget only ({', '.join(budgets) or 'none'}): the per-budget curves need "
@@ -87,16 +85,16 @@ def budget_scrubber() -> None:
     at_budget = drop[drop["budget"] == budget]
     relus = int(round(at_budget["relu_count"].mean()))
     left, right = st.columns(2)
-    left.plotly_chart(chart(key, figures.budget_snapshot, drop_rows.at("budget", budget), style,
+    left.plotly_chart(chart(key, viz.budget_snapshot, drop_rows.at("budget", budget), style,
                             f"{method} at {budget} ({relus:,} ReLUs) {on_split}"), key="fig_snapshot")
     compared = Rows(AuditResults.method_comparison, (split, mitigation)).at("budget", budget)
-    right.plotly_chart(chart(key, figures.group_bars, compared, style, x="method", y="drop_mean", low="drop_ci_low",
+    right.plotly_chart(chart(key, viz.group_bars, compared, style, x="method", y="drop_mean", low="drop_ci_low",
                              high="drop_ci_high", title=f"Methods compared at {budget} {on_split}",
                              y_title="relative drop (%)", x_title="method", unit="%", **overlay), key="fig_methods")
-    table = chart(key, tables.group_table, drop_rows.at("budget", budget), minority)
+    table = chart(key, viz.group_table, drop_rows.at("budget", budget), minority)
     st.dataframe(table, hide_index=True, key="table_budget")
     st.download_button("Download this table (CSV)", lambda: table.to_csv(index=False),
-                       tables.file_name("audit", method, budget, split), "text/csv", key="download_budget")
+                       viz.file_name("audit", method, budget, split), "text/csv", key="download_budget")
 
 
 st.header("Scrub the budget")
@@ -105,14 +103,14 @@ budget_scrubber()
 st.header("Worst group and parity gap")
 left, right = st.columns(2)
 rows = Rows(AuditResults.fairness_summary, (split,))
-left.plotly_chart(chart(key, figures.summary_lines, rows, "worst_group_accuracy",
+left.plotly_chart(chart(key, viz.summary_lines, rows, "worst_group_accuracy",
                         f"Worst-group accuracy {on_split}", "accuracy (%)"), key="fig_worst")
-right.plotly_chart(chart(key, figures.summary_lines, rows, "parity_gap",
+right.plotly_chart(chart(key, viz.summary_lines, rows, "parity_gap",
                          f"Parity gap, best − worst group {on_split}", "points"), key="fig_gap")
-summary_table = chart(key, tables.summary_table, rows)
+summary_table = chart(key, viz.summary_table, rows)
 st.dataframe(summary_table, hide_index=True, key="table_summary")
 st.download_button("Download the summary (CSV)", lambda: summary_table.to_csv(index=False),
-                   tables.file_name("audit_summary", split), "text/csv", key="download_summary")
+                   viz.file_name("audit_summary", split), "text/csv", key="download_summary")
 
 st.header("What the ReLU budget buys")
 profiles = list_profiles()
@@ -124,29 +122,29 @@ try:
 except FairLinError as error:
     st.warning(str(error))
 else:
-    st.plotly_chart(chart(key, figures.cost_front, Rows(AuditResults.cost_front, (split, profile)),
+    st.plotly_chart(chart(key, viz.cost_front, Rows(AuditResults.cost_front, (split, profile)),
                           f"Accuracy vs estimated online latency ({profile}) {on_split}",
                           "Pareto front across methods and budgets"), key="fig_cost_front")
     source = load_profile(profile).source
     st.caption(f"Estimates from {source['paper']}. Online latency = compute + bytes at the profile's bandwidth; "
                f"no network variation, batching or hardware of your own (see the README's cost model section). "
                f"Minority groups: {CLASS_RULE}.")
-    st.dataframe(chart(key, tables.front_table, Rows(AuditResults.cost_front, (split, profile))), hide_index=True,
+    st.dataframe(chart(key, viz.front_table, Rows(AuditResults.cost_front, (split, profile))), hide_index=True,
                  key="table_cost_front")
 
 if set(mitigations) == {"off", "on"}:
     st.header("Mitigated vs unmitigated")
-    st.plotly_chart(chart(key, figures.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), style,
+    st.plotly_chart(chart(key, viz.group_bars, Rows(AuditResults.mitigation_effect, (split, method)), style,
                           x="budget", y="drop_difference", low="drop_difference_ci_low",
                           high="drop_difference_ci_high",
                           title=f"{method}: drop without minus with mitigation {on_split}",
                           subtitle="relative drop, in points; positive = mitigation helped; 95% intervals across "
                                    "seeds", y_title="drop difference (points)"), key="fig_mitigation")
-    effect_table = chart(key, tables.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
+    effect_table = chart(key, viz.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
     with st.expander("Mitigated vs unmitigated, per group and budget (table)"):
         st.dataframe(effect_table, hide_index=True, key="table_mitigation")
     st.download_button("Download mitigated vs unmitigated (CSV)", lambda: effect_table.to_csv(index=False),
-                       tables.file_name("mitigation", method, split), "text/csv", key="download_mitigation")
+                       viz.file_name("mitigation", method, split), "text/csv", key="download_mitigation")
 
 st.header("Runs")
 missing = results.missing_runs()
@@ -170,7 +168,7 @@ run_ids = list(results.runs["run_id"])
 run_labels = results.run_labels()
 run_id = st.selectbox("Run configuration", run_ids, key="audit_run", format_func=lambda r: run_labels.get(r, r))
 st.download_button("Download the run's config (JSON)", lambda: json.dumps(results.configs.get(run_id, {}), indent=1),
-                   tables.file_name(run_id, suffix="json"), "application/json", key="download_config")
+                   viz.file_name(run_id, suffix="json"), "application/json", key="download_config")
 st.download_button("Download every table (CSV)", lambda: results.groups.merge(results.runs, on="run_id").to_csv(index=False),
                    "audit_groups.csv", "text/csv", key="download_all")
 if st.button("Build the HTML report", key="build_report", icon=":material/description:"):

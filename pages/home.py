@@ -3,13 +3,12 @@ model per group on the balanced split, the datasets with their group sizes, and 
 
 import streamlit as st
 
-from fairlin_core.checkpoints.catalog import checkpoint_group_table, checkpoint_table
+from fairlin_core.checkpoints import checkpoint_group_table, checkpoint_table
 from fairlin_core.data import list_datasets
-from fairlin_core.viz import audit_figures
 from ui.checkpoint_views import accuracy_on_default_split, dataset_group_style
 from ui.datasets import dataset_facts
 from ui.errors import show_error
-from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
+from fairlin_core.viz import base_accuracy_bars, group_accuracy_figure, group_sizes_figure
 from ui.results_source import SHIPPED_AUDIT, group_style, load_shipped
 from ui.shell import require_shell
 
@@ -58,7 +57,7 @@ if (SHIPPED_AUDIT / "meta.json").is_file():
                        icon=":material/troubleshoot:")
     links[1].page_link("pages/linearize.py", label="Linearize your own model", icon=":material/tune:")
     links[1].page_link("pages/toy_lab.py", label="Toy lab: the effect in 2-D", icon=":material/science:")
-    st.plotly_chart(audit_figures.base_accuracy_bars(
+    st.plotly_chart(base_accuracy_bars(
         shipped.base_accuracy(split), group_style(shipped), f"Base model: accuracy per group · {split} split",
         f"{shipped.meta.get('checkpoint')}; 95% bootstrap intervals"), key="fig_home_base")
     st.caption(f"Minority groups (warm colours): {', '.join(shipped.minority_groups()) or 'none'}, those below "

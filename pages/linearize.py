@@ -6,8 +6,7 @@ import streamlit as st
 
 from ui.errors import show_error
 from fairlin_core.finetune import DEFAULT_MU
-from fairlin_core.jobs import EXECUTORS
-from fairlin_core.jobs.ray_executor import ADDRESS_ENV
+from fairlin_core.jobs import ADDRESS_ENV, EXECUTORS
 from fairlin_core.linearizers import METHODS
 from ui.form_state import persist, restore
 from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_SELECT, FORM_DIAGNOSTICS, MITIGATION_METHODS,

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from fairlin_core.checkpoints.upload import MAX_UPLOAD_BYTES, accept_upload
+from fairlin_core.checkpoints import MAX_UPLOAD_BYTES, accept_upload
 from ui.datasets import dataset_facts
 from ui.errors import show_error
-from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
+from fairlin_core.viz import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
 from ui.checkpoint_views import (IMPORT_TYPES, NOT_SUPPORTED, accuracy_on_default_split, checkpoint_groups_overview,
                                   checkpoints_overview, dataset_group_style, import_architectures,

@@ -7,11 +7,11 @@ curve and the boundaries refresh as the models train. The page itself only draws
 
 import streamlit as st
 
-from fairlin_core.data.toy2d import DEFAULT_NOISE, LABEL_NOISE_SHAPES, RATIO_SHAPES, SHAPES
+from fairlin_core.data import DEFAULT_NOISE, LABEL_NOISE_SHAPES, RATIO_SHAPES, SHAPES
 from ui.errors import show_error
 from fairlin_core.toy import (MODEL_KINDS, ToyConfig, ToyJob, ToyResult, load_toy, one_dimensional_example,
                               points_table, prewarm)
-from fairlin_core.viz.toy_figures import (accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure,
+from fairlin_core.viz import (accuracy_bars_figure, boundary_figure, loss_figure, piecewise_figure,
                                          share_sweep_figure)
 from ui.shell import require_shell
 

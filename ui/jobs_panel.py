@@ -9,9 +9,8 @@ import os
 import streamlit as st
 
 from ui.errors import show_error
-from fairlin_core.viz.figures import job_curve_figure
-from fairlin_core.jobs import get_manager
-from fairlin_core.jobs.ray_executor import ADDRESS_ENV
+from fairlin_core.viz import job_curve_figure
+from fairlin_core.jobs import ADDRESS_ENV, get_manager
 from ui.jobs_view import jobs_counts, jobs_overview, recorder_for, run_history
 
 POLL_SECONDS = 1.0

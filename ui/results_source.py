@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fairlin_core.audits.results import SHIPPED_AUDIT, AuditResults, collect_from_store, load_results
+from fairlin_core.audits import SHIPPED_AUDIT, AuditResults, collect_from_store, load_results
 from ui.errors import show_error
 from fairlin_core.jobs import get_manager
-from fairlin_core.viz.audit_figures import GroupStyle
+from fairlin_core.viz import GroupStyle
 from ui.state import current
 
 SHIPPED_LABEL = "Shipped default audit"

@@ -7,7 +7,7 @@ which falls back to the embedded defaults.
 
 import streamlit as st
 
-from fairlin_core.data.registry import get_spec
+from fairlin_core.data import get_spec
 from ui.checkpoint_views import checkpoint_choices, user_checkpoint_dir
 
 
