@@ -4,6 +4,8 @@
 import ast
 import importlib
 import pkgutil
+import re
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -109,3 +111,10 @@ def test_the_deep_import_check_finds_deep_imports(tmp_path):
                     "from fairlin_core import viz, linearize\nfrom fairlin_core.errors import FairLinError\n")
     assert sorted(_deep_imports(page)) == ["fairlin_core.data.registry", "fairlin_core.jobs.ray_executor",
                                            "fairlin_core.viz.tables"]
+
+
+def test_the_layers_contract_names_a_section_the_repository_holds():
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    where = re.fullmatch(r"Engine layers \((?P<file>[^,]+), (?P<section>[^)]+)\): .*", contract["name"])
+    assert where, contract["name"]
+    assert f"\n## {where['section']}\n" in (ROOT / where["file"]).read_text()
