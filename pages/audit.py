@@ -159,8 +159,8 @@ if len(missing):
         choice = current()
         try:
             configs = [c for row in missing.itertuples() for c in job_configs(
-                choice["checkpoint_path"], row.method, row.budget, [row.seed], snl_epochs=100, finetune_epochs=20,
-                mitigation=row.mitigation, group=choice["group"], data_root=choice["data_root"])]
+                choice.checkpoint_path, row.method, row.budget, [row.seed], snl_epochs=100, finetune_epochs=20,
+                mitigation=row.mitigation, group=choice.group, data_root=choice.data_root)]
             st.success(f"Queued {len(submit_jobs(manager(), configs))} run(s); they appear here when done.")
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)

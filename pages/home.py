@@ -11,6 +11,7 @@ from ui.errors import show_error
 from fairlin_core.viz import base_accuracy_bars, group_accuracy_figure, group_sizes_figure
 from ui.results_source import SHIPPED_AUDIT, group_style, load_shipped
 from ui.shell import require_shell
+from ui.state import current
 
 require_shell()
 
@@ -63,7 +64,7 @@ if (SHIPPED_AUDIT / "meta.json").is_file():
     st.caption(f"Minority groups (warm colours): {', '.join(shipped.minority_groups()) or 'none'}, those below "
                f"an equal share of the training set; n = test examples per group.")
 
-data_root = st.session_state.get("data_root") or None
+data_root = current().data_root
 datasets = list_datasets(data_root)
 
 st.header("Datasets")

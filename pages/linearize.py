@@ -30,7 +30,7 @@ SELECT_NOTES = {"auto": "constrained when mitigated, else overall", "overall": "
 
 st.title("Linearize")
 choice = current()
-checkpoint = choice["checkpoint_path"]
+checkpoint = choice.checkpoint_path
 if not checkpoint:
     st.info("Choose a base checkpoint in the sidebar (or upload / train one on Models & data).")
     st.stop()
@@ -133,7 +133,7 @@ with right:
             configs = job_configs(checkpoint, method, int(count), seeds, snl_epochs=int(snl_epochs),
                                   finetune_epochs=int(finetune_epochs), mitigation=mitigation, mu=float(mu),
                                   method_mitigation=method_mitigation, select=select,
-                                  group=choice["group"], data_root=choice["data_root"], diagnostics=diagnostics)
+                                  group=choice.group, data_root=choice.data_root, diagnostics=diagnostics)
             ids = submit_jobs(manager(), configs)
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)

@@ -19,7 +19,7 @@ require_shell()
 
 st.title("Models & data")
 choice = current()
-data_root, dataset, group = choice["data_root"], choice["dataset"], choice["group"]
+data_root, dataset, group = choice.data_root, choice.dataset, choice.group
 user_dir = user_checkpoint_dir()
 
 st.header("Checkpoints")

@@ -9,6 +9,7 @@ from fairlin_core import viz
 from fairlin_core.viz import BUDGET_TITLE
 from ui.results_source import Rows, chart, group_style, mitigation_labels, open_results
 from ui.shell import require_shell
+from ui.state import current
 
 require_shell()
 
@@ -84,7 +85,7 @@ if attribution_run is not None and shape:
     group = st.selectbox("Group for the attribution maps", names, index=len(names) - 1, key="why_group")
     attributions = Rows(AuditResults.run_rows, ("attributions", attribution_run))
     try:
-        mean_input = results.mean_inputs("test", st.session_state.get("data_root") or None)
+        mean_input = results.mean_inputs("test", current().data_root)
     except FairLinError as error:  # the base checkpoint or its data are not on this machine
         mean_input = None
         st.caption(f"No mean input image: {error}")

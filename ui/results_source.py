@@ -75,21 +75,21 @@ def choose_results() -> tuple[str, AuditResults] | None:
     """Draw the source picker for the sidebar's checkpoint and group; None (with a message) when there is
     nothing to show."""
     choice = current()
-    checkpoint = choice["checkpoint_path"]
+    checkpoint = choice.checkpoint_path
     if not checkpoint:
         st.info("Choose a base checkpoint in the sidebar (or upload / train one on Models & data).")
         return None
     try:
         store = get_manager().store
         signature = (str(store.root), *store.done_signature())
-        stored = _load_store(signature, checkpoint, choice["group"], choice["data_root"])
-        sources = [SHIPPED_LABEL] if _shipped_for(checkpoint) and choice["group"] == load_shipped().meta.get(
+        stored = _load_store(signature, checkpoint, choice.group, choice.data_root)
+        sources = [SHIPPED_LABEL] if _shipped_for(checkpoint) and choice.group == load_shipped().meta.get(
             "group_attribute") else []
         if len(stored.runs):
             count = len(stored.runs)
             sources.append(f"Run store ({count} finished run{'' if count == 1 else 's'})")
         if not sources:
-            st.info(f"No finished runs of {choice['checkpoint']} grouped by {choice['group']} yet. Queue some on "
+            st.info(f"No finished runs of {choice.checkpoint} grouped by {choice.group} yet. Queue some on "
                     f"the Linearize page (or below), or run `python -m fairlin_core sweep --checkpoint "
                     f"{checkpoint} --methods snl,random --budgets 10%,1% --seeds 0,1,2 --mitigation both`.")
             return None
@@ -104,7 +104,7 @@ def choose_results() -> tuple[str, AuditResults] | None:
         if source == SHIPPED_LABEL:
             key, results = "shipped", load_shipped()
         else:
-            key, results = repr((signature, checkpoint, choice["group"])), stored
+            key, results = repr((signature, checkpoint, choice.group)), stored
     except Exception as error:  # every error: one readable message, never a traceback
         show_error(error)
         return None
@@ -186,8 +186,8 @@ def shipped_overlay(key: str) -> str | None:
     the shipped default audit" toggle. Returns the shipped audit's registry key (for :func:`chart`'s
     ``against``) while it is on, else None (also on the shipped audit itself and on other checkpoints)."""
     choice = current()
-    if key.startswith("shipped") or not _shipped_for(choice["checkpoint_path"]) \
-            or choice["group"] != load_shipped().meta.get("group_attribute"):
+    if key.startswith("shipped") or not _shipped_for(choice.checkpoint_path) \
+            or choice.group != load_shipped().meta.get("group_attribute"):
         return None
     if not st.toggle("Overlay the shipped default audit", key="audit_overlay",
                      help="draw the shipped audit's series for the same split, method and mitigation beside your "

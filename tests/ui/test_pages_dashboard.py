@@ -1,6 +1,7 @@
 """Dashboard pages Models & data and Linearize, the sidebar and the jobs panel, through AppTest and
 their view models in fairlin_core.dashboard (real engine calls, tiny jobs)."""
 
+import dataclasses
 import json
 import pickle
 import time
@@ -14,6 +15,7 @@ from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
 from ui import checkpoint_views, jobs_view, linearize_form
+from ui.state import CHOICE_KEY, Choice
 from fairlin_core.checkpoints import upload
 from fairlin_core.errors import FairLinError
 from fairlin_core.limits import RUN_LIMITS
@@ -148,6 +150,19 @@ def test_sidebar_offers_global_choices_that_pages_follow(app, store):
     assert "Group sizes: toy2d by class" in [h.value for h in toy.header]
     toy.switch_page("pages/linearize.py").run()
     assert "of 32 ReLUs" in toy.info[0].value  # still the toy choice after two page changes
+
+
+def test_pages_read_the_sidebar_choice_as_one_typed_object(store):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["dataset"] = "toy2d"
+    at.run()
+    choice = at.session_state[CHOICE_KEY]
+    assert isinstance(choice, Choice) and dataclasses.is_dataclass(choice)
+    assert (choice.dataset, choice.group, choice.checkpoint, choice.data_root) == ("toy2d", "class", "toy2d_mlp",
+                                                                                   None)
+    assert Path(choice.checkpoint_path) == Path(TOY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        choice.dataset = "digits"
 
 
 def test_submitted_tiny_job_appears_in_the_jobs_panel_and_finishes(app, store):
