@@ -24,22 +24,22 @@ names = results.group_names
 minority = tuple(results.minority_groups())
 opened = opened_run(results)
 if opened is not None:  # arrived from a job card's link: show that run's method, budget and mitigation
-    st.session_state.update(audit_method=opened["method"], audit_budget=opened["budget"],
-                            audit_mitigation=opened["mitigation"])
+    st.session_state.update({"audit.method": opened["method"], "audit.budget": opened["budget"],
+                             "audit.mitigation": opened["mitigation"]})
     st.caption(f"Opened on run {results.run_labels().get(opened['run_id'])}.")
 
 controls = st.columns(4)
-method = controls[0].selectbox("Method", results.methods(), key="audit_method")
+method = controls[0].selectbox("Method", results.methods(), key="audit.method")
 splits = results.splits()
-if st.session_state.get("audit_split") not in splits:
-    st.session_state["audit_split"] = results.default_split()
-split = controls[1].selectbox("Test split", splits, key="audit_split",
+if st.session_state.get("audit.split") not in splits:
+    st.session_state["audit.split"] = results.default_split()
+split = controls[1].selectbox("Test split", splits, key="audit.split",
                               help="balanced: every group equally represented (the default where the dataset has "
                                    "it); test: imbalanced like training")
 mitigations = [m for m in ("off", "on") if m in set(results.runs["mitigation"])]
-mitigation = controls[2].radio("Mitigation", mitigations, key="audit_mitigation", horizontal=True,
+mitigation = controls[2].radio("Mitigation", mitigations, key="audit.mitigation", horizontal=True,
                                format_func=mitigation_labels(results).get)
-highlight = controls[3].selectbox("Highlight a group", ["none", *names], key="audit_highlight",
+highlight = controls[3].selectbox("Highlight a group", ["none", *names], key="audit.highlight",
                                   help="grey every other group in the per-group charts")
 style = group_style(results, highlight)
 on_split = f"· {split} split"
@@ -55,7 +55,7 @@ st.caption(f"Groups classed by training share: {CLASS_RULE}. Minority here: "
 st.plotly_chart(chart(key, viz.class_lines, Rows(AuditResults.class_drop, (split, mitigation)),
                       f"Majority vs minority {on_split}, mitigation {mitigation}",
                       f"Relative accuracy drop per method; groups classed by training share:<br>{CLASS_RULE}",
-                      **overlay), key="fig_classes")
+                      **overlay), key="audit.fig_classes")
 if shipped:
     st.caption("Dashed lines and grey-edged diamonds: the shipped default audit (its own seeds and training "
                "protocol) at the same split, method and mitigation, drawn beside these runs, never averaged in.")
@@ -64,9 +64,9 @@ if len(budgets) > 1:
     left, right = st.columns(2)
     left.plotly_chart(chart(key, viz.group_bars, drop_rows, style, x="budget", y="drop_mean", low="drop_ci_low",
                             high="drop_ci_high", title=f"{method}: relative accuracy drop per group {on_split}",
-                            y_title="relative drop (%)", unit="%", **overlay), key="fig_drop")
+                            y_title="relative drop (%)", unit="%", **overlay), key="audit.fig_drop")
     right.plotly_chart(chart(key, viz.accuracy_lines, drop_rows, style,
-                             f"{method}: accuracy per group {on_split}, 95% band"), key="fig_lines")
+                             f"{method}: accuracy per group {on_split}, 95% band"), key="audit.fig_lines")
 else:
     st.info(f"{method} has runs at one budget only ({', '.join(budgets) or 'none'}): the per-budget curves need "
             f"two; the budget below shows every group.")
@@ -78,23 +78,24 @@ def budget_scrubber() -> None:
     if not budgets:
         st.info(f"No {method} runs.")
         return
-    if st.session_state.get("audit_budget") not in budgets:
-        st.session_state["audit_budget"] = budgets[len(budgets) // 2]
+    if st.session_state.get("audit.budget") not in budgets:
+        st.session_state["audit.budget"] = budgets[len(budgets) // 2]
     budget = st.select_slider(f"{BUDGET_TITLE} (completed budgets; fewer to the right)", budgets,
-                              key="audit_budget")
+                              key="audit.budget")
     at_budget = drop[drop["budget"] == budget]
     relus = int(round(at_budget["relu_count"].mean()))
     left, right = st.columns(2)
     left.plotly_chart(chart(key, viz.budget_snapshot, drop_rows.at("budget", budget), style,
-                            f"{method} at {budget} ({relus:,} ReLUs) {on_split}"), key="fig_snapshot")
+                            f"{method} at {budget} ({relus:,} ReLUs) {on_split}"), key="audit.fig_snapshot")
     compared = Rows(AuditResults.method_comparison, (split, mitigation)).at("budget", budget)
     right.plotly_chart(chart(key, viz.group_bars, compared, style, x="method", y="drop_mean", low="drop_ci_low",
                              high="drop_ci_high", title=f"Methods compared at {budget} {on_split}",
-                             y_title="relative drop (%)", x_title="method", unit="%", **overlay), key="fig_methods")
+                             y_title="relative drop (%)", x_title="method", unit="%", **overlay),
+                     key="audit.fig_methods")
     table = chart(key, viz.group_table, drop_rows.at("budget", budget), minority)
-    st.dataframe(table, hide_index=True, key="table_budget")
+    st.dataframe(table, hide_index=True, key="audit.table_budget")
     st.download_button("Download this table (CSV)", lambda: table.to_csv(index=False),
-                       viz.file_name("audit", method, budget, split), "text/csv", key="download_budget")
+                       viz.file_name("audit", method, budget, split), "text/csv", key="audit.download_budget")
 
 
 st.header("Scrub the budget")
@@ -104,18 +105,18 @@ st.header("Worst group and parity gap")
 left, right = st.columns(2)
 rows = Rows(AuditResults.fairness_summary, (split,))
 left.plotly_chart(chart(key, viz.summary_lines, rows, "worst_group_accuracy",
-                        f"Worst-group accuracy {on_split}", "accuracy (%)"), key="fig_worst")
+                        f"Worst-group accuracy {on_split}", "accuracy (%)"), key="audit.fig_worst")
 right.plotly_chart(chart(key, viz.summary_lines, rows, "parity_gap",
-                         f"Parity gap, best − worst group {on_split}", "points"), key="fig_gap")
+                         f"Parity gap, best − worst group {on_split}", "points"), key="audit.fig_gap")
 summary_table = chart(key, viz.summary_table, rows)
-st.dataframe(summary_table, hide_index=True, key="table_summary")
+st.dataframe(summary_table, hide_index=True, key="audit.table_summary")
 st.download_button("Download the summary (CSV)", lambda: summary_table.to_csv(index=False),
-                   viz.file_name("audit_summary", split), "text/csv", key="download_summary")
+                   viz.file_name("audit_summary", split), "text/csv", key="audit.download_summary")
 
 st.header("What the ReLU budget buys")
 profiles = list_profiles()
 profile = st.selectbox("Private-inference protocol profile", profiles, index=profiles.index(DEFAULT_PROFILE),
-                       key="audit_profile", help="per-ReLU and per-linear-layer costs from published measurements; "
+                       key="audit.profile", help="per-ReLU and per-linear-layer costs from published measurements; "
                                                  "`fairlin cost --profile FILE` takes a profile of your own")
 try:
     front = results.cost_front(split, profile)
@@ -124,13 +125,13 @@ except FairLinError as error:
 else:
     st.plotly_chart(chart(key, viz.cost_front, Rows(AuditResults.cost_front, (split, profile)),
                           f"Accuracy vs estimated online latency ({profile}) {on_split}",
-                          "Pareto front across methods and budgets"), key="fig_cost_front")
+                          "Pareto front across methods and budgets"), key="audit.fig_cost_front")
     source = load_profile(profile).source
     st.caption(f"Estimates from {source['paper']}. Online latency = compute + bytes at the profile's bandwidth; "
                f"no network variation, batching or hardware of your own (see the README's cost model section). "
                f"Minority groups: {CLASS_RULE}.")
     st.dataframe(chart(key, viz.front_table, Rows(AuditResults.cost_front, (split, profile))), hide_index=True,
-                 key="table_cost_front")
+                 key="audit.table_cost_front")
 
 if set(mitigations) == {"off", "on"}:
     st.header("Mitigated vs unmitigated")
@@ -139,12 +140,12 @@ if set(mitigations) == {"off", "on"}:
                           high="drop_difference_ci_high",
                           title=f"{method}: drop without minus with mitigation {on_split}",
                           subtitle="relative drop, in points; positive = mitigation helped; 95% intervals across "
-                                   "seeds", y_title="drop difference (points)"), key="fig_mitigation")
+                                   "seeds", y_title="drop difference (points)"), key="audit.fig_mitigation")
     effect_table = chart(key, viz.mitigation_table, Rows(AuditResults.mitigation_effect, (split, method)))
     with st.expander("Mitigated vs unmitigated, per group and budget (table)"):
-        st.dataframe(effect_table, hide_index=True, key="table_mitigation")
+        st.dataframe(effect_table, hide_index=True, key="audit.table_mitigation")
     st.download_button("Download mitigated vs unmitigated (CSV)", lambda: effect_table.to_csv(index=False),
-                       viz.file_name("mitigation", method, split), "text/csv", key="download_mitigation")
+                       viz.file_name("mitigation", method, split), "text/csv", key="audit.download_mitigation")
 
 st.header("Runs")
 missing = results.missing_runs()
@@ -153,8 +154,8 @@ for skipped in results.meta.get("skipped", []):
 if len(missing):
     plural = len(missing) != 1
     st.warning(f"{len(missing)} run{'s' if plural else ''} of this grid {'are' if plural else 'is'} missing.")
-    st.dataframe(missing, hide_index=True, key="table_missing")
-    if key != "shipped" and st.button(f"Queue the missing run{'s' if plural else ''}", key="queue_missing",
+    st.dataframe(missing, hide_index=True, key="audit.table_missing")
+    if key != "shipped" and st.button(f"Queue the missing run{'s' if plural else ''}", key="audit.queue_missing",
                                       icon=":material/playlist_add:"):
         choice = current()
         try:
@@ -166,14 +167,14 @@ if len(missing):
             show_error(error)
 run_ids = list(results.runs["run_id"])
 run_labels = results.run_labels()
-run_id = st.selectbox("Run configuration", run_ids, key="audit_run", format_func=lambda r: run_labels.get(r, r))
+run_id = st.selectbox("Run configuration", run_ids, key="audit.run", format_func=lambda r: run_labels.get(r, r))
 st.download_button("Download the run's config (JSON)", lambda: json.dumps(results.configs.get(run_id, {}), indent=1),
-                   viz.file_name(run_id, suffix="json"), "application/json", key="download_config")
+                   viz.file_name(run_id, suffix="json"), "application/json", key="audit.download_config")
 st.download_button("Download every table (CSV)", lambda: results.groups.merge(results.runs, on="run_id").to_csv(index=False),
-                   "audit_groups.csv", "text/csv", key="download_all")
-if st.button("Build the HTML report", key="build_report", icon=":material/description:"):
-    st.session_state["audit_report"] = audit_report_html(results, split=split, method=method, mitigation=mitigation,
-                                                         budget=st.session_state.get("audit_budget"), profile=profile)
-if st.session_state.get("audit_report"):
-    st.download_button("Download the HTML report", st.session_state["audit_report"], "fairlin_audit.html",
-                       "text/html", key="download_report")
+                   "audit_groups.csv", "text/csv", key="audit.download_all")
+if st.button("Build the HTML report", key="audit.build_report", icon=":material/description:"):
+    st.session_state["audit.report"] = audit_report_html(results, split=split, method=method, mitigation=mitigation,
+                                                         budget=st.session_state.get("audit.budget"), profile=profile)
+if st.session_state.get("audit.report"):
+    st.download_button("Download the HTML report", st.session_state["audit.report"], "fairlin_audit.html",
+                       "text/html", key="audit.download_report")

@@ -60,7 +60,7 @@ if (SHIPPED_AUDIT / "meta.json").is_file():
     links[1].page_link("pages/toy_lab.py", label="Toy lab: the effect in 2-D", icon=":material/science:")
     st.plotly_chart(base_accuracy_bars(
         shipped.base_accuracy(split), group_style(shipped), f"Base model: accuracy per group · {split} split",
-        f"{shipped.meta.get('checkpoint')}; 95% bootstrap intervals"), key="fig_home_base")
+        f"{shipped.meta.get('checkpoint')}; 95% bootstrap intervals"), key="home.fig_base")
     st.caption(f"Minority groups (warm colours): {', '.join(shipped.minority_groups()) or 'none'}, those below "
                f"an equal share of the training set; n = test examples per group.")
 
@@ -71,7 +71,7 @@ st.header("Datasets")
 st.dataframe([{"dataset": d["name"], "available": d["available"], "note": d["reason"]} for d in datasets],
              hide_index=True, width="stretch")
 available = [d["name"] for d in datasets if d["available"]]
-chosen = st.selectbox("Show group sizes of", available, key="home_dataset")
+chosen = st.selectbox("Show group sizes of", available, key="home.dataset")
 if chosen:
     try:
         sizes, info = dataset_facts(chosen, data_root)
@@ -91,4 +91,4 @@ else:
                  column_config={"overall_accuracy": st.column_config.NumberColumn(format="%.3f"),
                                 "worst_group_accuracy": st.column_config.NumberColumn(format="%.3f")})
     for name, figure in checkpoint_charts(data_root).items():
-        st.plotly_chart(figure, width="stretch", key=f"acc_{name}")
+        st.plotly_chart(figure, width="stretch", key=f"home.acc_{name}")

@@ -95,12 +95,13 @@ def choose_results() -> tuple[str, AuditResults] | None:
             return None
         wanted_run = st.query_params.get("run")
         if wanted_run and len(stored.runs) and wanted_run in set(stored.runs["run_id"]) \
-                and st.session_state.get("_opened_run") != wanted_run:
+                and st.session_state.get("results_source.opened_run") != wanted_run:
             # a job card's link: open the run store's results on that run (once; the user may move on)
-            st.session_state["_opened_run"] = wanted_run
-            st.session_state["results_source"] = sources[-1]
-            st.session_state["_open_run"] = wanted_run
-        source = st.radio("Results", sources, horizontal=True, key="results_source") if len(sources) > 1 else sources[0]
+            st.session_state["results_source.opened_run"] = wanted_run
+            st.session_state["results_source.source"] = sources[-1]
+            st.session_state["results_source.open_run"] = wanted_run
+        source = (st.radio("Results", sources, horizontal=True, key="results_source.source") if len(sources) > 1
+                  else sources[0])
         if source == SHIPPED_LABEL:
             key, results = "shipped", load_shipped()
         else:
@@ -110,7 +111,7 @@ def choose_results() -> tuple[str, AuditResults] | None:
         return None
     recipes = results.recipes()
     if len(recipes) > 1:  # runs of different training protocols are never averaged into one series
-        recipe = st.selectbox("Training protocol", recipes, key="results_recipe",
+        recipe = st.selectbox("Training protocol", recipes, key="results_source.recipe",
                               help="runs are compared only with runs trained the same way")
         key, results = f"{key}|{recipe}", results.restricted(recipe)
     _register(key, results)
@@ -120,7 +121,7 @@ def choose_results() -> tuple[str, AuditResults] | None:
 def opened_run(results: AuditResults) -> dict | None:
     """The run a job card's link asked to open (``?run=<id>``), once: its method, budget and mitigation, for the
     page to select; None otherwise."""
-    run_id = st.session_state.pop("_open_run", None)
+    run_id = st.session_state.pop("results_source.open_run", None)
     if run_id is None or run_id not in set(results.runs["run_id"]):
         return None
     return results.runs[results.runs["run_id"] == run_id].iloc[0].to_dict()
@@ -189,7 +190,7 @@ def shipped_overlay(key: str) -> str | None:
     if key.startswith("shipped") or not _shipped_for(choice.checkpoint_path) \
             or choice.group != load_shipped().meta.get("group_attribute"):
         return None
-    if not st.toggle("Overlay the shipped default audit", key="audit_overlay",
+    if not st.toggle("Overlay the shipped default audit", key="results_source.overlay",
                      help="draw the shipped audit's series for the same split, method and mitigation beside your "
                           "runs (dashed lines, grey-edged diamonds): a reference, never averaged with them"):
         return None
