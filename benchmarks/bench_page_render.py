@@ -91,10 +91,10 @@ def main() -> None:
         print(f"{name} / Home: {medians[name] / baseline:.2f}")
 
     at.switch_page(PAGES["Fairness audit"]).run()
-    slider = at.select_slider(key="audit_budget")
+    slider = at.select_slider(key="audit.budget")
     budgets = list(slider.options)
-    first = [timed(lambda b=b: at.select_slider(key="audit_budget").set_value(b).run()) for b in budgets]
-    again = [timed(lambda b=b: at.select_slider(key="audit_budget").set_value(b).run())
+    first = [timed(lambda b=b: at.select_slider(key="audit.budget").set_value(b).run()) for b in budgets]
+    again = [timed(lambda b=b: at.select_slider(key="audit.budget").set_value(b).run())
              for _ in range(max(1, args.repeats // len(budgets) + 1)) for b in budgets]
     print(f"budget scrub over {budgets}: first visit median {statistics.median(first) * 1000:.0f} ms "
           f"(max {max(first) * 1000:.0f}), revisits median {statistics.median(again) * 1000:.0f} ms, "

@@ -10,8 +10,16 @@ The notebook API, ``import fairlin_core as fl``::
     fl.cost(lin, profile="delphi").totals      # estimated private-inference MB and seconds
 
 Names are imported on first use (PEP 562), so ``import fairlin_core`` itself is instant and the CLI's
-``--help`` never imports torch. This package never imports streamlit; the dashboard (``app.py``,
-``pages/``, ``ui/``) and the CLI (``fairlin`` / ``python -m fairlin_core``) are thin layers over it.
+``--help`` never imports torch; once imported, each is the function or class itself, so ``fl.linearize?``
+and ``inspect.signature(fl.audit)`` show its own parameters and docstring.
+
+Functions are verbs and wings (subpackages) are nouns, and no name is both: ``fl.linearize``, ``fl.audit``
+and ``fl.cost`` live in the wings ``fairlin_core.linearizers``, ``fairlin_core.audits`` and
+``fairlin_core.costs``. (Python sets ``fairlin_core.X`` to the subpackage whenever ``fairlin_core.X`` is
+first imported, so a function and a wing of one name could not both keep it.)
+
+This package never imports streamlit; the dashboard (``app.py``, ``pages/``, ``ui/``) and the CLI
+(``fairlin`` / ``python -m fairlin_core``) are thin layers over it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 from .lazy import lazy_exports
 from .version import __version__
 
-# public name -> "module:attribute" ("module:" = the module itself)
+# public name -> "module:attribute"
 _EXPORTS: dict[str, str] = {
     # models in memory: checkpoints, linearization, audits
     "load_checkpoint": "fairlin_core.checkpoints:load_checkpoint",
@@ -27,15 +35,15 @@ _EXPORTS: dict[str, str] = {
     "import_checkpoint": "fairlin_core.checkpoints.importers:import_checkpoint",
     "instrument": "fairlin_core.models.instrumentation:instrument",
     "trust_model_code": "fairlin_core.runtime:trust_model_code",
-    "linearize": "fairlin_core.linearizers:",  # the wing itself, callable (fairlin_core/lazy.py)
-    "audit": "fairlin_core.audits:",  # the wing itself, callable
+    "linearize": "fairlin_core.linearizers.checkpoint:linearize_checkpoint",
+    "audit": "fairlin_core.audits.core:audit",
     "compare": "fairlin_core.audits.comparison:compare",
     "Audit": "fairlin_core.audits.core:Audit",
     "Comparison": "fairlin_core.audits.comparison:Comparison",
     "load_results": "fairlin_core.audits.results:load_results",
     "AuditResults": "fairlin_core.audits.results:AuditResults",
     # private-inference cost
-    "cost": "fairlin_core.costs:",  # the wing itself, callable
+    "cost": "fairlin_core.costs.pricing:cost",
     "CostEstimate": "fairlin_core.costs.pricing:CostEstimate",
     "list_profiles": "fairlin_core.costs.profiles:list_profiles",
     "load_profile": "fairlin_core.costs.profiles:load_profile",
@@ -53,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "run_toy": "fairlin_core.toy:run_toy",
     "ToyConfig": "fairlin_core.toy:ToyConfig",
     # configuration classes
+    "LinearizeRecipe": "fairlin_core.linearizers:LinearizeRecipe",
     "LinearizeOptions": "fairlin_core.linearizers:LinearizeOptions",
     "SNLConfig": "fairlin_core.linearizers:SNLConfig",
     "DeepReduceConfig": "fairlin_core.linearizers:DeepReduceConfig",

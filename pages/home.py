@@ -3,15 +3,15 @@ model per group on the balanced split, the datasets with their group sizes, and 
 
 import streamlit as st
 
-from fairlin_core.checkpoints.catalog import checkpoint_group_table, checkpoint_table
+from fairlin_core.checkpoints import checkpoint_group_table, checkpoint_table
 from fairlin_core.data import list_datasets
-from fairlin_core.viz import audit_figures
 from ui.checkpoint_views import accuracy_on_default_split, dataset_group_style
 from ui.datasets import dataset_facts
 from ui.errors import show_error
-from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
+from fairlin_core.viz import base_accuracy_bars, group_accuracy_figure, group_sizes_figure
 from ui.results_source import SHIPPED_AUDIT, group_style, load_shipped
 from ui.shell import require_shell
+from ui.state import current
 
 require_shell()
 
@@ -58,20 +58,20 @@ if (SHIPPED_AUDIT / "meta.json").is_file():
                        icon=":material/troubleshoot:")
     links[1].page_link("pages/linearize.py", label="Linearize your own model", icon=":material/tune:")
     links[1].page_link("pages/toy_lab.py", label="Toy lab: the effect in 2-D", icon=":material/science:")
-    st.plotly_chart(audit_figures.base_accuracy_bars(
+    st.plotly_chart(base_accuracy_bars(
         shipped.base_accuracy(split), group_style(shipped), f"Base model: accuracy per group · {split} split",
-        f"{shipped.meta.get('checkpoint')}; 95% bootstrap intervals"), key="fig_home_base")
+        f"{shipped.meta.get('checkpoint')}; 95% bootstrap intervals"), key="home.fig_base")
     st.caption(f"Minority groups (warm colours): {', '.join(shipped.minority_groups()) or 'none'}, those below "
                f"an equal share of the training set; n = test examples per group.")
 
-data_root = st.session_state.get("data_root") or None
+data_root = current().data_root
 datasets = list_datasets(data_root)
 
 st.header("Datasets")
 st.dataframe([{"dataset": d["name"], "available": d["available"], "note": d["reason"]} for d in datasets],
              hide_index=True, width="stretch")
 available = [d["name"] for d in datasets if d["available"]]
-chosen = st.selectbox("Show group sizes of", available, key="home_dataset")
+chosen = st.selectbox("Show group sizes of", available, key="home.dataset")
 if chosen:
     try:
         sizes, info = dataset_facts(chosen, data_root)
@@ -91,4 +91,4 @@ else:
                  column_config={"overall_accuracy": st.column_config.NumberColumn(format="%.3f"),
                                 "worst_group_accuracy": st.column_config.NumberColumn(format="%.3f")})
     for name, figure in checkpoint_charts(data_root).items():
-        st.plotly_chart(figure, width="stretch", key=f"acc_{name}")
+        st.plotly_chart(figure, width="stretch", key=f"home.acc_{name}")

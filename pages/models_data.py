@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from fairlin_core.checkpoints.upload import MAX_UPLOAD_BYTES, accept_upload
+from fairlin_core.checkpoints import MAX_UPLOAD_BYTES, accept_upload
 from ui.datasets import dataset_facts
 from ui.errors import show_error
-from fairlin_core.viz.figures import group_accuracy_figure, group_sizes_figure
+from fairlin_core.viz import group_accuracy_figure, group_sizes_figure
 from fairlin_core.models import MODELS
 from ui.checkpoint_views import (IMPORT_TYPES, NOT_SUPPORTED, accuracy_on_default_split, checkpoint_groups_overview,
                                   checkpoints_overview, dataset_group_style, import_architectures,
@@ -19,7 +19,7 @@ require_shell()
 
 st.title("Models & data")
 choice = current()
-data_root, dataset, group = choice["data_root"], choice["dataset"], choice["group"]
+data_root, dataset, group = choice.data_root, choice.dataset, choice.group
 user_dir = user_checkpoint_dir()
 
 st.header("Checkpoints")
@@ -40,21 +40,21 @@ else:
     split, shown = accuracy_on_default_split(groups, sizes)
     st.plotly_chart(group_accuracy_figure(shown, f"{dataset}: accuracy per group and checkpoint · {split} split",
                                           dataset_group_style(sizes, shown["group"].tolist())),
-                    width="stretch", key="models_group_accuracy")
+                    width="stretch", key="models_data.group_accuracy")
 
 st.header(f"Group sizes: {dataset} by {group}")
 if sizes_error is not None:
     show_error(sizes_error)
 else:
     st.plotly_chart(group_sizes_figure(sizes, f"{dataset}: examples per {group}, every split",
-                                       dataset_group_style(sizes)), width="stretch", key="models_group_sizes")
+                                       dataset_group_style(sizes)), width="stretch", key="models_data.group_sizes")
 
 st.header("Upload a checkpoint")
 st.caption(f"A safetensors weights file and its FairLin JSON sidecar (at most {MAX_UPLOAD_BYTES // 2**20} MiB). "
            "Both are validated before anything is stored; pickles and torch.save files are refused.")
 with st.form("upload"):  # files stay chosen after a failed validation
-    weights = st.file_uploader("Weights (.safetensors)", type=["safetensors"], key="upload_weights")
-    sidecar = st.file_uploader("Sidecar (.json)", type=["json"], key="upload_sidecar")
+    weights = st.file_uploader("Weights (.safetensors)", type=["safetensors"], key="models_data.upload_weights")
+    sidecar = st.file_uploader("Sidecar (.json)", type=["json"], key="models_data.upload_sidecar")
     if st.form_submit_button("Validate and add", icon=":material/upload:"):
         if weights is None or sidecar is None:
             st.error("Choose both files: NAME.safetensors and its JSON sidecar.")
@@ -72,13 +72,13 @@ st.caption("A checkpoint from elsewhere (SNL, DeepReDuce, torchvision, or a zoo 
            "torch.load(weights_only=True) or safetensors and validated before anything is stored.")
 st.dataframe(import_formats_overview(), hide_index=True, width="stretch")
 st.caption(NOT_SUPPORTED)
-fmt = st.selectbox("Format", list(import_formats_overview()["format"]), key="import_format")
+fmt = st.selectbox("Format", list(import_formats_overview()["format"]), key="models_data.import_format")
 with st.form("import"):
-    source = st.file_uploader("Checkpoint file", type=IMPORT_TYPES, key="import_file")
+    source = st.file_uploader("Checkpoint file", type=IMPORT_TYPES, key="models_data.import_file")
     left, middle, right = st.columns(3)
-    arch = left.selectbox("Architecture", import_architectures(fmt), key="import_arch")
-    width = middle.number_input("Width (0 = read from the file)", 0, 512, 0, key="import_width")
-    right.text_input("Dataset", dataset, disabled=True, key="import_dataset",
+    arch = left.selectbox("Architecture", import_architectures(fmt), key="models_data.import_arch")
+    width = middle.number_input("Width (0 = read from the file)", 0, 512, 0, key="models_data.import_width")
+    right.text_input("Dataset", dataset, disabled=True, key="models_data.import_dataset",
                      help="The sidebar's dataset: the data the model was trained on.")
     if st.form_submit_button("Validate and import", icon=":material/input:"):
         if source is None:
@@ -95,11 +95,14 @@ with st.form("import"):
 st.header("Train a base model")
 with st.form("train_base"):
     left, middle, right = st.columns(3)
-    model = left.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet18"), key="train_model")
-    width = middle.number_input("Width", 2, 64, 16, key="train_width", help="Channel width of the first stage.")
-    epochs = right.number_input("Epochs", 1, 500, 5, key="train_epochs")
-    seed = left.number_input("Seed", 0, 10_000, 0, key="train_seed")
-    name = middle.text_input("Checkpoint name", "", key="train_name", placeholder=f"{dataset}_<model>_w<width>_s<seed>")
+    model = left.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet18"),
+                           key="models_data.train_model")
+    width = middle.number_input("Width", 2, 64, 16, key="models_data.train_width",
+                                help="Channel width of the first stage.")
+    epochs = right.number_input("Epochs", 1, 500, 5, key="models_data.train_epochs")
+    seed = left.number_input("Seed", 0, 10_000, 0, key="models_data.train_seed")
+    name = middle.text_input("Checkpoint name", "", key="models_data.train_name",
+                             placeholder=f"{dataset}_<model>_w<width>_s<seed>")
     if st.form_submit_button(f"Train on {dataset}", icon=":material/play_arrow:"):
         try:
             submit_base_training(manager(), dataset, model, width=int(width), epochs=int(epochs), seed=int(seed),

@@ -85,7 +85,7 @@ def test_audit_tables_summary_and_save(toy_pair, tmp_path):
 
 
 def test_audit_is_callable_whatever_was_imported_before(toy_pair):
-    import fairlin_core.audits.grid  # noqa: F401  (sets fairlin_core.audits to the wing)
+    import fairlin_core.audits.grid  # noqa: F401  (the wing, named apart from the function)
     base, data, lin = toy_pair
     assert callable(fl.audit) and fl.audit(base, lin, data=data).split == "test"
 

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fairlin_core.audits.results import classify_groups, default_split
-from fairlin_core.checkpoints.catalog import SHIPPED_CHECKPOINTS, checkpoint_group_table, checkpoint_table
-from fairlin_core.checkpoints.importers import FORMATS, IMPORT_SUFFIXES
-from fairlin_core.checkpoints.upload import accept_import
-from fairlin_core.jobs import JobManager, TrainBaseConfig
-from fairlin_core.jobs.store import user_checkpoint_dir
-from fairlin_core.viz.audit_figures import GroupStyle
+from fairlin_core.audits import classify_groups, default_split
+from fairlin_core.checkpoints import (FORMATS, IMPORT_SUFFIXES, SHIPPED_CHECKPOINTS, accept_import,
+                                      checkpoint_group_table, checkpoint_table)
+from fairlin_core.jobs import JobManager, TrainBaseConfig, user_checkpoint_dir
+from fairlin_core.viz import GroupStyle
 
 __all__ = ["user_checkpoint_dir", "checkpoints_overview", "checkpoint_groups_overview", "dataset_group_style",
            "accuracy_on_default_split", "checkpoint_choices",

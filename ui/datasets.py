@@ -3,8 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from fairlin_core.data import load_dataset
-from fairlin_core.data.registry import get_spec
+from fairlin_core.data import get_spec, load_dataset
 
 
 def dataset_facts(name: str, data_root: str | None, group: str | None = None) -> tuple[pd.DataFrame, dict]:

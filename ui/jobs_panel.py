@@ -9,9 +9,8 @@ import os
 import streamlit as st
 
 from ui.errors import show_error
-from fairlin_core.viz.figures import job_curve_figure
-from fairlin_core.jobs import get_manager
-from fairlin_core.jobs.ray_executor import ADDRESS_ENV
+from fairlin_core.viz import job_curve_figure
+from fairlin_core.jobs import ADDRESS_ENV, get_manager
 from ui.jobs_view import jobs_counts, jobs_overview, recorder_for, run_history
 
 POLL_SECONDS = 1.0
@@ -26,10 +25,10 @@ def manager():
     """The process-wide manager of the run store ($FAIRLIN_STORE, else ./fairlin_runs) for the executor chosen on
     the Linearize page (session keys ``executor`` and ``ray_address``; default :func:`default_executor` and
     $FAIRLIN_RAY_ADDRESS). FairLinError when Ray is chosen but missing or unreachable."""
-    executor = st.session_state.get("executor") or default_executor()
+    executor = st.session_state.get("linearize.executor") or default_executor()
     if executor != "ray":
         return get_manager()
-    return get_manager(executor="ray", ray_address=st.session_state.get("ray_address") or
+    return get_manager(executor="ray", ray_address=st.session_state.get("linearize.ray_address") or
                        os.environ.get(ADDRESS_ENV) or None)
 
 
@@ -106,11 +105,12 @@ def _draw_jobs(rows: list[dict]) -> None:
     for row in rows:
         # one container per job, keyed by its id, with the same shape whatever the status, so a
         # status change never leaves stale buttons or expanders behind
-        with st.container(border=True, key=f"job_{row['id']}"):
+        with st.container(border=True, key=f"jobs_panel.job_{row['id']}"):
             head, button = st.columns([5, 1])
             head.markdown(f"**{row['label']}** · `{row['id']}` · {row['status']}")
             with button:
-                if row["active"] and st.button("Cancel", key=f"cancel_{row['id']}", icon=":material/cancel:"):
+                if row["active"] and st.button("Cancel", key=f"jobs_panel.cancel_{row['id']}",
+                                               icon=":material/cancel:"):
                     try:
                         mgr.cancel(row["id"])
                     except Exception as error:  # every error: one readable message, never a traceback
@@ -134,7 +134,7 @@ def _draw_jobs(rows: list[dict]) -> None:
             if curve is not None and not curve.empty and ({"loss", "relu_count"} & set(curve.columns)):
                 with st.expander("Loss / ReLU-count curve"):
                     st.plotly_chart(job_curve_figure(curve, row["label"]), width="stretch",
-                                    key=f"curve_{row['id']}")
+                                    key=f"jobs_panel.curve_{row['id']}")
 
 
 _PANELS = {"_draw_compact": _draw_compact, "_draw_jobs": _draw_jobs}

@@ -9,9 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairlin_core.jobs import JobManager, JobStatus
-from fairlin_core.jobs.config import TRAIN_BASE
-from fairlin_core.jobs.store import ACTIVE
+from fairlin_core.jobs import ACTIVE, TRAIN_BASE, JobManager, JobStatus
 
 
 def job_label(config: dict[str, Any]) -> str:

@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fairlin_core.audits.results import SHIPPED_AUDIT, AuditResults, load_results
+from fairlin_core.audits import SHIPPED_AUDIT, AuditResults, load_results
 from ui.errors import show_error
 from fairlin_core.jobs import collect_from_store, get_manager
-from fairlin_core.linearizers.recipe import NO_MITIGATION
-from fairlin_core.viz.audit_figures import GroupStyle
+from fairlin_core.linearizers import NO_MITIGATION
+from fairlin_core.viz import GroupStyle
 from ui.state import current
 
 SHIPPED_LABEL = "Shipped default audit"
@@ -78,42 +78,43 @@ def choose_results() -> tuple[str, AuditResults] | None:
     """Draw the source picker for the sidebar's checkpoint and group; None (with a message) when there is
     nothing to show."""
     choice = current()
-    checkpoint = choice["checkpoint_path"]
+    checkpoint = choice.checkpoint_path
     if not checkpoint:
         st.info("Choose a base checkpoint in the sidebar (or upload / train one on Models & data).")
         return None
     try:
         store = get_manager().store
         signature = (str(store.root), *store.done_signature())
-        stored = _load_store(signature, checkpoint, choice["group"], choice["data_root"])
-        sources = [SHIPPED_LABEL] if _shipped_for(checkpoint) and choice["group"] == load_shipped().meta.get(
+        stored = _load_store(signature, checkpoint, choice.group, choice.data_root)
+        sources = [SHIPPED_LABEL] if _shipped_for(checkpoint) and choice.group == load_shipped().meta.get(
             "group_attribute") else []
         if len(stored.runs):
             count = len(stored.runs)
             sources.append(f"Run store ({count} finished run{'' if count == 1 else 's'})")
         if not sources:
-            st.info(f"No finished runs of {choice['checkpoint']} grouped by {choice['group']} yet. Queue some on "
+            st.info(f"No finished runs of {choice.checkpoint} grouped by {choice.group} yet. Queue some on "
                     f"the Linearize page (or below), or run `python -m fairlin_core sweep --checkpoint "
                     f"{checkpoint} --methods snl,random --budgets 10%,1% --seeds 0,1,2 --mitigation both`.")
             return None
         wanted_run = st.query_params.get("run")
         if wanted_run and len(stored.runs) and wanted_run in set(stored.runs["run_id"]) \
-                and st.session_state.get("_opened_run") != wanted_run:
+                and st.session_state.get("results_source.opened_run") != wanted_run:
             # a job card's link: open the run store's results on that run (once; the user may move on)
-            st.session_state["_opened_run"] = wanted_run
-            st.session_state["results_source"] = sources[-1]
-            st.session_state["_open_run"] = wanted_run
-        source = st.radio("Results", sources, horizontal=True, key="results_source") if len(sources) > 1 else sources[0]
+            st.session_state["results_source.opened_run"] = wanted_run
+            st.session_state["results_source.source"] = sources[-1]
+            st.session_state["results_source.open_run"] = wanted_run
+        source = (st.radio("Results", sources, horizontal=True, key="results_source.source") if len(sources) > 1
+                  else sources[0])
         if source == SHIPPED_LABEL:
             key, results = "shipped", load_shipped()
         else:
-            key, results = repr((signature, checkpoint, choice["group"])), stored
+            key, results = repr((signature, checkpoint, choice.group)), stored
     except Exception as error:  # every error: one readable message, never a traceback
         show_error(error)
         return None
     protocols = {protocol.describe(): protocol for protocol in results.protocols()}
     if len(protocols) > 1:  # runs of different training protocols are never averaged into one series
-        label = st.selectbox("Training protocol", list(protocols), key="results_recipe",
+        label = st.selectbox("Training protocol", list(protocols), key="results_source.recipe",
                              help="runs are compared only with runs trained the same way")
         key, results = f"{key}|{label}", results.of_protocol(protocols[label])
     _register(key, results)
@@ -123,7 +124,7 @@ def choose_results() -> tuple[str, AuditResults] | None:
 def opened_run(results: AuditResults) -> dict | None:
     """The run a job card's link asked to open (``?run=<id>``), once: its method, budget and mitigation, for the
     page to select; None otherwise."""
-    run_id = st.session_state.pop("_open_run", None)
+    run_id = st.session_state.pop("results_source.open_run", None)
     if run_id is None or run_id not in set(results.runs["run_id"]):
         return None
     return results.runs[results.runs["run_id"] == run_id].iloc[0].to_dict()
@@ -189,10 +190,10 @@ def shipped_overlay(key: str) -> str | None:
     the shipped default audit" toggle. Returns the shipped audit's registry key (for :func:`chart`'s
     ``against``) while it is on, else None (also on the shipped audit itself and on other checkpoints)."""
     choice = current()
-    if key.startswith("shipped") or not _shipped_for(choice["checkpoint_path"]) \
-            or choice["group"] != load_shipped().meta.get("group_attribute"):
+    if key.startswith("shipped") or not _shipped_for(choice.checkpoint_path) \
+            or choice.group != load_shipped().meta.get("group_attribute"):
         return None
-    if not st.toggle("Overlay the shipped default audit", key="audit_overlay",
+    if not st.toggle("Overlay the shipped default audit", key="results_source.overlay",
                      help="draw the shipped audit's series for the same split, method and mitigation beside your "
                           "runs (dashed lines, grey-edged diamonds): a reference, never averaged with them"):
         return None

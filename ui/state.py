@@ -1,32 +1,43 @@
 """The global choices made in the sidebar (dataset, group attribute, base checkpoint, data root).
 
-app.py mirrors the sidebar widgets into plain ``fl_*`` session keys, which survive page changes
-even where a widget's own state would be cleaned up; pages read them through :func:`current`,
-which falls back to the embedded defaults.
+app.py stores them as one :class:`Choice` under a plain session key (:func:`remember`), which survives page
+changes even where a widget's own state would be cleaned up; pages read it through :func:`current`, which
+falls back to the embedded defaults before the sidebar has run.
 """
+
+from dataclasses import dataclass
 
 import streamlit as st
 
-from fairlin_core.data.registry import get_spec
+from fairlin_core.data import get_spec
 from ui.checkpoint_views import checkpoint_choices, user_checkpoint_dir
 
-
-def current() -> dict:
-    """{"dataset", "group", "checkpoint" (label or None), "checkpoint_path" (or None), "data_root"}."""
-    state = st.session_state
-    dataset = state.get("fl_dataset") or "digits"
-    group = state.get("fl_group") or get_spec(dataset).default_group
-    path = state.get("fl_checkpoint_path", "unset")
-    label = state.get("fl_checkpoint")
-    if path == "unset":
-        choices = checkpoint_choices(user_checkpoint_dir(), dataset)
-        label = next(iter(choices), None)
-        path = choices.get(label) if label else None
-    return {"dataset": dataset, "group": group, "checkpoint": label, "checkpoint_path": path,
-            "data_root": state.get("fl_data_root") or state.get("data_root") or None}
+CHOICE_KEY = "state.choice"
 
 
-def remember(dataset: str, group: str, checkpoint: str | None, checkpoint_path: str | None, data_root: str | None):
-    """Store the sidebar's choices under the plain ``fl_*`` keys."""
-    st.session_state.update(fl_dataset=dataset, fl_group=group, fl_checkpoint=checkpoint,
-                            fl_checkpoint_path=checkpoint_path, fl_data_root=data_root)
+@dataclass(frozen=True)
+class Choice:
+    """What the sidebar has chosen: a dataset name, its group attribute, the base checkpoint's label and path
+    (both None when the dataset has none yet) and the data root (None: ``$FAIRLIN_DATA_ROOT`` or ./data)."""
+
+    dataset: str
+    group: str
+    checkpoint: str | None
+    checkpoint_path: str | None
+    data_root: str | None
+
+
+def current() -> Choice:
+    """The sidebar's last :class:`Choice`; before the sidebar has run, digits with its default group and first
+    checkpoint."""
+    remembered = st.session_state.get(CHOICE_KEY)
+    if remembered is not None:
+        return remembered
+    choices = checkpoint_choices(user_checkpoint_dir(), "digits")
+    label = next(iter(choices), None)
+    return Choice("digits", get_spec("digits").default_group, label, choices.get(label) if label else None, None)
+
+
+def remember(choice: Choice) -> None:
+    """Store the sidebar's :class:`Choice` for :func:`current`."""
+    st.session_state[CHOICE_KEY] = choice

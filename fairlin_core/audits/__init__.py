@@ -1,15 +1,14 @@
-"""Auditing linearized models per group: the in-memory audit of two models (:mod:`.core`) by the registered
-diagnostics (:mod:`.diagnostics`: a new one subclasses :class:`Diagnostic` and calls :func:`register_diagnostic`),
-the audit grid (:mod:`.grid`), mitigated-vs-unmitigated comparisons (:mod:`.compare`), tidy results with their
-views (:mod:`.results`) and checkpoint evaluation (:mod:`.evaluation`).
+"""Auditing linearized models per group: the in-memory audit of two models (:mod:`.core`, :func:`audit` is
+the notebook's ``fl.audit``) by the registered diagnostics (:mod:`.diagnostics`: a new one subclasses
+:class:`Diagnostic` and calls :func:`register_diagnostic`), the audit grid (:mod:`.grid`), mitigated-vs-unmitigated
+comparisons (:mod:`.comparison`, :func:`compare` is ``fl.compare``), tidy results with their views (:mod:`.results`)
+and checkpoint evaluation (:mod:`.evaluation`).
 
 Names load on first use, so importing the wing costs nothing (reading results does import torch: every run's
-recipe is read as a :class:`~fairlin_core.linearizers.LinearizeRecipe`). The wing itself
-is callable: ``fairlin_core.audits(base, lin, ...)`` is :func:`.core.audit`, which is how ``fl.audit(...)``
-keeps working after any ``import fairlin_core.audits.<module>`` has made the wing the package's attribute.
+recipe is read as a :class:`~fairlin_core.linearizers.LinearizeRecipe`).
 """
 
-from ..lazy import callable_wing, lazy_exports
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     **{name: f"fairlin_core.audits.core:{name}" for name in (
@@ -22,8 +21,7 @@ _EXPORTS = {
     "AuditGrid": "fairlin_core.audits.grid:AuditGrid",
     "build_audit": "fairlin_core.audits.grid:build_audit",
     **{name: f"fairlin_core.audits.results:{name}" for name in (
-        "SHIPPED_AUDIT", "AuditResults", "load_results")},
+        "CLASS_RULE", "SHIPPED_AUDIT", "AuditResults", "classify_groups", "default_split", "load_results")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)
-callable_wing(__name__, "fairlin_core.audits.core:audit")

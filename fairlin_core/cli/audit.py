@@ -19,8 +19,8 @@ from ..jobs.ray_executor import RayChunkRunner
 from ..runtime import comma_list
 from ..outputs import prepare_output
 from ..limits import POSITIVE
-from .common import (add_import_args, add_overwrite_arg, budget_list, count_arg, float_arg, import_kwargs, print_json,
-                     print_notes, seed_arg, seed_list)
+from .common import (add_import_args, add_json_arg, add_overwrite_arg, budget_list, count_arg, float_arg, import_kwargs,
+                     print_json, print_notes, seed_arg, seed_list)
 from .jobs import add_executor_args
 from .progress import TqdmProgress
 
@@ -69,7 +69,7 @@ def configure_audit(p: argparse.ArgumentParser) -> None:
                         f"are slower, the slowest {', '.join(slowest)})")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the bootstrap and the Lanczos starts (default 0)")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
-    p.add_argument("--json", action="store_true", help="print the per-group tables as JSON")
+    add_json_arg(p, "print the per-group tables as JSON")
     p.add_argument("--out", help="folder to write every table as CSV (incl. per-sample tables)")
     imports = p.add_argument_group("importing on the fly", "for --base / --linearized files that are not FairLin "
                                    "checkpoints (as for import-checkpoint; the DeepReDuce options apply to "

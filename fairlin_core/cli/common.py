@@ -124,6 +124,7 @@ def add_data_args(parser: argparse.ArgumentParser, with_seed: bool = True) -> No
 
 
 def add_json_arg(parser: argparse.ArgumentParser, help: str = "print JSON") -> None:
+    """The ``--json`` flag of every command that can print its result as JSON (``help``: what it prints)."""
     parser.add_argument("--json", action="store_true", help=help)
 
 

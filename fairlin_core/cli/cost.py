@@ -13,7 +13,7 @@ import argparse
 from ..checkpoints import load_checkpoint
 from ..costs import cost, list_profiles
 from ..costs.profiles import DEFAULT_PROFILE
-from .common import print_json
+from .common import add_json_arg, print_json
 
 
 def cmd_cost(args: argparse.Namespace) -> None:
@@ -37,5 +37,5 @@ def configure_cost(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=DEFAULT_PROFILE,
                    help=f"protocol profile: {', '.join(list_profiles())} (default {DEFAULT_PROFILE}), or the path "
                         f"of a profile JSON file of your own")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_cost)

@@ -9,7 +9,8 @@ from ..data import list_datasets, load_dataset
 from ..linearizers import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
-from .common import add_data_args, add_overwrite_arg, count_arg, dataset_options, int_arg, int_list, print_json
+from .common import (add_data_args, add_json_arg, add_overwrite_arg, count_arg, dataset_options, int_arg, int_list,
+                     print_json)
 from .progress import TqdmProgress
 
 
@@ -84,14 +85,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def configure_datasets(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_datasets)
 
 
 def configure_dataset_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="dataset name (see the datasets command)")
     add_data_args(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_dataset_info)
 
 
@@ -107,7 +108,7 @@ def configure_relu_count(p: argparse.ArgumentParser) -> None:
                    help="ResNets: cifar (default; 3x3, no stem ReLU) or imagenet (torchvision's 7x7 stem + ReLU)")
     p.add_argument("--cull", help="DeepReDuce: comma-separated stages whose ReLUs are all removed, e.g. 1,2")
     p.add_argument("--thin", action="store_true", help="DeepReDuce: remove the post-add ReLU of kept stages")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_relu_count)
 
 
@@ -122,7 +123,7 @@ def configure_train_base(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output path NAME.safetensors (NAME.json is written beside it)")
     add_overwrite_arg(p, "an existing checkpoint at --out")
     add_data_args(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_train_base)
 
 
@@ -130,5 +131,5 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a .safetensors file, its .json sidecar, or a folder with one")
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     p.add_argument("--split", default="test", help="train, val, test or balanced (default test)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_evaluate)

@@ -7,7 +7,7 @@ import argparse
 from ..checkpoints.importers import import_checkpoint
 from ..errors import FairLinError
 from ..models import site_table
-from .common import add_data_args, add_import_args, add_overwrite_arg, import_kwargs, print_json
+from .common import add_data_args, add_import_args, add_json_arg, add_overwrite_arg, import_kwargs, print_json
 
 
 def cmd_import_checkpoint(args: argparse.Namespace) -> None:
@@ -33,5 +33,5 @@ def configure_import_checkpoint(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     p.add_argument("--out", required=True, help="NAME.safetensors to write (its NAME.json sidecar beside it)")
     add_overwrite_arg(p, "a checkpoint already at --out")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_arg(p, "print the result as JSON")
     p.set_defaults(func=cmd_import_checkpoint)

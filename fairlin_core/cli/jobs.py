@@ -31,7 +31,7 @@ from ..linearizers import LinearizeRecipe, unique_budgets
 from ..linearizers.recipe import describe_mitigation
 from ..runtime import PRECISIONS, Progress, comma_list, json_records, merge_duplicates
 from ..limits import NON_NEGATIVE, POSITIVE, check_count
-from .common import budget_list, count_arg, float_arg, print_json, print_notes, seed_list
+from .common import add_json_arg, budget_list, count_arg, float_arg, print_json, print_notes, seed_list
 from .progress import TqdmProgress
 from ..jobs.config import JobConfig
 from ..jobs.manager import EXECUTORS, JobManager
@@ -251,7 +251,7 @@ def configure_sweep(p: argparse.ArgumentParser) -> None:
     add_executor_args(p)
     p.add_argument("--data-root", help="folder holding the datasets (default: $FAIRLIN_DATA_ROOT, else ./data)")
     _add_store_arg(p)
-    p.add_argument("--json", action="store_true", help="print a JSON summary of every run of the sweep")
+    add_json_arg(p, "print a JSON summary of every run of the sweep")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -265,5 +265,5 @@ def configure_runs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rebuild-index", action="store_true",
                    help="rebuild a damaged runs.sqlite from the run folders' manifests and summaries (each "
                         "verified; nothing is recomputed)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_runs)

@@ -19,8 +19,8 @@ from ..models import relu_count
 from ..outputs import prepare_output
 from ..runtime import PRECISIONS, merge_duplicates
 from ..limits import FRACTION, NON_NEGATIVE, POSITIVE, PROPER_FRACTION
-from .common import (add_data_args, add_overwrite_arg, budget_list, count_arg, dataset_options, float_arg, int_arg,
-                     int_list, print_json, print_notes, seed_arg, seed_list)
+from .common import (add_data_args, add_json_arg, add_overwrite_arg, budget_list, count_arg, dataset_options, float_arg,
+                     int_arg, int_list, print_json, print_notes, seed_arg, seed_list)
 from .progress import TqdmProgress
 
 DEFAULTS = LinearizeRecipe()  # the flags' defaults, as the help states them
@@ -206,7 +206,7 @@ def configure_linearize(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of SNL, random placement and finetuning (default 0)")
     p.add_argument("--mitigate", action="store_true", help="alias of --mitigation lagrangian (the paper's Algorithm 1)")
     _add_linearize_args(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_linearize)
 
 
@@ -219,5 +219,5 @@ def configure_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for runs.csv, rows.csv and summary.csv")
     add_overwrite_arg(p, "those tables already in --out")
     _add_linearize_args(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_arg(p)
     p.set_defaults(func=cmd_compare)

@@ -15,7 +15,7 @@ from ..data.toy2d import SHAPES
 from ..errors import FairLinError, brief
 from ..limits import FRACTION, NON_NEGATIVE, POSITIVE
 from ..runtime import json_ready, json_records
-from .common import budget_list, count_arg, float_arg, int_arg, print_json, seed_arg
+from .common import add_json_arg, budget_list, count_arg, float_arg, int_arg, print_json, seed_arg
 from .progress import TqdmProgress
 from ..toy import MODEL_KINDS, MODES, WHICH, ToyConfig, ToyResult, run_toy, share_sweep
 
@@ -116,5 +116,5 @@ def configure_toy(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep", metavar="SHARES",
                    help="instead of one share: train at each of these linearized shares (e.g. 0.1,0.3,0.5,0.7,0.9; "
                         "0 = the ReLU model is added) and report per-group test accuracy per share")
-    p.add_argument("--json", action="store_true", help="print per-seed and mean test accuracies as JSON")
+    add_json_arg(p, "print per-seed and mean test accuracies as JSON")
     p.set_defaults(func=cmd_toy)

@@ -1,14 +1,12 @@
 """Private-inference cost model: what one inference of an instrumented model costs in communication (MB)
 and latency (s), online and offline, under a protocol profile (:mod:`.profiles`, data files with their
-sources in ``profiles/``); layer shapes and MACs (:mod:`.shapes`), the estimate (:mod:`.estimate`,
-``fl.cost``) and the estimates of audit runs (:mod:`.runs`).
+sources in ``profiles/``); layer shapes and MACs (:mod:`.shapes`), pricing a layer table or a model
+(:mod:`.pricing`; :func:`cost` is the notebook's ``fl.cost``) and the estimates of audit runs (:mod:`.runs`).
 
-Names load on first use, so listing or validating profiles never imports torch. The wing itself is
-callable: ``fairlin_core.costs(model, profile=...)`` is :func:`.estimate.cost` (``fl.cost``), whatever
-``fairlin_core.costs.<module>`` was imported before.
+Names load on first use, so listing or validating profiles never imports torch.
 """
 
-from ..lazy import callable_wing, lazy_exports
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     **{name: f"fairlin_core.costs.profiles:{name}" for name in (
@@ -19,4 +17,3 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)
-callable_wing(__name__, "fairlin_core.costs.pricing:cost")

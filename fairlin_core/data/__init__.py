@@ -6,6 +6,8 @@ under the data root (:func:`resolve_data_root`); ``DATASETS`` describes each loa
 """
 
 from fairlin_core.data.bundle import DatasetBundle, Split
-from fairlin_core.data.registry import DATASETS, list_datasets, load_dataset, resolve_data_root
+from fairlin_core.data.registry import DATASETS, get_spec, list_datasets, load_dataset, resolve_data_root
+from fairlin_core.data.toy2d import DEFAULT_NOISE, LABEL_NOISE_SHAPES, RATIO_SHAPES, SHAPES
 
-__all__ = ["DATASETS", "DatasetBundle", "Split", "list_datasets", "load_dataset", "resolve_data_root"]
+__all__ = ["DATASETS", "DatasetBundle", "Split", "get_spec", "list_datasets", "load_dataset", "resolve_data_root",
+           "DEFAULT_NOISE", "LABEL_NOISE_SHAPES", "RATIO_SHAPES", "SHAPES"]

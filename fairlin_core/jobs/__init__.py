@@ -4,12 +4,14 @@
 identical run already done or in flight); ``RunStore`` reads runs back with their tables, ``collect_from_store`` the done runs of one checkpoint as audit results.
 """
 
-from .config import JobConfig, TrainBaseConfig, config_from_dict
+from .config import TRAIN_BASE, JobConfig, TrainBaseConfig, config_from_dict
 from .executor import Executor, ExecutorJob, LocalThreadExecutor, execute
 from .manager import EXECUTORS, JobManager, JobStatus, get_manager, make_executor
-from .ray_executor import RayExecutor
+from .ray_executor import ADDRESS_ENV, RayExecutor
 from .results import collect_from_store
-from .store import STATUSES, Run, RunStore, resolve_store_root, user_checkpoint_dir
+from .store import ACTIVE, STATUSES, Run, RunStore, resolve_store_root, user_checkpoint_dir
 
-__all__ = ["JobConfig", "TrainBaseConfig", "config_from_dict", "user_checkpoint_dir", "Executor", "ExecutorJob", "LocalThreadExecutor", "RayExecutor", "execute", "JobManager", "collect_from_store",
-           "JobStatus", "EXECUTORS", "make_executor", "get_manager", "STATUSES", "Run", "RunStore", "resolve_store_root"]
+__all__ = ["TRAIN_BASE", "JobConfig", "TrainBaseConfig", "config_from_dict", "user_checkpoint_dir", "Executor",
+           "ExecutorJob", "LocalThreadExecutor", "ADDRESS_ENV", "RayExecutor", "execute", "JobManager",
+           "collect_from_store", "JobStatus", "EXECUTORS", "make_executor", "get_manager", "ACTIVE", "STATUSES", "Run",
+           "RunStore", "resolve_store_root"]

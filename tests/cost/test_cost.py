@@ -12,6 +12,7 @@ from conftest import DIGITS, TOY
 from torch import nn
 
 import fairlin_core as fl
+from fairlin_core.audits import SHIPPED_AUDIT
 from fairlin_core.cli import main
 from fairlin_core.costs import estimate, layer_table, list_profiles, load_profile
 from fairlin_core.costs.pricing import _spread
@@ -174,7 +175,7 @@ def test_a_relu_count_is_spread_over_the_sites_exactly():
 
 
 def test_shipped_audit_carries_estimates_per_run_and_the_front():
-    results = fl.load_results(fl.audit.SHIPPED_AUDIT)
+    results = fl.load_results(SHIPPED_AUDIT)
     costs = results.run_costs("delphi")
     runs = results.runs.set_index("run_id")
     assert list(costs["run_id"]) == list(runs.index) and (costs["profile"] == "delphi").all()
@@ -200,7 +201,7 @@ def test_shipped_audit_carries_estimates_per_run_and_the_front():
 
 
 def test_the_html_report_includes_the_front():
-    results = fl.load_results(fl.audit.SHIPPED_AUDIT)
+    results = fl.load_results(SHIPPED_AUDIT)
     page = audit_report_html(results, split="test", method="snl", profile="delphi-client-garbler")
     assert "Accuracy vs estimated private-inference latency" in page
     assert "Pareto points: accuracy vs estimated latency (delphi-client-garbler)" in page

@@ -22,17 +22,17 @@ def test_home_lists_datasets_group_sizes_and_checkpoints(app):
     assert set(datasets["dataset"]) == {"digits", "toy2d", "cifar10", "svhn", "utkface", "folder"}
     assert bool(datasets.set_index("dataset").loc["digits", "available"])
     assert not bool(datasets.set_index("dataset").loc["cifar10", "available"])
-    assert app.selectbox(key="home_dataset").value == "digits"
+    assert app.selectbox(key="home.dataset").value == "digits"
     checkpoints = app.dataframe[1].value
     assert {"digits_resnet18", "toy2d_mlp"} <= set(checkpoints["checkpoint"])
     charts = app.get("plotly_chart")
     assert len(charts) == 4  # "Start here" base-model bars, group sizes, one accuracy chart per checkpoint
-    assert charts[0].key == "fig_home_base"
+    assert charts[0].key == "home.fig_base"
 
 
 def test_switching_dataset_redraws_group_sizes(app):
     app.run()
-    app.selectbox(key="home_dataset").set_value("toy2d").run()
+    app.selectbox(key="home.dataset").set_value("toy2d").run()
     assert not app.exception
     assert any("target: class" in caption.value for caption in app.caption)
 
@@ -44,7 +44,8 @@ def test_malformed_dataset_gives_a_readable_message_not_a_traceback(app, tmp_pat
         (folder / name).write_bytes(b"not a pickle")
     app.run()
     assert bool(app.dataframe[0].value.set_index("dataset").loc["cifar10", "available"])
-    app.selectbox(key="home_dataset").set_value("cifar10").run()
+    app.selectbox(key="home.dataset").set_value("cifar10").run()
     assert not app.exception
     assert "data_batch_1" in app.error[0].value
-    assert [c.key for c in app.get("plotly_chart")] == ["fig_home_base", "acc_digits_resnet18", "acc_toy2d_mlp"]  # still drawn
+    assert [c.key for c in app.get("plotly_chart")] == [  # still drawn
+        "home.fig_base", "home.acc_digits_resnet18", "home.acc_toy2d_mlp"]

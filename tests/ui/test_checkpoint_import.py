@@ -44,5 +44,5 @@ def test_models_page_lists_formats_and_what_is_not_supported():
     formats = next(d.value for d in at.dataframe if "format" in d.value.columns)
     assert list(formats["format"]) == ["snl", "deepreduce", "torchvision", "state-dict"]
     assert any("Not supported here" in c.value for c in at.caption)
-    at.selectbox(key="import_format").set_value("torchvision").run()
-    assert at.selectbox(key="import_arch").options == ["resnet18", "resnet34"]
+    at.selectbox(key="models_data.import_format").set_value("torchvision").run()
+    assert at.selectbox(key="models_data.import_arch").options == ["resnet18", "resnet34"]

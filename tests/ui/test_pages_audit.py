@@ -39,7 +39,7 @@ def test_audit_page_opens_on_the_shipped_default_audit(app):
                                              "Worst group and parity gap", "What the ReLU budget buys",
                                              "Mitigated vs unmitigated", "Runs"]
     assert len(app.get("plotly_chart")) == 9
-    assert app.select_slider(key="audit_budget").options == ["20%", "10%", "5%", "2%", "1%", "0.5%"]
+    assert app.select_slider(key="audit.budget").options == ["20%", "10%", "5%", "2%", "1%", "0.5%"]
     table = app.dataframe[0].value
     assert list(table["Group"]) == [str(d) for d in range(10)] and (table["Seeds"] == 3).all()
     assert list(table["Class"]) == ["majority"] * 5 + ["minority"] * 5
@@ -49,23 +49,23 @@ def test_audit_page_opens_on_the_shipped_default_audit(app):
 
 def test_audit_budget_method_and_mitigation_change_what_is_shown(app):
     app.switch_page("pages/audit.py").run()
-    app.select_slider(key="audit_budget").set_value("0.5%").run()
+    app.select_slider(key="audit.budget").set_value("0.5%").run()
     assert any(t.startswith("snl at 0.5% (38 ReLUs)") for t in _titles(app))
     at_half = app.dataframe[0].value
-    app.select_slider(key="audit_budget").set_value("20%").run()
+    app.select_slider(key="audit.budget").set_value("20%").run()
     assert any(t.startswith("snl at 20% (1,536 ReLUs)") for t in _titles(app))
     assert not app.dataframe[0].value.equals(at_half)
 
-    app.selectbox(key="audit_method").set_value("deepreduce").run()
-    assert app.select_slider(key="audit_budget").options == ["20%", "10%", "5%", "2%"]
+    app.selectbox(key="audit.method").set_value("deepreduce").run()
+    assert app.select_slider(key="audit.budget").options == ["20%", "10%", "5%", "2%"]
     assert "deepreduce: relative accuracy drop per group · balanced split" in _titles(app)
 
     before = app.dataframe[0].value
     # the mitigation is chosen by name and reads as its runs were set (the shipped audit's lagrangian)
-    assert app.radio(key="audit_mitigation").options == ["plain finetune", "mitigated: lagrangian mu 0.01"]
-    app.radio(key="audit_mitigation").set_value("lagrangian").run()
+    assert app.radio(key="audit.mitigation").options == ["plain finetune", "mitigated: lagrangian mu 0.01"]
+    app.radio(key="audit.mitigation").set_value("lagrangian").run()
     assert not app.dataframe[0].value.equals(before)
-    app.selectbox(key="audit_split").set_value("balanced").run()
+    app.selectbox(key="audit.split").set_value("balanced").run()
     assert not app.exception and not app.error
 
 
@@ -80,7 +80,7 @@ def _front_table(app):
 
 def test_audit_page_shows_accuracy_vs_estimated_latency_with_the_front(app):
     app.switch_page("pages/audit.py").run()
-    assert app.selectbox(key="audit_profile").options == ["delphi", "delphi-client-garbler"]
+    assert app.selectbox(key="audit.profile").options == ["delphi", "delphi-client-garbler"]
     chart = _cost_chart(app)
     assert chart["layout"]["title"]["text"].startswith("Accuracy vs estimated online latency (delphi)")
     names = {trace["name"] for trace in chart["data"]}
@@ -90,7 +90,7 @@ def test_audit_page_shows_accuracy_vs_estimated_latency_with_the_front(app):
     table = _front_table(app)
     assert (table["On the worst-group front"] | table["On the minority front"]).all() and "base" in set(table["Method"])
     delphi_latency = table["Online latency (s)"].tolist()
-    app.selectbox(key="audit_profile").set_value("delphi-client-garbler").run()
+    app.selectbox(key="audit.profile").set_value("delphi-client-garbler").run()
     assert not app.exception and not app.error
     assert "(delphi-client-garbler)" in _cost_chart(app)["layout"]["title"]["text"]
     assert _front_table(app)["Online latency (s)"].tolist() != delphi_latency
@@ -101,7 +101,7 @@ def test_audit_page_offers_downloads_and_a_standalone_report(app):
     labels = [b.proto.label for b in app.get("download_button")]
     assert {"Download this table (CSV)", "Download the summary (CSV)", "Download the run's config (JSON)",
             "Download every table (CSV)"} <= set(labels)
-    app.button(key="build_report").click().run()
+    app.button(key="audit.build_report").click().run()
     assert "Download the HTML report" in [b.proto.label for b in app.get("download_button")]
     assert not app.exception
 
@@ -114,11 +114,11 @@ def test_why_page_shows_the_diagnostics_across_budgets(app):
             "test split", "Boundary distance vs accuracy (Figure 8) · test split"} <= set(titles)
     assert any(t.startswith("Hessian eigenvalue density per group") for t in titles)
     assert any(t.startswith("Mean |attribution| of group 9") for t in titles)
-    app.select_slider(key="why_budget").set_value("0.5%").run()
+    app.select_slider(key="why.budget").set_value("0.5%").run()
     assert "Theorem 4.4 at 0.5%: bound vs measured excess loss · test split" in _titles(app)
-    app.selectbox(key="why_method").set_value("random").run()
+    app.selectbox(key="why.method").set_value("random").run()
     assert "Theorem 4.4 at 0.5%: bound vs measured excess loss · test split" in _titles(app)
-    app.radio(key="why_mitigation").set_value("lagrangian").run()
+    app.radio(key="why.mitigation").set_value("lagrangian").run()
     assert not any(t.startswith("Hessian eigenvalue density") for t in _titles(app))  # detail: unmitigated only
     assert not app.exception
 
@@ -126,7 +126,7 @@ def test_why_page_shows_the_diagnostics_across_budgets(app):
 def test_another_dataset_without_runs_explains_what_to_do(app):
     # a sidebar choice is simulated by a fresh app whose session already holds it (see test_pages_dashboard)
     toy = AppTest.from_file(APP, default_timeout=120)
-    toy.session_state["dataset"] = "toy2d"
+    toy.session_state["sidebar.dataset"] = "toy2d"
     toy.run()
     for page in ("pages/audit.py", "pages/why.py"):
         toy.switch_page(page).run()
@@ -141,14 +141,14 @@ def test_run_store_results_offer_to_queue_the_missing_cells(app, tmp_path):
            for budget, seed in ((16, 0), (16, 1), (8, 0))]  # (8, 1) is the hole of this 2 x 2 grid
     assert manager.wait(ids, timeout=120)
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["dataset"] = "toy2d"
+    at.session_state["sidebar.dataset"] = "toy2d"
     at.run()
     at.switch_page("pages/audit.py").run()
     assert not at.exception and not at.error
     assert "3 runs of toy2d_mlp.safetensors on toy2d grouped by class" in at.caption[0].value
-    assert at.select_slider(key="audit_budget").options == ["50%", "25%"]
+    assert at.select_slider(key="audit.budget").options == ["50%", "25%"]
     assert "1 run of this grid is missing." in at.warning[0].value
-    at.button(key="queue_missing").click().run()
+    at.button(key="audit.queue_missing").click().run()
     assert "Queued 1 run(s)" in at.success[0].value
 
 
@@ -171,9 +171,9 @@ def test_queueing_the_missing_runs_submits_the_recipe_on_screen_and_fills_its_ce
         return at
 
     at = audit_page()
-    assert at.radio(key="audit_mitigation").options == ["plain finetune", "mitigated: groupdro eta 0.01"]
+    assert at.radio(key="audit.mitigation").options == ["plain finetune", "mitigated: groupdro eta 0.01"]
     assert "1 run of this grid is missing." in at.warning[0].value
-    at.button(key="queue_missing").click().run()
+    at.button(key="audit.queue_missing").click().run()
     assert "Queued 1 run(s)" in at.success[0].value
     [queued] = [r for r in manager.store.list_runs() if r["id"] not in ids]
     config = queued["config"]
@@ -192,7 +192,7 @@ def _charts(app) -> dict[str, dict]:
 
 def test_audit_opens_on_the_balanced_split_with_the_majority_minority_aggregate_first(app):
     app.switch_page("pages/audit.py").run()
-    assert app.selectbox(key="audit_split").value == "balanced"
+    assert app.selectbox(key="audit.split").value == "balanced"
     titles = _titles(app)
     assert titles[0] == "Majority vs minority · balanced split, plain finetune"
     per_chart = [t for t in titles if not t.startswith("Accuracy vs estimated")]
@@ -231,7 +231,7 @@ def test_minority_groups_are_warm_and_a_highlight_greys_the_others(app):
     assert all(colors[str(g)] in MAJORITY_COLORS for g in range(5))
     assert all(colors[str(g)] in MINORITY_COLORS for g in range(5, 10)) and len(set(colors.values())) == 10
     assert all(t["error_y"]["color"] == "#8c8c8c" for t in bars)  # error bars readable on both themes
-    app.selectbox(key="audit_highlight").set_value("8").run()
+    app.selectbox(key="audit.highlight").set_value("8").run()
     bars = _charts(app)["snl: relative accuracy drop per group · balanced split"]["data"]
     highlighted = {t["name"].split(" ")[0]: t["marker"]["color"] for t in bars}
     assert highlighted["8"] == colors["8"] and all(highlighted[g] == MUTED for g in highlighted if g != "8")
@@ -272,17 +272,17 @@ def test_a_job_card_link_opens_the_audit_on_that_run(app, tmp_path):
            for budget, epochs in ((16, 1), (8, 1), (8, 2))]
     assert manager.wait(ids, timeout=120)
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["dataset"] = "toy2d"
+    at.session_state["sidebar.dataset"] = "toy2d"
     at.query_params["run"] = ids[1]
     at.run()
     at.switch_page("pages/audit.py").run()
     assert not at.exception and not at.error
     # runs of different protocols (finetune 1 vs 2 epochs) are never one series: a protocol picker
-    assert at.selectbox(key="results_recipe").options == ["finetune 1 ep · plain finetune",
+    assert at.selectbox(key="results_source.recipe").options == ["finetune 1 ep · plain finetune",
                                                           "finetune 2 ep · plain finetune"]
-    assert at.select_slider(key="audit_budget").value == "25%"  # the linked run's budget
+    assert at.select_slider(key="audit.budget").value == "25%"  # the linked run's budget
     assert any("Opened on run random 25% · seed 0 · finetune 1 ep · plain finetune" in c.value for c in at.caption)
-    labels = at.selectbox(key="audit_run").options
+    labels = at.selectbox(key="audit.run").options
     assert labels and all("seed 0" in label and "finetune" in label for label in labels)
 
 
@@ -296,15 +296,15 @@ def test_run_store_of_the_shipped_checkpoint_overlays_the_shipped_audit_on_deman
     at.run()
     at.switch_page("pages/audit.py").run()
     assert not at.get("toggle")  # on the shipped audit itself there is nothing to overlay
-    at.radio(key="results_source").set_value("Run store (2 finished runs)").run()
+    at.radio(key="results_source.source").set_value("Run store (2 finished runs)").run()
     assert not at.exception and not at.error
-    toggle = at.toggle(key="audit_overlay")
+    toggle = at.toggle(key="results_source.overlay")
     assert toggle.label == "Overlay the shipped default audit" and not toggle.value
     aggregate = "Majority vs minority · balanced split, plain finetune"
     drop = "random: relative accuracy drop per group · balanced split"
     assert not any("shipped audit" in t["name"] for t in _charts(at)[aggregate]["data"])
 
-    at.toggle(key="audit_overlay").set_value(True).run()
+    at.toggle(key="results_source.overlay").set_value(True).run()
     assert not at.exception and not at.error
     charts = _charts(at)
     lines = [t for t in charts[aggregate]["data"] if t.get("mode") == "lines+markers"]
@@ -324,5 +324,5 @@ def test_run_store_of_the_shipped_checkpoint_overlays_the_shipped_audit_on_deman
     assert len(marks) == 10 and sum(t.get("showlegend", True) for t in marks) == 1
     assert {t["name"] for t in marks} == {"shipped audit"} and all(set(t["x"]) == {"10%", "1%"} for t in marks)
     assert any("shipped default audit" in c.value for c in at.caption)
-    at.toggle(key="audit_overlay").set_value(False).run()
+    at.toggle(key="results_source.overlay").set_value(False).run()
     assert not any(t["type"] == "scatter" for t in _charts(at)[drop]["data"])

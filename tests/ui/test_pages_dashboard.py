@@ -1,6 +1,7 @@
 """Dashboard pages Models & data and Linearize, the sidebar and the jobs panel, through AppTest and
 their view models in fairlin_core.dashboard (real engine calls, tiny jobs)."""
 
+import dataclasses
 import json
 import pickle
 import time
@@ -14,6 +15,7 @@ from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
 from ui import checkpoint_views, jobs_view, linearize_form
+from ui.state import CHOICE_KEY, Choice
 from fairlin_core.checkpoints import upload
 from fairlin_core.errors import FairLinError
 from fairlin_core.finetune import MitigationConfig
@@ -68,7 +70,7 @@ def test_models_page_charts_follow_the_audit_pages_group_colours_and_legends(app
     from fairlin_core.viz.audit_figures import MAJORITY_COLORS, MINORITY_COLORS
     app.switch_page("pages/models_data.py").run()
     charts = {c.key: json.loads(c.proto.spec) for c in app.get("plotly_chart")}
-    accuracy, sizes = charts["models_group_accuracy"], charts["models_group_sizes"]
+    accuracy, sizes = charts["models_data.group_accuracy"], charts["models_data.group_sizes"]
     assert accuracy["layout"]["title"]["text"] == "digits: accuracy per group and checkpoint · balanced split"
     for chart in (accuracy, sizes):
         legend = chart["layout"]["legend"]
@@ -85,17 +87,17 @@ def test_models_page_charts_follow_the_audit_pages_group_colours_and_legends(app
 def test_method_and_budget_change_what_is_shown(app):
     app.switch_page("pages/linearize.py").run()
     assert "SNL learns masks down to 768 of 7,680" in app.info[0].value
-    app.radio(key="method").set_value("deepreduce").run()
+    app.radio(key="linearize.method").set_value("deepreduce").run()
     assert "DeepReDuce configuration: stages 1,2 culled + thinned" in app.info[0].value
-    slider = app.select_slider(key="budget_pct")
+    slider = app.select_slider(key="linearize.budget_pct")
     assert slider.options[0] == "100%" and slider.options[-1] == "0.1%"  # fewer ReLUs to the right, log stops
-    app.select_slider(key="budget_pct").set_value(50.0).run()
-    assert app.number_input(key="budget_count").value == 3840
-    app.number_input(key="budget_count").set_value(3072).run()
-    assert app.select_slider(key="budget_pct").value == 50.0  # the log stop nearest to 40%
+    app.select_slider(key="linearize.budget_pct").set_value(50.0).run()
+    assert app.number_input(key="linearize.budget_count").value == 3840
+    app.number_input(key="linearize.budget_count").set_value(3072).run()
+    assert app.select_slider(key="linearize.budget_pct").value == 50.0  # the log stop nearest to 40%
     assert "stages 1,4 culled" in app.info[0].value
-    app.number_input(key="budget_count").set_value(7680).run()
-    assert app.select_slider(key="budget_pct").value == 100.0
+    app.number_input(key="linearize.budget_count").set_value(7680).run()
+    assert app.select_slider(key="linearize.budget_pct").value == 100.0
     assert "no stage culled" in app.info[0].value
     assert not app.exception
 
@@ -104,19 +106,21 @@ def test_budget_presets_set_the_budget_and_zero_finetune_epochs_warn(app):
     app.switch_page("pages/linearize.py").run()
     assert not app.warning
     app.get("button_group")[0].set_value(0.5).run()
-    assert app.number_input(key="budget_count").value == 38 and app.select_slider(key="budget_pct").value == 0.5
-    app.number_input(key="finetune_epochs").set_value(0).run()
+    assert app.number_input(key="linearize.budget_count").value == 38
+    assert app.select_slider(key="linearize.budget_pct").value == 0.5
+    app.number_input(key="linearize.finetune_epochs").set_value(0).run()
     assert "Finetune epochs is 0" in app.warning[0].value
-    assert app.multiselect(key="diagnostics").options == ["accuracy", "grad", "hessian", "boundary", "bound", "attr"]
-    assert app.multiselect(key="diagnostics").value == ["grad", "hessian", "boundary", "bound"]
+    assert app.multiselect(key="linearize.diagnostics").options == ["accuracy", "grad", "hessian", "boundary", "bound",
+                                                                   "attr"]
+    assert app.multiselect(key="linearize.diagnostics").value == ["grad", "hessian", "boundary", "bound"]
 
 
 def test_linearize_form_state_survives_a_reload(app):
     app.switch_page("pages/linearize.py").run()
-    app.radio(key="method").set_value("random").run()
-    app.number_input(key="budget_count").set_value(154).run()
-    app.number_input(key="finetune_epochs").set_value(3).run()
-    app.multiselect(key="diagnostics").set_value(["accuracy", "attr"]).run()
+    app.radio(key="linearize.method").set_value("random").run()
+    app.number_input(key="linearize.budget_count").set_value(154).run()
+    app.number_input(key="linearize.finetune_epochs").set_value(3).run()
+    app.multiselect(key="linearize.diagnostics").set_value(["accuracy", "attr"]).run()
     params = dict(app.query_params)
     assert params["method"] == "random" and params["budget_count"] == "154"
     # a reload: a fresh session opening the page with the same address
@@ -126,24 +130,24 @@ def test_linearize_form_state_survives_a_reload(app):
         fresh.query_params[key] = value
     fresh.switch_page("pages/linearize.py").run()
     assert not fresh.exception
-    assert fresh.radio(key="method").value == "random"
-    assert fresh.number_input(key="budget_count").value == 154
-    assert fresh.number_input(key="finetune_epochs").value == 3
-    assert fresh.multiselect(key="diagnostics").value == ["accuracy", "attr"]
-    assert fresh.select_slider(key="budget_pct").value == 2.0
+    assert fresh.radio(key="linearize.method").value == "random"
+    assert fresh.number_input(key="linearize.budget_count").value == 154
+    assert fresh.number_input(key="linearize.finetune_epochs").value == 3
+    assert fresh.multiselect(key="linearize.diagnostics").value == ["accuracy", "attr"]
+    assert fresh.select_slider(key="linearize.budget_pct").value == 2.0
 
 
 def test_sidebar_offers_global_choices_that_pages_follow(app, store):
-    assert app.selectbox(key="dataset").value == "digits"
-    assert app.selectbox(key="group_attribute").value == "digit"
-    assert app.selectbox(key="base_checkpoint").value == "digits_resnet18"
+    assert app.selectbox(key="sidebar.dataset").value == "digits"
+    assert app.selectbox(key="sidebar.group_attribute").value == "digit"
+    assert app.selectbox(key="sidebar.base_checkpoint").value == "digits_resnet18"
     # AppTest re-runs only the page script after the first run under st.navigation, so a sidebar choice
     # is simulated by a fresh app whose session already holds it
     toy = AppTest.from_file(APP, default_timeout=60)
-    toy.session_state["dataset"] = "toy2d"
+    toy.session_state["sidebar.dataset"] = "toy2d"
     toy.run()
-    assert toy.selectbox(key="base_checkpoint").value == "toy2d_mlp"
-    assert toy.selectbox(key="group_attribute").value == "class"
+    assert toy.selectbox(key="sidebar.base_checkpoint").value == "toy2d_mlp"
+    assert toy.selectbox(key="sidebar.group_attribute").value == "class"
     toy.switch_page("pages/linearize.py").run()
     assert "of 32 ReLUs" in toy.info[0].value  # the toy MLP is the base now
     toy.switch_page("pages/models_data.py").run()
@@ -152,13 +156,26 @@ def test_sidebar_offers_global_choices_that_pages_follow(app, store):
     assert "of 32 ReLUs" in toy.info[0].value  # still the toy choice after two page changes
 
 
+def test_pages_read_the_sidebar_choice_as_one_typed_object(store):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["sidebar.dataset"] = "toy2d"
+    at.run()
+    choice = at.session_state[CHOICE_KEY]
+    assert isinstance(choice, Choice) and dataclasses.is_dataclass(choice)
+    assert (choice.dataset, choice.group, choice.checkpoint, choice.data_root) == ("toy2d", "class", "toy2d_mlp",
+                                                                                   None)
+    assert Path(choice.checkpoint_path) == Path(TOY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        choice.dataset = "digits"
+
+
 def test_submitted_tiny_job_appears_in_the_jobs_panel_and_finishes(app, store):
     app.switch_page("pages/linearize.py").run()
-    app.select_slider(key="budget_pct").set_value(20.0).run()
-    app.number_input(key="snl_epochs").set_value(1).run()
-    app.number_input(key="finetune_epochs").set_value(0).run()
-    app.multiselect(key="diagnostics").set_value(["accuracy"]).run()
-    app.button(key="submit").click().run()
+    app.select_slider(key="linearize.budget_pct").set_value(20.0).run()
+    app.number_input(key="linearize.snl_epochs").set_value(1).run()
+    app.number_input(key="linearize.finetune_epochs").set_value(0).run()
+    app.multiselect(key="linearize.diagnostics").set_value(["accuracy"]).run()
+    app.button(key="linearize.submit").click().run()
     assert not app.exception
     assert "Submitted 1 job(s)" in app.success[0].value
     manager = get_manager(store)
@@ -240,9 +257,9 @@ def test_the_form_builds_recipes_and_the_job_configs_carry_them_unchanged(app):
     assert linearize_form.form_recipes("random", 16, [0])[0] == LinearizeRecipe(method="random", budget=16)
     app.switch_page("pages/linearize.py").run()  # the page starts from the form's recipe
     form = linearize_form.FORM_RECIPE
-    assert app.number_input(key="snl_epochs").value == form.snl.epochs
-    assert app.number_input(key="finetune_epochs").value == form.finetune.epochs
-    assert app.number_input(key="mu").value == MitigationConfig().mu
+    assert app.number_input(key="linearize.snl_epochs").value == form.snl.epochs
+    assert app.number_input(key="linearize.finetune_epochs").value == form.finetune.epochs
+    assert app.number_input(key="linearize.mu").value == MitigationConfig().mu
 
 
 def _toy_files(tmp_path):
@@ -309,12 +326,12 @@ def test_base_training_job_trains_saves_and_lists_a_user_checkpoint(tmp_path):
 
 def test_models_page_queues_base_training_on_the_shared_manager_and_shows_it_done(store):
     at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["dataset"] = "toy2d"
+    at.session_state["sidebar.dataset"] = "toy2d"
     at.run()
     at.switch_page("pages/models_data.py").run()
-    at.selectbox(key="train_model").set_value("mlp")
-    at.number_input(key="train_epochs").set_value(2)
-    at.text_input(key="train_name").set_value("page_toy")
+    at.selectbox(key="models_data.train_model").set_value("mlp")
+    at.number_input(key="models_data.train_epochs").set_value(2)
+    at.text_input(key="models_data.train_name").set_value("page_toy")
     next(b for b in at.button if str(b.label).startswith("Train on")).click().run()
     assert not at.exception and not at.error
     manager = get_manager(store)
