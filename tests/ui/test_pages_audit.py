@@ -164,7 +164,7 @@ def test_queueing_the_missing_runs_submits_the_recipe_on_screen_and_fills_its_ce
 
     def audit_page() -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
-        at.session_state["dataset"] = "toy2d"
+        at.session_state["sidebar.dataset"] = "toy2d"
         at.run()
         at.switch_page("pages/audit.py").run()
         assert not at.exception and not at.error
