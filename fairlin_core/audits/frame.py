@@ -33,8 +33,8 @@ INTERVAL = ("mean", "std", "ci_low", "ci_high")
 def tidy_frame(runs: pd.DataFrame, groups: pd.DataFrame, classes: pd.DataFrame,
                protocols: dict[str, str]) -> pd.DataFrame:
     """One row per ``groups`` row (run x split x group, in its order) with its run's :data:`RUN_FIELDS`, its
-    protocol and its group's class. runs: the results' runs table; classes: group, train_n, group_class (one row per group);
-    protocols: run_id -> the run's recipe in words."""
+    protocol and its group's class. runs: the results' runs table; classes: group, train_n, group_class (one
+    row per group); protocols: run_id -> the run's recipe in words."""
     fields = runs[["run_id", *RUN_FIELDS]].assign(protocol=runs["run_id"].map(protocols))
     frame = groups.merge(fields, on="run_id", validate="many_to_one")
     return frame.merge(classes[["group", "group_class", "train_n"]], on="group", how="left", validate="many_to_one")

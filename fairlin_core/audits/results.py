@@ -28,7 +28,8 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
 Cost estimates are not stored: :meth:`AuditResults.run_costs` prices every run on read (per run and
 protocol profile, :mod:`fairlin_core.costs`) from the base architecture (``meta["model"]``, else the base
 checkpoint's sidecar) and the run's ReLU count, and :meth:`~AuditResults.cost_front` sets worst-group and
-minority accuracy against the estimated latency with the Pareto front across methods and budgets.
+minority accuracy against the estimated latency with the Pareto front across methods and budgets
+(:func:`fairlin_core.costs.pareto_front`).
 
 Runs are grouped by recipe: :meth:`AuditResults.protocols` lists the training protocols of the series
 (:mod:`fairlin_core.audits.protocols`), :meth:`~AuditResults.of_protocol` narrows the results to one, and
@@ -36,11 +37,11 @@ Runs are grouped by recipe: :meth:`AuditResults.protocols` lists the training pr
 
 The views (:meth:`AuditResults.group_drop`, :meth:`~AuditResults.fairness_summary`, ...) take the current
 choices (split, method, mitigation name, budget) and return one tidy DataFrame, aggregated across seeds with a
-Student-t 95% interval where they say so: each is a filter of the one tidy per-(run, split, group) frame
-(:meth:`AuditResults.frame`) and a call of the generic aggregators of :mod:`fairlin_core.audits.frame`; budgets are ordered from the largest to the smallest, groups in
-the dataset's order. Results are immutable once built, so every view is computed once per instance and
-arguments: a view returns the same DataFrame object on every call, which callers must not modify in
-place (filter or copy it; lists are returned as fresh copies).
+Student-t 95% interval where they say so: each filters the one tidy per-(run, split, group) frame
+(:meth:`AuditResults.frame`) and calls the generic aggregators of :mod:`fairlin_core.audits.frame`; budgets are
+ordered from the largest to the smallest, groups in the dataset's order. Results are immutable once built, so
+every view is computed once per instance and arguments: a view returns the same DataFrame object on every call,
+which callers must not modify in place (filter or copy it; lists are returned as fresh copies).
 
 ``save(folder)`` writes one Parquet file per table (``NAME.parquet``) plus ``configs.json`` and
 ``meta.json``; :func:`load_results` reads them back, and still reads folders of the older ``NAME.csv``
