@@ -42,7 +42,8 @@ from ..linearizers import (METHODS, LinearizeRecipe, finish, get_linearizer, pre
 from ..linearizers.output import save_linearized
 from ..models import relu_count
 from ..outputs import check_writable
-from .results import SHIPPED_AUDIT, AuditResults, audit_rows, budget_fraction, run_groups
+from .frame import budget_fraction
+from .results import SHIPPED_AUDIT, AuditResults, audit_rows, run_groups
 from .results_io import MAX_JSON_BYTES
 from ..runtime import CancelFlag, Progress, ProgressFn, check_cancel, file_digest, merge_duplicates, pid_alive
 

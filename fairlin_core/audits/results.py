@@ -28,7 +28,8 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
 Cost estimates are not stored: :meth:`AuditResults.run_costs` prices every run on read (per run and
 protocol profile, :mod:`fairlin_core.costs`) from the base architecture (``meta["model"]``, else the base
 checkpoint's sidecar) and the run's ReLU count, and :meth:`~AuditResults.cost_front` sets worst-group and
-minority accuracy against the estimated latency with the Pareto front across methods and budgets.
+minority accuracy against the estimated latency with the Pareto front across methods and budgets
+(:func:`fairlin_core.costs.pareto_front`).
 
 Runs are grouped by recipe: :meth:`AuditResults.protocols` lists the training protocols of the series
 (:mod:`fairlin_core.audits.protocols`), :meth:`~AuditResults.of_protocol` narrows the results to one, and
@@ -36,10 +37,11 @@ Runs are grouped by recipe: :meth:`AuditResults.protocols` lists the training pr
 
 The views (:meth:`AuditResults.group_drop`, :meth:`~AuditResults.fairness_summary`, ...) take the current
 choices (split, method, mitigation name, budget) and return one tidy DataFrame, aggregated across seeds with a
-Student-t 95% interval where they say so; budgets are ordered from the largest to the smallest, groups in
-the dataset's order. Results are immutable once built, so every view is computed once per instance and
-arguments: a view returns the same DataFrame object on every call, which callers must not modify in
-place (filter or copy it; lists are returned as fresh copies).
+Student-t 95% interval where they say so: each filters the one tidy per-(run, split, group) frame
+(:meth:`AuditResults.frame`) and calls the generic aggregators of :mod:`fairlin_core.audits.frame`; budgets are
+ordered from the largest to the smallest, groups in the dataset's order. Results are immutable once built, so
+every view is computed once per instance and arguments: a view returns the same DataFrame object on every call,
+which callers must not modify in place (filter or copy it; lists are returned as fresh copies).
 
 ``save(folder)`` writes one Parquet file per table (``NAME.parquet``) plus ``configs.json`` and
 ``meta.json``; :func:`load_results` reads them back, and still reads folders of the older ``NAME.csv``
@@ -63,6 +65,7 @@ import pandas as pd
 from ..errors import FairLinError, brief
 from ..linearizers import METHODS
 from ..linearizers.recipe import NO_MITIGATION, PLAIN_FINETUNE, LinearizeRecipe, describe_mitigation
+from .frame import INTERVAL, across_seeds, paired_difference, per_run, pooled, tidy_frame, with_relative_drop
 from .migration import RECIPE_KEYS, migrate
 from .protocols import series
 from .results_io import TABLES, LazyTable, read_folder, shaped, shaped_lazily, write_folder
@@ -176,11 +179,16 @@ class AuditResults:
         return list(dict.fromkeys(self.groups["split"]))
 
     @_view
-    def group_runs(self, split: str) -> pd.DataFrame:
-        """``groups`` rows of one split joined with their run's method, budget, seed, mitigation, relu_count."""
-        groups = self.groups[self.groups["split"] == split]
-        runs = self.runs[["run_id", *RUN_KEYS, "seed", "relu_count"]]
-        return groups.merge(runs, on="run_id", validate="many_to_one")
+    def frame(self, split: str | None = None) -> pd.DataFrame:
+        """The tidy frame (:func:`~fairlin_core.audits.frame.tidy_frame`): one row per run x split x group, the
+        ``groups`` columns plus the run's method, budget, budget_fraction, mitigation, seed, relu_count, protocol
+        (its recipe in words) and the group's group_class and train_n; of one ``split``, or of all (None)."""
+        if split is not None:
+            frame = self.frame()
+            return frame[frame["split"] == split]
+        recipes = self.run_recipes()
+        return tidy_frame(self.runs, self.groups, self.group_classes(),
+                          {run_id: recipe.describe() for run_id, recipe in recipes.items()})
 
     def _ordered(self, table: pd.DataFrame) -> pd.DataFrame:
         order = {g: i for i, g in enumerate(self.group_names)}
@@ -194,24 +202,17 @@ class AuditResults:
         Columns: budget, budget_fraction, group, n (test examples), train_n, relu_count (mean), n_seeds,
         drop_mean, drop_ci_low, drop_ci_high, accuracy_mean, accuracy_ci_low, accuracy_ci_high, base_accuracy.
         """
-        from ..metrics.fairness import (
-            seed_summary,  # imports torch: only when a view needs it
-        )
-        rows = self.group_runs(split)
+        rows = self.frame(split)
         rows = rows[(rows["method"] == method) & (rows["mitigation"] == mitigation)]
-        keys = CELL_KEYS
-        drop = seed_summary(rows, "relative_drop", by=keys).rename(columns={
-            "mean": "drop_mean", "ci_low": "drop_ci_low", "ci_high": "drop_ci_high", "std": "drop_std"})
-        accuracy = seed_summary(rows, "accuracy", by=keys).rename(columns={
-            "mean": "accuracy_mean", "ci_low": "accuracy_ci_low", "ci_high": "accuracy_ci_high"})
-        extra = rows.groupby(keys, sort=False).agg(n=("n", "first"), relu_count=("relu_count", "mean"),
-                                                   base_accuracy=("base_accuracy", "first")).reset_index()
-        accuracy["accuracy_ci_low"] = accuracy["accuracy_ci_low"].clip(lower=0.0)
-        accuracy["accuracy_ci_high"] = accuracy["accuracy_ci_high"].clip(upper=1.0)
-        drop["drop_ci_high"] = drop["drop_ci_high"].clip(upper=100.0)
-        table = drop.merge(accuracy[[*keys, "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high"]], on=keys)
-        table = table.merge(extra, on=keys).merge(self.train_sizes(), on="group", how="left")
-        return self._ordered(table).reset_index(drop=True)
+        table = across_seeds(rows, CELL_KEYS, intervals=["relative_drop", "accuracy"], means=["relu_count"],
+                             firsts=["n", "base_accuracy", "train_n"])
+        table = table.rename(columns={f"relative_drop_{k}": f"drop_{k}" for k in INTERVAL})
+        table["accuracy_ci_low"] = table["accuracy_ci_low"].clip(lower=0.0)
+        table["accuracy_ci_high"] = table["accuracy_ci_high"].clip(upper=1.0)
+        table["drop_ci_high"] = table["drop_ci_high"].clip(upper=100.0)
+        columns = [*CELL_KEYS, "n_seeds", "drop_mean", "drop_std", "drop_ci_low", "drop_ci_high", "accuracy_mean",
+                   "accuracy_ci_low", "accuracy_ci_high", "n", "relu_count", "base_accuracy", "train_n"]
+        return self._ordered(table[columns]).reset_index(drop=True)
 
     @_view
     def train_sizes(self) -> pd.DataFrame:
@@ -224,17 +225,10 @@ class AuditResults:
         """Per method, budget and mitigation: overall accuracy (n-weighted over groups), worst-group accuracy,
         parity gap (best minus worst group), means across seeds, plus relu_count and n_seeds (methods by name,
         budgets largest first, the unmitigated row first)."""
-        rows = self.group_runs(split)
-        rows = rows[rows["n"] > 0]
-        per_run = rows.groupby(["run_id", *RUN_KEYS, "seed", "relu_count"], sort=False).apply(
-            lambda r: pd.Series({"overall_accuracy": (r["accuracy"] * r["n"]).sum() / r["n"].sum(),
-                                 "worst_group_accuracy": r["accuracy"].min(),
-                                 "parity_gap": r["accuracy"].max() - r["accuracy"].min()}),
-            include_groups=False).reset_index()
-        table = per_run.groupby(RUN_KEYS, sort=False).agg(
-            relu_count=("relu_count", "mean"), n_seeds=("seed", "nunique"),
-            overall_accuracy=("overall_accuracy", "mean"), worst_group_accuracy=("worst_group_accuracy", "mean"),
-            parity_gap=("parity_gap", "mean")).reset_index()
+        runs = per_run(self.frame(split), ["run_id", *RUN_KEYS, "seed", "relu_count"])
+        values = ["overall_accuracy", "worst_group_accuracy", "parity_gap"]
+        table = across_seeds(runs, RUN_KEYS, means=["relu_count", *values])[[*RUN_KEYS, "relu_count", "n_seeds",
+                                                                              *values]]
         return _plain_first(table, ["method", "budget_fraction"], [True, False])
 
     @_view
@@ -249,7 +243,6 @@ class AuditResults:
         minus that of ``mitigation`` (a mitigation name; points, positive = mitigation helped), with both drops
         (drop_mean_off, drop_mean_on) and the accuracy difference (means across seeds), and a Student-t 95%
         interval of the difference over the seeds that ran both (drop_difference_ci_low/high, n_seeds)."""
-        from ..metrics.fairness import seed_summary
         off = self.group_drop(split, method, NO_MITIGATION)
         on = self.group_drop(split, method, mitigation)
         keys = CELL_KEYS
@@ -257,12 +250,10 @@ class AuditResults:
             on[[*keys, "drop_mean", "accuracy_mean"]], on=keys, suffixes=("_off", "_on"))
         table["drop_difference"] = table["drop_mean_off"] - table["drop_mean_on"]
         table["accuracy_gain"] = table["accuracy_mean_on"] - table["accuracy_mean_off"]
-        rows = self.group_runs(split)
-        rows = rows[rows["method"] == method]
-        paired = rows[rows["mitigation"] == NO_MITIGATION].merge(rows[rows["mitigation"] == mitigation],
-                                                                 on=[*keys, "seed"], suffixes=("_off", "_on"))
-        paired["difference"] = paired["relative_drop_off"] - paired["relative_drop_on"]
-        interval = seed_summary(paired, "difference", by=keys)[[*keys, "n_seeds", "ci_low", "ci_high"]].rename(
+        rows = self.frame(split)
+        interval = paired_difference(rows[rows["method"] == method], "relative_drop", keys, column="mitigation",
+                                     minuend=NO_MITIGATION, subtrahend=mitigation)
+        interval = interval[[*keys, "n_seeds", "ci_low", "ci_high"]].rename(
             columns={"ci_low": "drop_difference_ci_low", "ci_high": "drop_difference_ci_high"})
         table = table.merge(interval, on=keys, how="left")
         return self._ordered(table).reset_index(drop=True)
@@ -309,12 +300,12 @@ class AuditResults:
             return pd.DataFrame(columns=["budget", "budget_fraction", "group", *values, "accuracy", "n_seeds"])
         accuracy = self.groups[self.groups["split"] == "test"][["run_id", "group", "accuracy", "base_accuracy"]]
         diag = diag.merge(accuracy, on=["run_id", "group"], how="left")
-        lin = diag[diag["model"] == "lin"].groupby(CELL_KEYS, sort=False).agg(
-            **{v: (v, "mean") for v in values}, accuracy=("accuracy", "mean"),
-            n_seeds=("seed", "nunique")).reset_index()
-        base = diag[diag["model"] == "base"].groupby("group", sort=False).agg(
-            **{v: (v, "mean") for v in values}, accuracy=("base_accuracy", "mean"),
-            n_seeds=("seed", "nunique")).reset_index().assign(budget="base", budget_fraction=1.0)
+        lin = across_seeds(diag[diag["model"] == "lin"], CELL_KEYS, means=[*values, "accuracy"])
+        base = across_seeds(diag[diag["model"] == "base"], ["group"],
+                            means=[*values, "base_accuracy"]).rename(columns={"base_accuracy": "accuracy"})
+        columns = ["group", *values, "accuracy", "n_seeds"]
+        base = base[columns].assign(budget="base", budget_fraction=1.0)
+        lin = lin[[*CELL_KEYS, *values, "accuracy", "n_seeds"]]
         table = pd.concat([base, lin], ignore_index=True)
         return self._ordered(table).reset_index(drop=True)
 
@@ -433,29 +424,17 @@ class AuditResults:
         n_seeds, drop_mean, drop_ci_low, drop_ci_high, accuracy_mean, base_accuracy; methods in the engine's
         order, budgets largest first.
         """
-        from ..metrics.fairness import seed_summary
-        rows = self.group_runs(split)
+        rows = self.frame(split)
         rows = rows[(rows["mitigation"] == mitigation) & (rows["n"] > 0)]
-        classes = dict(zip(*self.group_classes()[["group", "group_class"]].T.values))
-        rows = rows.assign(group_class=rows["group"].map(classes), weight_lin=rows["accuracy"] * rows["n"],
-                           weight_base=rows["base_accuracy"] * rows["n"])
         keys = ["method", "budget", "budget_fraction", "group_class"]
-        per_run = rows.groupby([*keys, "run_id", "seed"], sort=False).agg(
-            n=("n", "sum"), correct=("weight_lin", "sum"), base=("weight_base", "sum"),
-            relu_count=("relu_count", "first")).reset_index()
-        per_run["accuracy"] = per_run["correct"] / per_run["n"]
-        per_run["base_accuracy"] = per_run["base"] / per_run["n"]
-        per_run = with_relative_drop(per_run)
+        runs = pooled(rows, [*keys, "run_id", "seed", "relu_count"])
         columns = [*keys, "relu_count", "n", "n_seeds", "drop_mean", "drop_ci_low", "drop_ci_high",
                    "accuracy_mean", "base_accuracy"]
-        if per_run.empty:
+        if runs.empty:
             return pd.DataFrame(columns=columns)
-        drop = seed_summary(per_run, "relative_drop", by=keys).rename(columns={
-            "mean": "drop_mean", "ci_low": "drop_ci_low", "ci_high": "drop_ci_high"})
-        extra = per_run.groupby(keys, sort=False).agg(relu_count=("relu_count", "mean"), n=("n", "first"),
-                                                      accuracy_mean=("accuracy", "mean"),
-                                                      base_accuracy=("base_accuracy", "first")).reset_index()
-        table = drop.merge(extra, on=keys)
+        table = across_seeds(runs.rename(columns={"accuracy": "accuracy_mean"}), keys, intervals=["relative_drop"],
+                             means=["relu_count", "accuracy_mean"], firsts=["n", "base_accuracy"])
+        table = table.rename(columns={f"relative_drop_{k}": f"drop_{k}" for k in INTERVAL})
         order = {m: i for i, m in enumerate(self.methods())}
         table = table.assign(_m=table["method"].map(order)).sort_values(
             ["_m", "budget_fraction", "group_class"], ascending=[True, False, False]).drop(columns="_m")
@@ -562,26 +541,23 @@ class AuditResults:
         front_worst / front_minority: whether the row is on the Pareto front of lowest online latency and
         highest worst-group / minority accuracy across every method, budget and mitigation (base included).
         """
-        from ..costs import base_cost
-        rows = self.group_runs(split)
+        from ..costs import base_cost, pareto_front
+        rows = self.frame(split)
         rows = rows[rows["n"] > 0]
-        minority = set(self.minority_groups())
         costs = self.run_costs(profile).drop(columns=["profile", "relu_count"])
-        per_run = rows.groupby(["run_id", *RUN_KEYS, "seed", "relu_count"], sort=False).apply(
-            lambda r: pd.Series(_accuracies(r["accuracy"], r["n"], r["group"].isin(minority))),
-            include_groups=False).reset_index().merge(costs, on="run_id", validate="one_to_one")
+        runs = per_run(rows, ["run_id", *RUN_KEYS, "seed", "relu_count"]).merge(costs, on="run_id",
+                                                                              validate="one_to_one")
         values = ["relu_count", "online_latency_s", "offline_latency_s", "total_latency_s", "online_mb", "offline_mb",
                   "overall_accuracy", "worst_group_accuracy", "minority_accuracy"]
-        table = per_run.groupby(RUN_KEYS, sort=False).agg(n_seeds=("seed", "nunique"),
-                                                          **{v: (v, "mean") for v in values}).reset_index()
-        base_rows = rows.drop_duplicates("group")
+        table = across_seeds(runs, RUN_KEYS, means=values)
+        base_model = rows.drop_duplicates("group")
+        base_model = per_run(base_model.assign(run_id="base", accuracy=base_model["base_accuracy"])).iloc[0]
         base = {"method": "base", "budget": "100%", "budget_fraction": 1.0, "mitigation": NO_MITIGATION,
-                "n_seeds": int(rows["seed"].nunique()),
-                **_accuracies(base_rows["base_accuracy"], base_rows["n"], base_rows["group"].isin(minority))}
+                "n_seeds": int(rows["seed"].nunique()), **base_model[values[-3:]].to_dict()}
         base.update({k: v for k, v in base_cost(self.model_spec(), profile).items() if k in values})
         table = pd.concat([pd.DataFrame([base]), table], ignore_index=True)
         for accuracy, column in (("worst_group_accuracy", "front_worst"), ("minority_accuracy", "front_minority")):
-            table[column] = _pareto(table["online_latency_s"], table[accuracy])
+            table[column] = pareto_front(table["online_latency_s"], table[accuracy])
         return table[["method", "budget", "budget_fraction", "mitigation", "n_seeds", *values, "front_worst",
                       "front_minority"]].sort_values(["online_latency_s", "method"]).reset_index(drop=True)
 
@@ -649,21 +625,6 @@ def _plain_first(table: pd.DataFrame, by: list[str], ascending: list[bool], *, t
         .drop(columns="_plain").reset_index(drop=True)
 
 
-def _accuracies(accuracy: pd.Series, n: pd.Series, minority: pd.Series) -> dict[str, float]:
-    """overall (n-weighted), worst-group and minority (n-weighted over the minority groups) accuracy."""
-    weights = n.where(minority, 0)
-    return {"overall_accuracy": float((accuracy * n).sum() / n.sum()), "worst_group_accuracy": float(accuracy.min()),
-            "minority_accuracy": float((accuracy * weights).sum() / weights.sum()) if weights.sum() else float("nan")}
-
-
-def _pareto(cost: pd.Series, value: pd.Series) -> list[bool]:
-    """Whether each point is on the front of low ``cost`` and high ``value``: no other point has cost <= and
-    value >= with one of them strict (NaN values are never on the front)."""
-    points = list(zip(cost, value))
-    return [pd.notna(v) and not any(pd.notna(v2) and c2 <= c and v2 >= v and (c2 < c or v2 > v) for c2, v2 in points)
-            for c, v in points]
-
-
 def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
     """The results saved in ``folder`` (by :meth:`AuditResults.save`, or older: CSV tables, sparse or no
     configs), through :func:`~fairlin_core.audits.results_io.read_folder`; FairLinError naming what is missing or
@@ -675,16 +636,6 @@ def load_results(folder: str | Path, *, lazy: bool = True) -> AuditResults:
 
 # -- building rows from one run ---------------------------------------------------------------------
 
-def budget_fraction(budget: Any, base_count: int) -> float:
-    """A requested budget (count, fraction or "x%") as a fraction of the base ReLU count."""
-    from ..linearizers import resolve_budget
-    if isinstance(budget, str) and budget.strip().endswith("%"):
-        return float(budget.strip()[:-1]) / 100.0
-    if isinstance(budget, float) or (isinstance(budget, str) and "." in budget):
-        return float(budget)
-    return resolve_budget(budget, base_count) / base_count
-
-
 def run_groups(run_id: str, evaluations: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """``groups`` rows of one run from a result's evaluations ({"base"|"finetuned": {split: evaluation}})."""
     rows = []
@@ -694,12 +645,6 @@ def run_groups(run_id: str, evaluations: dict[str, dict[str, Any]]) -> pd.DataFr
             rows.append({"run_id": run_id, "split": split, "group": str(group["group"]), "n": group["n"],
                          "base_accuracy": base[group["group"]], "accuracy": group["accuracy"]})
     return with_relative_drop(pd.DataFrame(rows))
-
-
-def with_relative_drop(groups: pd.DataFrame) -> pd.DataFrame:
-    """Add relative_drop = (base_accuracy - accuracy) / base_accuracy * 100 (NaN where the base is 0)."""
-    base = groups["base_accuracy"].where(groups["base_accuracy"] > 0)
-    return groups.assign(relative_drop=(base - groups["accuracy"]) / base * 100)
 
 
 def audit_rows(run_id: str, audit: dict[str, Any]) -> dict[str, pd.DataFrame]:

@@ -13,7 +13,7 @@ _EXPORTS = {
         "DEFAULT_PROFILE", "Profile", "list_profiles", "load_profile", "validate_profile")},
     **{name: f"fairlin_core.costs.pricing:{name}" for name in ("CostEstimate", "cost", "estimate")},
     **{name: f"fairlin_core.costs.shapes:{name}" for name in ("layer_table", "spec_layer_table")},
-    **{name: f"fairlin_core.costs.runs:{name}" for name in ("base_cost", "run_costs")},
+    **{name: f"fairlin_core.costs.runs:{name}" for name in ("base_cost", "pareto_front", "run_costs")},
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_EXPORTS)

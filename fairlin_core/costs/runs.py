@@ -43,3 +43,12 @@ def run_costs(spec: ModelSpec, runs: pd.DataFrame, profile: str | Path | Profile
 def base_cost(spec: ModelSpec, profile: str | Path | Profile = DEFAULT_PROFILE) -> dict[str, float]:
     """Totals of the base model of ``spec`` with every ReLU on."""
     return estimate(spec_layer_table(spec), math.prod(spec.input_shape), profile).totals
+
+
+def pareto_front(cost: pd.Series, value: pd.Series) -> list[bool]:
+    """Whether each point is on the front of low ``cost`` and high ``value`` (e.g. online latency in seconds and
+    worst-group accuracy): no other point has cost <= and value >= with one of them strict (NaN values are
+    never on the front)."""
+    points = list(zip(cost, value))
+    return [pd.notna(v) and not any(pd.notna(v2) and c2 <= c and v2 >= v and (c2 < c or v2 > v) for c2, v2 in points)
+            for c, v in points]

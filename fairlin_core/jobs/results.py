@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audits.results import AuditResults, audit_rows, budget_fraction, with_relative_drop
+from ..audits.frame import budget_fraction, budget_label, with_relative_drop
+from ..audits.results import AuditResults, audit_rows
 from ..checkpoints import load_dataset_for, read_sidecar
 from .store import AUDIT_PREFIX, RunStore
-
-
-def budget_label(fraction: float) -> str:
-    """A budget fraction as the percent label the pages use (0.1 -> "10%", 0.005 -> "0.5%")."""
-    return f"{100 * fraction:.3g}%"
 
 
 def collect_from_store(store: RunStore, checkpoint: str | Path, *, group: str | None = None,

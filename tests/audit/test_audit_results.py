@@ -121,7 +121,7 @@ def test_views_aggregate_across_seeds(results):
     assert set(drop["budget"]) == {"2%", "1%"} and list(drop["group"].unique()) == [str(d) for d in range(10)]
     assert (drop["n_seeds"] == 2).all()
     cell = drop[(drop["budget"] == "1%") & (drop["group"] == "9")].iloc[0]
-    raw = results.group_runs("test")
+    raw = results.frame("test")
     raw = raw.query("method == 'random' and mitigation == 'none' and budget == '1%' and group == '9'")
     assert cell["drop_mean"] == pytest.approx(raw["relative_drop"].mean())
     assert cell["accuracy_mean"] == pytest.approx(raw["accuracy"].mean())
@@ -130,7 +130,7 @@ def test_views_aggregate_across_seeds(results):
 
     summary = results.fairness_summary("test")
     row = summary.query("method == 'random' and budget == '1%' and mitigation == 'none'").iloc[0]
-    test = results.group_runs("test")
+    test = results.frame("test")
     test = test[(test["method"] == "random") & (test["budget"] == "1%") & (test["mitigation"] == "none")]
     assert row["worst_group_accuracy"] == pytest.approx(test.groupby("seed")["accuracy"].min().mean())
     assert row["parity_gap"] == pytest.approx((test.groupby("seed")["accuracy"].max()

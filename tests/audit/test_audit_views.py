@@ -36,7 +36,7 @@ def test_class_drop_aggregates_each_class_per_run_then_across_seeds(shipped):
     assert cell.loc["minority", "drop_mean"] > cell.loc["majority", "drop_mean"] + 2  # the paper's finding
     assert (cell["n_seeds"] == 3).all() and (cell["drop_ci_low"] < cell["drop_mean"]).all()
     # by hand: per seed, the class accuracy is test-n-weighted over its groups
-    rows = shipped.group_runs("balanced")
+    rows = shipped.frame("balanced")
     rows = rows[(rows["method"] == "snl") & (rows["budget"] == "0.5%") & (rows["mitigation"] == "none")
                 & rows["group"].isin(["5", "6", "7", "8", "9"])]
     per_seed = rows.groupby("seed").apply(lambda r: 100 * (1 - (r["accuracy"] * r["n"]).sum()

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 
+import pandas as pd
 import pytest
 import torch
 from conftest import DIGITS, TOY
@@ -14,7 +15,7 @@ from torch import nn
 import fairlin_core as fl
 from fairlin_core.audits import SHIPPED_AUDIT
 from fairlin_core.cli import main
-from fairlin_core.costs import estimate, layer_table, list_profiles, load_profile
+from fairlin_core.costs import estimate, layer_table, list_profiles, load_profile, pareto_front
 from fairlin_core.costs.pricing import _spread
 from fairlin_core.errors import FairLinError
 from fairlin_core.linearizers import DeepReduceConfig, apply_deepreduce
@@ -197,7 +198,14 @@ def test_shipped_audit_carries_estimates_per_run_and_the_front():
     other = results.cost_front("test", "delphi-client-garbler").set_index(keys)
     same = front.set_index(keys).reindex(other.index)
     assert (other["offline_mb"] < same["offline_mb"]).all()  # the client garbler moves the OTs online
-    assert other.loc[("base", "100%", "off"), "online_mb"] > same.loc[("base", "100%", "off"), "online_mb"]
+    assert other.loc[("base", "100%", "none"), "online_mb"] > same.loc[("base", "100%", "none"), "online_mb"]
+
+
+def test_the_pareto_front_keeps_the_points_nothing_cheaper_and_better_dominates():
+    cost = pd.Series([1.0, 2.0, 2.0, 3.0, 0.5])
+    value = pd.Series([0.5, 0.7, 0.6, 0.7, float("nan")])
+    # (2, 0.6) is beaten by (2, 0.7) at equal cost, (3, 0.7) by (2, 0.7) at equal value; NaN is never on it
+    assert pareto_front(cost, value) == [True, True, False, False, False]
 
 
 def test_the_html_report_includes_the_front():
