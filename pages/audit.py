@@ -10,7 +10,7 @@ from fairlin_core.errors import FairLinError
 from ui.errors import show_error
 from fairlin_core import viz
 from fairlin_core.viz import BUDGET_TITLE, audit_report_html
-from ui.linearize_form import recipe_job_configs, submit_jobs
+from ui.linearize_form import submit_recipes
 from ui.jobs_panel import manager
 from ui.results_source import (Rows, chart, group_style, mitigated, mitigation_labels, open_results, opened_run,
                                shipped_overlay)
@@ -162,9 +162,9 @@ if len(missing):
                                       icon=":material/playlist_add:"):
         choice = current()
         try:  # each missing cell runs the recipe of the series on screen
-            configs = recipe_job_configs(choice.checkpoint_path, list(missing["recipe"]), group=choice.group,
-                                         data_root=choice.data_root)
-            st.success(f"Queued {len(submit_jobs(manager(), configs))} run(s); they appear here when done.")
+            ids = submit_recipes(manager(), choice.checkpoint_path, list(missing["recipe"]), group=choice.group,
+                                 data_root=choice.data_root)
+            st.success(f"Queued {len(ids)} run(s); they appear here when done.")
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)
 run_ids = list(results.runs["run_id"])

@@ -10,8 +10,7 @@ from fairlin_core.linearizers import METHODS
 from ui.form_state import persist, restore
 from ui.linearize_form import (BUDGET_PRESETS, BUDGET_STEPS, DEFAULT_MITIGATION, DEFAULT_SELECT, FORM_RECIPE,
                                MITIGATION_METHODS, MITIGATION_MODES, SELECT_RULES, budget_preview, form_diagnostics,
-                               form_mitigations, form_recipes, nearest_step, preselected_diagnostics,
-                               recipe_job_configs, submit_jobs)
+                               form_mitigations, nearest_step, preselected_diagnostics, submit_form)
 from ui.jobs_panel import default_executor, jobs_panel, manager
 from ui.shell import require_shell
 from ui.state import current
@@ -132,12 +131,10 @@ with right:
     if st.button(f"Submit {jobs} job{'s' if jobs != 1 else ''}", type="primary", key="linearize.submit", disabled=not jobs,
                  icon=":material/send:"):
         try:
-            recipes = form_recipes(method, int(count), seeds,
-                                   mitigations=form_mitigations(mitigation, method_mitigation, float(mu)),
-                                   snl_epochs=int(snl_epochs), finetune_epochs=int(finetune_epochs), select=select,
-                                   diagnostics=diagnostics)
-            configs = recipe_job_configs(checkpoint, recipes, group=choice.group, data_root=choice.data_root)
-            ids = submit_jobs(manager(), configs)
+            ids = submit_form(manager(), checkpoint, method, int(count), seeds, mode=mitigation,
+                              mitigation_method=method_mitigation, mu=float(mu), snl_epochs=int(snl_epochs),
+                              finetune_epochs=int(finetune_epochs), select=select, diagnostics=diagnostics,
+                              group=choice.group, data_root=choice.data_root)
         except Exception as error:  # every error: one readable message, never a traceback
             show_error(error)
         else:

@@ -95,7 +95,7 @@ def form_recipes(method: str, budget: int | float | str, seeds: list[int], *,
     """One validated recipe per seed x mitigation (None = a plain finetune; default [None]) with the form's fields;
     a field left None keeps the recipe's default. select: the finetune's validation selection rule (auto =
     constrained when mitigated, else overall; overall, worst-group, constrained); diagnostics: audit diagnostics
-    run on each saved model (e.g. ``FORM_DIAGNOSTICS``; the Why page draws them for these runs)."""
+    run on each saved model (e.g. :func:`form_diagnostics`; the Why page draws them for these runs)."""
     if not seeds:
         raise FairLinError("no seeds chosen; expected at least one seed")
     template = LinearizeRecipe.from_dict({"method": method, "budget": budget, "diagnostics": list(diagnostics or []),
@@ -119,6 +119,22 @@ def recipe_job_configs(checkpoint: str | Path, recipes: list[LinearizeRecipe], *
             for recipe in recipes]
 
 
-def submit_jobs(manager: JobManager, configs: list[JobConfig]) -> list[str]:
-    """Submit every config; identical configs already done or in flight return their run ids."""
-    return [manager.submit(config) for config in configs]
+def submit_recipes(manager: JobManager, checkpoint: str | Path, recipes: list[LinearizeRecipe], *,
+                   group: str | None = None, data_root: str | None = None) -> list[str]:
+    """Validate one job config per recipe (:func:`recipe_job_configs`) and submit them all; returns the run ids
+    (identical runs reused). Nothing is submitted if any config is invalid."""
+    return [manager.submit(config) for config in recipe_job_configs(checkpoint, recipes, group=group,
+                                                                    data_root=data_root)]
+
+
+def submit_form(manager: JobManager, checkpoint: str | Path, method: str, budget: int | float | str, seeds: list[int],
+                *, mode: str, mitigation_method: str = DEFAULT_MITIGATION.method, mu: float | None = None,
+                snl_epochs: int | None = None, finetune_epochs: int | None = None, select: str | None = None,
+                diagnostics: list[str] | None = None, group: str | None = None,
+                data_root: str | None = None) -> list[str]:
+    """The Linearize form's submit in one step: its fields -> :func:`form_mitigations` -> :func:`form_recipes` ->
+    :func:`submit_recipes`; returns the run ids (FairLinError, nothing submitted, if any field or config is invalid)."""
+    recipes = form_recipes(method, budget, seeds, mitigations=form_mitigations(mode, mitigation_method, mu),
+                           snl_epochs=snl_epochs, finetune_epochs=finetune_epochs, select=select,
+                           diagnostics=diagnostics)
+    return submit_recipes(manager, checkpoint, recipes, group=group, data_root=data_root)
