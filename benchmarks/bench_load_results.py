@@ -23,7 +23,7 @@ import pandas as pd
 from benchmarks.timing import best_time
 from fairlin_core.audits.results import SHIPPED_AUDIT
 from fairlin_core.audits.results import AuditResults, load_results
-from fairlin_core.audits.results_io import COLUMNS, LAZY_TABLES, TABLES, TEXT_COLUMNS
+from fairlin_core.audits.results_io import LAZY_TABLES, TABLES, TEXT_COLUMNS, columns_of
 from fairlin_core.errors import FairLinError
 
 TARGET = 0.5  # seconds
@@ -48,7 +48,7 @@ def old_load_results(folder: Path) -> AuditResults:
                            f"files written by `python -m fairlin_core default-audit`")
     try:
         tables = {name: pd.read_csv(folder / f"{name}.csv", dtype={c: t for c, t in TEXT_COLUMNS.items()
-                                                                    if c in COLUMNS[name]})
+                                                                    if c in columns_of(name)})
                   for name in TABLES}
         configs = json.loads((folder / "configs.json").read_text())
         meta = json.loads((folder / "meta.json").read_text())

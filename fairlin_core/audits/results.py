@@ -14,7 +14,8 @@ One :class:`AuditResults` holds, whatever produced it (the shipped default audit
   relative_drop (``(base - lin) / base * 100``, percent); accuracies are fractions.
 - ``diagnostics``: one row per run x group x model ("base"/"lin"): loss, grad_norm, top_eigenvalue,
   softmax_margin_mean, input_margin_mean, and on the "lin" rows the Theorem 4.4 ``bound`` next to
-  the measured ``excess_loss`` (NaN where a diagnostic was not run).
+  the measured ``excess_loss`` (NaN where a diagnostic was not run): the columns each registered diagnostic
+  keeps (``Diagnostic.results``), so a newly registered one adds its own.
 - ``density``: run_id, group, model, eigenvalue, density (Hessian spectral density on a grid).
 - ``attributions``: run_id, group, model, method (saliency / integrated_gradients), element (flat
   input index), value (mean |attribution| over the group's test examples).
@@ -65,6 +66,7 @@ import pandas as pd
 from ..errors import FairLinError, brief
 from ..linearizers import METHODS
 from ..linearizers.recipe import NO_MITIGATION, PLAIN_FINETUNE, LinearizeRecipe, describe_mitigation
+from .diagnostics.base import result_columns, result_rows
 from .frame import INTERVAL, across_seeds, paired_difference, per_run, pooled, tidy_frame, with_relative_drop
 from .migration import RECIPE_KEYS, migrate
 from .protocols import series
@@ -73,8 +75,6 @@ from .results_io import TABLES, LazyTable, read_folder, shaped, shaped_lazily, w
 CLASS_RULE = "minority = a group whose share of the training set is below an equal share (1 / number of groups)"
 RUN_KEYS = ["method", "budget", "budget_fraction", "mitigation"]
 CELL_KEYS = ["budget", "budget_fraction", "group"]
-DIAGNOSTIC_VALUES = ["loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean", "input_margin_mean", "bound",
-                     "excess_loss"]
 # The shipped default audit (what the dashboard's audit pages open on); $FAIRLIN_AUDIT_RESULTS overrides it.
 SHIPPED_AUDIT = Path(os.environ.get("FAIRLIN_AUDIT_RESULTS")
                      or Path(__file__).resolve().parents[2] / "results" / "default_audit")
@@ -295,7 +295,7 @@ class AuditResults:
         """
         diag = self.diagnostics.merge(self.runs[["run_id", *RUN_KEYS, "seed"]], on="run_id")
         diag = diag[(diag["method"] == method) & (diag["mitigation"] == mitigation)]
-        values = DIAGNOSTIC_VALUES
+        values = result_columns()
         if diag.empty:
             return pd.DataFrame(columns=["budget", "budget_fraction", "group", *values, "accuracy", "n_seeds"])
         accuracy = self.groups[self.groups["split"] == "test"][["run_id", "group", "accuracy", "base_accuracy"]]
@@ -650,24 +650,9 @@ def run_groups(run_id: str, evaluations: dict[str, dict[str, Any]]) -> pd.DataFr
 def audit_rows(run_id: str, audit: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """``diagnostics``, ``density`` and ``attributions`` rows of one run from a :func:`run_audit` result
     (or the diagnostics tables of a stored run, keyed by name)."""
-    per_model = []
-    for model in ("base", "lin"):
-        table = None
-        for name, columns in (("grad_norms", ["loss", "grad_norm"]), ("hessian", ["top_eigenvalue"]),
-                              ("boundary", ["softmax_margin_mean", "input_margin_mean"])):
-            if name not in audit:
-                continue
-            part = audit[name][["group", *[f"{c}_{model}" for c in columns]]]
-            part = part.rename(columns={f"{c}_{model}": c for c in columns})
-            table = part if table is None else table.merge(part, on="group")
-        if table is not None:
-            per_model.append(table.assign(model=model))
     out: dict[str, pd.DataFrame] = {}
-    if per_model:
-        diagnostics = pd.concat(per_model, ignore_index=True)
-        if "bound" in audit:
-            bound = audit["bound"][["group", "bound", "excess_loss"]].assign(model="lin")
-            diagnostics = diagnostics.merge(bound, on=["group", "model"], how="left")
+    diagnostics = result_rows(audit)
+    if diagnostics is not None:
         out["diagnostics"] = diagnostics.assign(run_id=run_id, group=diagnostics["group"].astype(str))
     if "density" in audit:
         out["density"] = audit["density"][["group", "model", "eigenvalue", "density"]].assign(run_id=run_id)

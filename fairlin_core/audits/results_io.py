@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import FairLinError
 from ..inputs import open_regular, read_json
 from ..runtime import json_ready
+from .diagnostics.base import result_columns
 
 TABLES = ("runs", "groups", "diagnostics", "density", "attributions", "group_sizes")
 LAZY_TABLES = ("density", "attributions")  # the large per-run detail tables: read on first access
@@ -30,8 +31,7 @@ COLUMNS = {
     "runs": ["run_id", "method", "budget", "budget_fraction", "relu_count", "base_relu_count", "seed", "mitigation",
              "configuration", "param_distance"],
     "groups": ["run_id", "split", "group", "n", "base_accuracy", "accuracy", "relative_drop"],
-    "diagnostics": ["run_id", "group", "model", "loss", "grad_norm", "top_eigenvalue", "softmax_margin_mean",
-                    "input_margin_mean", "bound", "excess_loss"],
+    "diagnostics": ["run_id", "group", "model"],  # then every registered diagnostic's result columns
     "density": ["run_id", "group", "model", "eigenvalue", "density"],
     "attributions": ["run_id", "group", "model", "method", "element", "value"],
     "group_sizes": ["split", "group", "n"],
@@ -58,10 +58,16 @@ def shaped_lazily(table: pd.DataFrame | LazyTable | None, name: str) -> pd.DataF
     return shaped(table, name)
 
 
+def columns_of(name: str) -> list[str]:
+    """The columns of table ``name``: :data:`COLUMNS`, and for ``diagnostics`` the kept columns of every registered
+    diagnostic after them (:func:`~fairlin_core.audits.diagnostics.base.result_columns`)."""
+    return COLUMNS[name] + (result_columns() if name == "diagnostics" else [])
+
+
 def shaped(table: pd.DataFrame | None, name: str) -> pd.DataFrame:
     """Table ``name`` in its documented shape: the columns of :data:`COLUMNS` in order (absent ones NaN, others
     dropped), text columns as str, a fresh index; None or an empty table gives an empty one of those columns."""
-    columns = COLUMNS[name]
+    columns = columns_of(name)
     if table is None or table.empty:
         return pd.DataFrame({c: pd.Series(dtype=TEXT_COLUMNS.get(c, float)) for c in columns})
     table = table.copy()
@@ -115,7 +121,7 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
         try:
             if path.suffix == ".parquet":
                 return pd.read_parquet(handle)
-            return pd.read_csv(handle, dtype={c: t for c, t in TEXT_COLUMNS.items() if c in COLUMNS[name]})
+            return pd.read_csv(handle, dtype={c: t for c, t in TEXT_COLUMNS.items() if c in columns_of(name)})
         except (ValueError, OSError, pd.errors.ParserError) as error:  # pyarrow's ArrowInvalid is a ValueError
             raise _damaged(path.parent, error) from None
 

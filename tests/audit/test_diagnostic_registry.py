@@ -14,9 +14,9 @@ from fairlin_core.checkpoints import load_checkpoint
 from fairlin_core.cli import main
 from fairlin_core.data import load_dataset
 from fairlin_core.errors import FairLinError
-from fairlin_core.jobs import get_manager
+from fairlin_core.jobs import JobManager, collect_from_store, get_manager
 from fairlin_core.metrics.accuracy import predict_logits
-from conftest import APP
+from conftest import APP, job_config
 from test_audit_core import checkpoints  # noqa: F401  (the tiny digits checkpoints, a fixture)
 
 
@@ -27,6 +27,7 @@ class Disagreement(Diagnostic):
     tables = json_tables = by_group = ("toy",)
     headline = ("disagreement",)
     offered = True
+    results = {"toy": ("disagreement",)}  # kept in audit results, on the linearized model's rows
 
     def compute(self, audit, progress):
         differ = pd.Series(audit.predictions["base"] != audit.predictions["lin"])
@@ -97,7 +98,7 @@ def test_the_linearize_form_offers_a_registered_diagnostic(toy, monkeypatch, tmp
 
 def test_a_registration_that_would_clash_is_refused_whole():
     class Clash(Disagreement):
-        name, needs, tables, json_tables, by_group = "clash", ("later",), ("summary", "grad_norms"), ("x",), ()
+        name, needs, tables, json_tables, by_group, results = "clash", ("later",), ("summary", "grad_norms"), ("x",), (), {}
 
     with pytest.raises(FairLinError) as error:
         register_diagnostic(Clash())
@@ -105,6 +106,11 @@ def test_a_registration_that_would_clash_is_refused_whole():
                                 "is already in every audit; table 'grad_norms' is already added by grad; json_tables "
                                 "table 'x' is not among its tables")
     assert "clash" not in DIAGNOSTICS
+    kept = type("Kept", (Disagreement,), {"name": "kept", "results": {"toy": ("loss",), "other": ("x",)}})
+    with pytest.raises(FairLinError) as error:
+        register_diagnostic(kept())
+    assert str(error.value) == ("cannot register diagnostic 'kept': results table 'other' is not among its by_group "
+                                "tables; results column 'loss' is already kept for grad")
     with pytest.raises(FairLinError, match="a diagnostic named 'all' is already registered"):
         register_diagnostic(type("All", (Disagreement,), {"name": "all"})())  # "all" means every one
 
@@ -116,3 +122,22 @@ def test_bound_alone_measures_what_grad_and_hessian_would_have_shared(checkpoint
     assert list(shared["bound"]["grad_norm"]) == list(shared["grad_norms"]["grad_norm_base"])
     assert list(shared["bound"]["lambda_max"]) == list(shared["hessian"]["top_eigenvalue_base"])
     assert list(alone) == ["param_distance", "summary", "bound"]
+
+
+def test_audit_results_keep_a_registered_diagnostics_values(toy, checkpoints, tmp_path):
+    """A run whose recipe asks for the toy: its values reach the results' diagnostics table and the per-budget view
+    (the Why page's table and the downloads), read back from the run store."""
+    manager = JobManager(tmp_path / "store", workers=1)
+    try:
+        run_id = manager.submit(job_config(str(checkpoints["base"]), "random", 0.5, finetune={"epochs": 0},
+                                           diagnostics=["toy"]))
+        assert manager.wait([run_id], timeout=300)
+        stored = manager.store.get_run(run_id).tables["audit:toy"]
+        results = collect_from_store(manager.store, checkpoints["base"])
+    finally:
+        manager.shutdown()
+    lin = results.diagnostics[results.diagnostics["model"] == "lin"].set_index("group")
+    assert list(lin.loc[stored["group"].astype(str), "disagreement"]) == pytest.approx(list(stored["disagreement"]))
+    assert results.diagnostics[results.diagnostics["model"] == "base"]["disagreement"].isna().all()
+    by_budget = results.diagnostics_by_budget("random", "none")
+    assert "disagreement" in by_budget and by_budget["disagreement"].notna().any()

@@ -91,7 +91,10 @@ class Diagnostic(ABC):
     CLI's ``--json`` prints; by_group: those with one row per group (group, group_index, n, ...), merged
     side by side in ``Audit.by_group`` and the CLI's text; headline: their columns the text prints
     (without the ``_base``/``_lin`` suffix). offered: the Linearize form offers it; preselected: ticked
-    there by default; drawn: the Why page draws it.
+    there by default; drawn: the Why page draws it. results: what audit results (the ``diagnostics`` table of
+    :mod:`fairlin_core.audits.results`, one row per run x group x model) keep of it, ``{by_group table:
+    columns}``: a column measured on both models (``loss`` for ``loss_base`` / ``loss_lin``) or, when the table
+    has it without a suffix, on the linearized model only (``bound``).
     """
 
     name: ClassVar[str]
@@ -104,6 +107,7 @@ class Diagnostic(ABC):
     offered: ClassVar[bool] = False
     preselected: ClassVar[bool] = False
     drawn: ClassVar[bool] = False
+    results: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @abstractmethod
     def compute(self, audit: AuditContext, progress: ProgressFn | None) -> dict[str, pd.DataFrame]:
@@ -126,6 +130,12 @@ def register_diagnostic(diagnostic: Diagnostic) -> Diagnostic:
     problems += [f"{kind} table {brief(table)} is not among its tables"
                  for kind in ("json_tables", "by_group") for table in getattr(diagnostic, kind)
                  if table not in diagnostic.tables]
+    problems += [f"results table {brief(table)} is not among its by_group tables"
+                 for table in diagnostic.results if table not in diagnostic.by_group]
+    kept = {column: other.name for other in DIAGNOSTICS.values() for columns in other.results.values()
+            for column in columns}
+    problems += [f"results column {brief(column)} is already kept for {kept[column]}"
+                 for columns in diagnostic.results.values() for column in columns if column in kept]
     if problems:
         raise FairLinError(f"cannot register diagnostic {brief(diagnostic.name)}: {'; '.join(problems)}")
     return DIAGNOSTICS.register(diagnostic.name, diagnostic)
@@ -157,3 +167,46 @@ def side_by_side(tables: dict[str, pd.DataFrame], columns: Sequence[str]) -> pd.
 def long_form(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One table per model stacked, with a leading ``model`` column."""
     return pd.concat([t.assign(model=m)[["model", *t.columns]] for m, t in tables.items()], ignore_index=True)
+
+
+def result_columns() -> list[str]:
+    """The value columns audit results keep, in registry order (see :attr:`Diagnostic.results`)."""
+    return [column for diagnostic in DIAGNOSTICS.values() for columns in diagnostic.results.values()
+            for column in columns]
+
+
+def result_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """One run's rows of the results' ``diagnostics`` table from its audit tables (a :func:`run_audit` result, or
+    a stored run's tables by name): group, model, then every kept column present (:attr:`Diagnostic.results`);
+    a column measured on the linearized model only is NaN on the base rows. None when no table of a kept column
+    is there."""
+    both: dict[str, list[pd.DataFrame]] = {model: [] for model in MODELS}
+    lin_only = []
+    for diagnostic in DIAGNOSTICS.values():
+        for name, columns in diagnostic.results.items():
+            if name not in tables:
+                continue
+            table = tables[name]
+            suffixed = [c for c in columns if f"{c}_{MODELS[0]}" in table]
+            for model in MODELS:
+                if suffixed:
+                    both[model].append(table[["group", *[f"{c}_{model}" for c in suffixed]]].rename(
+                        columns={f"{c}_{model}": c for c in suffixed}))
+            plain = [c for c in columns if c not in suffixed and c in table]
+            if plain:
+                lin_only.append(table[["group", *plain]])
+    rows = [_merged(parts).assign(model=model) for model, parts in both.items() if parts]
+    if lin_only:
+        lin = _merged(lin_only).assign(model=MODELS[1])
+        rows = [pd.concat(rows, ignore_index=True).merge(lin, on=["group", "model"], how="left")] if rows else [lin]
+    if not rows:
+        return None
+    table = pd.concat(rows, ignore_index=True)
+    return table[["group", "model", *[c for c in table.columns if c not in ("group", "model")]]]
+
+
+def _merged(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.merge(part, on="group")
+    return merged

@@ -13,6 +13,7 @@ from .base import AuditContext, Diagnostic, register_diagnostic
 
 class Bound(Diagnostic):
     name = "bound"
+    results = {"bound": ("bound", "excess_loss")}
     needs = ("grad", "hessian")
     tables = json_tables = by_group = ("bound",)
     headline = ("bound", "excess_loss", "holds")

@@ -11,6 +11,7 @@ from .base import AuditContext, Diagnostic, long_form, register_diagnostic, side
 
 class Boundary(Diagnostic):
     name = "boundary"
+    results = {"boundary": ("softmax_margin_mean", "input_margin_mean")}
     tables = ("boundary", "boundary_samples")
     json_tables = by_group = ("boundary",)
     headline = ("softmax_margin_mean", "input_margin_mean")

@@ -11,6 +11,7 @@ from .base import AuditContext, Diagnostic, long_form, register_diagnostic, side
 
 class Grad(Diagnostic):
     name = "grad"
+    results = {"grad_norms": ("loss", "grad_norm")}
     cost = 6.0
     tables = ("grad_norms", "grad_samples")
     json_tables = by_group = ("grad_norms",)

@@ -11,6 +11,7 @@ from .base import AuditContext, Diagnostic, register_diagnostic, side_by_side
 
 class Hessian(Diagnostic):
     name = "hessian"
+    results = {"hessian": ("top_eigenvalue",)}
     cost = 8.0
     tables = json_tables = by_group = ("hessian",)
     headline = ("top_eigenvalue",)
