@@ -4,9 +4,11 @@ import the constants with ``from conftest import DIGITS, TOY, ...``. Markers (py
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -45,6 +47,28 @@ def write_images(root: Path, n: int = 12) -> Path:
         lines.append(f"imgs/{i}.png,{i % 2},{i // 2 % 2}")
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+def _cifar_batch(rng: np.random.Generator, n: int) -> dict:
+    return {b"batch_label": b"testing batch", b"labels": [i % 10 for i in range(n)],
+            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+            b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+
+
+def write_cifar(root: Path, n: int = 20) -> dict[str, dict]:
+    """CIFAR-10 in its standard layout under ``root``: six batches of ``n`` random images (labels i % 10) and a
+    batches.meta naming the classes c0..c9; returns the batches by file name."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = {name: _cifar_batch(rng, n) for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+    for index, (name, batch) in enumerate(batches.items()):
+        with open(folder / name, "wb") as handle:  # protocol 2 like the real files, and the modern default
+            pickle.dump(batch, handle, protocol=2 if index % 2 else pickle.DEFAULT_PROTOCOL)
+    meta = {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": n}
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump(meta, handle, protocol=2)
+    return batches
 
 
 def _py2_str(text: bytes) -> bytes:

@@ -40,6 +40,28 @@ class Split:
         return Split(self.x[index], self.y[index], self.group[index])
 
 
+@dataclass(frozen=True)
+class DatasetOutline:
+    """What a dataset is without its files: enough to build a model for it and to reload it once they are there.
+
+    input_shape: one example's shape, e.g. (3, 32, 32). options: as :attr:`DatasetBundle.options`.
+    missing: what is missing on disk (e.g. "missing data/cifar-10-batches-py/data_batch_1").
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    class_names: list[str]
+    group_names: list[str]
+    target_attribute: str
+    group_attribute: str
+    options: dict[str, Any] = field(default_factory=dict)
+    missing: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
 @dataclass
 class DatasetBundle:
     """A dataset loaded with its protocol applied.

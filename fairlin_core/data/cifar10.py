@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from fairlin_core.data import protocol
-from fairlin_core.data.bundle import DatasetBundle
+from fairlin_core.data.bundle import DatasetBundle, DatasetOutline
 from fairlin_core.errors import DatasetError, brief
 from fairlin_core.inputs import read_limited
 
@@ -201,14 +201,28 @@ def missing(data_root: Path, options: Mapping[str, Any]) -> str:
     return ""
 
 
-def load(data_root: Path, seed: int, target: str, group: str, options: dict[str, Any]) -> DatasetBundle:
-    """Read the batches under ``data_root`` and apply the imbalance protocol."""
+def _checked(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options with their fractions and per-channel statistics checked (DatasetError otherwise)."""
     opts = dict(options)
     opts["val_fraction"] = protocol.check_fraction("val_fraction", opts["val_fraction"], include_high=False)
     for name in ("major_fraction", "minor_fraction"):
         opts[name] = protocol.check_fraction(name, opts[name])
     opts["mean"] = protocol.check_channels("mean", opts["mean"], 3)
     opts["std"] = protocol.check_channels("std", opts["std"], 3, positive=True)
+    return opts
+
+
+def outline(seed: int, target: str, group: str, options: dict[str, Any]) -> DatasetOutline:
+    """What the dataset is without its files: input (3, 32, 32), the standard class names (``batches.meta`` is
+    among the absent files), groups = the classes."""
+    opts = _checked(options)
+    return DatasetOutline("cifar10", (3, 32, 32), list(STANDARD_NAMES), list(STANDARD_NAMES), target, group,
+                          options={"seed": seed, "target": target, "group": group, **opts})
+
+
+def load(data_root: Path, seed: int, target: str, group: str, options: dict[str, Any]) -> DatasetBundle:
+    """Read the batches under ``data_root`` and apply the imbalance protocol."""
+    opts = _checked(options)
     gap = missing(data_root, opts)
     if gap:
         raise DatasetError(f"cannot load CIFAR-10: {gap}; expected {LAYOUT}")

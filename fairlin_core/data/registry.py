@@ -3,8 +3,10 @@
 Every loader module (``digits``, ``toy2d``, ``cifar10``, ``svhn``, ``utkface``, ``folder``) exposes
 ``ATTRIBUTES`` (None when read from the files), ``DEFAULT_TARGET``, ``DEFAULT_GROUP``, ``DEFAULTS``
 (every option it accepts with its default) and ``load(data_root, seed, target, group, options)``;
-file-backed ones also ``LAYOUT`` and ``missing(data_root, options) -> str`` (a cheap check); a loader
-with path options (``folder``) also ``option_paths(data_root, options) -> {option: path}``.
+file-backed ones also ``LAYOUT`` and ``missing(data_root, options) -> str`` (a cheap check), and those whose
+shape and names are fixed (``cifar10``, ``svhn``) ``outline(seed, target, group, options) -> DatasetOutline``
+(what :func:`load_or_outline` gives when the files are absent); a loader with path options (``folder``) also
+``option_paths(data_root, options) -> {option: path}``.
 
 Two guards every load passes: size options are bounded (``SIZE_LIMITS``), and with
 ``confine_paths=True`` (options read from a checkpoint sidecar, which is never trusted) every path
@@ -13,6 +15,7 @@ option must be relative, without ``..``, and resolve (symlinks followed) inside 
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 from collections.abc import Callable, Mapping
@@ -22,7 +25,7 @@ from types import MappingProxyType, ModuleType
 from typing import Any
 
 from fairlin_core.data import cifar10, digits, folder, svhn, toy2d, utkface
-from fairlin_core.data.bundle import DatasetBundle
+from fairlin_core.data.bundle import DatasetBundle, DatasetOutline
 from fairlin_core.errors import DatasetError, brief, check_seed, clip
 
 
@@ -48,6 +51,8 @@ class DatasetSpec:
     missing: ``missing(data_root, options) -> str``, what is missing on disk ("" when present).
     paths: the options that are file paths; option_paths(data_root, options) -> {option: the path it
     names} (None when there are none).
+    outline: ``outline(seed, target, group, options) -> DatasetOutline`` without the files (None when the
+    shape or names come from the files).
     """
 
     name: str
@@ -63,6 +68,7 @@ class DatasetSpec:
     missing: Callable[[Path, Mapping[str, Any]], str] = field(repr=False)
     paths: tuple[str, ...] = ()
     option_paths: Callable[[Path, Mapping[str, Any]], dict[str, Path]] | None = field(default=None, repr=False)
+    outline: Callable[..., DatasetOutline] | None = field(default=None, repr=False)
 
 
 def _nothing_missing(data_root: Path, options: Mapping[str, Any]) -> str:
@@ -76,7 +82,8 @@ def _spec(name: str, description: str, module: ModuleType, *, embedded: bool) ->
                        reported=getattr(module, "REPORTED", ()), layout=getattr(module, "LAYOUT", ""),
                        load=module.load, missing=_nothing_missing if embedded else module.missing,
                        paths=tuple(getattr(module, "PATH_OPTIONS", ())),
-                       option_paths=getattr(module, "option_paths", None))
+                       option_paths=getattr(module, "option_paths", None),
+                       outline=getattr(module, "outline", None))
 
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
@@ -155,6 +162,29 @@ def load_dataset(name: str, *, data_root: str | os.PathLike[str] | None = None, 
     same splits. confine_paths: the options come from an untrusted source (a checkpoint sidecar): path
     options must be relative and stay inside the data root (symlinks followed).
     """
+    spec, root, seed, target, group, resolved = _resolve(name, data_root, seed, target, group, options)
+    if confine_paths:
+        _confine(spec, root, resolved, options)
+    return spec.load(root, seed, target, group, resolved)
+
+
+def load_or_outline(name: str, *, data_root: str | os.PathLike[str] | None = None, seed: int = 0,
+                    target: str | None = None, group: str | None = None,
+                    **options: Any) -> DatasetBundle | DatasetOutline:
+    """:func:`load_dataset` when the files are there (or the dataset is embedded); when they are absent, the
+    dataset's outline (shape, names, resolved options and what is missing) if its loader can tell it without
+    them, else the loader's missing-files DatasetError as :func:`load_dataset` gives it."""
+    spec, root, seed, target, group, resolved = _resolve(name, data_root, seed, target, group, options)
+    gap = spec.missing(root, resolved)
+    if gap and spec.outline is not None:
+        return dataclasses.replace(spec.outline(seed, target, group, resolved), missing=gap)
+    return spec.load(root, seed, target, group, resolved)
+
+
+def _resolve(name: str, data_root: str | os.PathLike[str] | None, seed: int, target: str | None,
+             group: str | None, options: Mapping[str, Any]) -> tuple[DatasetSpec, Path, int, str, str, dict]:
+    """(spec, data root, checked seed, target, group, every option resolved): the checks every load passes
+    (unknown options, attributes, seed, sizes)."""
     spec = get_spec(name)
     valid = dict(spec.defaults)
     unknown = sorted(str(k) for k in set(options) - set(valid) - set(spec.reported))
@@ -168,10 +198,7 @@ def load_dataset(name: str, *, data_root: str | os.PathLike[str] | None = None, 
     seed = check_seed(seed, error=DatasetError)
     resolved = {**valid, **{k: v for k, v in options.items() if k in valid}}
     _check_sizes(name, resolved)
-    root = resolve_data_root(data_root)
-    if confine_paths:
-        _confine(spec, root, resolved, options)
-    return spec.load(root, seed, target, group, resolved)
+    return spec, resolve_data_root(data_root), seed, target, group, resolved
 
 
 def list_datasets(data_root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

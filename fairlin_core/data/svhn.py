@@ -20,7 +20,7 @@ import numpy as np
 import scipy.io
 
 from fairlin_core.data import protocol
-from fairlin_core.data.bundle import DatasetBundle
+from fairlin_core.data.bundle import DatasetBundle, DatasetOutline
 from fairlin_core.errors import DatasetError, brief
 from fairlin_core.inputs import open_regular
 
@@ -75,12 +75,25 @@ def missing(data_root: Path, options: Mapping[str, Any]) -> str:
     return ""
 
 
-def load(data_root: Path, seed: int, target: str, group: str, options: dict[str, Any]) -> DatasetBundle:
-    """Read both files, carve validation from train."""
+def _checked(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options with the validation fraction and per-channel statistics checked (DatasetError otherwise)."""
     opts = dict(options)
     opts["val_fraction"] = protocol.check_fraction("val_fraction", opts["val_fraction"], include_high=False)
     opts["mean"] = protocol.check_channels("mean", opts["mean"], 3)
     opts["std"] = protocol.check_channels("std", opts["std"], 3, positive=True)
+    return opts
+
+
+def outline(seed: int, target: str, group: str, options: dict[str, Any]) -> DatasetOutline:
+    """What the dataset is without its files: input (3, 32, 32), its classes, groups = the digits."""
+    opts = _checked(options)
+    return DatasetOutline("svhn", (3, 32, 32), list(CLASS_NAMES), list(CLASS_NAMES), target, group,
+                          options={"seed": seed, "target": target, "group": group, **opts})
+
+
+def load(data_root: Path, seed: int, target: str, group: str, options: dict[str, Any]) -> DatasetBundle:
+    """Read both files, carve validation from train."""
+    opts = _checked(options)
     gap = missing(data_root, opts)
     if gap:
         raise DatasetError(f"cannot load SVHN: {gap}; expected {LAYOUT}")

@@ -16,7 +16,7 @@ from PIL import Image
 from numpy._core.multiarray import _reconstruct
 from sklearn.datasets import load_digits
 
-from conftest import cifar_bomb
+from conftest import cifar_bomb, write_cifar
 from fairlin_core.data import DATASETS, DatasetBundle, list_datasets, load_dataset, resolve_data_root
 from fairlin_core.data import protocol
 from fairlin_core.data.toy2d import crescent
@@ -193,26 +193,6 @@ def test_toy2d_invalid_options(options, message):
 
 
 # ----------------------------------------------------------------------------- cifar10
-
-def _cifar_batch(rng: np.random.Generator, n: int) -> dict:
-    return {b"batch_label": b"testing batch", b"labels": [i % 10 for i in range(n)],
-            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-            b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
-
-
-def write_cifar(root: Path, n: int = 20) -> dict[str, dict]:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    batches = {name: _cifar_batch(rng, n) for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
-    for index, (name, batch) in enumerate(batches.items()):
-        with open(folder / name, "wb") as handle:  # protocol 2 like the real files, and the modern default
-            pickle.dump(batch, handle, protocol=2 if index % 2 else pickle.DEFAULT_PROTOCOL)
-    meta = {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": n}
-    with open(folder / "batches.meta", "wb") as handle:
-        pickle.dump(meta, handle, protocol=2)
-    return batches
-
 
 def test_cifar10_loads_real_layout_with_imbalance(tmp_path):
     batches = write_cifar(tmp_path)
