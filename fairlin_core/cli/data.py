@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..audits.evaluation import evaluate_checkpoint
+from ..checkpoints import load_checkpoint
 from ..data import list_datasets, load_dataset
+from ..errors import FairLinError
 from ..linearizers import DeepReduceConfig, apply_deepreduce
 from ..models import build_model, relu_count, resolve_spec, site_table
 from ..train import train_base_checkpoint
@@ -36,9 +38,15 @@ def cmd_dataset_info(args: argparse.Namespace) -> None:
 
 
 def cmd_relu_count(args: argparse.Namespace) -> None:
-    spec = resolve_spec(args.model, args.num_classes, _input_shape(args.model, args.input_size, args.channels),
-                        width=args.width, depth=args.depth, stem_stride=args.stem_stride, stem=args.stem)
-    model = build_model(spec)
+    if args.checkpoint:
+        checkpoint = load_checkpoint(args.checkpoint)  # its weights and masks only: no data needed
+        spec, model = checkpoint.spec, checkpoint.model
+    elif args.model and args.input_size is not None:
+        spec = resolve_spec(args.model, args.num_classes, _input_shape(args.model, args.input_size, args.channels),
+                            width=args.width, depth=args.depth, stem_stride=args.stem_stride, stem=args.stem)
+        model = build_model(spec)
+    else:
+        raise FairLinError("give --checkpoint, or --model and --input-size")
     cull = int_list(args.cull, "--cull") if args.cull else ()
     if cull or args.thin:
         apply_deepreduce(model, DeepReduceConfig(tuple(cull), args.thin))
@@ -97,8 +105,9 @@ def configure_dataset_info(p: argparse.ArgumentParser) -> None:
 
 
 def configure_relu_count(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="resnet18, resnet34, vgg19_bn, wrn22_8 or mlp")
-    p.add_argument("--input-size", type=int_arg, required=True, help="image side in pixels (features for mlp)")
+    p.add_argument("--checkpoint", help="count a checkpoint's model (with its masks) instead of --model")
+    p.add_argument("--model", help="resnet18, resnet34, vgg19_bn, wrn22_8 or mlp")
+    p.add_argument("--input-size", type=int_arg, help="image side in pixels (features for mlp)")
     p.add_argument("--channels", type=int_arg, default=3, help="input channels (default 3)")
     p.add_argument("--num-classes", type=int_arg, default=10, help="output classes (default 10)")
     p.add_argument("--width", type=int_arg, help="width (ResNet/VGG: stage-1 channels; WRN: widen factor; MLP: units)")

@@ -40,6 +40,7 @@ def test_usage_errors_are_one_line_with_exit_code_2():
     (["relu-count", "--model", "resnet18", "--input-size", "32", "--cull", "one"], "comma-separated integers"),
     (["relu-count", "--model", "mlp", "--input-size", "2", "--cull", "1"], "ResNets"),
     (["relu-count", "--model", "resnet18", "--input-size", "0"], "positive integer"),
+    (["relu-count", "--width", "8"], "give --checkpoint, or --model and --input-size"),
     (["dataset-info", "imagenet"], "unknown dataset"),
     (["dataset-info", "cifar10", "--data-root", "/nonexistent"], "cifar-10-batches-py"),
     (["dataset-info", "digits", "--dataset-option", "minor_fraction=1.5"], "minor_fraction"),
