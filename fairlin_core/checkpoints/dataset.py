@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..data import DatasetBundle, load_dataset
+from ..data import DatasetBundle, DatasetOutline, load_dataset
 from ..errors import CheckpointError, FairLinError, brief
 from ..models import ModelSpec
 
 
-def dataset_reference(bundle: DatasetBundle) -> dict[str, Any]:
-    """What a sidecar stores to reload exactly the same splits (data root excluded)."""
+def dataset_reference(bundle: DatasetBundle | DatasetOutline) -> dict[str, Any]:
+    """What a sidecar stores to reload exactly the same splits (data root excluded); an outline (the dataset
+    without its files) gives the entries its loader would, with the loader's standard class names."""
     return {"name": bundle.name, "target": bundle.target_attribute, "group": bundle.group_attribute,
             "options": dict(bundle.options), "group_names": list(bundle.group_names),
             "class_names": list(bundle.class_names)}

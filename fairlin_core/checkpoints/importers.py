@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ..data import load_dataset
+from ..data import DatasetBundle, DatasetOutline, load_or_outline
 from ..errors import CheckpointError, FairLinError, clip, one_line
 from ..inputs import check_regular
 from ..registry import Registry
@@ -333,8 +333,10 @@ def import_checkpoint(source: str | Path, fmt: str, arch: str | None, dataset: s
     writable, a name the file system takes, and no checkpoint there unless ``overwrite``).
 
     The dataset (with ``dataset_options`` and ``seed``) gives the input shape, the classes (unless
-    ``num_classes``) and the splits an audit reloads. The checkpoint is ``linearized`` when any mask in
-    the file is off, else ``base``. ``model_code`` "package.module:function" (with ``model_kwargs``)
+    ``num_classes``) and the splits an audit reloads; its files need not be there when the registry knows its
+    shape and names without them (:func:`~fairlin_core.data.load_or_outline`: cifar10, svhn): the import record's
+    ``dataset_files`` then says they were absent and nothing was evaluated. The checkpoint is ``linearized`` when
+    any mask in the file is off, else ``base``. ``model_code`` "package.module:function" (with ``model_kwargs``)
     builds the model with the user's own factory instead of ``arch``: the caller's choice to run that
     code, so that factory is trusted in this process from then on (:func:`~fairlin_core.runtime.trust_model_code`).
     """
@@ -345,16 +347,26 @@ def import_checkpoint(source: str | Path, fmt: str, arch: str | None, dataset: s
     if not arch:
         raise CheckpointError("no architecture given; expected a zoo architecture or model code package.module:factory")
     options = dict(dataset_options or {})
-    bundle = load_dataset(dataset, data_root=data_root, seed=seed, target=options.pop("target", None),
-                          group=options.pop("group", None), **options)
-    imported = import_weights(source, fmt, arch, tuple(bundle.input_shape), num_classes or bundle.num_classes,
+    data = load_or_outline(dataset, data_root=data_root, seed=seed, target=options.pop("target", None),
+                           group=options.pop("group", None), **options)
+    imported = import_weights(source, fmt, arch, tuple(data.input_shape), num_classes or data.num_classes,
                               model_options=model_options, format_options=format_options)
+    imported.record["dataset_files"] = _files_note(data)
     kind = "linearized" if imported.linearized else "base"
-    metadata: dict[str, Any] = {"kind": kind, "dataset": dataset_reference(bundle), "seed": seed,
+    metadata: dict[str, Any] = {"kind": kind, "dataset": dataset_reference(data), "seed": seed,
                                 "relu_count": imported.record["relu_count"], "imported_from": imported.record}
     if kind == "linearized":
         metadata["method"] = f"imported ({fmt})"
     return load_checkpoint(Checkpoint(imported.model, imported.spec, metadata).save(out))
+
+
+def _files_note(data: DatasetBundle | DatasetOutline) -> str:
+    """The import record's word on the dataset's files: "read" when they were loaded (or the dataset is embedded),
+    else what was missing and that nothing was evaluated."""
+    if not isinstance(data, DatasetOutline):
+        return "read"
+    return (f"absent ({data.missing}): nothing was evaluated on them; the shape and names are the registry's for "
+            f"{data.name}; linearize, finetune and audit need the files")
 
 
 def needs_import(path: str | Path) -> bool:

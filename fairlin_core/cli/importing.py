@@ -24,6 +24,9 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> None:
     else:
         print(f"wrote {result['checkpoint']} ({result['kind']}, {checkpoint.spec.name} {checkpoint.spec.options}, "
               f"{result['sites']} sites, {result['relu_count']} ReLUs) from {args.source} ({args.format})")
+        files = result["imported_from"]["dataset_files"]
+        if files != "read":
+            print(f"note: the dataset's files are {files}")
 
 
 def configure_import_checkpoint(p: argparse.ArgumentParser) -> None:

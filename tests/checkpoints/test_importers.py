@@ -271,3 +271,68 @@ def test_import_checks_its_target_before_the_source(case, tmp_path, capsys):
     assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1, err
     assert expected in err and "torch.save" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pth", "plain.txt"]
+
+
+def test_import_without_the_dataset_files_evaluates_nothing_and_the_model_still_counts(tmp_path, capsys,
+                                                                                      monkeypatch):
+    """A torchvision ResNet18 imported for CIFAR-10 under an empty data root: exit 0, the sidecar has the dataset's
+    name, shape and names from the registry and says its files were absent and nothing was evaluated (no accuracy);
+    relu-count, cost and instrument work on it; linearize and audit refuse with the missing file. With the (tiny)
+    files in place the import reads them, as before (the class names come from batches.meta)."""
+    import json
+    import fairlin_core as fl
+    from fairlin_core.checkpoints import load_checkpoint
+    from fairlin_core.data.cifar10 import STANDARD_NAMES
+    from conftest import run_cli, write_cifar
+    source = _randomise_bn(torchvision.models.resnet18(weights=None, num_classes=10))
+    torch.save(source.state_dict(), tmp_path / "r18.pth")
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("FAIRLIN_DATA_ROOT", str(root))
+    out = tmp_path / "r18.safetensors"
+    argv = ["import-checkpoint", tmp_path / "r18.pth", "--format", "torchvision", "--arch", "resnet18",
+            "--dataset", "cifar10", "--out", out]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    missing = f"missing {root / 'cifar-10-batches-py' / 'data_batch_1'}"
+    assert f"note: the dataset's files are absent ({missing}): nothing was evaluated" in stdout
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["model"]["input_shape"] == [3, 32, 32] and sidecar["model"]["num_classes"] == 10
+    reference = sidecar["dataset"]
+    assert reference["name"] == "cifar10" and reference["class_names"] == reference["group_names"] == STANDARD_NAMES
+    assert reference["options"]["major_fraction"] == 0.9 and reference["options"]["seed"] == 0
+    assert sidecar["imported_from"]["dataset_files"].startswith(f"absent ({missing}): nothing was evaluated")
+    assert not {"evaluation", "evaluations", "training", "metrics"} & set(sidecar)
+    checkpoint = load_checkpoint(out)
+    assert torch.allclose(checkpoint.model(X32), source(X32), atol=1e-5)
+    code, stdout, err = run_cli(capsys, "relu-count", "--checkpoint", out)
+    assert code == 0 and "ReLU count: 47104" in stdout, err
+    code, stdout, err = run_cli(capsys, "cost", "--checkpoint", out)
+    assert code == 0 and "47,104 of 47,104 ReLUs" in stdout, err
+    assert fl.instrument(checkpoint.model, checkpoint.spec.input_shape).fairlin_report.relu_count == 47_104
+    for command in (["linearize", "--checkpoint", out, "--method", "random", "--budget", "100", "--out",
+                     tmp_path / "lin"], ["audit", "--base", out, "--linearized", out]):
+        code, stdout, err = run_cli(capsys, *command)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and f"cannot load CIFAR-10: {missing}" in err, err
+    write_cifar(root)
+    code, stdout, err = run_cli(capsys, *argv, "--overwrite")
+    assert code == 0 and "note:" not in stdout, err
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["imported_from"]["dataset_files"] == "read"
+    assert sidecar["dataset"]["class_names"] == [f"c{i}" for i in range(10)]
+    assert load_checkpoint(out).dataset().name == "cifar10"
+
+
+def test_import_for_svhn_without_files_and_a_folder_dataset_still_needs_its_files(tmp_path):
+    """SVHN's shape and digits are the registry's without its .mat files; a ``folder`` dataset's shape and classes
+    are only in its files, so importing for it without them is the missing-files error, as before."""
+    from fairlin_core.errors import DatasetError
+    spec = resolve_spec("resnet18", 10, (3, 32, 32), width=8)
+    torch.save(build_model(spec).state_dict(), tmp_path / "small.pth")
+    checkpoint = import_checkpoint(tmp_path / "small.pth", "state-dict", "resnet18", "svhn", tmp_path / "s.safetensors",
+                                   data_root=tmp_path, model_options={"width": 8})
+    assert checkpoint.sidecar["dataset"]["class_names"] == [str(d) for d in range(10)]
+    assert checkpoint.sidecar["imported_from"]["dataset_files"].startswith(f"absent (missing {tmp_path}")
+    with pytest.raises(DatasetError, match="folder"):
+        import_checkpoint(tmp_path / "small.pth", "state-dict", "resnet18", "folder", tmp_path / "f.safetensors",
+                          data_root=tmp_path, model_options={"width": 8})
