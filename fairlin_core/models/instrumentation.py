@@ -3,12 +3,14 @@
 Every ReLU in the symbolically traced graph is replaced by its own site: ``nn.ReLU`` (and ``nn.Threshold(0, 0)``)
 module calls, ``F.relu`` / ``torch.relu`` / ``Tensor.relu`` calls, and the ReLUs written another way:
 ``clamp`` / ``clip`` / ``clamp_min`` with ``min=0`` and no ``max``, ``torch.maximum`` / ``torch.max`` /
-``torch.fmax`` of the input and a zero (``torch.zeros_like(x)`` or a one-element zero constant) and
-``F.threshold(x, 0, 0)``, all with their in-place forms. The site's shape comes from one probe forward pass
-(batch of one, eval mode, no grad). A module called twice (torchvision's BasicBlock calls ``relu`` after bn1 and
-after the add) gets two sites. Other elementwise nonlinearities (ReLU6, GELU, SiLU, a clamp to another range, a
-maximum of two tensors, abs, ...) are reported in :attr:`InstrumentReport.other_activations` and left alone: they
-are not ReLUs, so they are neither counted nor linearized.
+``torch.fmax`` of the input and a zero (``torch.zeros_like(x)``, ``torch.zeros(..., device=x.device)``,
+``x.new_zeros(...)``, ``torch.full_like(x, 0)`` or a zero constant or buffer, not a parameter: that one is
+learned) that does not broadcast the input larger, and ``F.threshold(x, 0, 0)``, all with their in-place forms.
+The site's shape comes from one probe forward pass (batch of one, eval mode, no grad). A module called twice
+(torchvision's BasicBlock calls ``relu`` after bn1 and after the add) gets two sites. Other elementwise
+nonlinearities (ReLU6, GELU, SiLU, a clamp to another range, ``clamp_max``, a maximum or minimum of two tensors,
+abs, ..., in place or not) are reported in :attr:`InstrumentReport.other_activations` and left alone: they are
+not ReLUs, so they are neither counted nor linearized.
 
 Sites get ``stage`` N when they sit under a module path containing ``layerN`` (torchvision ResNets),
 else 0; ``role`` is ``output`` when the ReLU's input is an addition (a residual add), else ``inner``.
@@ -43,7 +45,13 @@ RELU_FUNCTIONS = {F.relu: False, torch.relu: False, torch.relu_: True, F.relu_: 
 RELU_METHODS = {"relu": False, "relu_": True}
 # clamp-like calls (function or method name -> in place): a ReLU when min is 0 and there is no max
 CLAMPS = {"clamp": False, "clip": False, "clamp_min": False, "clamp_": True, "clip_": True, "clamp_min_": True}
+OTHER_CLAMPS = {"clamp_max", "clamp_max_"}  # an upper bound only: never a ReLU
 MAXIMA = {"maximum", "max", "fmax"}  # elementwise maximum of two tensors: a ReLU when one of them is zero
+MINIMA = {"minimum", "min", "fmin"}  # elementwise minimum of two tensors: never a ReLU
+ZERO_FACTORIES = {torch.zeros_like: (), torch.zeros: (), "new_zeros": (), torch.full_like: (1, "fill_value"),
+                  "new_full": (2, "fill_value")}  # function or method -> where its fill value is (none: 0)
+SIZE_READS = {("call_function", getattr), ("call_function", operator.getitem), ("call_method", "size"),
+              ("call_method", "dim")}  # x.device, x.shape[0], x.size(), ...: what a made zero reads of x
 THRESHOLDS = {F.threshold: False, torch.threshold: False, torch.threshold_: True, F.threshold_: True}
 OTHER_MODULES = (nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU,
                  nn.PReLU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Threshold, nn.RReLU, nn.GLU,
@@ -53,9 +61,12 @@ OTHER_FUNCTIONS = {F.relu6: "relu6", F.gelu: "gelu", F.silu: "silu", F.hardswish
                    F.mish: "mish", F.softplus: "softplus", F.hardtanh: "hardtanh", torch.sigmoid: "sigmoid",
                    torch.tanh: "tanh", F.sigmoid: "sigmoid", F.tanh: "tanh", F.celu: "celu", F.rrelu: "rrelu",
                    F.glu: "glu", F.hardshrink: "hardshrink", F.softshrink: "softshrink", F.tanhshrink: "tanhshrink",
-                   F.logsigmoid: "logsigmoid", F.softsign: "softsign", torch.abs: "abs", torch.minimum: "minimum",
-                   torch.fmin: "fmin", torch.where: "where"}
-OTHER_METHODS = {"relu6", "sigmoid", "tanh", "abs", "minimum"}
+                   F.logsigmoid: "logsigmoid", F.softsign: "softsign", torch.abs: "abs", torch.absolute: "abs",
+                   torch.where: "where", F.elu_: "elu", F.hardtanh_: "hardtanh", F.leaky_relu_: "leaky_relu",
+                   F.rrelu_: "rrelu", F.celu_: "celu", F.selu_: "selu", torch.sigmoid_: "sigmoid",
+                   torch.tanh_: "tanh", torch.abs_: "abs"}
+OTHER_METHODS = {"sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh", "abs": "abs",
+                 "abs_": "abs", "absolute": "abs", "absolute_": "abs"}
 ADDS = {operator.add, operator.iadd, torch.add}
 _LAYER = re.compile(r"(?:^|\.)layer(\d+)(?:\.|$)")
 
@@ -117,17 +128,21 @@ def _is_number(value: Any, number: float) -> bool:
 
 
 def _is_zero(value: Any, graph_module: fx.GraphModule) -> bool:
-    """Whether ``value`` is an exact zero operand: the number 0, ``torch.zeros_like(...)``, or a one-element zero
-    constant (``torch.tensor(0.)`` in a forward becomes such a constant); a larger constant could broadcast."""
+    """Whether ``value`` is an exact zero operand: the number 0, a tensor made of zeros in the forward (one of
+    ``ZERO_FACTORIES``, filled with 0), or an all-zero constant or buffer (``torch.tensor(0.)`` in a forward
+    becomes such a constant), never a parameter (training moves it). A zero that broadcasts the input larger is
+    caught by :func:`_classify`."""
     if _is_number(value, 0):
         return True
     if not isinstance(value, fx.Node):
         return False
-    if value.op == "call_function" and value.target is torch.zeros_like:
-        return True
+    if value.op in ("call_function", "call_method") and value.target in ZERO_FACTORIES:
+        fill = ZERO_FACTORIES[value.target]
+        return not fill or _is_number(_argument(value, *fill), 0)
     if value.op == "get_attr":
         constant = getattr(graph_module, str(value.target), None)
-        return isinstance(constant, torch.Tensor) and constant.numel() == 1 and float(constant) == 0.0
+        return (isinstance(constant, torch.Tensor) and not isinstance(constant, nn.Parameter)
+                and constant.numel() > 0 and not constant.any())
     return False
 
 
@@ -166,10 +181,14 @@ def _classify_call(node: fx.Node, graph_module: fx.GraphModule, modules: dict[st
         if high is None and _is_zero(low, graph_module):
             return _Call("relu", node.args[0], CLAMPS[name], spent=low)
         return _Call("clamp")
-    if name in MAXIMA and (method or getattr(torch, name, None) is node.target):
+    if name in OTHER_CLAMPS and (method or getattr(torch, name, None) is node.target):
+        return _Call("clamp")
+    if name in MAXIMA | MINIMA and (method or getattr(torch, name, None) is node.target):
         operands = list(node.args)  # (input, other) for the function and the method alike
         if len(operands) != 2 or not all(isinstance(a, fx.Node) for a in operands) or node.kwargs:
-            return _NOTHING  # a reduction (torch.max(x), x.max(dim)), not an elementwise maximum of two tensors
+            return _NOTHING  # a reduction (torch.max(x), x.min(dim)), not an elementwise extremum of two tensors
+        if name in MINIMA:
+            return _Call("minimum")
         for kept, other in (operands, operands[::-1]):
             if _is_zero(other, graph_module) and not _is_zero(kept, graph_module):
                 return _Call("relu", kept, spent=other)
@@ -180,13 +199,24 @@ def _classify_call(node: fx.Node, graph_module: fx.GraphModule, modules: dict[st
             return _Call("relu", node.args[0], THRESHOLDS[node.target] or bool(_argument(node, 3, "inplace")))
         return _Call("threshold")
     if method:
-        return _Call(name) if name in OTHER_METHODS else _NOTHING
+        return _Call(OTHER_METHODS[name]) if name in OTHER_METHODS else _NOTHING
     return _Call(OTHER_FUNCTIONS[node.target]) if node.target in OTHER_FUNCTIONS else _NOTHING
 
 
 def _is_add(node: Any) -> bool:
     return isinstance(node, fx.Node) and ((node.op == "call_function" and node.target in ADDS)
                                           or (node.op == "call_method" and node.target in ("add", "add_")))
+
+
+def _erase_spent(graph: fx.Graph, spent: Any) -> None:
+    """Erase a ReLU's zero operand that no other node reads, and the size reads (``x.device``, ``x.shape``)
+    only it used."""
+    if not isinstance(spent, fx.Node) or spent.users:
+        return
+    ingredients = [node for node in spent.all_input_nodes if (node.op, node.target) in SIZE_READS]
+    graph.erase_node(spent)
+    for node in ingredients:
+        _erase_spent(graph, node)
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
@@ -229,6 +259,7 @@ def instrument(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule
             others[call.kind] += 1
     taken = set(modules)
     sites: dict[str, tuple[int, ...]] = {}
+    replaced: dict[fx.Node, fx.Node] = {}  # ReLU node -> its site, for a ReLU whose input is a ReLU
     for node, call in relus:
         path = _module_path(node)
         base = path if node.op == "call_module" else ".".join(p for p in (path, node.name) if p)
@@ -237,19 +268,19 @@ def instrument(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule
             name, suffix = f"{base}_{suffix}", suffix + 1
         shape = tuple(int(s) for s in node.meta["tensor_meta"].shape[1:])
         stage = int(match.group(1)) if (match := _LAYER.search(path)) else 0
-        source, inplace = call.source, call.inplace
+        source, inplace = replaced.get(call.source, call.source), call.inplace
         role = "output" if _is_add(source) else "inner"
         graph_module.add_submodule(name, LinearizableReLU(shape, stage=stage, role=role))
         sites[name] = shape
         with graph_module.graph.inserting_after(node):
             site_node = graph_module.graph.call_module(name, (source,))
         node.replace_all_uses_with(site_node)
+        replaced[node] = site_node
         if inplace and isinstance(source, fx.Node):  # later readers of the input saw the ReLU's result
             source.replace_all_uses_with(site_node, delete_user_cb=lambda user: user is not site_node
                                          and order.get(user, -1) > order[node])
         graph_module.graph.erase_node(node)
-        if isinstance(call.spent, fx.Node) and not call.spent.users:  # the zero operand only this call read
-            graph_module.graph.erase_node(call.spent)
+        _erase_spent(graph_module.graph, call.spent)
     graph_module.graph.lint()
     graph_module.recompile()
     graph_module.delete_all_unused_submodules()

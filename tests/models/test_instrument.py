@@ -105,6 +105,68 @@ def test_relus_written_as_clamp_maximum_and_threshold_are_sites():
     assert not torch.allclose(twin(x), source(x), atol=1e-3)
 
 
+class UserReluNet(nn.Module):
+    """A user's CNN whose every ReLU is spelled another way (one spelling per layer, so each site has its own
+    shape), with ReLU lookalikes on a side branch: clamp to [0, 6] (ReLU6-like), clamp at 0.5, clamp_max,
+    threshold at 0.5, a minimum with zero, a maximum with a learned shift that starts at zero, and GELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.conv3 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.conv4, self.conv5 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.conv6, self.conv7 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)
+        self.register_buffer("zero", torch.zeros(()))
+        self.shift = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        h = self.conv1(x).clamp(min=0)  # (8, 8, 8)
+        h = torch.clamp(self.conv2(h), min=0)  # (8, 8, 8)
+        h = torch.clamp_min(self.conv3(h), 0)  # (16, 4, 4)
+        side = (h.clamp(min=0, max=6) + h.clamp(min=0.5) + torch.clamp_max(h, 1) + F.threshold(h, 0.5, 0)
+                + torch.min(h, torch.zeros_like(h)) + torch.maximum(h, self.shift) + F.gelu(h))
+        h = self.conv4(h + 0.1 * side)
+        h = torch.maximum(h, torch.zeros_like(h))  # (16, 4, 4)
+        h = torch.max(self.conv5(h), self.zero)  # (16, 4, 4)
+        h = self.conv6(h)
+        h = torch.maximum(h, torch.zeros(1, device=h.device))  # (16, 4, 4)
+        h = F.threshold(self.conv7(h), 0, 0)  # (16, 4, 4)
+        h = self.fc1(F.avg_pool2d(h, 2).flatten(1))
+        h = torch.max(h, h.new_zeros(h.shape))  # (32,)
+        return self.fc2(h)
+
+
+def test_a_user_models_relu_spellings_are_counted_linearized_and_priced():
+    import fairlin_core as fl
+    source = UserReluNet().eval()
+    model = instrument(source, (3, 8, 8)).eval()
+    report = model.fairlin_report
+    shapes = [(8, 8, 8)] * 2 + [(16, 4, 4)] * 5 + [(32,)]
+    assert list(report.sites.values()) == shapes
+    assert report.relu_count == relu_count(model) == 2 * 512 + 5 * 256 + 32  # 2,336, counted by hand
+    assert report.other_activations == {"clamp": 3, "threshold": 1, "minimum": 1, "maximum": 1,
+                                        "gelu": 1}
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(model(x), source(x))  # every site on: the same function, bit for bit
+    assert fl.cost(model, input_shape=(3, 8, 8)).totals["relu_count"] == 2_336
+    fc_site = dict(activation_sites(model))[list(report.sites)[-1]]
+    with torch.no_grad():
+        fc_site.alpha.zero_()  # linearize the fc ReLU: it becomes the identity and is no longer priced
+        assert not torch.equal(model(x), source(x))
+    assert relu_count(model) == fl.cost(model, input_shape=(3, 8, 8)).totals["relu_count"] == 2_336 - 32
+
+
+def test_a_relu_of_a_relu_gets_a_site_each():
+    source = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.ReLU()).eval()
+    model = instrument(source, (3, 8, 8)).eval()
+    assert list(model.fairlin_report.sites.values()) == [(4, 8, 8)] * 2
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(model(x), source(x))
+
+
 def test_mobilenet_v2_reports_relu6_and_linearizers_refuse_it(digits_checkpoint):
     model = instrument(torchvision.models.mobilenet_v2(weights=None, num_classes=10), (3, 32, 32))
     assert model.fairlin_report.sites == {} and model.fairlin_report.other_activations == {"ReLU6": 35}
